@@ -1,0 +1,17 @@
+//! zrs — ZODB Replicated Storage.
+//!
+//! The library is the sans-IO protocol core and the storages:
+//! - [`tid`]: transaction and object ids, ZODB's `TimeStamp`.
+//! - [`repr`]: Python `repr` of byte strings (transcripts print like Python).
+//! - [`pickle`]: a hardened decoder and an exact encoder for the pickles ZRS speaks.
+//! - [`protocol`]: sized-message framing, the message vocabulary, the running checksum.
+//! - [`storage`]: the storage interface, `MemoryStorage` and the `FileStorage` (Data.fs).
+//! - [`secondary`]: the secondary as a state machine: events in, actions out.
+//! - [`net`]: the real TCP driver of that state machine.
+
+pub mod pickle;
+pub mod protocol;
+pub mod storage;
+pub mod tid;
+
+pub use tid::{Oid, Tid};

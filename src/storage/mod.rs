@@ -1,0 +1,121 @@
+//! The storage interface replication needs, and its two implementations.
+//!
+//! Writes follow ZODB's two-phase commit as replication uses it (`tpc_begin`, `restore`
+//! per record, `tpc_vote`, `tpc_finish`, or `tpc_abort`); reads follow ZODB's client API.
+
+use crate::tid::{Oid, Tid};
+
+/// Transaction metadata exactly as a storage keeps it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionMeta {
+    pub tid: Tid,
+    /// `b' '`, `b'p'` (packed), `b'u'` (undone, legacy) — `b'c'` is never visible.
+    pub status: u8,
+    pub user: Vec<u8>,
+    pub description: Vec<u8>,
+    /// The extension as stored: ZODB's `pickle.dumps(ext, 3)`, empty for an empty dict.
+    pub extension: Vec<u8>,
+}
+
+/// One data record of a transaction, as ZODB's storage iterator yields it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DataRecord {
+    pub oid: Oid,
+    /// The tid of the transaction the record belongs to.
+    pub serial: Tid,
+    /// The object's state (backpointers followed); `None` where the record undoes the
+    /// object's creation (backpointer 0).
+    pub data: Option<Vec<u8>>,
+    /// Where the record is a backpointer: the tid of the transaction holding the data.
+    pub data_txn: Option<Tid>,
+}
+
+/// A transaction with its records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TransactionRecord {
+    pub meta: TransactionMeta,
+    pub records: Vec<DataRecord>,
+}
+
+/// One entry of an object's history, newest first.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub tid: Tid,
+    pub user: Vec<u8>,
+    pub description: Vec<u8>,
+    pub size: usize,
+}
+
+/// What can go wrong in a storage.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StorageError {
+    #[error("no such key: oid {0:?}")]
+    NoSuchKey(Oid),
+    #[error("no record of oid {oid:?} at serial {serial:?}")]
+    NoSuchSerial { oid: Oid, serial: Tid },
+    #[error("read-only storage")]
+    ReadOnly,
+    #[error("tid {tid:?} is not later than the last transaction {last:?}")]
+    TidNotIncreasing { tid: Tid, last: Tid },
+    #[error("{0}")]
+    Transaction(String),
+    #[error("corrupt storage {name} at byte {pos}: {what}")]
+    Corrupt { name: String, pos: u64, what: String },
+    #[error("storage I/O: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("storage is closed")]
+    Closed,
+}
+
+pub type Result<T> = std::result::Result<T, StorageError>;
+
+/// A ZODB storage as replication writes it and clients read it.
+pub trait Storage {
+    /// The name ZODB prints (`Data.fs` for a FileStorage opened as `Data.fs`).
+    fn name(&self) -> &str;
+    /// The last committed tid, [`Tid::ZERO`] when empty.
+    fn last_transaction(&self) -> Tid;
+    /// Number of objects.
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Size in bytes.
+    fn size(&self) -> u64;
+
+    /// Current data and serial of an object.
+    fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)>;
+    /// The revision current before `tid`: data, its serial, and the serial that replaced it.
+    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<(Vec<u8>, Tid, Option<Tid>)>>;
+    /// The data of the revision written by `serial`.
+    fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>>;
+    /// Up to `size` revisions, newest first.
+    fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>>;
+    /// Transactions with `start <= tid <= stop`, oldest first.
+    fn iterator<'a>(
+        &'a self,
+        start: Option<Tid>,
+        stop: Option<Tid>,
+    ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a>;
+
+    /// Begin a transaction with the given metadata. One at a time; the tid must be later
+    /// than the last transaction.
+    fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()>;
+    /// Store a record as a primary sent it: full data (or `None`), plus where the primary's
+    /// record was a backpointer, the transaction it points to.
+    fn restore(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&[u8]>,
+        version: &[u8],
+        data_txn: Option<Tid>,
+    ) -> Result<()>;
+    fn tpc_vote(&mut self) -> Result<()>;
+    /// Make the transaction durable and visible; returns its tid.
+    fn tpc_finish(&mut self) -> Result<Tid>;
+    /// Drop the transaction in progress, if any. Never fails.
+    fn tpc_abort(&mut self);
+    fn close(&mut self) -> Result<()>;
+}
