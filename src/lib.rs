@@ -15,3 +15,5 @@ pub mod storage;
 pub mod tid;
 
 pub use tid::{Oid, Tid};
+pub mod log;
+pub mod secondary;

@@ -1,1 +1,22 @@
-//! zrs-sim
+//! zrs-sim: the deterministic simulator for the zrs secondary.
+//!
+//! - [`reactor`]: the virtual clock and the queue of delayed calls.
+//! - [`network`]: connection attempts, the connection, chunked delivery.
+//! - [`primary`]: the simulated primary database and the records it writes.
+//! - [`world`]: one run's world, and the dispatch of the secondary's actions.
+//! - [`scenario`]: the `.scn` language; [`runner`] runs it into a transcript.
+//! - [`transcript`]: log capture, formatted as zc.zrs's tests print logs.
+//! - [`zodb`]: reading the secondary's root like a ZODB client.
+//!
+//! Nothing here reads the wall clock or the OS's randomness: a run is a function of its
+//! scenario (and, for campaigns, of its seed).
+
+pub mod network;
+pub mod primary;
+pub mod reactor;
+pub mod runner;
+pub mod scenario;
+pub mod storage;
+pub mod transcript;
+pub mod world;
+pub mod zodb;

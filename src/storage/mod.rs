@@ -83,6 +83,10 @@ pub trait Storage {
     }
     /// Size in bytes.
     fn size(&self) -> u64;
+    /// Whether the storage keeps blobs (a secondary over it then speaks `zrs2.1`).
+    fn keeps_blobs(&self) -> bool {
+        false
+    }
 
     /// Current data and serial of an object.
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)>;

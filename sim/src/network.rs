@@ -1,0 +1,188 @@
+//! The virtual network between the secondary and the simulated primary.
+//!
+//! A connection attempt waits in `clients` until the scenario accepts or rejects it; each
+//! attempt takes the next client port from 47245, and its peer prints as Twisted prints it,
+//! `IPv4Address(TCP, '127.0.0.1', 47245)`. The established connection keeps what the
+//! secondary wrote (to `read` it message by message) and the primary side's running md5 (so
+//! a scenario can send a correct `C`). Delivery chunking is the harness's: see
+//! [`Chunking`].
+
+use zrs::protocol::checksum::StreamChecksum;
+use zrs::protocol::framing::{FrameDecoder, FrameError};
+use zrs::Tid;
+
+/// The first client port, as in zc.zrs's test reactor.
+pub const FIRST_CLIENT_PORT: u32 = 47245;
+
+/// A connection attempt waiting for the primary's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub port: u32,
+}
+
+/// How delivered bytes are cut into chunks.
+#[derive(Debug, Clone)]
+pub enum Chunking {
+    /// 1, 2, 4, 8, … bytes, as the reference harness does "to confuse the protocol".
+    Doubling,
+    /// Chunks of these sizes in turn (a fault schedule's arbitrary chunking); the list is
+    /// reused cyclically, and a zero is taken as one.
+    Sizes(Vec<usize>),
+    /// The whole delivery at once.
+    Whole,
+}
+
+impl Chunking {
+    /// Splits `bytes` into the chunks to deliver, in order.
+    pub fn split<'a>(&self, bytes: &'a [u8]) -> Vec<&'a [u8]> {
+        let mut chunks = Vec::new();
+        let mut rest = bytes;
+        let mut i = 0usize;
+        while !rest.is_empty() {
+            let n = match self {
+                Chunking::Doubling => 1usize.checked_shl(i as u32).unwrap_or(usize::MAX),
+                Chunking::Sizes(sizes) if !sizes.is_empty() => sizes[i % sizes.len()].max(1),
+                Chunking::Sizes(_) | Chunking::Whole => rest.len(),
+            };
+            let (chunk, tail) = rest.split_at(n.min(rest.len()));
+            chunks.push(chunk);
+            rest = tail;
+            i += 1;
+        }
+        chunks
+    }
+}
+
+/// The established connection, seen from the primary's end.
+#[derive(Debug)]
+pub struct Connection {
+    pub port: u32,
+    /// What the secondary wrote, framed.
+    outbox: FrameDecoder,
+    /// The primary side's running checksum over what it sent.
+    pub md5: StreamChecksum,
+}
+
+impl Connection {
+    /// The peer as the secondary prints it.
+    pub fn peer(&self) -> String {
+        peer(self.port)
+    }
+
+    /// The next whole message the secondary wrote, if any.
+    pub fn read(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
+        self.outbox.next_frame()
+    }
+
+    /// Bytes the secondary wrote and nobody read yet.
+    pub fn unread(&self) -> usize {
+        self.outbox.buffered()
+    }
+}
+
+/// Formats a client port as Twisted's `IPv4Address`.
+pub fn peer(port: u32) -> String {
+    format!("IPv4Address(TCP, '127.0.0.1', {port})")
+}
+
+/// Attempts and the connection.
+#[derive(Debug)]
+pub struct Network {
+    /// Attempts waiting for accept or reject, oldest first.
+    pub clients: Vec<Attempt>,
+    pub connection: Option<Connection>,
+    next_port: u32,
+}
+
+impl Default for Network {
+    fn default() -> Network {
+        Network {
+            clients: Vec::new(),
+            connection: None,
+            next_port: FIRST_CLIENT_PORT,
+        }
+    }
+}
+
+impl Network {
+    pub fn new() -> Network {
+        Network::default()
+    }
+
+    /// The secondary starts an attempt: it takes the next port.
+    pub fn start_attempt(&mut self) {
+        let port = self.next_port;
+        self.next_port += 1;
+        self.clients.push(Attempt { port });
+    }
+
+    /// The secondary gives its attempt up.
+    pub fn abort_attempt(&mut self) -> Option<Attempt> {
+        self.clients.pop()
+    }
+
+    /// The primary takes the oldest attempt (to accept or reject it).
+    pub fn take_attempt(&mut self) -> Option<Attempt> {
+        (!self.clients.is_empty()).then(|| self.clients.remove(0))
+    }
+
+    /// Establishes the connection of an accepted attempt.
+    pub fn establish(&mut self, attempt: Attempt) -> &mut Connection {
+        self.connection.insert(Connection {
+            port: attempt.port,
+            // What a secondary writes is tiny (handshake, keep-alives): a small limit
+            // makes a runaway write an error, not a memory blow-up.
+            outbox: FrameDecoder::new(1 << 20),
+            md5: StreamChecksum::new(Tid::ZERO),
+        })
+    }
+
+    /// The secondary wrote bytes on the connection.
+    pub fn write(&mut self, bytes: &[u8]) {
+        if let Some(c) = self.connection.as_mut() {
+            c.outbox.feed(bytes);
+        }
+    }
+
+    /// Prints the attempts as `reactor.clients` prints (only emptiness matters there).
+    pub fn clients_repr(&self) -> String {
+        let items: Vec<String> = self
+            .clients
+            .iter()
+            .map(|_| "<zc.zrs.tests.TestConnector instance>".to_string())
+            .collect();
+        format!("[{}]", items.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubling_chunks_like_the_reference_harness() {
+        let bytes: Vec<u8> = (0..20).collect();
+        let sizes: Vec<usize> = Chunking::Doubling.split(&bytes).iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![1, 2, 4, 8, 5]);
+    }
+
+    #[test]
+    fn sized_chunks_cycle_and_cover_everything() {
+        let bytes: Vec<u8> = (0..10).collect();
+        let chunks = Chunking::Sizes(vec![3, 0]).split(&bytes);
+        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
+        assert_eq!(sizes, vec![3, 1, 3, 1, 2]);
+        assert_eq!(chunks.concat(), bytes);
+    }
+
+    #[test]
+    fn attempts_take_ports_in_order() {
+        let mut n = Network::new();
+        n.start_attempt();
+        n.start_attempt();
+        assert_eq!(n.take_attempt(), Some(Attempt { port: 47245 }));
+        assert_eq!(n.abort_attempt(), Some(Attempt { port: 47246 }));
+        assert_eq!(n.take_attempt(), None);
+        assert_eq!(peer(47245), "IPv4Address(TCP, '127.0.0.1', 47245)");
+    }
+}

@@ -1,0 +1,488 @@
+//! The simulated primary database: a root mapping of persistent mappings, commits that add
+//! or remove keys or set byte values, and undo — with records, metadata and tids as ZODB
+//! would write them.
+//!
+//! Its clock starts at Unix time 1174509177 (as zc.zrs's tests) and moves one second per
+//! commit, so tids come out as in the spec transcript.
+
+use std::collections::BTreeMap;
+
+use zrs::pickle::Value as PickleValue;
+use zrs::{Oid, Tid};
+
+use super::record::{mapping_record, Value};
+
+/// The Unix time zc.zrs's tests start their clock at.
+pub const START_TIME: u64 = 1174509177;
+
+/// A committed transaction, as a primary's iterator yields it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Transaction {
+    pub tid: Tid,
+    pub status: u8,
+    pub user: Vec<u8>,
+    pub description: Vec<u8>,
+    /// The extension dict.
+    pub extension: PickleValue,
+    pub records: Vec<Record>,
+}
+
+/// A data record: the full data, and where the primary's record is a backpointer, the
+/// transaction holding that data (`None` data with `None` data_txn: creation undone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub oid: Oid,
+    pub data: Option<Vec<u8>>,
+    pub data_txn: Option<Tid>,
+}
+
+/// One change of a commit. Paths are keys from the root: `[]` is the root, `["x"]` is
+/// `root['x']`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Change {
+    /// `parent[key] = PersistentMapping()`.
+    AddMapping { parent: Vec<String>, key: String },
+    /// `parent[key] = bytes` (a payload of `len` bytes made from `seed`).
+    SetBytes {
+        parent: Vec<String>,
+        key: String,
+        len: usize,
+        seed: u64,
+    },
+    /// `del parent[key]`.
+    Remove { parent: Vec<String>, key: String },
+}
+
+/// Transaction metadata of a commit.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Meta {
+    pub user: Vec<u8>,
+    pub description: Vec<u8>,
+    /// `(key, value)` pairs of the extension dict.
+    pub extension: Vec<(String, String)>,
+}
+
+/// Why a commit or undo cannot be done.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DatabaseError {
+    #[error("no key {key:?} at {path:?}")]
+    NoKey { path: Vec<String>, key: String },
+    #[error("{path:?} is not a mapping")]
+    NotAMapping { path: Vec<String> },
+    #[error("no transaction to undo")]
+    NothingToUndo,
+    #[error("cannot undo {0:?}: an object it changed was changed again later")]
+    UndoConflict(Tid),
+    #[error("an empty commit writes nothing")]
+    Empty,
+}
+
+/// One revision of an object.
+#[derive(Clone, Debug)]
+struct Revision {
+    tid: Tid,
+    /// `None`: the object does not exist (its creation was undone).
+    items: Option<Vec<(String, Value)>>,
+    /// The transaction whose record holds this revision's data.
+    data_tid: Tid,
+}
+
+/// The primary's database.
+#[derive(Clone, Debug)]
+pub struct Database {
+    now: u64,
+    transactions: Vec<Transaction>,
+    /// Every object's revisions, oldest first.
+    objects: BTreeMap<Oid, Vec<Revision>>,
+    next_oid: u64,
+}
+
+impl Default for Database {
+    fn default() -> Database {
+        Database::new()
+    }
+}
+
+impl Database {
+    /// A database whose first transaction creates the empty root, at [`START_TIME`].
+    pub fn new() -> Database {
+        let mut db = Database {
+            now: START_TIME,
+            transactions: Vec::new(),
+            objects: BTreeMap::new(),
+            next_oid: 1,
+        };
+        let tid = Tid::from_unix(db.now as f64);
+        db.objects.insert(
+            Oid::ZERO,
+            vec![Revision {
+                tid,
+                items: Some(Vec::new()),
+                data_tid: tid,
+            }],
+        );
+        db.transactions.push(Transaction {
+            tid,
+            status: b' ',
+            user: Vec::new(),
+            description: b"initial database creation".to_vec(),
+            extension: PickleValue::Dict(Vec::new()),
+            records: vec![Record {
+                oid: Oid::ZERO,
+                data: Some(mapping_record(&[])),
+                data_txn: None,
+            }],
+        });
+        db
+    }
+
+    pub fn transactions(&self) -> &[Transaction] {
+        &self.transactions
+    }
+
+    pub fn last_tid(&self) -> Tid {
+        self.transactions.last().map_or(Tid::ZERO, |t| t.tid)
+    }
+
+    /// The first transaction later than `tid`.
+    pub fn next_after(&self, tid: Tid) -> Option<&Transaction> {
+        let i = self.transactions.partition_point(|t| t.tid <= tid);
+        self.transactions.get(i)
+    }
+
+    /// The current items of the mapping at `path`.
+    pub fn items(&self, path: &[String]) -> Result<&[(String, Value)], DatabaseError> {
+        let oid = self.resolve(path)?;
+        self.current(oid)
+            .ok_or_else(|| DatabaseError::NotAMapping { path: path.to_vec() })
+    }
+
+    fn current(&self, oid: Oid) -> Option<&[(String, Value)]> {
+        self.objects.get(&oid)?.last()?.items.as_deref()
+    }
+
+    fn resolve(&self, path: &[String]) -> Result<Oid, DatabaseError> {
+        let mut oid = Oid::ZERO;
+        for (depth, key) in path.iter().enumerate() {
+            let items = self.current(oid).ok_or_else(|| DatabaseError::NotAMapping {
+                path: path[..depth].to_vec(),
+            })?;
+            match items.iter().find(|(k, _)| k == key) {
+                Some((_, Value::Ref(child))) => oid = *child,
+                Some(_) => {
+                    return Err(DatabaseError::NotAMapping {
+                        path: path[..=depth].to_vec(),
+                    })
+                }
+                None => {
+                    return Err(DatabaseError::NoKey {
+                        path: path[..depth].to_vec(),
+                        key: key.clone(),
+                    })
+                }
+            }
+        }
+        Ok(oid)
+    }
+
+    fn next_tid(&mut self) -> Tid {
+        self.now += 1;
+        Tid::from_unix(self.now as f64).later_than(self.last_tid())
+    }
+
+    /// Commits `changes` as one transaction; the clock moves one second first.
+    pub fn commit(&mut self, changes: &[Change], meta: &Meta) -> Result<Tid, DatabaseError> {
+        if changes.is_empty() {
+            return Err(DatabaseError::Empty);
+        }
+        // Work on copies so a failing change leaves the database as it was.
+        let mut modified: Vec<(Oid, Vec<(String, Value)>)> = Vec::new();
+        let mut created: Vec<Oid> = Vec::new();
+        let mut next_oid = self.next_oid;
+        for change in changes {
+            let (parent, key) = match change {
+                Change::AddMapping { parent, key }
+                | Change::SetBytes { parent, key, .. }
+                | Change::Remove { parent, key } => (parent, key),
+            };
+            let oid = self.resolve_in(parent, &modified, &created)?;
+            if !modified.iter().any(|(o, _)| *o == oid) {
+                let items = if created.contains(&oid) {
+                    Vec::new()
+                } else {
+                    self.current(oid).unwrap_or_default().to_vec()
+                };
+                modified.push((oid, items));
+            }
+            let items = &mut modified.iter_mut().find(|(o, _)| *o == oid).unwrap().1;
+            let value = match change {
+                Change::AddMapping { .. } => {
+                    let child = Oid::from_u64(next_oid);
+                    next_oid += 1;
+                    created.push(child);
+                    Some(Value::Ref(child))
+                }
+                Change::SetBytes { len, seed, .. } => Some(Value::Bytes(payload(*len, *seed))),
+                Change::Remove { .. } => None,
+            };
+            let at = items.iter().position(|(k, _)| k == key);
+            match (value, at) {
+                (Some(v), Some(i)) => items[i].1 = v,
+                (Some(v), None) => items.push((key.clone(), v)),
+                (None, Some(i)) => {
+                    items.remove(i);
+                }
+                (None, None) => {
+                    return Err(DatabaseError::NoKey {
+                        path: parent.clone(),
+                        key: key.clone(),
+                    })
+                }
+            }
+        }
+        // New mappings that got no items of their own are empty mappings.
+        for oid in &created {
+            if !modified.iter().any(|(o, _)| o == oid) {
+                modified.push((*oid, Vec::new()));
+            }
+        }
+        self.next_oid = next_oid;
+        let tid = self.next_tid();
+        let mut records = Vec::with_capacity(modified.len());
+        for (oid, items) in modified {
+            records.push(Record {
+                oid,
+                data: Some(mapping_record(&items)),
+                data_txn: None,
+            });
+            self.objects.entry(oid).or_default().push(Revision {
+                tid,
+                items: Some(items),
+                data_tid: tid,
+            });
+        }
+        self.transactions.push(Transaction {
+            tid,
+            status: b' ',
+            user: meta.user.clone(),
+            description: meta.description.clone(),
+            extension: PickleValue::Dict(
+                meta.extension
+                    .iter()
+                    .map(|(k, v)| (PickleValue::Str(k.clone()), PickleValue::Str(v.clone())))
+                    .collect(),
+            ),
+            records,
+        });
+        Ok(tid)
+    }
+
+    /// Resolves a path while a commit is being built: objects it already changed count with
+    /// their new items, objects it created are empty.
+    fn resolve_in(
+        &self,
+        path: &[String],
+        modified: &[(Oid, Vec<(String, Value)>)],
+        created: &[Oid],
+    ) -> Result<Oid, DatabaseError> {
+        let mut oid = Oid::ZERO;
+        for (depth, key) in path.iter().enumerate() {
+            let items: &[(String, Value)] = match modified.iter().find(|(o, _)| *o == oid) {
+                Some((_, items)) => items,
+                None if created.contains(&oid) => &[],
+                None => self.current(oid).ok_or_else(|| DatabaseError::NotAMapping {
+                    path: path[..depth].to_vec(),
+                })?,
+            };
+            match items.iter().find(|(k, _)| k == key) {
+                Some((_, Value::Ref(child))) => oid = *child,
+                Some(_) => {
+                    return Err(DatabaseError::NotAMapping {
+                        path: path[..=depth].to_vec(),
+                    })
+                }
+                None => {
+                    return Err(DatabaseError::NoKey {
+                        path: path[..depth].to_vec(),
+                        key: key.clone(),
+                    })
+                }
+            }
+        }
+        Ok(oid)
+    }
+
+    /// Undoes the transaction `tid` (ZODB's transactional undo): each object it changed
+    /// goes back to its revision before, written as a backpointer to the transaction that
+    /// holds that revision's data; an object it created is uncreated (no data).
+    pub fn undo(&mut self, tid: Tid) -> Result<Tid, DatabaseError> {
+        let txn = self
+            .transactions
+            .iter()
+            .skip(1) // the root's creation cannot be undone
+            .find(|t| t.tid == tid)
+            .ok_or(DatabaseError::NothingToUndo)?;
+        let oids: Vec<Oid> = txn.records.iter().map(|r| r.oid).collect();
+        for oid in &oids {
+            let revisions = &self.objects[oid];
+            if revisions.last().map(|r| r.tid) != Some(tid) {
+                return Err(DatabaseError::UndoConflict(tid));
+            }
+        }
+        let new_tid = self.next_tid();
+        let mut records = Vec::with_capacity(oids.len());
+        for oid in oids {
+            let revisions = self.objects.get_mut(&oid).expect("checked above");
+            let before = revisions.len().checked_sub(2).map(|i| revisions[i].clone());
+            let (record, revision) = match before {
+                Some(prev) if prev.items.is_some() => (
+                    Record {
+                        oid,
+                        data: prev.items.as_deref().map(mapping_record),
+                        data_txn: Some(prev.data_tid),
+                    },
+                    Revision {
+                        tid: new_tid,
+                        items: prev.items,
+                        data_tid: prev.data_tid,
+                    },
+                ),
+                _ => (
+                    Record {
+                        oid,
+                        data: None,
+                        data_txn: None,
+                    },
+                    Revision {
+                        tid: new_tid,
+                        items: None,
+                        data_tid: new_tid,
+                    },
+                ),
+            };
+            revisions.push(revision);
+            records.push(record);
+        }
+        self.transactions.push(Transaction {
+            tid: new_tid,
+            status: b' ',
+            user: Vec::new(),
+            description: Vec::new(),
+            extension: PickleValue::Dict(Vec::new()),
+            records,
+        });
+        Ok(new_tid)
+    }
+
+    /// Undoes the last transaction.
+    pub fn undo_last(&mut self) -> Result<Tid, DatabaseError> {
+        if self.transactions.len() < 2 {
+            return Err(DatabaseError::NothingToUndo);
+        }
+        self.undo(self.last_tid())
+    }
+}
+
+/// A deterministic payload: `len` bytes from a small xorshift seeded with `seed`.
+pub fn payload(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn add(key: &str) -> Change {
+        Change::AddMapping {
+            parent: vec![],
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn tids_follow_the_reference_clock() {
+        let mut db = Database::new();
+        db.commit(&[add("x")], &Meta::default()).unwrap();
+        let undo = db.undo_last().unwrap();
+        // Unix 1174509179, as the check and the spec's third transaction.
+        assert_eq!(undo.0, *b"\x03lk\x90\xfb\xbb\xbb\xbb");
+        assert_eq!(db.transactions()[0].tid.0, *b"\x03lk\x90\xf3333");
+        assert_eq!(db.transactions()[1].tid.0, *b"\x03lk\x90\xf7www");
+    }
+
+    #[test]
+    fn undo_writes_backpointers_and_uncreates() {
+        let mut db = Database::new();
+        let first = db.last_tid();
+        db.commit(&[add("x")], &Meta::default()).unwrap();
+        db.undo_last().unwrap();
+        let undo = db.transactions().last().unwrap();
+        assert_eq!(undo.records.len(), 2);
+        assert_eq!(undo.records[0].oid, Oid::ZERO);
+        assert_eq!(undo.records[0].data_txn, Some(first));
+        assert_eq!(undo.records[0].data.as_deref(), Some(&mapping_record(&[])[..]));
+        assert_eq!(
+            undo.records[1],
+            Record {
+                oid: Oid::from_u64(1),
+                data: None,
+                data_txn: None
+            }
+        );
+        assert!(db.items(&[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn undo_of_a_later_changed_object_is_refused() {
+        let mut db = Database::new();
+        let t = db.commit(&[add("x")], &Meta::default()).unwrap();
+        db.commit(&[add("y")], &Meta::default()).unwrap();
+        assert_eq!(db.undo(t), Err(DatabaseError::UndoConflict(t)));
+    }
+
+    #[test]
+    fn nested_changes_and_removal() {
+        let mut db = Database::new();
+        db.commit(
+            &[
+                add("x"),
+                Change::SetBytes {
+                    parent: vec!["x".into()],
+                    key: "big".into(),
+                    len: 70_000,
+                    seed: 7,
+                },
+            ],
+            &Meta::default(),
+        )
+        .unwrap();
+        let t = db.transactions().last().unwrap();
+        assert_eq!(t.records.len(), 2);
+        assert!(t.records[1].data.as_ref().unwrap().len() > 70_000);
+        db.commit(
+            &[Change::Remove {
+                parent: vec![],
+                key: "x".into(),
+            }],
+            &Meta::default(),
+        )
+        .unwrap();
+        assert!(db.items(&[]).unwrap().is_empty());
+        let missing = db.commit(
+            &[Change::Remove {
+                parent: vec![],
+                key: "x".into(),
+            }],
+            &Meta::default(),
+        );
+        assert!(matches!(missing, Err(DatabaseError::NoKey { .. })));
+    }
+}

@@ -1,0 +1,8 @@
+//! The scenario language: parsing `.scn` files into steps.
+
+pub mod literal;
+pub mod parse;
+pub mod step;
+
+pub use parse::{Line, ParseError, Scenario};
+pub use step::{Expr, Open, Send, Step, StorageKind};

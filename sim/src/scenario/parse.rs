@@ -1,0 +1,560 @@
+//! Parsing `.scn` files: one step per line, `#` comments, blank lines ignored.
+//!
+//! Every error names the file and line, and what is wrong; nothing runs until the whole
+//! file has parsed.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use zrs::pickle::Value;
+use zrs::secondary::Address;
+
+use super::literal;
+use super::step::{Expr, Open, Send, Step, StorageKind};
+use crate::network::Chunking;
+use crate::primary::{Change, Meta};
+
+/// A step with the line it came from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Line {
+    pub number: usize,
+    /// The line as written, trimmed (echoed as `>>> text`).
+    pub text: String,
+    pub step: Step,
+}
+
+/// A parsed scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// The file it came from (for messages), and the base of relative paths in it.
+    pub path: PathBuf,
+    pub lines: Vec<Line>,
+}
+
+/// `file:line: message`.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{file}:{line}: {message}")]
+pub struct ParseError {
+    pub file: String,
+    pub line: usize,
+    pub message: String,
+}
+
+/// Longest scenario line accepted (a guard against feeding a binary file).
+const MAX_LINE: usize = 1 << 20;
+
+impl Scenario {
+    /// Reads and parses a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ParseError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ParseError {
+            file: path.display().to_string(),
+            line: 0,
+            message: format!("cannot read: {e}"),
+        })?;
+        Scenario::parse(path, &text)
+    }
+
+    /// Parses scenario text; `path` names it in errors and anchors relative paths.
+    pub fn parse(path: &Path, text: &str) -> Result<Scenario, ParseError> {
+        let mut lines = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let number = i + 1;
+            let error = |message: String| ParseError {
+                file: path.display().to_string(),
+                line: number,
+                message,
+            };
+            let text = raw.trim();
+            if text.is_empty() || text.starts_with('#') {
+                continue;
+            }
+            if text.len() > MAX_LINE {
+                return Err(error(format!("line longer than {MAX_LINE} bytes")));
+            }
+            let step = parse_step(text).map_err(error)?;
+            lines.push(Line {
+                number,
+                text: text.to_string(),
+                step,
+            });
+        }
+        Ok(Scenario {
+            path: path.to_path_buf(),
+            lines,
+        })
+    }
+}
+
+fn parse_step(text: &str) -> Result<Step, String> {
+    let (word, rest) = split_word(text);
+    let no_args = |step: Step| {
+        if rest.is_empty() {
+            Ok(step)
+        } else {
+            Err(format!("'{word}' takes no arguments, got {rest:?}"))
+        }
+    };
+    match word {
+        "open" => parse_open(rest).map(Step::Open),
+        "close" => no_args(Step::Close),
+        "accept" => no_args(Step::Accept),
+        "reject" => no_args(Step::Reject),
+        "fail" => no_args(Step::Fail),
+        "drop" => no_args(Step::Drop),
+        "later" => no_args(Step::Later),
+        "doLater" => no_args(Step::DoLater),
+        "clients" => no_args(Step::Clients),
+        "root" => no_args(Step::Root),
+        "advance" => parse_seconds(rest).map(Step::Advance),
+        "init_md5" => parse_expr(rest).map(Step::InitMd5),
+        "let" => {
+            let (name, value) = rest
+                .split_once('=')
+                .ok_or("expected 'let NAME = VALUE'")?;
+            let name = name.trim();
+            if !is_name(name) || is_keyword(name) {
+                return Err(format!("{name:?} is not a variable name"));
+            }
+            Ok(Step::Let {
+                name: name.to_string(),
+                value: parse_expr(value.trim())?,
+            })
+        }
+        "print" => parse_expr(rest).map(Step::Print),
+        "primary" => parse_primary(rest),
+        "send" => parse_send(rest).map(Step::Send),
+        "chunking" => parse_chunking(rest).map(Step::Chunking),
+        _ => parse_expression_step(text),
+    }
+}
+
+/// A bare expression (`tid`, `read`) prints it; `A == B` / `A != B` compares.
+fn parse_expression_step(text: &str) -> Result<Step, String> {
+    for (op, equal) in [("==", true), ("!=", false)] {
+        if let Some((l, r)) = split_operator(text, op) {
+            return Ok(Step::Compare {
+                left: parse_expr(l.trim())?,
+                right: parse_expr(r.trim())?,
+                equal,
+            });
+        }
+    }
+    let (word, _) = split_word(text);
+    match parse_expr(text) {
+        Ok(expr) => Ok(Step::Print(expr)),
+        Err(_) if is_name(word) => Err(format!("unknown step {word:?}")),
+        Err(e) => Err(e),
+    }
+}
+
+/// Splits at an operator outside quotes.
+fn split_operator<'a>(text: &'a str, op: &str) -> Option<(&'a str, &'a str)> {
+    let bytes = text.as_bytes();
+    let mut quote = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let c = bytes[i];
+        match quote {
+            Some(q) if c == b'\\' => i += 1,
+            Some(q) if c == q => quote = None,
+            Some(_) => {}
+            None if c == b'\'' || c == b'"' => quote = Some(c),
+            None if text[i..].starts_with(op) => return Some((&text[..i], &text[i + op.len()..])),
+            None => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+fn parse_expr(text: &str) -> Result<Expr, String> {
+    match text {
+        "" => Err("expected a value".into()),
+        "read" => Ok(Expr::Read),
+        "trans.tid" => Ok(Expr::TransTid),
+        _ if is_name(text) && !is_keyword(text) => Ok(Expr::Var(text.to_string())),
+        _ => literal::parse(text).map(Expr::Literal),
+    }
+}
+
+fn is_keyword(name: &str) -> bool {
+    matches!(name, "None" | "True" | "False" | "read")
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn split_word(text: &str) -> (&str, &str) {
+    match text.split_once(char::is_whitespace) {
+        Some((w, rest)) => (w, rest.trim()),
+        None => (text, ""),
+    }
+}
+
+fn parse_seconds(text: &str) -> Result<Duration, String> {
+    let secs: f64 = text
+        .parse()
+        .map_err(|_| format!("expected a number of seconds, got {text:?}"))?;
+    if !(0.0..=1e9).contains(&secs) {
+        return Err(format!("seconds out of range: {text}"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+/// Splits `key=value` options, keeping literals with spaces whole: a value runs to the
+/// next ` key=` outside brackets and quotes.
+fn options(text: &str) -> Result<Vec<(String, String)>, String> {
+    let mut out = Vec::new();
+    for token in tokens(text)? {
+        let (k, v) = token
+            .split_once('=')
+            .ok_or_else(|| format!("expected key=value, got {token:?}"))?;
+        out.push((k.to_string(), v.to_string()));
+    }
+    Ok(out)
+}
+
+/// Whitespace-separated tokens; quotes and brackets keep their spaces.
+fn tokens(text: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut depth = 0i32;
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in text.chars() {
+        if let Some(q) = quote {
+            current.push(c);
+            if escaped {
+                escaped = false;
+            } else if c == '\\' {
+                escaped = true;
+            } else if c == q {
+                quote = None;
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => {
+                quote = Some(c);
+                current.push(c);
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                current.push(c);
+            }
+            ')' | ']' | '}' => {
+                depth -= 1;
+                current.push(c);
+            }
+            c if c.is_whitespace() && depth == 0 => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            c => current.push(c),
+        }
+    }
+    if quote.is_some() {
+        return Err("unterminated string".into());
+    }
+    if depth != 0 {
+        return Err("unbalanced brackets".into());
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+fn parse_open(text: &str) -> Result<Open, String> {
+    let mut open = Open {
+        name: "Data.fs".into(),
+        address: None,
+        keep_alive: Duration::ZERO,
+        reconnect: Duration::from_secs(60),
+        check_checksums: true,
+        storage: StorageKind::File { path: None },
+        frame_limit: None,
+    };
+    let mut storage_path = None;
+    let mut memory = false;
+    for (i, token) in tokens(text)?.into_iter().enumerate() {
+        if let Some((key, value)) = token.split_once('=').filter(|(k, _)| is_name(k)) {
+            match key {
+                "keep_alive" => open.keep_alive = parse_seconds(value)?,
+                "reconnect" => open.reconnect = parse_seconds(value)?,
+                "checksums" => {
+                    open.check_checksums = match value {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("checksums=on or checksums=off, not {value:?}")),
+                    }
+                }
+                "storage" => {
+                    memory = match value {
+                        "file" => false,
+                        "memory" => true,
+                        _ => return Err(format!("storage=file or storage=memory, not {value:?}")),
+                    }
+                }
+                "path" => storage_path = Some(PathBuf::from(value)),
+                "limit" => {
+                    open.frame_limit = Some(
+                        value
+                            .parse()
+                            .map_err(|_| format!("limit must be a byte count, not {value:?}"))?,
+                    )
+                }
+                _ => return Err(format!("unknown option {key:?} for open")),
+            }
+        } else if token.starts_with('(') || token.starts_with('\'') || token == "None" {
+            open.address = parse_address(&token)?;
+        } else if i == 0 {
+            open.name = token;
+        } else {
+            return Err(format!("unexpected {token:?} in open"));
+        }
+    }
+    if memory && storage_path.is_some() {
+        return Err("path= names a file: it does not go with storage=memory".into());
+    }
+    open.storage = if memory {
+        StorageKind::Memory
+    } else {
+        StorageKind::File { path: storage_path }
+    };
+    Ok(open)
+}
+
+fn parse_address(text: &str) -> Result<Option<Address>, String> {
+    match literal::parse(text)? {
+        Value::None => Ok(None),
+        Value::Bytes(path) => Ok(Some(Address::Unix(
+            String::from_utf8(path).map_err(|_| "socket path is not UTF-8")?,
+        ))),
+        Value::Tuple(items) => match items.as_slice() {
+            [Value::Bytes(host), Value::Int(port)] => Ok(Some(Address::tcp(
+                String::from_utf8(host.clone()).map_err(|_| "host is not UTF-8")?,
+                u16::try_from(*port).map_err(|_| format!("port {port} out of range"))?,
+            ))),
+            _ => Err(format!("address must be ('host', port), got {text}")),
+        },
+        _ => Err(format!("address must be ('host', port), 'path' or None, got {text}")),
+    }
+}
+
+fn parse_primary(text: &str) -> Result<Step, String> {
+    let (word, rest) = split_word(text);
+    match word {
+        "commit" => {
+            let mut changes = Vec::new();
+            let mut meta = Meta::default();
+            for token in tokens(rest)? {
+                if let Some(path) = token.strip_prefix('+') {
+                    let (parent, key) = split_path(path)?;
+                    changes.push(Change::AddMapping { parent, key });
+                } else if let Some(path) = token.strip_prefix('-') {
+                    let (parent, key) = split_path(path)?;
+                    changes.push(Change::Remove { parent, key });
+                } else if let Some((k, v)) = token.split_once('=') {
+                    match k {
+                        "user" => meta.user = text_value(v)?.into_bytes(),
+                        "description" => meta.description = text_value(v)?.into_bytes(),
+                        _ if k.starts_with("ext.") => {
+                            meta.extension.push((k[4..].to_string(), text_value(v)?))
+                        }
+                        _ => {
+                            let (parent, key) = split_path(k)?;
+                            let len = v.parse().map_err(|_| {
+                                format!("{k}=N sets N bytes; {v:?} is not a byte count")
+                            })?;
+                            let seed = changes.len() as u64 + 1;
+                            changes.push(Change::SetBytes {
+                                parent,
+                                key,
+                                len,
+                                seed,
+                            });
+                        }
+                    }
+                } else {
+                    return Err(format!(
+                        "expected +key, -key, key=BYTES, user=, description= or ext.KEY=, got {token:?}"
+                    ));
+                }
+            }
+            if changes.is_empty() {
+                return Err("primary commit needs at least one change".into());
+            }
+            Ok(Step::Commit { changes, meta })
+        }
+        "undo" if rest.is_empty() => Ok(Step::Undo),
+        _ => Err(format!("expected 'primary commit …' or 'primary undo', got {text:?}")),
+    }
+}
+
+/// `u'text'` or `'text'` (taken as UTF-8) or a bare word.
+fn text_value(v: &str) -> Result<String, String> {
+    if is_name(v) {
+        return Ok(v.to_string());
+    }
+    match literal::parse(v)? {
+        Value::Str(s) => Ok(s),
+        Value::Bytes(b) => String::from_utf8(b).map_err(|_| format!("{v} is not UTF-8")),
+        _ => Err(format!("expected text, got {v}")),
+    }
+}
+
+/// `a.b.c` → (["a", "b"], "c").
+fn split_path(path: &str) -> Result<(Vec<String>, String), String> {
+    let parts: Vec<&str> = path.split('.').collect();
+    if parts.iter().any(|p| !is_name(p)) {
+        return Err(format!("{path:?} is not a key path like x or x.y"));
+    }
+    let (key, parent) = parts.split_last().expect("split yields at least one part");
+    Ok((parent.iter().map(|s| s.to_string()).collect(), key.to_string()))
+}
+
+fn parse_send(text: &str) -> Result<Send, String> {
+    let (word, rest) = split_word(text);
+    let literal_bytes = |rest: &str| match literal::parse(rest)? {
+        Value::Bytes(b) => Ok(b),
+        _ => Err(format!("expected a byte string like 'abc', got {rest}")),
+    };
+    match (word, rest) {
+        ("transaction", "") => Ok(Send::Transaction),
+        ("all", "") => Ok(Send::All),
+        ("T", "") => Ok(Send::T),
+        ("S", "") => Ok(Send::S),
+        ("C", "") => Ok(Send::C),
+        ("message", _) => {
+            let mut protocol = 1;
+            let mut literal_text = rest;
+            if let Some(p) = rest.strip_prefix("protocol=") {
+                let (p, tail) = split_word(p);
+                protocol = p
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 5)
+                    .ok_or_else(|| format!("protocol must be 0 to 5, not {p:?}"))?;
+                literal_text = tail;
+            }
+            Ok(Send::Message {
+                value: literal::parse(literal_text)?,
+                protocol,
+            })
+        }
+        ("raw", _) => literal_bytes(rest).map(Send::Raw),
+        ("bytes", _) => literal_bytes(rest).map(Send::Bytes),
+        ("file", _) if !rest.is_empty() => Ok(Send::File(PathBuf::from(rest))),
+        _ => Err(format!(
+            "expected send transaction|all|T|S|C|message LITERAL|raw 'BYTES'|bytes 'BYTES'|file PATH, got {text:?}"
+        )),
+    }
+}
+
+fn parse_chunking(text: &str) -> Result<Chunking, String> {
+    let (word, rest) = split_word(text);
+    match (word, rest) {
+        ("doubling", "") => Ok(Chunking::Doubling),
+        ("whole", "") => Ok(Chunking::Whole),
+        ("sizes", _) if !rest.is_empty() => rest
+            .split_whitespace()
+            .map(|s| {
+                s.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| format!("chunk size must be a positive number, not {s:?}"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Chunking::Sizes),
+        _ => Err(format!("expected chunking doubling|whole|sizes N…, got {text:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Scenario, ParseError> {
+        Scenario::parse(Path::new("t.scn"), text)
+    }
+
+    #[test]
+    fn parses_the_spec_vocabulary() {
+        let s = parse(
+            "# a comment\n\
+             open Data.fs ('', 8000) keep_alive=60\n\
+             accept\n\
+             read\n\
+             let tid = read\n\
+             tid\n\
+             tid == trans.tid\n\
+             init_md5 '\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00'\n\
+             primary commit +x\n\
+             send transaction\n\
+             later\n\
+             doLater\n",
+        )
+        .unwrap();
+        assert_eq!(s.lines.len(), 11);
+        assert_eq!(s.lines[0].number, 2);
+        match &s.lines[0].step {
+            Step::Open(o) => {
+                assert_eq!(o.address, Some(Address::tcp("", 8000)));
+                assert_eq!(o.keep_alive, Duration::from_secs(60));
+                assert_eq!(o.name, "Data.fs");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(s.lines[4].step, Step::Print(Expr::Var("tid".into())));
+        assert_eq!(
+            s.lines[5].step,
+            Step::Compare {
+                left: Expr::Var("tid".into()),
+                right: Expr::TransTid,
+                equal: true
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = parse("accept\n\nfrobnicate now\n").unwrap_err();
+        assert_eq!(e.to_string(), "t.scn:3: unknown step \"frobnicate\"");
+        let e = parse("accept extra").unwrap_err();
+        assert_eq!(e.line, 1);
+        assert!(e.message.contains("takes no arguments"));
+        let e = parse("open Data.fs ('', 99999)").unwrap_err();
+        assert!(e.message.contains("out of range"), "{e}");
+        let e = parse("send message ('T'").unwrap_err();
+        assert!(e.message.contains("column"), "{e}");
+        let e = parse("primary commit").unwrap_err();
+        assert!(e.message.contains("at least one change"), "{e}");
+        let e = parse("chunking sizes 0").unwrap_err();
+        assert!(e.message.contains("positive"), "{e}");
+    }
+
+    #[test]
+    fn commit_changes_and_metadata() {
+        let s = parse("primary commit +x +x.y x.data=100 -z user=u'b\\xc3\\xb6b' ext.k=v").unwrap();
+        let Step::Commit { changes, meta } = &s.lines[0].step else {
+            panic!()
+        };
+        assert_eq!(changes.len(), 4);
+        assert_eq!(
+            changes[1],
+            Change::AddMapping {
+                parent: vec!["x".into()],
+                key: "y".into()
+            }
+        );
+        assert_eq!(meta.user, "b\u{f6}b".as_bytes());
+        assert_eq!(meta.extension, vec![("k".to_string(), "v".to_string())]);
+    }
+}

@@ -1,0 +1,135 @@
+//! Reading a storage as a ZODB client would, just enough to print the root: load an
+//! object's record, unpickle its class and state, follow persistent references.
+//!
+//! Prints mappings as Python prints a mapping of mappings (`{}`, `{'x': {}}`). Byte values
+//! print as Python 2 reprs up to 64 bytes and as `<N bytes>` beyond, so transcripts of runs
+//! with big records stay readable.
+
+use zrs::pickle::Value;
+use zrs::repr::{py2_bytes_repr, py_str_repr};
+use zrs::storage::Storage;
+use zrs::Oid;
+
+use crate::scenario::literal::repr;
+
+/// How deep references are followed before printing `{...}`.
+const MAX_DEPTH: usize = 64;
+/// Longest byte value printed in full.
+const MAX_BYTES_SHOWN: usize = 64;
+
+/// The root object, printed.
+pub fn root_repr<S: Storage + ?Sized>(storage: &S) -> Result<String, String> {
+    let mut out = String::new();
+    let mut path = Vec::new();
+    write_object(storage, Oid::ZERO, &mut path, &mut out)?;
+    Ok(out)
+}
+
+/// The items of a `PersistentMapping` record: its state's `data` dict.
+pub fn mapping_items(record: &[u8]) -> Result<Vec<(Value, Value)>, String> {
+    let values = zrs::pickle::loads_sequence(record, 2)
+        .map_err(|e| format!("object record does not unpickle: {e}"))?;
+    let [class, state] = <[Value; 2]>::try_from(values)
+        .map_err(|_| "object record is not a class pickle and a state pickle".to_string())?;
+    let is_mapping = matches!(&class, Value::Global { module, name }
+        if module == "persistent.mapping" && (name == "PersistentMapping" || name == "PersistentDict"));
+    if !is_mapping {
+        return Err(format!("not a persistent mapping: class {}", repr(&class)));
+    }
+    let Value::Dict(state) = state else {
+        return Err("mapping state is not a dict".into());
+    };
+    for (key, value) in state {
+        let is_data = matches!(&key, Value::Str(k) if k == "data" || k == "_container")
+            || matches!(&key, Value::Bytes(k) if k == b"data" || k == b"_container");
+        if is_data {
+            return match value {
+                Value::Dict(items) => Ok(items),
+                _ => Err("mapping data is not a dict".into()),
+            };
+        }
+    }
+    Err("mapping state has no 'data'".into())
+}
+
+/// The oid a persistent reference names: `(oid, class)` or a bare oid.
+fn referenced_oid(value: &Value) -> Option<Oid> {
+    let Value::PersistentId(id) = value else {
+        return None;
+    };
+    match id.as_ref() {
+        Value::Tuple(items) => match items.first() {
+            Some(Value::Bytes(oid)) => Oid::from_slice(oid),
+            _ => None,
+        },
+        Value::Bytes(oid) => Oid::from_slice(oid),
+        _ => None,
+    }
+}
+
+fn write_object<S: Storage + ?Sized>(
+    storage: &S,
+    oid: Oid,
+    path: &mut Vec<Oid>,
+    out: &mut String,
+) -> Result<(), String> {
+    if path.contains(&oid) || path.len() >= MAX_DEPTH {
+        out.push_str("{...}");
+        return Ok(());
+    }
+    let (record, _) = storage
+        .load(oid)
+        .map_err(|e| format!("loading {oid:?}: {e}"))?;
+    let items = mapping_items(&record).map_err(|e| format!("{oid:?}: {e}"))?;
+    path.push(oid);
+    out.push('{');
+    for (i, (key, value)) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        match key {
+            Value::Str(s) => out.push_str(&py_str_repr(s)),
+            other => out.push_str(&repr(other)),
+        }
+        out.push_str(": ");
+        if let Some(child) = referenced_oid(value) {
+            write_object(storage, child, path, out)?;
+        } else {
+            match value {
+                Value::Bytes(b) if b.len() > MAX_BYTES_SHOWN => {
+                    out.push_str(&format!("<{} bytes>", b.len()))
+                }
+                Value::Bytes(b) => out.push_str(&py2_bytes_repr(b)),
+                other => out.push_str(&repr(other)),
+            }
+        }
+    }
+    out.push('}');
+    path.pop();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primary::record::{mapping_record, Value as Item};
+
+    #[test]
+    fn reads_back_what_the_primary_writes() {
+        let record = mapping_record(&[
+            ("a".into(), Item::Ref(Oid::from_u64(1))),
+            ("v".into(), Item::Bytes(b"xy".to_vec())),
+        ]);
+        let items = mapping_items(&record).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].0, Value::Str("a".into()));
+        assert_eq!(referenced_oid(&items[0].1), Some(Oid::from_u64(1)));
+        assert_eq!(items[1].1, Value::Bytes(b"xy".to_vec()));
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        assert!(mapping_items(b"").is_err());
+        assert!(mapping_items(b"\x80\x03N.\x80\x03N.").unwrap_err().contains("not a persistent mapping"));
+    }
+}

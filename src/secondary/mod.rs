@@ -1,0 +1,338 @@
+//! The secondary: a sans-IO state machine that keeps a storage in step with a primary.
+//!
+//! It holds no socket, no clock and no randomness. A driver (the simulator in `zrs-sim`, or
+//! [`crate::net`] over real TCP) feeds it events and performs the [`Action`]s it queues:
+//!
+//! - events: [`Secondary::connected`], [`Secondary::connection_failed`],
+//!   [`Secondary::connection_lost`], [`Secondary::data_received`], [`Secondary::timeout`],
+//!   [`Secondary::set_replication_address`], [`Secondary::close`];
+//! - work out: [`Secondary::poll_action`] — connect, abort an attempt, transmit, disconnect,
+//!   set and cancel timers, invalidate committed objects.
+//!
+//! It plays the parts zc.zrs splits between `SecondaryFactory`, `SecondaryProtocol` and the
+//! Twisted connector: connection lifecycle, handshake, replication stream, keep-alive,
+//! reconnects, close. It logs what they log, where they log it (`zc.zrs.secondary`, and the
+//! connector's `Starting factory` / `Stopping factory` under `zc.zrs.reactor`), so that a
+//! transcript of a run reads like the reference's.
+//!
+//! Reads pass through to the storage; writes fail with [`StorageError::ReadOnly`]: see the
+//! [`Storage`] implementation.
+
+mod action;
+mod config;
+mod read_only;
+mod stream;
+
+use std::collections::VecDeque;
+
+pub use action::{Action, LossReason, Timer};
+pub use config::{format_delay, Address, Config};
+pub use stream::InputError;
+
+use crate::log;
+use crate::protocol::framing::frame;
+use crate::protocol::{ZRS_2_0, ZRS_2_1};
+use crate::storage::{Storage, StorageError};
+use stream::Stream;
+
+/// The logger zc.zrs's secondary logs under.
+pub const LOGGER: &str = "zc.zrs.secondary";
+/// The logger Twisted's messages reach through zc.zrs.
+pub const REACTOR_LOGGER: &str = "zc.zrs.reactor";
+/// How Twisted names the secondary's factory in `Starting factory` / `Stopping factory`.
+const FACTORY: &str = "<zc.zrs.secondary.SecondaryFactory instance>";
+
+/// Where the secondary is in its connection lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// No address yet, or waiting for the reconnect timer.
+    Idle,
+    /// A connection attempt is in progress.
+    Connecting,
+    /// Connected: replicating.
+    Connected,
+    /// Closed for good.
+    Closed,
+}
+
+struct Connection {
+    /// The peer as zc.zrs prints it, followed by `: `.
+    peer: String,
+    stream: Stream,
+    /// Whether a keep-alive is scheduled (the first firing only reschedules).
+    keep_alive_pending: bool,
+    keep_alive_started: bool,
+}
+
+/// A replicating secondary over storage `S`.
+pub struct Secondary<S: Storage> {
+    storage: S,
+    config: Config,
+    phase: Phase,
+    connection: Option<Connection>,
+    actions: VecDeque<Action>,
+}
+
+impl<S: Storage> Secondary<S> {
+    /// Opens a secondary over `storage`; connects at once when an address is configured.
+    pub fn new(storage: S, config: Config) -> Secondary<S> {
+        let mut secondary = Secondary {
+            storage,
+            config,
+            phase: Phase::Idle,
+            connection: None,
+            actions: VecDeque::new(),
+        };
+        log::info(
+            LOGGER,
+            &format!("Opening {} {}", secondary.storage.name(), secondary.address_repr()),
+        );
+        if secondary.config.address.is_some() {
+            secondary.connect();
+        }
+        secondary
+    }
+
+    /// The protocol id this secondary speaks: `zrs2.1` only for storages that keep blobs.
+    pub fn protocol(&self) -> &'static [u8] {
+        if self.storage.keeps_blobs() {
+            ZRS_2_1
+        } else {
+            ZRS_2_0
+        }
+    }
+
+    pub fn phase(&self) -> Phase {
+        self.phase
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.phase == Phase::Closed
+    }
+
+    /// Whether a replicated transaction is begun but not yet committed.
+    pub fn in_transaction(&self) -> bool {
+        self.connection
+            .as_ref()
+            .is_some_and(|c| c.stream.in_transaction())
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The storage replicated into (to read it; writing goes through replication only).
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    /// Takes the storage back (after close).
+    pub fn into_storage(self) -> S {
+        self.storage
+    }
+
+    /// The next thing for the driver to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Sets the primary's address; connects now if there was none before.
+    pub fn set_replication_address(&mut self, address: Address) {
+        let had = self.config.address.replace(address).is_some();
+        if !had {
+            self.connect();
+        }
+    }
+
+    /// The connection attempt succeeded: send the handshake and start replicating.
+    pub fn connected(&mut self, peer: &str) {
+        if self.phase != Phase::Connecting {
+            debug_assert!(false, "connected while {:?}", self.phase);
+            return;
+        }
+        let start = self.storage.last_transaction();
+        self.transmit(frame(self.protocol()));
+        self.transmit(frame(start.as_bytes()));
+        self.phase = Phase::Connected;
+        self.connection = Some(Connection {
+            peer: format!("{peer}: "),
+            stream: Stream::new(start, self.config.frame_limit),
+            keep_alive_pending: false,
+            keep_alive_started: false,
+        });
+        self.info("Connected");
+        if !self.config.keep_alive_delay.is_zero() {
+            self.keep_alive();
+        }
+    }
+
+    /// The connection attempt failed or was rejected.
+    pub fn connection_failed(&mut self, _reason: &LossReason) {
+        if self.phase != Phase::Connecting {
+            debug_assert!(false, "connection failed while {:?}", self.phase);
+            return;
+        }
+        self.phase = Phase::Idle;
+        self.stop_factory();
+        self.schedule_reconnect();
+    }
+
+    /// The established connection ended (the peer closed it, or it broke).
+    pub fn connection_lost(&mut self, reason: &LossReason) {
+        if self.phase != Phase::Connected {
+            debug_assert!(false, "connection lost while {:?}", self.phase);
+            return;
+        }
+        self.drop_connection(reason);
+        self.phase = Phase::Idle;
+        self.stop_factory();
+        self.schedule_reconnect();
+    }
+
+    /// Bytes arrived from the primary.
+    pub fn data_received(&mut self, bytes: &[u8]) {
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        let actions = &mut self.actions;
+        let result = connection.stream.receive(
+            bytes,
+            &mut self.storage,
+            self.config.check_checksums,
+            &mut |c| {
+                actions.push_back(Action::Invalidate {
+                    tid: c.tid,
+                    oids: c.oids,
+                })
+            },
+        );
+        if let Err(error) = result {
+            let peer = &connection.peer;
+            log::critical(LOGGER, &format!("{peer}Input data error\n{error}"));
+            // As zc.zrs: disconnect; the loss aborts the partial transaction and, since we
+            // are not closed, a reconnect follows.
+            self.actions.push_back(Action::Disconnect);
+            self.drop_connection(&LossReason::Done);
+            self.phase = Phase::Idle;
+            self.stop_factory();
+            self.schedule_reconnect();
+        }
+    }
+
+    /// A timer set by [`Action::SetTimer`] fired.
+    pub fn timeout(&mut self, timer: Timer) {
+        match timer {
+            Timer::KeepAlive => {
+                if let Some(connection) = self.connection.as_mut() {
+                    connection.keep_alive_pending = false;
+                    self.keep_alive();
+                }
+            }
+            Timer::Connect => self.connect(),
+        }
+    }
+
+    /// Closes the secondary: aborts any partial transaction, drops the connection, never
+    /// reconnects, and closes the storage.
+    ///
+    /// A reconnect already pending is left to fire, as in zc.zrs; it then finds the
+    /// secondary closed and stops at once.
+    pub fn close(&mut self) -> Result<(), StorageError> {
+        if self.phase == Phase::Closed {
+            return Ok(());
+        }
+        log::info(
+            LOGGER,
+            &format!("Closing {} {}", self.storage.name(), self.address_repr()),
+        );
+        let phase = std::mem::replace(&mut self.phase, Phase::Closed);
+        match phase {
+            Phase::Connecting => {
+                self.actions.push_back(Action::AbortConnect);
+                self.stop_factory();
+            }
+            Phase::Connected => {
+                self.actions.push_back(Action::Disconnect);
+                self.drop_connection(&LossReason::Done);
+            }
+            Phase::Idle | Phase::Closed => {}
+        }
+        self.storage.close()
+    }
+
+    fn connect(&mut self) {
+        log::info(REACTOR_LOGGER, &format!("Starting factory {FACTORY}"));
+        if self.phase == Phase::Closed {
+            // zc.zrs's factory refuses to connect once closed: the attempt stops at once.
+            self.stop_factory();
+            return;
+        }
+        let Some(address) = self.config.address.clone() else {
+            return;
+        };
+        self.phase = Phase::Connecting;
+        self.actions.push_back(Action::Connect(address));
+    }
+
+    fn keep_alive(&mut self) {
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        // The first call only schedules; later firings send an empty message.
+        if connection.keep_alive_started {
+            self.actions.push_back(Action::Transmit(frame(b"")));
+        }
+        connection.keep_alive_started = true;
+        connection.keep_alive_pending = true;
+        self.actions.push_back(Action::SetTimer {
+            timer: Timer::KeepAlive,
+            delay: self.config.keep_alive_delay,
+        });
+    }
+
+    /// The protocol's side of a lost connection: stop keep-alives, abort, log.
+    fn drop_connection(&mut self, reason: &LossReason) {
+        let Some(connection) = self.connection.take() else {
+            return;
+        };
+        if connection.keep_alive_pending {
+            self.actions.push_back(Action::CancelTimer(Timer::KeepAlive));
+        }
+        if connection.stream.in_transaction() {
+            self.storage.tpc_abort();
+        }
+        log::info(
+            LOGGER,
+            &format!("{}Disconnected {reason}", connection.peer),
+        );
+    }
+
+    fn schedule_reconnect(&mut self) {
+        if self.phase != Phase::Closed {
+            self.actions.push_back(Action::SetTimer {
+                timer: Timer::Connect,
+                delay: self.config.reconnect_delay,
+            });
+        }
+    }
+
+    fn stop_factory(&self) {
+        log::info(REACTOR_LOGGER, &format!("Stopping factory {FACTORY}"));
+    }
+
+    fn transmit(&mut self, bytes: Vec<u8>) {
+        self.actions.push_back(Action::Transmit(bytes));
+    }
+
+    fn info(&self, message: &str) {
+        let peer = self.connection.as_ref().map_or("", |c| c.peer.as_str());
+        log::info(LOGGER, &format!("{peer}{message}"));
+    }
+
+    fn address_repr(&self) -> String {
+        self.config
+            .address
+            .as_ref()
+            .map_or_else(|| "None".to_string(), |a| a.to_string())
+    }
+}

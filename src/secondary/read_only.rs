@@ -1,0 +1,66 @@
+//! A secondary is a read-only storage: reads pass through, writes are refused.
+
+use super::Secondary;
+use crate::storage::{
+    HistoryEntry, Result, Storage, StorageError, TransactionMeta, TransactionRecord,
+};
+use crate::tid::{Oid, Tid};
+
+impl<S: Storage> Storage for Secondary<S> {
+    fn name(&self) -> &str {
+        self.storage.name()
+    }
+    fn last_transaction(&self) -> Tid {
+        self.storage.last_transaction()
+    }
+    fn len(&self) -> usize {
+        self.storage.len()
+    }
+    fn size(&self) -> u64 {
+        self.storage.size()
+    }
+    fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
+        self.storage.load(oid)
+    }
+    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<(Vec<u8>, Tid, Option<Tid>)>> {
+        self.storage.load_before(oid, tid)
+    }
+    fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>> {
+        self.storage.load_serial(oid, serial)
+    }
+    fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>> {
+        self.storage.history(oid, size)
+    }
+    fn iterator<'a>(
+        &'a self,
+        start: Option<Tid>,
+        stop: Option<Tid>,
+    ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
+        self.storage.iterator(start, stop)
+    }
+    fn tpc_begin(&mut self, _meta: TransactionMeta) -> Result<()> {
+        Err(StorageError::ReadOnly)
+    }
+    fn restore(
+        &mut self,
+        _oid: Oid,
+        _serial: Tid,
+        _data: Option<&[u8]>,
+        _version: &[u8],
+        _data_txn: Option<Tid>,
+    ) -> Result<()> {
+        Err(StorageError::ReadOnly)
+    }
+    fn tpc_vote(&mut self) -> Result<()> {
+        Err(StorageError::ReadOnly)
+    }
+    fn tpc_finish(&mut self) -> Result<Tid> {
+        Err(StorageError::ReadOnly)
+    }
+    /// Nothing to abort: a client can never begin a transaction here. Replication's own
+    /// transaction is not the client's to abort.
+    fn tpc_abort(&mut self) {}
+    fn close(&mut self) -> Result<()> {
+        Secondary::close(self)
+    }
+}
