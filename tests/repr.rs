@@ -5,7 +5,7 @@
 use zrs::repr::{py2_bytes_repr, py3_bytes_repr, py_str_repr};
 
 fn unhex(s: &str) -> Vec<u8> {
-    assert!(s.len() % 2 == 0, "odd hex {s:?}");
+    assert_eq!(s.len() % 2, 0, "odd hex {s:?}");
     (0..s.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or_else(|e| panic!("{s:?}: {e}")))
