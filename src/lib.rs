@@ -11,6 +11,7 @@
 
 pub mod pickle;
 pub mod protocol;
+pub mod repr;
 pub mod storage;
 pub mod tid;
 

@@ -1,5 +1,7 @@
 //! The ZRS wire protocol: framing, messages, and the running checksum.
 
+pub mod checksum;
+pub mod framing;
 pub mod message;
 
 pub use message::{Message, RecordHeader, TransactionHeader};

@@ -1,0 +1,124 @@
+//! Framing decode + running checksum over a realistic replication stream, next to plain md5
+//! over the same bytes.
+//!
+//! The stream: transactions of 1–10 records, each an `S`-sized pickle (~60 B) and a data
+//! record of 100 B – 100 KiB (log-uniform), with `T` (~110 B) and `C` (~70 B) messages around
+//! them; about 8 MiB, delivered in 64 KiB chunks as reads from a TCP socket would be.
+//!
+//! Run: `cargo bench --bench framing`; figures are in BENCHMARKS.md, next to
+//! `benches/framing_reference.py` (the same work in zc.zrs's Python).
+
+use std::time::Duration;
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use md5::{Digest, Md5};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use zrs::protocol::checksum::StreamChecksum;
+use zrs::protocol::framing::{write_frame, FrameDecoder, DEFAULT_SECONDARY_LIMIT};
+use zrs::Tid;
+
+const CHUNK: usize = 64 * 1024;
+const TARGET: usize = 8 << 20;
+
+fn stream() -> Vec<u8> {
+    let mut rng = ChaCha8Rng::seed_from_u64(7);
+    let mut out = Vec::with_capacity(TARGET + (200 << 10));
+    let payload = |n: usize, rng: &mut ChaCha8Rng| (0..n).map(|_| rng.gen()).collect::<Vec<u8>>();
+    while out.len() < TARGET {
+        write_frame(&mut out, &payload(110, &mut rng));
+        for _ in 0..rng.gen_range(1..=10) {
+            write_frame(&mut out, &payload(60, &mut rng));
+            let size = (100f64 * 1024f64.powf(rng.gen::<f64>())) as usize;
+            write_frame(&mut out, &payload(size, &mut rng));
+        }
+        write_frame(&mut out, &payload(70, &mut rng));
+    }
+    out
+}
+
+fn bench(c: &mut Criterion) {
+    let stream = stream();
+    let mut group = c.benchmark_group("framing");
+    group
+        .throughput(Throughput::Bytes(stream.len() as u64))
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(4));
+
+    group.bench_function("md5 plain", |b| {
+        b.iter(|| {
+            let mut md5 = Md5::new();
+            for chunk in stream.chunks(CHUNK) {
+                md5.update(chunk);
+            }
+            black_box(md5.finalize())
+        })
+    });
+    group.bench_function("decode only (next_frame, Vec)", |b| {
+        b.iter(|| {
+            let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+            let mut n = 0;
+            for chunk in stream.chunks(CHUNK) {
+                d.feed(chunk);
+                while let Some(f) = d.next_frame().unwrap() {
+                    n += f.len();
+                }
+            }
+            black_box(n)
+        })
+    });
+    group.bench_function("decode only (next_frame_slice)", |b| {
+        b.iter(|| {
+            let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+            let mut n = 0;
+            for chunk in stream.chunks(CHUNK) {
+                d.feed(chunk);
+                while let Some(f) = d.next_frame_slice().unwrap() {
+                    n += f.len();
+                }
+            }
+            black_box(n)
+        })
+    });
+    group.bench_function("decode + checksum (next_frame, Vec)", |b| {
+        b.iter(|| {
+            let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+            let mut sum = StreamChecksum::new(Tid::ZERO);
+            for chunk in stream.chunks(CHUNK) {
+                d.feed(chunk);
+                while let Some(f) = d.next_frame().unwrap() {
+                    sum.update(&f);
+                }
+            }
+            black_box(sum.digest())
+        })
+    });
+    group.bench_function("decode + checksum (next_frame_slice)", |b| {
+        b.iter(|| {
+            let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+            let mut sum = StreamChecksum::new(Tid::ZERO);
+            for chunk in stream.chunks(CHUNK) {
+                d.feed(chunk);
+                while let Some(f) = d.next_frame_slice().unwrap() {
+                    sum.update(f);
+                }
+            }
+            black_box(sum.digest())
+        })
+    });
+    group.bench_function("decode + checksum (decode callback)", |b| {
+        b.iter(|| {
+            let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+            let mut sum = StreamChecksum::new(Tid::ZERO);
+            for chunk in stream.chunks(CHUNK) {
+                d.decode(chunk, |f| sum.update(f)).unwrap();
+            }
+            black_box(sum.digest())
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
