@@ -1128,7 +1128,11 @@ impl<'a> Decoder<'a> {
                 let mut it = out.into_iter();
                 let callable = it.next().expect("callable");
                 let args = it.next().expect("args");
-                let kwargs = if *how == How::NewObjEx { it.next() } else { None };
+                let kwargs = if *how == How::NewObjEx {
+                    it.next()
+                } else {
+                    None
+                };
                 let st = if *state != NIL { it.next() } else { None };
                 let (callable, args) = match how {
                     How::Reduce => (callable, args),

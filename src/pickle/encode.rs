@@ -360,7 +360,11 @@ impl Pickler {
                 self.opcode_boundary();
                 self.save_str("latin1", Some(Shared::Latin1));
                 self.opcode_boundary();
-                self.write(&[if self.proto >= 2 { op::TUPLE2 } else { op::TUPLE }]);
+                self.write(&[if self.proto >= 2 {
+                    op::TUPLE2
+                } else {
+                    op::TUPLE
+                }]);
                 self.memo_put(None);
                 self.opcode_boundary();
             }

@@ -63,7 +63,10 @@ pub enum PickleErrorKind {
     #[error("integer literal has more than {0} digits")]
     IntTooLong(usize),
     #[error("expected {expected}, found {found}")]
-    WrongType { expected: &'static str, found: &'static str },
+    WrongType {
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("odd number of items for a dict")]
     OddDictItems,
     #[error("unhashable dict key ({0})")]

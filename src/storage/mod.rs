@@ -61,7 +61,11 @@ pub enum StorageError {
     #[error("{0}")]
     Transaction(String),
     #[error("corrupt storage {name} at byte {pos}: {what}")]
-    Corrupt { name: String, pos: u64, what: String },
+    Corrupt {
+        name: String,
+        pos: u64,
+        what: String,
+    },
     #[error("storage I/O: {0}")]
     Io(#[from] std::io::Error),
     #[error("storage is closed")]
