@@ -105,7 +105,9 @@ enum Node {
     Float(f64),
     Bytes(Vec<u8>),
     Str(String),
-    Global(Box<(String, String)>),
+    /// Module and name: two `Str` nodes, shared rather than copied, so STACK_GLOBAL on
+    /// memoized strings costs no memory.
+    Global(u32, u32),
     ByteArray(Vec<u8>),
     Tuple(Vec<u32>),
     List(Vec<u32>),
@@ -130,7 +132,7 @@ fn kind_name(n: &Node) -> &'static str {
         Node::Float(_) => "float",
         Node::Bytes(_) => "bytes",
         Node::Str(_) => "str",
-        Node::Global(_) => "global",
+        Node::Global(..) => "global",
         Node::ByteArray(_) => "bytearray",
         Node::Tuple(_) => "tuple",
         Node::List(_) => "list",
@@ -615,18 +617,20 @@ impl<'a> Decoder<'a> {
             op::GLOBAL => {
                 let module = self.utf8_line("GLOBAL module")?;
                 let name = self.utf8_line("GLOBAL name")?;
-                let g = self.global(module, name);
+                let module = self.node(Node::Str(module))?;
+                let name = self.node(Node::Str(name))?;
+                let g = self.global(module, name)?;
                 self.push_new(g)?;
             }
             op::STACK_GLOBAL => {
                 let name = self.pop()?;
                 let module = self.pop()?;
-                let (Node::Str(m), Node::Str(n)) =
+                let (Node::Str(_), Node::Str(_)) =
                     (&self.nodes[module as usize], &self.nodes[name as usize])
                 else {
                     return Err(self.err(K::Other("STACK_GLOBAL needs two str")));
                 };
-                let g = self.global(m.clone(), n.clone());
+                let g = self.global(module, name)?;
                 self.push_new(g)?;
             }
             op::REDUCE => {
@@ -635,17 +639,20 @@ impl<'a> Decoder<'a> {
                 if !matches!(self.nodes[args as usize], Node::Tuple(_)) {
                     return Err(self.wrong("an argument tuple", args));
                 }
-                let n = match self.special_reduce(callable, args)? {
-                    Some(n) => n,
-                    None => Node::Object {
+                match self.special_reduce(callable, args)? {
+                    Some(n) => {
+                        // Derived, not read: its bytes were charged to the output budget.
+                        self.nodes.push(n);
+                        self.push((self.nodes.len() - 1) as u32);
+                    }
+                    None => self.push_new(Node::Object {
                         how: How::Reduce,
                         callable,
                         args,
                         kwargs: NIL,
                         state: NIL,
-                    },
-                };
-                self.push_new(n)?;
+                    })?,
+                }
             }
             op::NEWOBJ => {
                 let args = self.pop()?;
@@ -759,29 +766,36 @@ impl<'a> Decoder<'a> {
 
     /// A GLOBAL with Python 2 module names mapped to Python 3's, as CPython's unpickler does
     /// for protocols below 3 (only the two modules ZODB data may name).
-    fn global(&self, module: String, name: String) -> Node {
-        let module = if self.proto < 3 {
-            match module.as_str() {
-                "__builtin__" => "builtins".to_owned(),
-                "copy_reg" => "copyreg".to_owned(),
-                _ => module,
-            }
-        } else {
-            module
+    fn global(&mut self, module: u32, name: u32) -> R<Node> {
+        let renamed = match (&self.nodes[module as usize], self.proto < 3) {
+            (Node::Str(m), true) if m == "__builtin__" => Some("builtins"),
+            (Node::Str(m), true) if m == "copy_reg" => Some("copyreg"),
+            _ => None,
         };
-        Node::Global(Box::new((module, name)))
+        let module = match renamed {
+            Some(m) => self.node(Node::Str(m.to_owned()))?,
+            None => module,
+        };
+        Ok(Node::Global(module, name))
+    }
+
+    fn str_of(&self, id: u32) -> &str {
+        match &self.nodes[id as usize] {
+            Node::Str(s) => s,
+            _ => unreachable!("globals name Str nodes"),
+        }
     }
 
     /// `_codecs.encode(str, 'latin1')` and `builtins.bytes()`: how Python 3 pickles bytes at
     /// protocols 0–2. Evaluated here so they decode to plain bytes.
     fn special_reduce(&mut self, callable: u32, args: u32) -> R<Option<Node>> {
-        let Node::Global(g) = &self.nodes[callable as usize] else {
+        let Node::Global(m, n) = self.nodes[callable as usize] else {
             return Ok(None);
         };
         let Node::Tuple(a) = &self.nodes[args as usize] else {
             return Ok(None);
         };
-        match (g.0.as_str(), g.1.as_str(), a.len()) {
+        match (self.str_of(m), self.str_of(n), a.len()) {
             ("_codecs" | "codecs", "encode", 2) => {
                 let (Node::Str(s), Node::Str(enc)) =
                     (&self.nodes[a[0] as usize], &self.nodes[a[1] as usize])
@@ -1107,9 +1121,9 @@ impl<'a> Decoder<'a> {
             Node::Float(f) => Value::Float(*f),
             Node::Bytes(b) => Value::Bytes(b.clone()),
             Node::Str(s) => Value::Str(s.clone()),
-            Node::Global(g) => Value::Global {
-                module: g.0.clone(),
-                name: g.1.clone(),
+            Node::Global(m, n) => Value::Global {
+                module: self.str_of(*m).to_owned(),
+                name: self.str_of(*n).to_owned(),
             },
             Node::ByteArray(b) => builtin_call("bytearray", Value::Bytes(b.clone())),
             _ => unreachable!("containers are built by frames"),

@@ -239,6 +239,13 @@ impl Message {
                 let blocks = match &items[4] {
                     Value::Int(n) if *n >= 0 => *n as u64,
                     Value::Int(_) => return Err(f.bad("blocks must not be negative".into())),
+                    // Beyond i64 but within u64 (decoded BigInts are minimal, so a
+                    // non-negative one fits when it has at most 8 bytes plus a sign byte).
+                    Value::BigInt(b) if b.len() <= 9 && b.last() == Some(&0) => {
+                        let mut buf = [0u8; 8];
+                        buf.copy_from_slice(&b[..8]);
+                        u64::from_le_bytes(buf)
+                    }
                     Value::BigInt(_) => return Err(f.bad("blocks out of range".into())),
                     other => {
                         return Err(
