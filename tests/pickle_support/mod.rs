@@ -121,3 +121,43 @@ pub fn same_unordered(a: &Value, b: &Value) -> bool {
         _ => same(a, b),
     }
 }
+
+/// The value-token notation of a plain value (the inverse of [`parse_value`]).
+pub fn tokens(v: &Value) -> String {
+    fn walk(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::None => out.push("N".into()),
+            Value::Bool(true) => out.push("T".into()),
+            Value::Bool(false) => out.push("F".into()),
+            Value::Int(i) => out.push(format!("i{i}")),
+            Value::BigInt(b) => out.push(format!("i{}", num::twos_to_decimal(b))),
+            Value::Float(f) => out.push(format!("f{}", hex(&f.to_be_bytes()))),
+            Value::Bytes(b) => out.push(format!("b{}", hex(b))),
+            Value::Str(s) => out.push(format!("s{}", hex(s.as_bytes()))),
+            Value::Tuple(items) | Value::List(items) => {
+                let (open, close) = if matches!(v, Value::Tuple(_)) {
+                    ("(", ")")
+                } else {
+                    ("[", "]")
+                };
+                out.push(open.into());
+                for i in items {
+                    walk(i, out);
+                }
+                out.push(close.into());
+            }
+            Value::Dict(items) => {
+                out.push("{".into());
+                for (k, v) in items {
+                    walk(k, out);
+                    walk(v, out);
+                }
+                out.push("}".into());
+            }
+            other => panic!("no token for {other:?}"),
+        }
+    }
+    let mut out = Vec::new();
+    walk(v, &mut out);
+    out.join(" ")
+}
