@@ -4,7 +4,7 @@ pub mod checksum;
 pub mod framing;
 pub mod message;
 
-pub use message::{Message, RecordHeader, TransactionHeader};
+pub use message::{Message, MessageError, RecordHeader, TransactionHeader};
 
 /// The protocol id a secondary without blobs sends first.
 pub const ZRS_2_0: &[u8] = b"zrs2.0";
