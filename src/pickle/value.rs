@@ -21,7 +21,10 @@ pub enum Value {
     List(Vec<Value>),
     Dict(Vec<(Value, Value)>),
     /// A reference to a global (`module.name`), never resolved.
-    Global { module: String, name: String },
+    Global {
+        module: String,
+        name: String,
+    },
     /// `callable(*args)` as REDUCE / NEWOBJ builds it, with the BUILD state if any.
     Object {
         callable: Box<Value>,
