@@ -5,12 +5,15 @@
 //!
 //! - [`memory::MemoryStorage`]: the same semantics in memory, for simulation;
 //! - [`file::FileStorage`]: ZODB's `Data.fs`, byte-identical to what Python ZODB writes;
-//! - [`extension`]: the one place a replicated transaction's extension is re-encoded.
+//! - [`extension`]: the one place a replicated transaction's extension is re-encoded;
+//! - [`copy`]: replaying one storage into another (`zrs copy`).
 
+pub mod copy;
 pub mod extension;
 pub mod file;
 pub mod memory;
 
+pub use copy::{copy_transactions, CopyStats};
 pub use extension::replicated_extension;
 pub use file::{Durability, FileStorage, FileStorageReader, Options};
 pub use memory::MemoryStorage;

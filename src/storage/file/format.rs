@@ -4,8 +4,12 @@
 //! Only layouts live here; reading files, indexing and writing transactions are in the
 //! sibling modules. `FORMAT.md` next to this file describes the format in prose.
 
-/// The first four bytes of every FileStorage file (ZODB's `FILESTORAGE_MAGIC`).
-pub const MAGIC: &[u8; 4] = b"FS21";
+/// The first four bytes of a FileStorage written by Python 3 ZODB (ZODB 6.4's
+/// `FILESTORAGE_MAGIC`); new files get it.
+pub const MAGIC: &[u8; 4] = b"FS30";
+/// The magic of files written by Python 2 ZODB. The record layout is the same (only the
+/// pickles inside differ), so such files are read and appended to as they are.
+pub const MAGIC_PY2: &[u8; 4] = b"FS21";
 /// Size of the transaction header before user, description and extension.
 pub const TXN_HEADER_LEN: usize = 23;
 /// Size of a data record header.

@@ -18,7 +18,7 @@ use crate::tid::{Oid, Tid};
 
 use super::backend::Backend;
 use super::format::{
-    DataHeader, TxnHeader, DATA_HEADER_LEN, MAGIC, STATUS_CHECKPOINT, STATUS_COMMITTED,
+    DataHeader, TxnHeader, DATA_HEADER_LEN, MAGIC, MAGIC_PY2, STATUS_CHECKPOINT, STATUS_COMMITTED,
     STATUS_PACKED, STATUS_UNDONE, TXN_HEADER_LEN,
 };
 use super::index::{Index, TxnEntry};
@@ -109,12 +109,12 @@ pub fn scan(backend: &dyn Backend, name: &str) -> Result<Scan> {
     };
     let mut magic = [0u8; 4];
     let n = backend.read_at(0, &mut magic)?;
-    if n < 4 || &magic != MAGIC {
+    if n < 4 || (&magic != MAGIC && &magic != MAGIC_PY2) {
         return Err(corrupt(
             0,
             format!(
-                "not a FileStorage: magic {:?}, expected \"FS21\"",
-                &magic[..n]
+                "not a FileStorage: magic {:?}, expected \"FS30\" (or \"FS21\")",
+                String::from_utf8_lossy(&magic[..n])
             ),
         ));
     }
