@@ -44,6 +44,26 @@ pub trait Backend: Send + Sync + fmt::Debug {
     }
 }
 
+/// A shared backend is a backend: lets a test or the simulator keep a handle on the disk
+/// the storage writes to.
+impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
+    fn len(&self) -> io::Result<u64> {
+        (**self).len()
+    }
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        (**self).read_at(pos, buf)
+    }
+    fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        (**self).write_at(pos, data)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        (**self).set_len(len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        (**self).sync()
+    }
+}
+
 /// A file on disk.
 #[derive(Debug)]
 pub struct FileBackend {

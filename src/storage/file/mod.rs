@@ -119,10 +119,6 @@ impl FileStorage {
             ));
         }
         let scan = scan::scan(backend.as_ref(), name)?;
-        if scan.empty && !options.read_only {
-            backend.write_at(0, MAGIC)?;
-            backend.sync()?;
-        }
         if let Some(tail) = &scan.tail {
             tracing::warn!(
                 target: "zrs.storage",
@@ -139,6 +135,10 @@ impl FileStorage {
                 backend.set_len(tail.pos)?;
                 backend.sync()?;
             }
+        }
+        if scan.empty && !options.read_only {
+            backend.write_at(0, MAGIC)?;
+            backend.sync()?;
         }
         Ok(FileStorage {
             shared: Arc::new(Shared {

@@ -109,6 +109,18 @@ pub fn scan(backend: &dyn Backend, name: &str) -> Result<Scan> {
     };
     let mut magic = [0u8; 4];
     let n = backend.read_at(0, &mut magic)?;
+    if n < 4 && MAGIC.starts_with(&magic[..n]) {
+        // A crash while a new file got its magic: the file is as good as empty.
+        return Ok(Scan {
+            index: Index::new(MAGIC.len() as u64),
+            tail: Some(Tail {
+                pos: 0,
+                len: n as u64,
+                what: "magic cut short".into(),
+            }),
+            empty: true,
+        });
+    }
     if n < 4 || (&magic != MAGIC && &magic != MAGIC_PY2) {
         return Err(corrupt(
             0,
