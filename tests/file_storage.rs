@@ -538,3 +538,93 @@ fn crash_at_any_point_leaves_a_clean_prefix() {
         assert!(images > 100, "{images}");
     }
 }
+
+#[test]
+fn legacy_undone_status_is_skipped_by_the_index_but_found_by_restore() {
+    let b = Arc::new(MemoryBackend::new());
+    let mut s =
+        FileStorage::open_with_backend("u.fs", Box::new(b.clone()), Options::default()).unwrap();
+    commit(&mut s, 10, &[(1, b"a")]);
+    let t20 = s.size();
+    commit(&mut s, 20, &[(1, b"b")]);
+    commit(&mut s, 30, &[(2, b"c")]);
+    drop(s);
+    let mut bytes = b.contents();
+    bytes[t20 as usize + 16] = b'u';
+    let (s, _) = open_bytes(bytes, Options::default());
+    let mut s = s.unwrap();
+    // As ZODB's read_index: the 'u' transaction's records are not in the index.
+    assert_eq!(s.load(o(1)).unwrap(), (b"a".to_vec(), t(10)));
+    let txns = all(&s);
+    assert_eq!(
+        txns.iter().map(|t| t.meta.status).collect::<Vec<_>>(),
+        vec![b' ', b'u', b' ']
+    );
+    // restore still finds the record in it (ZODB scans the transaction too).
+    s.tpc_begin(meta(40)).unwrap();
+    s.restore(o(1), t(40), Some(b"b"), b"", Some(t(20)))
+        .unwrap();
+    s.tpc_vote().unwrap();
+    s.tpc_finish().unwrap();
+    let last = all(&s).pop().unwrap();
+    assert_eq!(last.records[0].data_txn, Some(t(20)));
+    assert_eq!(s.load(o(1)).unwrap(), (b"b".to_vec(), t(40)));
+}
+
+#[test]
+fn readers_load_consistently_while_the_writer_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open(
+        dir.path().join("Data.fs"),
+        Options {
+            read_only: false,
+            durability: Durability::Batch(50),
+        },
+    )
+    .unwrap();
+    commit(&mut s, 1, &[(0, b"0@1")]);
+    let readers: Vec<_> = (0..2).map(|_| s.file_reader()).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = readers
+            .iter()
+            .map(|r| {
+                let done = &done;
+                scope.spawn(move || {
+                    let mut checks = 0u64;
+                    let mut last_seen = Tid::ZERO;
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) || checks == 0 {
+                        let before = r.last_transaction();
+                        assert!(before >= last_seen);
+                        last_seen = before;
+                        for oid in 0..10 {
+                            if let Ok((data, serial)) = r.load(o(oid)) {
+                                // Every revision says which object and serial it is.
+                                assert_eq!(data, format!("{oid}@{}", serial.as_u64()).into_bytes());
+                                assert!(serial <= r.last_transaction());
+                            }
+                        }
+                        let mut n = 0u64;
+                        for txn in r.iterator(None, None) {
+                            txn.unwrap();
+                            n += 1;
+                        }
+                        assert!(n >= before.as_u64());
+                        checks += 1;
+                    }
+                    checks
+                })
+            })
+            .collect();
+        for n in 2..=300u64 {
+            let oid = n % 10;
+            let data = format!("{oid}@{n}");
+            commit(&mut s, n, &[(oid, data.as_bytes())]);
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        for h in handles {
+            assert!(h.join().unwrap() > 0);
+        }
+    });
+    assert_eq!(readers[0].last_transaction(), t(300));
+}

@@ -883,3 +883,40 @@ impl Storage for FileStorageReader {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    fn send_sync<T: Send + Sync + ?Sized>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        shareable::<FileStorageReader>();
+        send_sync::<FileStorage>();
+        send_sync::<dyn Backend>();
+    }
+
+    #[test]
+    fn batch_of_zero_is_refused() {
+        let r = FileStorage::open_with_backend(
+            "x.fs",
+            Box::new(backend::MemoryBackend::new()),
+            Options {
+                read_only: false,
+                durability: Durability::Batch(0),
+            },
+        );
+        assert!(matches!(r, Err(StorageError::Transaction(_))));
+        let mut s = FileStorage::open_with_backend(
+            "x.fs",
+            Box::new(backend::MemoryBackend::new()),
+            Options::default(),
+        )
+        .unwrap();
+        assert!(s.set_durability(Durability::Batch(0)).is_err());
+        s.set_durability(Durability::Batch(5)).unwrap();
+        assert_eq!(s.durability(), Durability::Batch(5));
+    }
+}
