@@ -19,14 +19,20 @@ pub struct Args {
     batch: Option<u32>,
 }
 
-pub fn run(args: Args) -> Result<(), StorageError> {
+pub fn run(args: Args) -> Result<(), String> {
+    let context = |what: &str, path: &std::path::Path| {
+        let path = path.display().to_string();
+        let what = what.to_string();
+        move |e: StorageError| format!("{what} {path}: {e}")
+    };
     let src = FileStorage::open(
         &args.src,
         Options {
             read_only: true,
             ..Options::default()
         },
-    )?;
+    )
+    .map_err(context("opening", &args.src))?;
     let durability = match args.batch {
         Some(n) => Durability::Batch(n),
         None => Durability::EveryTransaction,
@@ -37,9 +43,10 @@ pub fn run(args: Args) -> Result<(), StorageError> {
             read_only: false,
             durability,
         },
-    )?;
-    let stats = copy_transactions(&src, &mut dst)?;
-    dst.close()?;
+    )
+    .map_err(context("opening", &args.dst))?;
+    let stats = copy_transactions(&src, &mut dst).map_err(context("copying into", &args.dst))?;
+    dst.close().map_err(context("closing", &args.dst))?;
     eprintln!(
         "zrs copy: {} transactions, {} records, {} data bytes; {} is {} bytes",
         stats.transactions,

@@ -1,6 +1,6 @@
 //! `FileStorage`: ZODB's `Data.fs`, read and written byte for byte as Python ZODB 6.4 does.
 //!
-//! - [`format`]: record layouts (see `FORMAT.md` beside this file for the prose version);
+//! - [`format`](mod@format): record layouts (see `FORMAT.md` beside this file for the prose version);
 //! - [`backend`]: the positional I/O trait every byte goes through;
 //! - [`index`]: oid → revisions and tid → transaction, built at open, extended at finish;
 //! - [`scan`]: the open-time scan and crash recovery;
