@@ -201,7 +201,10 @@ fn voted_but_unfinished_transaction_is_cut_off() {
     // The process dies here: the file holds a complete transaction with status 'c'.
     let image = b.contents();
     assert_eq!(image[end as usize + 16], b'c');
-    std::mem::forget(s); // no Drop: a crash runs no cleanup
+    let reader = s.file_reader();
+    s.crash(); // no cleanup: the 'c' transaction stays
+    assert!(matches!(reader.load(o(1)), Err(StorageError::Closed)));
+    assert_eq!(b.contents(), image);
     let ((s, b2), log) = logged(|| open_bytes(image.clone(), Options::default()));
     let s = s.unwrap();
     assert_eq!(
@@ -627,4 +630,56 @@ fn readers_load_consistently_while_the_writer_appends() {
         }
     });
     assert_eq!(readers[0].last_transaction(), t(300));
+}
+
+/// Damaged files never panic: every open either fails with a typed error or yields a
+/// storage whose every read answers (possibly with an error).
+#[test]
+fn random_damage_never_panics() {
+    let (bytes, _) = three_txns();
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let mut outcomes = [0usize; 3];
+    for case in 0..600 {
+        let mut b = bytes.clone();
+        match case % 3 {
+            0 => {
+                for _ in 0..rng.gen_range(1..4) {
+                    let i = rng.gen_range(4..b.len());
+                    b[i] = rng.gen();
+                }
+            }
+            1 => b.truncate(rng.gen_range(0..b.len())),
+            _ => {
+                let extra: Vec<u8> = (0..rng.gen_range(1..200)).map(|_| rng.gen()).collect();
+                b.extend_from_slice(&extra);
+            }
+        }
+        let read_only = rng.gen_bool(0.5);
+        match open_bytes(
+            b,
+            Options {
+                read_only,
+                ..Options::default()
+            },
+        )
+        .0
+        {
+            Ok(s) => {
+                outcomes[0] += 1;
+                for txn in s.iterator(None, None) {
+                    let _ = txn;
+                }
+                for oid in 0..4 {
+                    let _ = s.load(o(oid));
+                    let _ = s.load_before(o(oid), t(25));
+                    let _ = s.load_serial(o(oid), t(20));
+                    let _ = s.history(o(oid), 5);
+                }
+            }
+            Err(StorageError::Corrupt { .. }) => outcomes[1] += 1,
+            Err(e) => panic!("case {case}: unexpected error {e}"),
+        }
+        outcomes[2] += 1;
+    }
+    assert!(outcomes[0] > 100 && outcomes[1] > 10, "{outcomes:?}");
 }

@@ -162,6 +162,15 @@ impl FileStorage {
         }
     }
 
+    /// Simulate a process crash: drop the storage without any cleanup (no abort, no
+    /// truncation, no fsync of a pending batch). The file is left exactly as the backend
+    /// holds it; a simulator then decides what its disk kept and reopens it. Read handles
+    /// answer `Closed` from now on.
+    pub fn crash(self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        // Drop sees a closed storage and does nothing.
+    }
+
     /// The damaged tail the open cut off (or, read-only, ignored), if any.
     pub fn recovered_tail(&self) -> Option<&Tail> {
         self.tail.as_ref()
