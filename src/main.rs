@@ -1,1 +1,7 @@
-fn main() {}
+//! The `zrs` command line; each subcommand lives in `cli`.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
+}

@@ -2,6 +2,21 @@
 //!
 //! Writes follow ZODB's two-phase commit as replication uses it (`tpc_begin`, `restore`
 //! per record, `tpc_vote`, `tpc_finish`, or `tpc_abort`); reads follow ZODB's client API.
+//!
+//! - [`memory::MemoryStorage`]: the same semantics in memory, for simulation;
+//! - [`file::FileStorage`]: ZODB's `Data.fs`, byte-identical to what Python ZODB writes;
+//! - [`extension`]: the one place a replicated transaction's extension is re-encoded;
+//! - [`copy`]: replaying one storage into another (`zrs copy`).
+
+pub mod copy;
+pub mod extension;
+pub mod file;
+pub mod memory;
+
+pub use copy::{copy_transactions, CopyStats};
+pub use extension::replicated_extension;
+pub use file::{Durability, FileStorage, FileStorageReader, Options};
+pub use memory::MemoryStorage;
 
 use crate::tid::{Oid, Tid};
 
@@ -74,6 +89,9 @@ pub enum StorageError {
 
 pub type Result<T> = std::result::Result<T, StorageError>;
 
+/// What `load_before` finds: data, its serial, and the serial that replaced it (if any).
+pub type LoadBefore = (Vec<u8>, Tid, Option<Tid>);
+
 /// A ZODB storage as replication writes it and clients read it.
 pub trait Storage {
     /// The name ZODB prints (`Data.fs` for a FileStorage opened as `Data.fs`).
@@ -95,7 +113,7 @@ pub trait Storage {
     /// Current data and serial of an object.
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)>;
     /// The revision current before `tid`: data, its serial, and the serial that replaced it.
-    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<(Vec<u8>, Tid, Option<Tid>)>>;
+    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<LoadBefore>>;
     /// The data of the revision written by `serial`.
     fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>>;
     /// Up to `size` revisions, newest first.
@@ -125,5 +143,13 @@ pub trait Storage {
     fn tpc_finish(&mut self) -> Result<Tid>;
     /// Drop the transaction in progress, if any. Never fails.
     fn tpc_abort(&mut self);
+    /// Make every finished transaction durable. A no-op where `tpc_finish` already is
+    /// (the default); needed by storages that batch their fsyncs during catch-up.
+    fn sync(&mut self) -> Result<()> {
+        Ok(())
+    }
+    /// A read-only handle that can be used from other threads while this storage writes:
+    /// it sees committed transactions only, and its write methods fail with `ReadOnly`.
+    fn reader(&self) -> Box<dyn Storage + Send + Sync>;
     fn close(&mut self) -> Result<()>;
 }

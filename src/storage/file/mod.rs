@@ -1,0 +1,931 @@
+//! `FileStorage`: ZODB's `Data.fs`, read and written byte for byte as Python ZODB 6.4 does.
+//!
+//! - [`format`](mod@format): record layouts (see `FORMAT.md` beside this file for the prose version);
+//! - [`backend`]: the positional I/O trait every byte goes through;
+//! - [`index`]: oid → revisions and tid → transaction, built at open, extended at finish;
+//! - [`scan`]: the open-time scan and crash recovery;
+//! - this module: the storage (writer) and [`FileStorageReader`] (shared read handles).
+//!
+//! Writes follow ZODB: `tpc_vote` appends the whole transaction with status `c`,
+//! `tpc_finish` flips the status to `' '` (or `'p'`) and, by default, fsyncs. Only then does
+//! the transaction enter the index that readers share, so readers never see a transaction
+//! in progress. `restore` turns the primary's `data_txn` into a backpointer exactly as
+//! ZODB's `FileStorage.restore` + `_data_find` do, so a replica is byte-identical to its
+//! primary; the record in `data_txn` is found through the index, not by scanning.
+
+pub mod backend;
+pub mod format;
+pub mod index;
+pub mod scan;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crate::storage::{
+    DataRecord, HistoryEntry, LoadBefore, Result, Storage, StorageError, TransactionMeta,
+    TransactionRecord,
+};
+use crate::tid::{Oid, Tid};
+
+use backend::{Backend, FileBackend};
+use format::{
+    encode_record, DataHeader, RecordBody, TxnHeader, DATA_HEADER_LEN, MAGIC, MAX_META_LEN,
+    STATUS_CHECKPOINT, STATUS_COMMITTED, STATUS_OFFSET, STATUS_PACKED, STATUS_UNDONE,
+    TXN_HEADER_LEN,
+};
+use index::{Index, TxnEntry};
+pub use scan::Tail;
+
+/// When finished transactions are made durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync at every `tpc_finish`, as ZODB does. A finished transaction survives a crash.
+    #[default]
+    EveryTransaction,
+    /// Catch-up mode: fsync once every `n` finished transactions (and at [`Storage::sync`]
+    /// and close). A crash loses at most the last `n - 1` finished transactions, never
+    /// leaving anything but a clean prefix; replication then simply asks for them again.
+    Batch(u32),
+}
+
+/// How to open a FileStorage.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Refuse writes and leave a damaged tail in place (it is only ignored).
+    pub read_only: bool,
+    pub durability: Durability,
+}
+
+/// State shared by the writer and every reader.
+#[derive(Debug)]
+struct Shared {
+    name: String,
+    backend: Box<dyn Backend>,
+    index: RwLock<Index>,
+    closed: AtomicBool,
+}
+
+/// A transaction between `tpc_begin` and `tpc_finish`/`tpc_abort`.
+#[derive(Debug)]
+struct Pending {
+    meta: TransactionMeta,
+    /// Where the transaction starts: the committed end of the file.
+    pos: u64,
+    /// The whole transaction record, header first (its length is patched at vote).
+    buf: Vec<u8>,
+    /// (oid, position) of each record, in order.
+    records: Vec<(Oid, u64)>,
+    voted: bool,
+}
+
+/// A `Data.fs` opened for reading and writing (or read-only).
+#[derive(Debug)]
+pub struct FileStorage {
+    shared: Arc<Shared>,
+    read_only: bool,
+    durability: Durability,
+    /// Finished transactions not yet fsynced (batch durability).
+    unsynced: u32,
+    txn: Option<Pending>,
+    tail: Option<Tail>,
+}
+
+/// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
+/// storage appends. Sees committed transactions only. Write methods fail with `ReadOnly`.
+#[derive(Clone, Debug)]
+pub struct FileStorageReader {
+    shared: Arc<Shared>,
+}
+
+impl FileStorage {
+    /// Open (creating it if missing, unless read-only) the file at `path`. The storage is
+    /// named after the path as given, like ZODB's.
+    pub fn open(path: impl AsRef<Path>, options: Options) -> Result<FileStorage> {
+        let path = path.as_ref();
+        let backend = FileBackend::open(path, options.read_only)?;
+        FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)
+    }
+
+    /// Open a storage over any backend (the simulator's disk, memory).
+    pub fn open_with_backend(
+        name: &str,
+        backend: Box<dyn Backend>,
+        options: Options,
+    ) -> Result<FileStorage> {
+        if let Durability::Batch(0) = options.durability {
+            return Err(StorageError::Transaction(
+                "Durability::Batch(0): a batch needs at least one transaction".into(),
+            ));
+        }
+        let scan = scan::scan(backend.as_ref(), name)?;
+        if let Some(tail) = &scan.tail {
+            tracing::warn!(
+                target: "zrs.storage",
+                "{name}: damaged transaction at the end of the file, at byte {}: {}; {} {} bytes \
+                 (file length {} -> {})",
+                tail.pos,
+                tail.what,
+                if options.read_only { "ignoring" } else { "cutting off" },
+                tail.len,
+                tail.pos + tail.len,
+                tail.pos,
+            );
+            if !options.read_only {
+                backend.set_len(tail.pos)?;
+                backend.sync()?;
+            }
+        }
+        if scan.empty && !options.read_only {
+            backend.write_at(0, MAGIC)?;
+            backend.sync()?;
+        }
+        Ok(FileStorage {
+            shared: Arc::new(Shared {
+                name: name.to_string(),
+                backend,
+                index: RwLock::new(scan.index),
+                closed: AtomicBool::new(false),
+            }),
+            read_only: options.read_only,
+            durability: options.durability,
+            unsynced: 0,
+            txn: None,
+            tail: scan.tail,
+        })
+    }
+
+    /// A shareable read handle.
+    pub fn file_reader(&self) -> FileStorageReader {
+        FileStorageReader {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// Simulate a process crash: drop the storage without any cleanup (no abort, no
+    /// truncation, no fsync of a pending batch). The file is left exactly as the backend
+    /// holds it; a simulator then decides what its disk kept and reopens it. Read handles
+    /// answer `Closed` from now on.
+    pub fn crash(self) {
+        self.shared.closed.store(true, Ordering::SeqCst);
+        // Drop sees a closed storage and does nothing.
+    }
+
+    /// The damaged tail the open cut off (or, read-only, ignored), if any.
+    pub fn recovered_tail(&self) -> Option<&Tail> {
+        self.tail.as_ref()
+    }
+
+    pub fn durability(&self) -> Durability {
+        self.durability
+    }
+
+    /// Switch durability, e.g. to batches during catch-up and back afterwards. Switching to
+    /// per-transaction durability syncs what a batch left unsynced.
+    pub fn set_durability(&mut self, durability: Durability) -> Result<()> {
+        if let Durability::Batch(0) = durability {
+            return Err(StorageError::Transaction(
+                "Durability::Batch(0): a batch needs at least one transaction".into(),
+            ));
+        }
+        self.durability = durability;
+        if durability == Durability::EveryTransaction {
+            self.sync_now()?;
+        }
+        Ok(())
+    }
+
+    fn check_writable(&self) -> Result<()> {
+        self.shared.check_open()?;
+        if self.read_only {
+            return Err(StorageError::ReadOnly);
+        }
+        Ok(())
+    }
+
+    fn pending(&mut self, what: &str) -> Result<&mut Pending> {
+        self.shared.check_open()?;
+        self.txn
+            .as_mut()
+            .ok_or_else(|| StorageError::Transaction(format!("{what}: no transaction in progress")))
+    }
+
+    fn sync_now(&mut self) -> Result<()> {
+        if self.unsynced > 0 {
+            if let Err(e) = self.shared.backend.sync() {
+                // After a failed fsync nothing about the file can be trusted (the kernel may
+                // have dropped the dirty pages): stop using it; reopening rescans it.
+                self.fail();
+                return Err(e.into());
+            }
+            self.unsynced = 0;
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self) {
+        self.txn = None;
+        self.shared.closed.store(true, Ordering::SeqCst);
+    }
+
+    /// ZODB's `_data_find`: the position to write as a backpointer for `oid` whose data is
+    /// in transaction `data_txn`, or 0 to write the data itself.
+    fn data_find(&self, oid: Oid, data_txn: Tid, data: Option<&[u8]>) -> Result<u64> {
+        let shared = &self.shared;
+        let (entry, rpos) = {
+            let ix = shared.index();
+            let Some(entry) = ix.txn(data_txn) else {
+                // ZODB raises here, failing the whole replication; the comment in its
+                // restore() calls data_txn "just a hint" to ignore when the transaction is
+                // not there (e.g. packed away), which is what we do: write the data.
+                return Ok(0);
+            };
+            (entry, ix.record_in(oid, data_txn))
+        };
+        let rpos = if entry.status == STATUS_UNDONE {
+            // Records of 'u' transactions are not indexed (ZODB skips them too); such
+            // transactions are a relic, so scanning this one is fine.
+            shared.scan_txn_for(entry.pos, oid)?
+        } else {
+            rpos
+        };
+        let Some(rpos) = rpos else { return Ok(0) };
+        let (h, _) = shared.data_header(rpos, Some(oid))?;
+        if h.plen == 0 {
+            // Also a backpointer: trust it, as ZODB does.
+            return Ok(rpos);
+        }
+        let Some(data) = data else {
+            // ZODB fails here too (len(None)); a faithful primary never sends it, since its
+            // record in data_txn would then be a backpointer as well.
+            return Err(StorageError::Transaction(format!(
+                "restore of {oid:?}: no data, but its record in {data_txn:?} at byte {rpos} has data"
+            )));
+        };
+        if h.plen != data.len() as u64 {
+            tracing::error!(
+                target: "zrs.storage",
+                "{}: mismatch between data ({} bytes) and the record of {oid:?} in {data_txn:?} \
+                 at byte {rpos} ({} bytes); writing the data",
+                shared.name, data.len(), h.plen
+            );
+            return Ok(0);
+        }
+        let stored = shared.read_data(rpos, h.plen)?;
+        Ok(if stored == data { rpos } else { 0 })
+    }
+}
+
+impl Drop for FileStorage {
+    fn drop(&mut self) {
+        if !self.shared.closed.load(Ordering::SeqCst) {
+            let _ = self.close();
+        }
+    }
+}
+
+impl Shared {
+    fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::SeqCst) {
+            Err(StorageError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
+    fn index(&self) -> RwLockReadGuard<'_, Index> {
+        // The index is only replaced whole under the lock; a panicking holder cannot leave
+        // it half-updated in a way readers could misread, so a poisoned lock is usable.
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn index_mut(&self) -> RwLockWriteGuard<'_, Index> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn corrupt(&self, pos: u64, what: impl Into<String>) -> StorageError {
+        StorageError::Corrupt {
+            name: self.name.clone(),
+            pos,
+            what: what.into(),
+        }
+    }
+
+    /// Read the data record header at `pos` and, where it is a backpointer, the pointer.
+    fn data_header(&self, pos: u64, oid: Option<Oid>) -> Result<(DataHeader, u64)> {
+        let mut b = [0u8; DATA_HEADER_LEN + 8];
+        let n = self.backend.read_at(pos, &mut b)?;
+        if n < DATA_HEADER_LEN {
+            return Err(self.corrupt(pos, "data record header cut short"));
+        }
+        let h = DataHeader::decode(b[..DATA_HEADER_LEN].try_into().expect("42 bytes"));
+        if let Some(oid) = oid {
+            if Oid(h.oid) != oid {
+                return Err(self.corrupt(
+                    pos,
+                    format!("expected a record of {oid:?}, found {:?}", Oid(h.oid)),
+                ));
+            }
+        }
+        let mut back = 0;
+        if h.plen == 0 {
+            if n < DATA_HEADER_LEN + 8 {
+                return Err(self.corrupt(pos, "backpointer cut short"));
+            }
+            back = u64::from_be_bytes(b[DATA_HEADER_LEN..].try_into().expect("8 bytes"));
+        }
+        Ok((h, back))
+    }
+
+    /// The data of the record at `pos` whose header says `plen` bytes.
+    fn read_data(&self, pos: u64, plen: u64) -> Result<Vec<u8>> {
+        let start = pos + DATA_HEADER_LEN as u64;
+        let end = self.index().end();
+        // Indexed records lie inside the committed file; checking keeps a corrupt length
+        // from asking for an absurd allocation.
+        if start.checked_add(plen).is_none_or(|e| e > end) {
+            return Err(self.corrupt(pos, format!("data length {plen} runs past the end")));
+        }
+        let mut data = vec![0u8; plen as usize];
+        self.backend.read_exact_at(start, &mut data)?;
+        Ok(data)
+    }
+
+    /// Follow backpointers from `back` to the data: `(data, tid of the record holding it)`,
+    /// or `None` where the chain ends in 0 (the object's creation was undone).
+    fn load_back(&self, oid: Oid, mut back: u64) -> Result<Option<(Vec<u8>, Tid)>> {
+        let mut from = u64::MAX;
+        while back != 0 {
+            if back >= from {
+                // Backpointers always point backwards; anything else would loop.
+                return Err(self.corrupt(from, format!("backpointer {back} does not point back")));
+            }
+            let (h, next) = self.data_header(back, Some(oid))?;
+            if h.plen != 0 {
+                return Ok(Some((self.read_data(back, h.plen)?, Tid(h.tid))));
+            }
+            from = back;
+            back = next;
+        }
+        Ok(None)
+    }
+
+    /// The data of the record at `pos`, backpointers followed.
+    fn record_data(&self, oid: Oid, pos: u64) -> Result<(DataHeader, Option<Vec<u8>>)> {
+        let (h, back) = self.data_header(pos, Some(oid))?;
+        let data = if h.plen != 0 {
+            Some(self.read_data(pos, h.plen)?)
+        } else {
+            self.load_back(oid, back)?.map(|(d, _)| d)
+        };
+        Ok((h, data))
+    }
+
+    /// Scan the records of the transaction at `tpos` for the last one of `oid`.
+    fn scan_txn_for(&self, tpos: u64, oid: Oid) -> Result<Option<u64>> {
+        let h = self.txn_header(tpos)?;
+        let tend = tpos + h.tlen;
+        let mut pos = tpos + h.header_len();
+        let mut found = None;
+        while pos < tend {
+            let (d, _) = self.data_header(pos, None)?;
+            if Oid(d.oid) == oid {
+                found = Some(pos);
+            }
+            pos = pos.saturating_add(d.record_len());
+        }
+        Ok(found)
+    }
+
+    fn txn_header(&self, pos: u64) -> Result<TxnHeader> {
+        let mut b = [0u8; TXN_HEADER_LEN];
+        if self.backend.read_at(pos, &mut b)? < TXN_HEADER_LEN {
+            return Err(self.corrupt(pos, "transaction header cut short"));
+        }
+        Ok(TxnHeader::decode(&b))
+    }
+
+    // --- the read side of the Storage trait, shared by writer and readers ---
+
+    fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
+        self.check_open()?;
+        let pos = self
+            .index()
+            .current(oid)
+            .ok_or(StorageError::NoSuchKey(oid))?;
+        let (h, data) = self.record_data(oid, pos)?;
+        // The serial is the current record's, even when its data lives elsewhere.
+        data.map(|d| (d, Tid(h.tid)))
+            .ok_or(StorageError::NoSuchKey(oid))
+    }
+
+    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<LoadBefore>> {
+        self.check_open()?;
+        let (pos, end_tid) = {
+            let ix = self.index();
+            let revs = ix.revisions(oid);
+            if revs.is_empty() {
+                return Err(StorageError::NoSuchKey(oid));
+            }
+            let i = revs.partition_point(|&(t, _)| t < tid);
+            if i == 0 {
+                return Ok(None);
+            }
+            (revs[i - 1].1, revs.get(i).map(|&(t, _)| t))
+        };
+        let (h, data) = self.record_data(oid, pos)?;
+        let data = data.ok_or(StorageError::NoSuchKey(oid))?;
+        Ok(Some((data, Tid(h.tid), end_tid)))
+    }
+
+    fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>> {
+        self.check_open()?;
+        let pos = {
+            let ix = self.index();
+            if ix.revisions(oid).is_empty() {
+                return Err(StorageError::NoSuchKey(oid));
+            }
+            ix.record_in(oid, serial)
+                .ok_or(StorageError::NoSuchSerial { oid, serial })?
+        };
+        self.record_data(oid, pos)?
+            .1
+            .ok_or(StorageError::NoSuchKey(oid))
+    }
+
+    fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>> {
+        self.check_open()?;
+        let positions: Vec<u64> = {
+            let ix = self.index();
+            let revs = ix.revisions(oid);
+            if revs.is_empty() {
+                return Err(StorageError::NoSuchKey(oid));
+            }
+            revs.iter().rev().take(size).map(|&(_, p)| p).collect()
+        };
+        let mut out = Vec::with_capacity(positions.len());
+        for pos in positions {
+            let (h, _) = self.data_header(pos, Some(oid))?;
+            let (user, description, _) = self.txn_meta(h.tloc)?;
+            out.push(HistoryEntry {
+                tid: Tid(h.tid),
+                user,
+                description,
+                // As ZODB reports it: 0 for a backpointer.
+                size: h.plen as usize,
+            });
+        }
+        Ok(out)
+    }
+
+    /// User, description and extension of the transaction at `tpos`.
+    fn txn_meta(&self, tpos: u64) -> Result<(Vec<u8>, Vec<u8>, Vec<u8>)> {
+        let h = self.txn_header(tpos)?;
+        let mut b = vec![0u8; (h.header_len() as usize) - TXN_HEADER_LEN];
+        self.backend
+            .read_exact_at(tpos + TXN_HEADER_LEN as u64, &mut b)?;
+        let (u, rest) = b.split_at(h.ulen as usize);
+        let (d, e) = rest.split_at(h.dlen as usize);
+        Ok((u.to_vec(), d.to_vec(), e.to_vec()))
+    }
+
+    /// Read and decode the whole committed transaction at `entry`.
+    fn read_transaction(&self, entry: TxnEntry) -> Result<TransactionRecord> {
+        let tpos = entry.pos;
+        let h = self.txn_header(tpos)?;
+        let end = self.index().end();
+        if tpos.checked_add(h.tlen).is_none_or(|e| e > end) {
+            return Err(self.corrupt(
+                tpos,
+                format!("transaction length {} runs past the end", h.tlen),
+            ));
+        }
+        let mut buf = vec![0u8; h.tlen as usize];
+        self.backend.read_exact_at(tpos, &mut buf)?;
+        let hl = h.header_len() as usize;
+        let meta_bytes = &buf[TXN_HEADER_LEN..hl];
+        let (user, rest) = meta_bytes.split_at(h.ulen as usize);
+        let (description, extension) = rest.split_at(h.dlen as usize);
+        let meta = TransactionMeta {
+            tid: Tid(h.tid),
+            status: h.status,
+            user: user.to_vec(),
+            description: description.to_vec(),
+            extension: extension.to_vec(),
+        };
+        let mut records = Vec::new();
+        let mut off = hl;
+        while off < buf.len() {
+            let rpos = tpos + off as u64;
+            let Some(hb) = buf.get(off..off + DATA_HEADER_LEN) else {
+                return Err(self.corrupt(rpos, "data record header exceeds its transaction"));
+            };
+            let d = DataHeader::decode(hb.try_into().expect("42 bytes"));
+            let rlen = d.record_len();
+            if rlen > (buf.len() - off) as u64 || d.tloc != tpos {
+                return Err(self.corrupt(rpos, "data record exceeds its transaction"));
+            }
+            let body = &buf[off + DATA_HEADER_LEN..off + rlen as usize];
+            let oid = Oid(d.oid);
+            let (data, data_txn) = if d.plen != 0 {
+                (Some(body.to_vec()), None)
+            } else {
+                let back = u64::from_be_bytes(body.try_into().expect("8 bytes"));
+                if back == 0 {
+                    (None, None)
+                } else {
+                    // As ZODB's iterator: the data at the end of the chain, and the tid
+                    // of the record the backpointer names (one link).
+                    let (bh, _) = self.data_header(back, Some(oid))?;
+                    let data = self.load_back(oid, back)?.map(|(d, _)| d);
+                    (data, Some(Tid(bh.tid)))
+                }
+            };
+            records.push(DataRecord {
+                oid,
+                serial: Tid(d.tid),
+                data,
+                data_txn,
+            });
+            off += rlen as usize;
+        }
+        Ok(TransactionRecord { meta, records })
+    }
+}
+
+/// Transactions with `start <= tid <= stop` committed when the iterator is made.
+fn transactions(
+    shared: &Arc<Shared>,
+    start: Option<Tid>,
+    stop: Option<Tid>,
+) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'static> {
+    if let Err(e) = shared.check_open() {
+        return Box::new(std::iter::once(Err(e)));
+    }
+    let (next, count) = {
+        let ix = shared.index();
+        (
+            ix.first_at_or_after(start.unwrap_or(Tid::ZERO)),
+            ix.transactions().len(),
+        )
+    };
+    Box::new(TxnIter {
+        shared: shared.clone(),
+        next,
+        count,
+        stop,
+        failed: false,
+    })
+}
+
+/// Iterates over the transactions committed when it was created.
+struct TxnIter {
+    shared: Arc<Shared>,
+    next: usize,
+    count: usize,
+    stop: Option<Tid>,
+    failed: bool,
+}
+
+impl Iterator for TxnIter {
+    type Item = Result<TransactionRecord>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.next >= self.count {
+            return None;
+        }
+        if let Err(e) = self.shared.check_open() {
+            self.failed = true;
+            return Some(Err(e));
+        }
+        let entry = self.shared.index().transactions()[self.next];
+        if self.stop.is_some_and(|s| entry.tid > s) {
+            self.next = self.count;
+            return None;
+        }
+        self.next += 1;
+        let r = self.shared.read_transaction(entry);
+        self.failed = r.is_err();
+        Some(r)
+    }
+}
+
+macro_rules! read_side {
+    () => {
+        fn name(&self) -> &str {
+            &self.shared.name
+        }
+        fn last_transaction(&self) -> Tid {
+            self.shared.index().last_tid()
+        }
+        fn len(&self) -> usize {
+            self.shared.index().len()
+        }
+        fn size(&self) -> u64 {
+            self.shared.index().end()
+        }
+        fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
+            self.shared.load(oid)
+        }
+        fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<LoadBefore>> {
+            self.shared.load_before(oid, tid)
+        }
+        fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>> {
+            self.shared.load_serial(oid, serial)
+        }
+        fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>> {
+            self.shared.history(oid, size)
+        }
+        fn iterator<'a>(
+            &'a self,
+            start: Option<Tid>,
+            stop: Option<Tid>,
+        ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
+            transactions(&self.shared, start, stop)
+        }
+        fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+            Box::new(FileStorageReader {
+                shared: self.shared.clone(),
+            })
+        }
+    };
+}
+
+impl Storage for FileStorage {
+    read_side!();
+
+    fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
+        self.check_writable()?;
+        if self.txn.is_some() {
+            return Err(StorageError::Transaction(
+                "tpc_begin: a transaction is already in progress".into(),
+            ));
+        }
+        let (last, pos) = {
+            let ix = self.shared.index();
+            (ix.last_tid(), ix.end())
+        };
+        if meta.tid <= last {
+            return Err(StorageError::TidNotIncreasing {
+                tid: meta.tid,
+                last,
+            });
+        }
+        if meta.status != STATUS_COMMITTED && meta.status != STATUS_PACKED {
+            return Err(StorageError::Transaction(format!(
+                "tpc_begin: transaction status must be ' ' or 'p', not {:?}",
+                meta.status as char
+            )));
+        }
+        for (what, len) in [
+            ("user name", meta.user.len()),
+            ("description", meta.description.len()),
+            ("extension", meta.extension.len()),
+        ] {
+            if len > MAX_META_LEN {
+                return Err(StorageError::Transaction(format!(
+                    "tpc_begin: {what} of {len} bytes is longer than {MAX_META_LEN}"
+                )));
+            }
+        }
+        let header = TxnHeader {
+            tid: meta.tid.0,
+            tlen: 0, // patched at vote
+            status: STATUS_CHECKPOINT,
+            ulen: meta.user.len() as u16,
+            dlen: meta.description.len() as u16,
+            elen: meta.extension.len() as u16,
+        };
+        let mut buf = Vec::with_capacity(header.header_len() as usize + 4096);
+        buf.extend_from_slice(&header.encode());
+        buf.extend_from_slice(&meta.user);
+        buf.extend_from_slice(&meta.description);
+        buf.extend_from_slice(&meta.extension);
+        self.txn = Some(Pending {
+            meta,
+            pos,
+            buf,
+            records: Vec::new(),
+            voted: false,
+        });
+        Ok(())
+    }
+
+    fn restore(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&[u8]>,
+        version: &[u8],
+        data_txn: Option<Tid>,
+    ) -> Result<()> {
+        self.check_writable()?;
+        let voted = self.pending("restore")?.voted;
+        if voted {
+            return Err(StorageError::Transaction(
+                "restore: the transaction is already voted".into(),
+            ));
+        }
+        if !version.is_empty() {
+            return Err(StorageError::Transaction(
+                "restore: versions are no longer supported".into(),
+            ));
+        }
+        if data.is_some_and(|d| d.is_empty()) {
+            // A zero data length means "backpointer follows": an empty pickle cannot be
+            // stored (ZODB would write a corrupt record).
+            return Err(StorageError::Transaction(format!(
+                "restore of {oid:?}: empty data"
+            )));
+        }
+        let back = match data_txn {
+            Some(t) => self.data_find(oid, t, data)?,
+            None => 0,
+        };
+        // The previous record is the committed current one, as in ZODB (not an earlier
+        // record of the same object in this transaction).
+        let prev = self.shared.index().current(oid).unwrap_or(0);
+        let txn = self.txn.as_mut().expect("checked above");
+        let here = txn.pos + txn.buf.len() as u64;
+        let body = match data {
+            Some(d) if back == 0 => RecordBody::Data(d),
+            _ => RecordBody::Back(back),
+        };
+        let header = DataHeader {
+            oid: oid.0,
+            tid: serial.0,
+            prev,
+            tloc: txn.pos,
+            vlen: 0,
+            plen: match body {
+                RecordBody::Data(d) => d.len() as u64,
+                RecordBody::Back(_) => 0,
+            },
+        };
+        encode_record(&mut txn.buf, &header, body);
+        txn.records.push((oid, here));
+        Ok(())
+    }
+
+    fn tpc_vote(&mut self) -> Result<()> {
+        self.check_writable()?;
+        let txn = self.pending("tpc_vote")?;
+        if txn.voted {
+            return Err(StorageError::Transaction(
+                "tpc_vote: the transaction is already voted".into(),
+            ));
+        }
+        let tlen = txn.buf.len() as u64;
+        txn.buf[8..16].copy_from_slice(&tlen.to_be_bytes());
+        txn.buf.extend_from_slice(&tlen.to_be_bytes());
+        let pos = txn.pos;
+        // One write: header (status 'c'), records, redundant length.
+        let written = self
+            .shared
+            .backend
+            .write_at(pos, &self.txn.as_ref().expect("pending").buf);
+        if let Err(e) = written {
+            // Leave no partial transaction behind (ZODB truncates too).
+            if self.shared.backend.set_len(pos).is_err() {
+                self.fail();
+            }
+            if let Some(t) = self.txn.as_mut() {
+                t.buf.truncate(t.buf.len() - 8);
+            }
+            return Err(e.into());
+        }
+        self.txn.as_mut().expect("pending").voted = true;
+        Ok(())
+    }
+
+    fn tpc_finish(&mut self) -> Result<Tid> {
+        self.check_writable()?;
+        let txn = self.pending("tpc_finish")?;
+        if !txn.voted {
+            return Err(StorageError::Transaction(
+                "tpc_finish: the transaction was not voted".into(),
+            ));
+        }
+        let txn = self.txn.take().expect("pending");
+        let end = txn.pos + txn.buf.len() as u64;
+        if let Err(e) = self
+            .shared
+            .backend
+            .write_at(txn.pos + STATUS_OFFSET, &[txn.meta.status])
+        {
+            self.fail();
+            return Err(e.into());
+        }
+        self.unsynced += 1;
+        let due = match self.durability {
+            Durability::EveryTransaction => true,
+            Durability::Batch(n) => self.unsynced >= n,
+        };
+        if due {
+            self.sync_now()?;
+        }
+        let entry = TxnEntry {
+            tid: txn.meta.tid,
+            pos: txn.pos,
+            status: txn.meta.status,
+        };
+        self.shared
+            .index_mut()
+            .add_transaction(entry, &txn.records, end);
+        Ok(txn.meta.tid)
+    }
+
+    fn tpc_abort(&mut self) {
+        if let Some(txn) = self.txn.take() {
+            if txn.voted && self.shared.backend.set_len(txn.pos).is_err() {
+                tracing::error!(
+                    target: "zrs.storage",
+                    "{}: could not truncate an aborted transaction at byte {}; closing",
+                    self.shared.name, txn.pos
+                );
+                self.fail();
+            }
+        }
+    }
+
+    fn sync(&mut self) -> Result<()> {
+        self.shared.check_open()?;
+        self.sync_now()
+    }
+
+    fn close(&mut self) -> Result<()> {
+        if self.shared.closed.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.tpc_abort();
+        let r = self.sync_now();
+        self.shared.closed.store(true, Ordering::SeqCst);
+        r
+    }
+}
+
+impl Storage for FileStorageReader {
+    read_side!();
+
+    fn tpc_begin(&mut self, _meta: TransactionMeta) -> Result<()> {
+        Err(StorageError::ReadOnly)
+    }
+    fn restore(
+        &mut self,
+        _oid: Oid,
+        _serial: Tid,
+        _data: Option<&[u8]>,
+        _version: &[u8],
+        _data_txn: Option<Tid>,
+    ) -> Result<()> {
+        Err(StorageError::ReadOnly)
+    }
+    fn tpc_vote(&mut self) -> Result<()> {
+        Err(StorageError::ReadOnly)
+    }
+    fn tpc_finish(&mut self) -> Result<Tid> {
+        Err(StorageError::ReadOnly)
+    }
+    fn tpc_abort(&mut self) {}
+    fn close(&mut self) -> Result<()> {
+        // Closing a handle closes nothing: the storage owns the file.
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shareable<T: Send + Sync + Clone + 'static>() {}
+    fn send_sync<T: Send + Sync + ?Sized>() {}
+
+    #[test]
+    fn handles_cross_threads() {
+        shareable::<FileStorageReader>();
+        send_sync::<FileStorage>();
+        send_sync::<dyn Backend>();
+    }
+
+    #[test]
+    fn batch_of_zero_is_refused() {
+        let r = FileStorage::open_with_backend(
+            "x.fs",
+            Box::new(backend::MemoryBackend::new()),
+            Options {
+                read_only: false,
+                durability: Durability::Batch(0),
+            },
+        );
+        assert!(matches!(r, Err(StorageError::Transaction(_))));
+        let mut s = FileStorage::open_with_backend(
+            "x.fs",
+            Box::new(backend::MemoryBackend::new()),
+            Options::default(),
+        )
+        .unwrap();
+        assert!(s.set_durability(Durability::Batch(0)).is_err());
+        s.set_durability(Durability::Batch(5)).unwrap();
+        assert_eq!(s.durability(), Durability::Batch(5));
+    }
+}

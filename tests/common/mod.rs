@@ -1,0 +1,144 @@
+//! Helpers shared by the storage integration tests: finding Python, the Data.fs dump
+//! format the Python scripts and these tests both write.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use zrs::storage::Storage;
+use zrs::{Oid, Tid};
+
+/// The workspace root (the root package's manifest directory).
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The Python with ZODB: `ZRS_PYTHON`, else `<root>/.venv/bin/python`. Fails (never
+/// skips) when neither exists.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("ZRS_PYTHON") {
+        let p = PathBuf::from(p);
+        assert!(p.exists(), "ZRS_PYTHON={} does not exist", p.display());
+        return p;
+    }
+    let p = root().join(".venv/bin/python");
+    assert!(
+        p.exists(),
+        "no Python with ZODB: set ZRS_PYTHON or run .ci/setup-python to create {}",
+        p.display()
+    );
+    p
+}
+
+/// Run a script from `tests/python` and return its stdout; panics with its stderr.
+pub fn run_python(script: &str, args: &[&Path]) -> String {
+    let out = Command::new(python())
+        .arg(root().join("tests/python").join(script))
+        .args(args)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "{script} failed ({}):\n{}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn h(b: &[u8]) -> String {
+    let mut s = String::with_capacity(b.len() * 2);
+    for x in b {
+        write!(s, "{x:02x}").unwrap();
+    }
+    s
+}
+
+fn ho(b: Option<&[u8]>) -> String {
+    b.map_or_else(|| "-".to_string(), h)
+}
+
+/// The same dump `tests/python/dump_datafs.py` writes (see its docstring).
+pub fn dump(s: &dyn Storage) -> String {
+    let mut out = String::new();
+    let mut oids: Vec<Oid> = Vec::new();
+    let mut seen = std::collections::BTreeSet::new();
+    let mut tids: Vec<Tid> = Vec::new();
+    for txn in s.iterator(None, None) {
+        let txn = txn.unwrap();
+        let m = &txn.meta;
+        tids.push(m.tid);
+        writeln!(
+            out,
+            "T {} {} {} {} {}",
+            h(&m.tid.0),
+            h(&[m.status]),
+            h(&m.user),
+            h(&m.description),
+            h(&m.extension)
+        )
+        .unwrap();
+        for r in &txn.records {
+            if seen.insert(r.oid) {
+                oids.push(r.oid);
+            }
+            writeln!(
+                out,
+                "R {} {} {} {}",
+                h(&r.oid.0),
+                h(&r.serial.0),
+                ho(r.data.as_deref()),
+                ho(r.data_txn.as_ref().map(|t| &t.0[..]))
+            )
+            .unwrap();
+        }
+    }
+    let before = tids.get(tids.len() / 2).copied().unwrap_or(Tid::ZERO);
+    for oid in oids {
+        match s.load(oid) {
+            Ok((d, serial)) => writeln!(out, "L {} {} {}", h(&oid.0), h(&d), h(&serial.0)),
+            Err(_) => writeln!(out, "L {} -", h(&oid.0)),
+        }
+        .unwrap();
+        match s.load_before(oid, before) {
+            Ok(None) => writeln!(out, "B {} None", h(&oid.0)),
+            Ok(Some((d, start, end))) => writeln!(
+                out,
+                "B {} {} {} {}",
+                h(&oid.0),
+                h(&d),
+                h(&start.0),
+                ho(end.as_ref().map(|t| &t.0[..]))
+            ),
+            Err(_) => writeln!(out, "B {} -", h(&oid.0)),
+        }
+        .unwrap();
+        let hist: Vec<String> = s
+            .history(oid, 3)
+            .unwrap()
+            .iter()
+            .map(|e| format!("{}:{}", h(&e.tid.0), e.size))
+            .collect();
+        writeln!(out, "H {} {}", h(&oid.0), hist.join(" ")).unwrap();
+    }
+    out
+}
+
+/// Compare two dumps line by line, failing on the first difference with its line number.
+pub fn assert_same_dump(python: &str, rust: &str) {
+    let (a, b): (Vec<_>, Vec<_>) = (python.lines().collect(), rust.lines().collect());
+    for (i, (x, y)) in a.iter().zip(&b).enumerate() {
+        if x != y {
+            let cut = |s: &str| s.chars().take(300).collect::<String>();
+            panic!(
+                "dumps differ at line {}:\npython: {}\nrust:   {}",
+                i + 1,
+                cut(x),
+                cut(y)
+            );
+        }
+    }
+    assert_eq!(a.len(), b.len(), "dumps have different line counts");
+}

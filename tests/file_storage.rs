@@ -1,0 +1,685 @@
+//! FileStorage specifics: reopening, crash recovery of damaged tails (with its warning),
+//! corruption before the tail, durability modes, and an in-process crash test through a
+//! backend that loses unsynced writes or tears the last one.
+
+use std::io;
+use std::sync::{Arc, Mutex};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use zrs::storage::file::backend::{Backend, MemoryBackend};
+use zrs::storage::{
+    Durability, FileStorage, Options, Storage, StorageError, TransactionMeta, TransactionRecord,
+};
+use zrs::{Oid, Tid};
+
+fn t(n: u64) -> Tid {
+    Tid::from_u64(n)
+}
+fn o(n: u64) -> Oid {
+    Oid::from_u64(n)
+}
+fn meta(n: u64) -> TransactionMeta {
+    TransactionMeta {
+        tid: t(n),
+        status: b' ',
+        user: b"u".to_vec(),
+        description: format!("txn {n}").into_bytes(),
+        extension: Vec::new(),
+    }
+}
+
+fn commit(s: &mut dyn Storage, n: u64, records: &[(u64, &[u8])]) {
+    s.tpc_begin(meta(n)).unwrap();
+    for &(oid, data) in records {
+        s.restore(o(oid), t(n), Some(data), b"", None).unwrap();
+    }
+    s.tpc_vote().unwrap();
+    s.tpc_finish().unwrap();
+}
+
+fn all(s: &dyn Storage) -> Vec<TransactionRecord> {
+    s.iterator(None, None).collect::<Result<_, _>>().unwrap()
+}
+
+fn open_bytes(
+    bytes: Vec<u8>,
+    options: Options,
+) -> (zrs::storage::Result<FileStorage>, Arc<MemoryBackend>) {
+    let b = Arc::new(MemoryBackend::with_bytes(bytes));
+    (
+        FileStorage::open_with_backend("t.fs", Box::new(b.clone()), options),
+        b,
+    )
+}
+
+/// Three transactions; returns the file and the end position of each transaction.
+fn three_txns() -> (Vec<u8>, Vec<u64>) {
+    let b = Arc::new(MemoryBackend::new());
+    let mut s =
+        FileStorage::open_with_backend("t.fs", Box::new(b.clone()), Options::default()).unwrap();
+    let mut ends = vec![s.size()];
+    commit(&mut s, 10, &[(0, b"root"), (1, b"one")]);
+    ends.push(s.size());
+    commit(&mut s, 20, &[(1, b"one-v2"), (2, &[7u8; 300])]);
+    ends.push(s.size());
+    commit(&mut s, 30, &[(2, b"two-v2")]);
+    ends.push(s.size());
+    drop(s);
+    (b.contents(), ends)
+}
+
+/// Capture what the storage logs while `f` runs.
+fn logged<R>(f: impl FnOnce() -> R) -> (R, String) {
+    #[derive(Clone)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
+    let w = buf.clone();
+    let sub = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .with_target(true)
+        .finish();
+    let r = tracing::subscriber::with_default(sub, f);
+    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    (r, text)
+}
+
+#[test]
+fn reopen_finds_everything_and_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Data.fs");
+    let mut s = FileStorage::open(&path, Options::default()).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"FS30");
+    commit(&mut s, 10, &[(0, b"root"), (1, b"one")]);
+    commit(&mut s, 20, &[(1, b"one-v2")]);
+    let before = all(&s);
+    s.close().unwrap();
+    let mut s = FileStorage::open(&path, Options::default()).unwrap();
+    assert!(s.recovered_tail().is_none());
+    assert_eq!(all(&s), before);
+    assert_eq!(s.last_transaction(), t(20));
+    assert_eq!(s.len(), 2);
+    assert_eq!(s.size(), std::fs::metadata(&path).unwrap().len());
+    assert_eq!(s.load(o(1)).unwrap(), (b"one-v2".to_vec(), t(20)));
+    assert!(matches!(
+        s.tpc_begin(meta(20)),
+        Err(StorageError::TidNotIncreasing { .. })
+    ));
+    commit(&mut s, 30, &[(1, b"one-v3")]);
+    drop(s);
+    let s = FileStorage::open(&path, Options::default()).unwrap();
+    assert_eq!(s.load(o(1)).unwrap(), (b"one-v3".to_vec(), t(30)));
+    assert_eq!(s.load_before(o(1), t(30)).unwrap().unwrap().0, b"one-v2");
+}
+
+#[test]
+fn read_only_storage_refuses_writes() {
+    let (bytes, _) = three_txns();
+    let (s, _) = open_bytes(
+        bytes,
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    );
+    let mut s = s.unwrap();
+    assert!(matches!(s.tpc_begin(meta(40)), Err(StorageError::ReadOnly)));
+    assert!(matches!(
+        s.restore(o(1), t(40), Some(b"x"), b"", None),
+        Err(StorageError::ReadOnly)
+    ));
+    assert_eq!(s.load(o(2)).unwrap().0, b"two-v2");
+}
+
+#[test]
+fn every_truncation_of_the_last_transaction_is_cut_off_with_a_warning() {
+    let (bytes, ends) = three_txns();
+    let (prev_end, end) = (ends[2], ends[3]);
+    for cut in prev_end + 1..end {
+        let (r, log) = logged(|| open_bytes(bytes[..cut as usize].to_vec(), Options::default()));
+        let (s, backend) = r;
+        let s = s.unwrap_or_else(|e| panic!("cut at {cut}: {e}"));
+        let tail = s.recovered_tail().expect("a tail");
+        assert_eq!(
+            (tail.pos, tail.len),
+            (prev_end, cut - prev_end),
+            "cut at {cut}"
+        );
+        assert_eq!(backend.len().unwrap(), prev_end);
+        assert_eq!(s.last_transaction(), t(20));
+        assert_eq!(s.load(o(2)).unwrap().0, vec![7u8; 300]);
+        assert!(log.contains("WARN") && log.contains("zrs.storage"), "{log}");
+        assert!(log.contains(&format!("at byte {prev_end}")), "{log}");
+        assert!(log.contains(&format!("{} bytes", cut - prev_end)), "{log}");
+        assert!(log.contains(&format!("{cut} -> {prev_end}")), "{log}");
+    }
+    // Cut exactly at a transaction boundary: nothing to recover, nothing logged.
+    let ((s, _), log) =
+        logged(|| open_bytes(bytes[..prev_end as usize].to_vec(), Options::default()));
+    assert!(s.unwrap().recovered_tail().is_none());
+    assert!(log.is_empty(), "{log}");
+}
+
+#[test]
+fn read_only_open_ignores_a_damaged_tail_without_cutting() {
+    let (bytes, ends) = three_txns();
+    let cut = ends[3] - 5;
+    let (s, backend) = open_bytes(
+        bytes[..cut as usize].to_vec(),
+        Options {
+            read_only: true,
+            ..Options::default()
+        },
+    );
+    let s = s.unwrap();
+    assert_eq!(s.recovered_tail().map(|t| t.pos), Some(ends[2]));
+    assert_eq!(backend.len().unwrap(), cut);
+    assert_eq!(s.last_transaction(), t(20));
+    assert_eq!(s.size(), ends[2]);
+}
+
+#[test]
+fn voted_but_unfinished_transaction_is_cut_off() {
+    let b = Arc::new(MemoryBackend::new());
+    let mut s =
+        FileStorage::open_with_backend("t.fs", Box::new(b.clone()), Options::default()).unwrap();
+    commit(&mut s, 10, &[(1, b"one")]);
+    let end = s.size();
+    s.tpc_begin(meta(20)).unwrap();
+    s.restore(o(1), t(20), Some(b"two"), b"", None).unwrap();
+    s.tpc_vote().unwrap();
+    // The process dies here: the file holds a complete transaction with status 'c'.
+    let image = b.contents();
+    assert_eq!(image[end as usize + 16], b'c');
+    let reader = s.file_reader();
+    s.crash(); // no cleanup: the 'c' transaction stays
+    assert!(matches!(reader.load(o(1)), Err(StorageError::Closed)));
+    assert_eq!(b.contents(), image);
+    let ((s, b2), log) = logged(|| open_bytes(image.clone(), Options::default()));
+    let s = s.unwrap();
+    assert_eq!(
+        s.recovered_tail().map(|t| (t.pos, t.len)),
+        Some((end, image.len() as u64 - end))
+    );
+    assert!(log.contains("checkpoint"), "{log}");
+    assert_eq!(b2.len().unwrap(), end);
+    assert_eq!(s.load(o(1)).unwrap().0, b"one");
+}
+
+#[test]
+fn damage_before_the_tail_is_corruption_naming_the_position() {
+    let (bytes, ends) = three_txns();
+    let t2 = ends[1] as usize; // second transaction's header
+                               // (what to break, offset inside the second transaction)
+    let cases: [(&str, usize); 5] = [
+        ("status", 16),
+        ("transaction length", 8),
+        ("record's transaction position", 23 + 1 + 6 + 24),
+        ("redundant length", (ends[2] as usize - 8) - t2),
+        ("tid", 7),
+    ];
+    for (what, off) in cases {
+        let mut b = bytes.clone();
+        b[t2 + off] ^= if what == "tid" { 0xff } else { 0x41 };
+        if what == "tid" {
+            b[t2..t2 + 8].copy_from_slice(&t(5).0);
+        }
+        for read_only in [false, true] {
+            let (r, backend) = open_bytes(
+                b.clone(),
+                Options {
+                    read_only,
+                    ..Options::default()
+                },
+            );
+            match r {
+                Err(StorageError::Corrupt { pos, what: msg, .. }) => {
+                    assert_eq!(pos, ends[1], "{what}: {msg}");
+                }
+                other => panic!("{what}: expected Corrupt, got {other:?}"),
+            }
+            // Nothing was cut.
+            assert_eq!(backend.len().unwrap(), bytes.len() as u64, "{what}");
+        }
+    }
+}
+
+#[test]
+fn bad_magic_and_empty_files() {
+    let (bytes, _) = three_txns();
+    let mut b = bytes.clone();
+    b[..4].copy_from_slice(b"FS99");
+    assert!(matches!(
+        open_bytes(b, Options::default()).0,
+        Err(StorageError::Corrupt { pos: 0, .. })
+    ));
+    assert!(matches!(
+        open_bytes(b"FX".to_vec(), Options::default()).0,
+        Err(StorageError::Corrupt { pos: 0, .. })
+    ));
+    // A magic cut short by a crash at creation: an empty storage.
+    let (s, backend) = open_bytes(b"FS".to_vec(), Options::default());
+    assert_eq!(s.unwrap().recovered_tail().map(|t| t.len), Some(2));
+    assert_eq!(backend.contents(), b"FS30");
+    // Python 2's magic: same layout, read as is.
+    let mut b = bytes.clone();
+    b[..4].copy_from_slice(b"FS21");
+    let s = open_bytes(b, Options::default()).0.unwrap();
+    assert_eq!(s.last_transaction(), t(30));
+    // An empty file becomes an empty storage with the magic written.
+    let (s, backend) = open_bytes(Vec::new(), Options::default());
+    assert_eq!(s.unwrap().size(), 4);
+    assert_eq!(backend.contents(), b"FS30");
+}
+
+/// Counts syncs.
+#[derive(Debug, Default)]
+struct CountingBackend {
+    inner: MemoryBackend,
+    syncs: Mutex<u32>,
+}
+
+impl Backend for CountingBackend {
+    fn len(&self) -> io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read_at(pos, buf)
+    }
+    fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        self.inner.write_at(pos, data)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        *self.syncs.lock().unwrap() += 1;
+        Ok(())
+    }
+}
+
+#[test]
+fn durability_modes_fsync_per_transaction_or_per_batch() {
+    for (durability, after_7, after_sync) in [
+        (Durability::EveryTransaction, 7, 7),
+        (Durability::Batch(3), 2, 3),
+        (Durability::Batch(1), 7, 7),
+    ] {
+        let b = Arc::new(CountingBackend::default());
+        let mut s = FileStorage::open_with_backend(
+            "t.fs",
+            Box::new(b.clone()),
+            Options {
+                read_only: false,
+                durability,
+            },
+        )
+        .unwrap();
+        let base = *b.syncs.lock().unwrap(); // the magic of a new file
+        for n in 1..=7 {
+            commit(&mut s, n, &[(n, b"x")]);
+        }
+        assert_eq!(*b.syncs.lock().unwrap() - base, after_7, "{durability:?}");
+        s.sync().unwrap();
+        assert_eq!(
+            *b.syncs.lock().unwrap() - base,
+            after_sync,
+            "{durability:?}"
+        );
+        s.close().unwrap();
+        assert_eq!(
+            *b.syncs.lock().unwrap() - base,
+            after_sync,
+            "{durability:?}: nothing left"
+        );
+    }
+    assert!(FileStorage::open_with_backend(
+        "t.fs",
+        Box::new(MemoryBackend::new()),
+        Options {
+            read_only: false,
+            durability: Durability::Batch(0)
+        }
+    )
+    .is_err());
+}
+
+/// A disk that remembers which writes are synced. Every operation is logged, so one run
+/// yields the disk image of a crash at any point: the synced state, plus a prefix of the
+/// unsynced operations, the last of them possibly torn.
+#[derive(Debug, Default)]
+struct CrashDisk {
+    state: Mutex<DiskState>,
+}
+
+#[derive(Debug, Default)]
+struct DiskState {
+    current: Vec<u8>,
+    log: Vec<Op>,
+}
+
+#[derive(Clone, Debug)]
+enum Op {
+    Write(u64, Vec<u8>),
+    SetLen(u64),
+    Sync,
+}
+
+fn apply(img: &mut Vec<u8>, op: &Op, tear: Option<usize>) {
+    match op {
+        Op::Write(pos, data) => {
+            let data = &data[..tear.unwrap_or(data.len()).min(data.len())];
+            let (pos, end) = (*pos as usize, *pos as usize + data.len());
+            if img.len() < end {
+                img.resize(end, 0);
+            }
+            img[pos..end].copy_from_slice(data);
+        }
+        Op::SetLen(n) => img.resize(*n as usize, 0),
+        Op::Sync => {}
+    }
+}
+
+impl CrashDisk {
+    fn log(&self) -> Vec<Op> {
+        self.state.lock().unwrap().log.clone()
+    }
+}
+
+impl Backend for CrashDisk {
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.state.lock().unwrap().current.len() as u64)
+    }
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let s = self.state.lock().unwrap();
+        let pos = pos as usize;
+        if pos >= s.current.len() {
+            return Ok(0);
+        }
+        let n = buf.len().min(s.current.len() - pos);
+        buf[..n].copy_from_slice(&s.current[pos..pos + n]);
+        Ok(n)
+    }
+    fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap();
+        let op = Op::Write(pos, data.to_vec());
+        apply(&mut s.current, &op, None);
+        s.log.push(op);
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        let mut s = self.state.lock().unwrap();
+        let op = Op::SetLen(len);
+        apply(&mut s.current, &op, None);
+        s.log.push(op);
+        Ok(())
+    }
+    fn sync(&self) -> io::Result<()> {
+        self.state.lock().unwrap().log.push(Op::Sync);
+        Ok(())
+    }
+}
+
+#[test]
+fn crash_at_any_point_leaves_a_clean_prefix() {
+    for (seed, durability) in [
+        (1, Durability::EveryTransaction),
+        (2, Durability::Batch(4)),
+        (3, Durability::EveryTransaction),
+    ] {
+        let disk = Arc::new(CrashDisk::default());
+        let mut s = FileStorage::open_with_backend(
+            "crash.fs",
+            Box::new(disk.clone()),
+            Options {
+                read_only: false,
+                durability,
+            },
+        )
+        .unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        // For each committed transaction: its tid and the log index of its status flip.
+        let mut committed: Vec<(Tid, usize)> = Vec::new();
+        for n in 1..=40u64 {
+            let tid = t(n * 10);
+            s.tpc_begin(meta(n * 10)).unwrap();
+            for _ in 0..rng.gen_range(1..4) {
+                let oid = o(rng.gen_range(0..8));
+                let len = rng.gen_range(1..3000);
+                let data: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+                let back = committed.last().filter(|_| rng.gen_bool(0.2)).map(|c| c.0);
+                s.restore(oid, tid, Some(&data), b"", back).unwrap();
+            }
+            s.tpc_vote().unwrap();
+            if rng.gen_bool(0.15) {
+                s.tpc_abort();
+                continue;
+            }
+            let flip = disk.log().len();
+            s.tpc_finish().unwrap();
+            committed.push((tid, flip));
+        }
+        s.close().unwrap();
+        let final_bytes = disk.state.lock().unwrap().current.clone();
+        let log = disk.log();
+
+        let mut images = 0;
+        for crash in 0..=log.len() {
+            // Operations before the crash; the last sync before it bounds what is durable.
+            let done = &log[..crash];
+            let synced = done
+                .iter()
+                .rposition(|op| matches!(op, Op::Sync))
+                .map_or(0, |i| i + 1);
+            let durable = committed.iter().filter(|c| c.1 < synced).count();
+            let mut base = Vec::new();
+            for op in &done[..synced] {
+                apply(&mut base, op, None);
+            }
+            // Variants: lose every unsynced op; keep them all; keep a random prefix and
+            // tear the next one.
+            let unsynced = &done[synced..];
+            let mut variants = vec![(0, None), (unsynced.len(), None)];
+            if !unsynced.is_empty() {
+                let k = rng.gen_range(0..unsynced.len());
+                let tear = match &unsynced[k] {
+                    Op::Write(_, d) => Some(rng.gen_range(0..=d.len())),
+                    _ => None,
+                };
+                variants.push((k, tear));
+            }
+            for (keep, tear) in variants {
+                let mut img = base.clone();
+                for op in &unsynced[..keep] {
+                    apply(&mut img, op, None);
+                }
+                if let (Some(op), Some(_)) = (unsynced.get(keep), tear) {
+                    apply(&mut img, op, tear);
+                }
+                images += 1;
+                let (r, b) = open_bytes(img, Options::default());
+                let s = r.unwrap_or_else(|e| panic!("seed {seed} crash {crash}: {e}"));
+                let k = s.iterator(None, None).count();
+                let maybe = committed.iter().filter(|c| c.1 < crash).count();
+                assert!(
+                    durable <= k && k <= maybe,
+                    "seed {seed} crash {crash}: {k} transactions, durable {durable}, at most {maybe}"
+                );
+                assert_eq!(
+                    s.last_transaction(),
+                    if k == 0 {
+                        Tid::ZERO
+                    } else {
+                        committed[k - 1].0
+                    }
+                );
+                // Byte for byte a prefix of the final file, ending at a transaction.
+                let got = b.contents();
+                assert!(
+                    got.len() <= 4 || final_bytes.starts_with(&got),
+                    "seed {seed} crash {crash}: not a prefix"
+                );
+                assert_eq!(s.size(), got.len().max(4) as u64);
+                // Reopening again finds nothing left to repair.
+                drop(s);
+                let again =
+                    FileStorage::open_with_backend("again.fs", Box::new(b), Options::default())
+                        .unwrap();
+                assert!(again.recovered_tail().is_none());
+            }
+        }
+        assert!(images > 100, "{images}");
+    }
+}
+
+#[test]
+fn legacy_undone_status_is_skipped_by_the_index_but_found_by_restore() {
+    let b = Arc::new(MemoryBackend::new());
+    let mut s =
+        FileStorage::open_with_backend("u.fs", Box::new(b.clone()), Options::default()).unwrap();
+    commit(&mut s, 10, &[(1, b"a")]);
+    let t20 = s.size();
+    commit(&mut s, 20, &[(1, b"b")]);
+    commit(&mut s, 30, &[(2, b"c")]);
+    drop(s);
+    let mut bytes = b.contents();
+    bytes[t20 as usize + 16] = b'u';
+    let (s, _) = open_bytes(bytes, Options::default());
+    let mut s = s.unwrap();
+    // As ZODB's read_index: the 'u' transaction's records are not in the index.
+    assert_eq!(s.load(o(1)).unwrap(), (b"a".to_vec(), t(10)));
+    let txns = all(&s);
+    assert_eq!(
+        txns.iter().map(|t| t.meta.status).collect::<Vec<_>>(),
+        vec![b' ', b'u', b' ']
+    );
+    // restore still finds the record in it (ZODB scans the transaction too).
+    s.tpc_begin(meta(40)).unwrap();
+    s.restore(o(1), t(40), Some(b"b"), b"", Some(t(20)))
+        .unwrap();
+    s.tpc_vote().unwrap();
+    s.tpc_finish().unwrap();
+    let last = all(&s).pop().unwrap();
+    assert_eq!(last.records[0].data_txn, Some(t(20)));
+    assert_eq!(s.load(o(1)).unwrap(), (b"b".to_vec(), t(40)));
+}
+
+#[test]
+fn readers_load_consistently_while_the_writer_appends() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = FileStorage::open(
+        dir.path().join("Data.fs"),
+        Options {
+            read_only: false,
+            durability: Durability::Batch(50),
+        },
+    )
+    .unwrap();
+    commit(&mut s, 1, &[(0, b"0@1")]);
+    let readers: Vec<_> = (0..2).map(|_| s.file_reader()).collect();
+    let done = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = readers
+            .iter()
+            .map(|r| {
+                let done = &done;
+                scope.spawn(move || {
+                    let mut checks = 0u64;
+                    let mut last_seen = Tid::ZERO;
+                    while !done.load(std::sync::atomic::Ordering::SeqCst) || checks == 0 {
+                        let before = r.last_transaction();
+                        assert!(before >= last_seen);
+                        last_seen = before;
+                        for oid in 0..10 {
+                            if let Ok((data, serial)) = r.load(o(oid)) {
+                                // Every revision says which object and serial it is.
+                                assert_eq!(data, format!("{oid}@{}", serial.as_u64()).into_bytes());
+                                assert!(serial <= r.last_transaction());
+                            }
+                        }
+                        let mut n = 0u64;
+                        for txn in r.iterator(None, None) {
+                            txn.unwrap();
+                            n += 1;
+                        }
+                        assert!(n >= before.as_u64());
+                        checks += 1;
+                    }
+                    checks
+                })
+            })
+            .collect();
+        for n in 2..=300u64 {
+            let oid = n % 10;
+            let data = format!("{oid}@{n}");
+            commit(&mut s, n, &[(oid, data.as_bytes())]);
+        }
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+        for h in handles {
+            assert!(h.join().unwrap() > 0);
+        }
+    });
+    assert_eq!(readers[0].last_transaction(), t(300));
+}
+
+/// Damaged files never panic: every open either fails with a typed error or yields a
+/// storage whose every read answers (possibly with an error).
+#[test]
+fn random_damage_never_panics() {
+    let (bytes, _) = three_txns();
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let mut outcomes = [0usize; 3];
+    for case in 0..600 {
+        let mut b = bytes.clone();
+        match case % 3 {
+            0 => {
+                for _ in 0..rng.gen_range(1..4) {
+                    let i = rng.gen_range(4..b.len());
+                    b[i] = rng.gen();
+                }
+            }
+            1 => b.truncate(rng.gen_range(0..b.len())),
+            _ => {
+                let extra: Vec<u8> = (0..rng.gen_range(1..200)).map(|_| rng.gen()).collect();
+                b.extend_from_slice(&extra);
+            }
+        }
+        let read_only = rng.gen_bool(0.5);
+        match open_bytes(
+            b,
+            Options {
+                read_only,
+                ..Options::default()
+            },
+        )
+        .0
+        {
+            Ok(s) => {
+                outcomes[0] += 1;
+                for txn in s.iterator(None, None) {
+                    let _ = txn;
+                }
+                for oid in 0..4 {
+                    let _ = s.load(o(oid));
+                    let _ = s.load_before(o(oid), t(25));
+                    let _ = s.load_serial(o(oid), t(20));
+                    let _ = s.history(o(oid), 5);
+                }
+            }
+            Err(StorageError::Corrupt { .. }) => outcomes[1] += 1,
+            Err(e) => panic!("case {case}: unexpected error {e}"),
+        }
+        outcomes[2] += 1;
+    }
+    assert!(outcomes[0] > 100 && outcomes[1] > 10, "{outcomes:?}");
+}
