@@ -62,6 +62,8 @@ struct Runner<'a> {
     /// The run's own directory (removed at the end), unless the options name one.
     _temp: Option<tempfile::TempDir>,
     dir: PathBuf,
+    /// Whether `dir` is kept after the run.
+    kept: bool,
     transcript: String,
 }
 
@@ -82,6 +84,7 @@ impl<'a> Runner<'a> {
             world: World::new(),
             sink,
             vars: Vec::new(),
+            kept: temp.is_none(),
             _temp: temp,
             dir,
             transcript: String::new(),
@@ -194,7 +197,8 @@ impl<'a> Runner<'a> {
             }
             Send::T => w.send_t(),
             Send::S => w.send_s(),
-            Send::C => w.send_c(),
+            Send::C => w.send_c(false),
+            Send::LegacyC => w.send_c(true),
             Send::Message { value, protocol } => {
                 w.send_message(&zrs::pickle::dumps(value, *protocol))
             }
@@ -232,6 +236,10 @@ impl<'a> Runner<'a> {
                 .map(Value::Bytes)
                 .map_err(|e| e.to_string()),
             Expr::TransTid => Ok(Value::Bytes(self.world.feed.sent.0.to_vec())),
+            Expr::LastTransaction => {
+                let secondary = self.world.secondary().map_err(|e| e.to_string())?;
+                Ok(Value::Bytes(secondary.storage().last_transaction().0.to_vec()))
+            }
         }
     }
 
@@ -239,8 +247,10 @@ impl<'a> Runner<'a> {
         let storage: Box<dyn Storage + Send> = match &open.storage {
             StorageKind::Memory => Box::new(MemoryStorage::new(&open.name)),
             StorageKind::File { path } => {
+                // Files the user asked to keep are written as in production.
+                let durable = path.is_some() || self.kept;
                 let path = path.clone().unwrap_or_else(|| self.dir.join(&open.name));
-                Box::new(open_file_storage(&open.name, &path)?)
+                Box::new(open_file_storage(&open.name, &path, durable)?)
             }
         };
         let mut config = Config {

@@ -310,8 +310,9 @@ impl World {
         self.send_message(&data)
     }
 
-    /// Sends the current transaction's `C` with the connection's running md5.
-    pub fn send_c(&mut self) -> Result<(), WorldError> {
+    /// Sends the current transaction's `C` with the connection's running md5 (or, `legacy`,
+    /// without a checksum, as old primaries do).
+    pub fn send_c(&mut self, legacy: bool) -> Result<(), WorldError> {
         let (index, _) = self.feed.current.ok_or(WorldError::NoCurrentTransaction)?;
         let digest = self
             .network
@@ -324,7 +325,7 @@ impl World {
         self.feed.current = None;
         self.send_message(
             &Message::Commit {
-                checksum: Some(digest),
+                checksum: (!legacy).then_some(digest),
             }
             .encode_fast(),
         )
@@ -337,7 +338,7 @@ impl World {
         for _ in 0..self.transaction(index).records.len() {
             self.send_s()?;
         }
-        self.send_c()
+        self.send_c(false)
     }
 
     /// Whether the secondary of the current generation is connected.

@@ -2,7 +2,7 @@
 
 use super::Secondary;
 use crate::storage::{
-    HistoryEntry, Result, Storage, StorageError, TransactionMeta, TransactionRecord,
+    HistoryEntry, LoadBefore, Result, Storage, StorageError, TransactionMeta, TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
@@ -22,7 +22,7 @@ impl<S: Storage> Storage for Secondary<S> {
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
         self.storage.load(oid)
     }
-    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<(Vec<u8>, Tid, Option<Tid>)>> {
+    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<LoadBefore>> {
         self.storage.load_before(oid, tid)
     }
     fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>> {
@@ -60,6 +60,9 @@ impl<S: Storage> Storage for Secondary<S> {
     /// Nothing to abort: a client can never begin a transaction here. Replication's own
     /// transaction is not the client's to abort.
     fn tpc_abort(&mut self) {}
+    fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+        self.storage.reader()
+    }
     fn close(&mut self) -> Result<()> {
         Secondary::close(self)
     }

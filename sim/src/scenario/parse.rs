@@ -172,13 +172,14 @@ fn parse_expr(text: &str) -> Result<Expr, String> {
         "" => Err("expected a value".into()),
         "read" => Ok(Expr::Read),
         "trans.tid" => Ok(Expr::TransTid),
+        "lastTransaction" => Ok(Expr::LastTransaction),
         _ if is_name(text) && !is_keyword(text) => Ok(Expr::Var(text.to_string())),
         _ => literal::parse(text).map(Expr::Literal),
     }
 }
 
 fn is_keyword(name: &str) -> bool {
-    matches!(name, "None" | "True" | "False" | "read")
+    matches!(name, "None" | "True" | "False" | "read" | "lastTransaction")
 }
 
 fn is_name(s: &str) -> bool {
@@ -432,6 +433,7 @@ fn parse_send(text: &str) -> Result<Send, String> {
         ("T", "") => Ok(Send::T),
         ("S", "") => Ok(Send::S),
         ("C", "") => Ok(Send::C),
+        ("C", "legacy") => Ok(Send::LegacyC),
         ("message", _) => {
             let mut protocol = 1;
             let mut literal_text = rest;
@@ -453,7 +455,7 @@ fn parse_send(text: &str) -> Result<Send, String> {
         ("bytes", _) => literal_bytes(rest).map(Send::Bytes),
         ("file", _) if !rest.is_empty() => Ok(Send::File(PathBuf::from(rest))),
         _ => Err(format!(
-            "expected send transaction|all|T|S|C|message LITERAL|raw 'BYTES'|bytes 'BYTES'|file PATH, got {text:?}"
+            "expected send transaction|all|T|S|C|C legacy|message LITERAL|raw 'BYTES'|bytes 'BYTES'|file PATH, got {text:?}"
         )),
     }
 }

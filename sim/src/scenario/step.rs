@@ -42,6 +42,8 @@ pub enum Expr {
     Read,
     /// `trans.tid`: the tid of the last transaction whose `C` was sent.
     TransTid,
+    /// `lastTransaction`: the last tid the secondary's storage holds.
+    LastTransaction,
 }
 
 /// What part of the primary's transactions to send.
@@ -57,6 +59,8 @@ pub enum Send {
     S,
     /// The current transaction's `C`, with the connection's running md5.
     C,
+    /// The current transaction's `C` as old primaries send it: `('C', ())`.
+    LegacyC,
     /// A pickled message given as a literal, at a pickle protocol.
     Message { value: Value, protocol: u8 },
     /// A raw (unpickled) message: framed and hashed, not pickled.
