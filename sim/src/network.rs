@@ -21,7 +21,7 @@ pub struct Attempt {
 }
 
 /// How delivered bytes are cut into chunks.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Chunking {
     /// 1, 2, 4, 8, … bytes, as the reference harness does "to confuse the protocol".
     Doubling,

@@ -15,7 +15,7 @@ use zrs::Tid;
 
 use crate::reactor::Queue;
 use crate::scenario::literal::repr;
-use crate::scenario::{Expr, Line, Open, Scenario, Send, Step, StorageKind};
+use crate::scenario::{Expr, Line, Open, Outgoing, Scenario, Step, StorageKind};
 use crate::storage::open_file_storage;
 use crate::transcript::{Capture, Sink};
 use crate::world::{SimSecondary, World, WorldError};
@@ -185,40 +185,33 @@ impl<'a> Runner<'a> {
         }
     }
 
-    fn send(&mut self, send: &Send) -> Result<Option<String>, String> {
+    fn send(&mut self, send: &Outgoing) -> Result<Option<String>, String> {
         let w = &mut self.world;
         let result = match send {
-            Send::Transaction => w.send_transaction(),
-            Send::All => {
+            Outgoing::Transaction => w.send_transaction(),
+            Outgoing::All => {
                 while w.primary.next_after(w.feed.sent).is_some() {
                     w.send_transaction().map_err(|e| e.to_string())?;
                 }
                 Ok(())
             }
-            Send::T => w.send_t(),
-            Send::S => w.send_s(),
-            Send::C => w.send_c(false),
-            Send::LegacyC => w.send_c(true),
-            Send::Message { value, protocol } => {
+            Outgoing::T => w.send_t(),
+            Outgoing::S => w.send_s(),
+            Outgoing::C => w.send_c(false),
+            Outgoing::LegacyC => w.send_c(true),
+            Outgoing::Message { value, protocol } => {
                 w.send_message(&zrs::pickle::dumps(value, *protocol))
             }
-            Send::Raw(bytes) => w.send_message(bytes),
-            Send::Bytes(bytes) => w.deliver(bytes),
-            Send::File(path) => {
-                let path = self.relative_to_scenario(path);
+            Outgoing::Raw(bytes) => w.send_message(bytes),
+            Outgoing::Bytes(bytes) => w.deliver(bytes),
+            Outgoing::File(path) => {
+                let path = relative_to(&self.scenario.path, path);
                 let bytes = std::fs::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 w.deliver(&bytes)
             }
         };
         result.map(|()| None).map_err(|e| e.to_string())
-    }
-
-    fn relative_to_scenario(&self, path: &Path) -> PathBuf {
-        match self.scenario.path.parent() {
-            Some(base) if path.is_relative() => base.join(path),
-            _ => path.to_path_buf(),
-        }
     }
 
     fn eval(&mut self, expr: &Expr) -> Result<Value, String> {
@@ -264,5 +257,13 @@ impl<'a> Runner<'a> {
             config.frame_limit = limit;
         }
         Ok(Secondary::new(storage, config))
+    }
+}
+
+/// `path` taken relative to the scenario file's folder.
+fn relative_to(scenario: &Path, path: &Path) -> PathBuf {
+    match scenario.parent() {
+        Some(base) if path.is_relative() => base.join(path),
+        _ => path.to_path_buf(),
     }
 }

@@ -81,6 +81,22 @@ pub fn loads_with_stats(data: &[u8], limits: &Limits) -> (Result<Value, PickleEr
     (result, d.stats)
 }
 
+/// Decode `count` pickles written one after another by one pickler, sharing its memo — as
+/// a ZODB object record is (class pickle, then state pickle), and as ZODB's reader loads it
+/// with one unpickler. Bytes after the last pickle are ignored, as ZODB ignores them.
+pub fn loads_sequence(data: &[u8], count: usize) -> Result<Vec<Value>, PickleError> {
+    let limits = Limits::default();
+    let mut d = Decoder::new(data, &limits);
+    let mut values = Vec::with_capacity(count.min(8));
+    for _ in 0..count {
+        // Each load starts with an empty stack, as Python's Unpickler.load does.
+        d.stack.clear();
+        d.marks.clear();
+        values.push(d.run()?);
+    }
+    Ok(values)
+}
+
 const NIL: u32 = u32::MAX;
 const NONE_ID: u32 = 0;
 const FALSE_ID: u32 = 1;

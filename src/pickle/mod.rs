@@ -24,7 +24,7 @@ pub mod num;
 pub mod opcodes;
 pub mod value;
 
-pub use decode::{loads, loads_with, loads_with_stats, DecodeStats, Limits};
+pub use decode::{loads, loads_sequence, loads_with, loads_with_stats, DecodeStats, Limits};
 pub use encode::{dumps, dumps_extension, dumps_fast};
 pub use error::{PickleError, PickleErrorKind};
 pub use value::Value;

@@ -153,3 +153,72 @@ pub trait Storage {
     fn reader(&self) -> Box<dyn Storage + Send + Sync>;
     fn close(&mut self) -> Result<()>;
 }
+
+/// A boxed storage is a storage (the simulator picks file or memory at run time).
+impl<T: Storage + ?Sized> Storage for Box<T> {
+    fn name(&self) -> &str {
+        (**self).name()
+    }
+    fn last_transaction(&self) -> Tid {
+        (**self).last_transaction()
+    }
+    fn len(&self) -> usize {
+        (**self).len()
+    }
+    fn size(&self) -> u64 {
+        (**self).size()
+    }
+    fn keeps_blobs(&self) -> bool {
+        (**self).keeps_blobs()
+    }
+    fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
+        (**self).load(oid)
+    }
+    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<LoadBefore>> {
+        (**self).load_before(oid, tid)
+    }
+    fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>> {
+        (**self).load_serial(oid, serial)
+    }
+    fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>> {
+        (**self).history(oid, size)
+    }
+    fn iterator<'a>(
+        &'a self,
+        start: Option<Tid>,
+        stop: Option<Tid>,
+    ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
+        (**self).iterator(start, stop)
+    }
+    fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
+        (**self).tpc_begin(meta)
+    }
+    fn restore(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&[u8]>,
+        version: &[u8],
+        data_txn: Option<Tid>,
+    ) -> Result<()> {
+        (**self).restore(oid, serial, data, version, data_txn)
+    }
+    fn tpc_vote(&mut self) -> Result<()> {
+        (**self).tpc_vote()
+    }
+    fn tpc_finish(&mut self) -> Result<Tid> {
+        (**self).tpc_finish()
+    }
+    fn tpc_abort(&mut self) {
+        (**self).tpc_abort()
+    }
+    fn sync(&mut self) -> Result<()> {
+        (**self).sync()
+    }
+    fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+        (**self).reader()
+    }
+    fn close(&mut self) -> Result<()> {
+        (**self).close()
+    }
+}

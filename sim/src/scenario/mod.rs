@@ -5,4 +5,4 @@ pub mod parse;
 pub mod step;
 
 pub use parse::{Line, ParseError, Scenario};
-pub use step::{Expr, Open, Send, Step, StorageKind};
+pub use step::{Expr, Open, Outgoing, Step, StorageKind};

@@ -10,7 +10,7 @@ use zrs::pickle::Value;
 use zrs::secondary::Address;
 
 use super::literal;
-use super::step::{Expr, Open, Send, Step, StorageKind};
+use super::step::{Expr, Open, Outgoing, Step, StorageKind};
 use crate::network::Chunking;
 use crate::primary::{Change, Meta};
 
@@ -155,7 +155,7 @@ fn split_operator<'a>(text: &'a str, op: &str) -> Option<(&'a str, &'a str)> {
     while i < bytes.len() {
         let c = bytes[i];
         match quote {
-            Some(q) if c == b'\\' => i += 1,
+            Some(_) if c == b'\\' => i += 1,
             Some(q) if c == q => quote = None,
             Some(_) => {}
             None if c == b'\'' || c == b'"' => quote = Some(c),
@@ -205,19 +205,6 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         return Err(format!("seconds out of range: {text}"));
     }
     Ok(Duration::from_secs_f64(secs))
-}
-
-/// Splits `key=value` options, keeping literals with spaces whole: a value runs to the
-/// next ` key=` outside brackets and quotes.
-fn options(text: &str) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::new();
-    for token in tokens(text)? {
-        let (k, v) = token
-            .split_once('=')
-            .ok_or_else(|| format!("expected key=value, got {token:?}"))?;
-        out.push((k.to_string(), v.to_string()));
-    }
-    Ok(out)
 }
 
 /// Whitespace-separated tokens; quotes and brackets keep their spaces.
@@ -421,19 +408,19 @@ fn split_path(path: &str) -> Result<(Vec<String>, String), String> {
     Ok((parent.iter().map(|s| s.to_string()).collect(), key.to_string()))
 }
 
-fn parse_send(text: &str) -> Result<Send, String> {
+fn parse_send(text: &str) -> Result<Outgoing, String> {
     let (word, rest) = split_word(text);
     let literal_bytes = |rest: &str| match literal::parse(rest)? {
         Value::Bytes(b) => Ok(b),
         _ => Err(format!("expected a byte string like 'abc', got {rest}")),
     };
     match (word, rest) {
-        ("transaction", "") => Ok(Send::Transaction),
-        ("all", "") => Ok(Send::All),
-        ("T", "") => Ok(Send::T),
-        ("S", "") => Ok(Send::S),
-        ("C", "") => Ok(Send::C),
-        ("C", "legacy") => Ok(Send::LegacyC),
+        ("transaction", "") => Ok(Outgoing::Transaction),
+        ("all", "") => Ok(Outgoing::All),
+        ("T", "") => Ok(Outgoing::T),
+        ("S", "") => Ok(Outgoing::S),
+        ("C", "") => Ok(Outgoing::C),
+        ("C", "legacy") => Ok(Outgoing::LegacyC),
         ("message", _) => {
             let mut protocol = 1;
             let mut literal_text = rest;
@@ -446,14 +433,14 @@ fn parse_send(text: &str) -> Result<Send, String> {
                     .ok_or_else(|| format!("protocol must be 0 to 5, not {p:?}"))?;
                 literal_text = tail;
             }
-            Ok(Send::Message {
+            Ok(Outgoing::Message {
                 value: literal::parse(literal_text)?,
                 protocol,
             })
         }
-        ("raw", _) => literal_bytes(rest).map(Send::Raw),
-        ("bytes", _) => literal_bytes(rest).map(Send::Bytes),
-        ("file", _) if !rest.is_empty() => Ok(Send::File(PathBuf::from(rest))),
+        ("raw", _) => literal_bytes(rest).map(Outgoing::Raw),
+        ("bytes", _) => literal_bytes(rest).map(Outgoing::Bytes),
+        ("file", _) if !rest.is_empty() => Ok(Outgoing::File(PathBuf::from(rest))),
         _ => Err(format!(
             "expected send transaction|all|T|S|C|C legacy|message LITERAL|raw 'BYTES'|bytes 'BYTES'|file PATH, got {text:?}"
         )),

@@ -48,7 +48,7 @@ pub enum Expr {
 
 /// What part of the primary's transactions to send.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Send {
+pub enum Outgoing {
     /// The next transaction, whole: `T`, `S` + data per record, `C`.
     Transaction,
     /// Every transaction not sent yet.
@@ -95,7 +95,7 @@ pub enum Step {
     Clients,
     Commit { changes: Vec<Change>, meta: Meta },
     Undo,
-    Send(Send),
+    Send(Outgoing),
     Chunking(Chunking),
     Root,
 }
