@@ -8,7 +8,7 @@
 //! Run: `cargo bench --bench framing`; figures are in BENCHMARKS.md, next to
 //! `benches/framing_reference.py` (the same work in zc.zrs's Python).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use md5::{Digest, Md5};
@@ -37,8 +37,81 @@ fn stream() -> Vec<u8> {
     out
 }
 
+fn md5_plain(stream: &[u8]) -> [u8; 16] {
+    let mut md5 = Md5::new();
+    for chunk in stream.chunks(CHUNK) {
+        md5.update(chunk);
+    }
+    md5.finalize().into()
+}
+
+fn with_vec(stream: &[u8]) -> [u8; 16] {
+    let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+    let mut sum = StreamChecksum::new(Tid::ZERO);
+    for chunk in stream.chunks(CHUNK) {
+        d.feed(chunk);
+        while let Some(f) = d.next_frame().unwrap() {
+            sum.update(&f);
+        }
+    }
+    sum.digest()
+}
+
+fn with_slice(stream: &[u8]) -> [u8; 16] {
+    let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+    let mut sum = StreamChecksum::new(Tid::ZERO);
+    for chunk in stream.chunks(CHUNK) {
+        d.feed(chunk);
+        while let Some(f) = d.next_frame_slice().unwrap() {
+            sum.update(f);
+        }
+    }
+    sum.digest()
+}
+
+fn with_callback(stream: &[u8]) -> [u8; 16] {
+    let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+    let mut sum = StreamChecksum::new(Tid::ZERO);
+    for chunk in stream.chunks(CHUNK) {
+        d.decode(chunk, |f| sum.update(f)).unwrap();
+    }
+    sum.digest()
+}
+
+/// On a shared machine criterion's back-to-back groups see different contention; here each
+/// round runs every variant once, and the best round of each is compared.
+fn paired(stream: &[u8]) {
+    let variants: [(&str, fn(&[u8]) -> [u8; 16]); 4] = [
+        ("md5 plain", md5_plain),
+        ("decode + checksum (next_frame, Vec)", with_vec),
+        ("decode + checksum (next_frame_slice)", with_slice),
+        ("decode + checksum (decode callback)", with_callback),
+    ];
+    let mut best = [f64::MAX; 4];
+    for _ in 0..60 {
+        for (i, (_, f)) in variants.iter().enumerate() {
+            let t = Instant::now();
+            black_box(f(black_box(stream)));
+            best[i] = best[i].min(t.elapsed().as_secs_f64());
+        }
+    }
+    let mib = stream.len() as f64 / f64::from(1 << 20);
+    println!("paired, best of 60 interleaved rounds, {mib:.2} MiB in {CHUNK}-byte chunks:");
+    for (i, (name, _)) in variants.iter().enumerate() {
+        println!(
+            "  {name:<38} {:7.2} ms {:7.1} MiB/s {:+6.1}% vs md5 plain",
+            best[i] * 1e3,
+            mib / best[i],
+            (best[i] / best[0] - 1.0) * 100.0
+        );
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let stream = stream();
+    assert_eq!(with_vec(&stream), with_slice(&stream));
+    assert_eq!(with_vec(&stream), with_callback(&stream));
+    paired(&stream);
     let mut group = c.benchmark_group("framing");
     group
         .throughput(Throughput::Bytes(stream.len() as u64))
