@@ -57,6 +57,12 @@ pub struct Committed {
 /// The inbound half of one connection.
 pub struct Stream {
     frames: FrameDecoder,
+    replication: Replication,
+}
+
+/// What the stream's messages have built up (apart from the framing, so that a message can
+/// be applied while it is still borrowed from the frame buffer, uncopied).
+struct Replication {
     checksum: StreamChecksum,
     expect: Expect,
     /// The transaction begun on the storage, if any.
@@ -72,17 +78,19 @@ impl Stream {
     pub fn new(start: Tid, frame_limit: u32) -> Stream {
         Stream {
             frames: FrameDecoder::new(frame_limit),
-            checksum: StreamChecksum::new(start),
-            expect: Expect::Message,
-            transaction: None,
-            oids: Vec::new(),
-            index: 0,
+            replication: Replication {
+                checksum: StreamChecksum::new(start),
+                expect: Expect::Message,
+                transaction: None,
+                oids: Vec::new(),
+                index: 0,
+            },
         }
     }
 
     /// Whether a transaction is begun on the storage and not yet finished.
     pub fn in_transaction(&self) -> bool {
-        self.transaction.is_some()
+        self.replication.transaction.is_some()
     }
 
     /// Feeds received bytes; every transaction they complete is finished on `storage` and
@@ -95,15 +103,18 @@ impl Stream {
         committed: &mut impl FnMut(Committed),
     ) -> Result<(), InputError> {
         self.frames.feed(bytes);
-        while let Some(message) = self.frames.next_frame()? {
-            self.index += 1;
-            self.apply(&message, storage, check_checksums, committed)?;
+        let r = &mut self.replication;
+        while let Some(message) = self.frames.next_frame_slice()? {
+            r.index += 1;
+            r.apply(message, storage, check_checksums, committed)?;
             // Everything after the handshake is hashed, the `C` included, after it is checked.
-            self.checksum.update(&message);
+            r.checksum.update(message);
         }
         Ok(())
     }
+}
 
+impl Replication {
     fn apply<S: Storage + ?Sized>(
         &mut self,
         message: &[u8],
@@ -169,7 +180,7 @@ impl Stream {
                 if check_checksums && checksum != Some(computed) {
                     return Err(InputError::Checksum {
                         index,
-                        received: checksum.map_or("none".into(), |c| hex(&c)),
+                        received: checksum.map_or("no checksum ('C', ())".into(), |c| hex(&c)),
                         computed: hex(&computed),
                     });
                 }
