@@ -126,6 +126,16 @@ fn raw_unicode_escape_as_cpython_decodes_it() {
     );
     // A backslash before anything but u/U is itself.
     assert_eq!(loads(b"V\\x\\\n.").unwrap(), Value::Str("\\x\\".into()));
+    // Only an odd run of backslashes starts an escape (as checked with CPython 3.11).
+    assert_eq!(
+        loads(b"V\\\\u0041\n.").unwrap(),
+        Value::Str("\\\\u0041".into())
+    );
+    assert_eq!(
+        loads(b"V\\\\\\u0041\n.").unwrap(),
+        Value::Str("\\\\A".into())
+    );
+    assert_eq!(loads(b"V\\\\\n.").unwrap(), Value::Str("\\\\".into()));
     assert!(matches!(err(b"V\\u12\n.").kind, K::BadEscape { .. }));
     assert!(matches!(err(b"V\\ud800\n.").kind, K::BadEscape { .. }));
     assert!(matches!(err(b"V\\U00110000\n.").kind, K::BadEscape { .. }));

@@ -12,6 +12,9 @@
 //! remaining input before anything is allocated, and the memo is dense only while its keys
 //! are (a huge LONG_BINPUT index goes to a map). Time is linear, except decimal integer
 //! literals, which are capped at 4300 digits as CPython caps them.
+//!
+//! As `pickle.loads` does, bytes after STOP are ignored, and a STOP with values or marks
+//! left below the result is accepted.
 
 use std::collections::HashMap;
 
@@ -1031,7 +1034,8 @@ impl<'a> Decoder<'a> {
     }
 
     /// UNICODE's argument: `raw-unicode-escape` as CPython 3.11 decodes it. Only `\uXXXX`
-    /// and `\UXXXXXXXX` are escapes; every other byte is a Latin-1 character.
+    /// and `\UXXXXXXXX` after an odd run of backslashes are escapes; every other byte is
+    /// a Latin-1 character.
     fn decode_raw_unicode_escape(&self, l: &[u8]) -> R<String> {
         let bad = |detail: String| {
             self.err(K::BadEscape {
@@ -1043,9 +1047,20 @@ impl<'a> Decoder<'a> {
         let mut i = 0;
         while i < l.len() {
             let c = l[i];
-            i += 1;
-            if c != b'\\' || i >= l.len() || (l[i] != b'u' && l[i] != b'U') {
+            if c != b'\\' {
                 out.push(c as char);
+                i += 1;
+                continue;
+            }
+            let run = l[i..].iter().take_while(|&&b| b == b'\\').count();
+            let j = i + run;
+            let escape = run % 2 == 1 && matches!(l.get(j), Some(b'u' | b'U'));
+            let literal = if escape { run - 1 } else { run };
+            for _ in 0..literal {
+                out.push('\\');
+            }
+            i = j;
+            if !escape {
                 continue;
             }
             let n = if l[i] == b'u' { 4 } else { 8 };
