@@ -126,6 +126,16 @@ fn raw_unicode_escape_as_cpython_decodes_it() {
     );
     // A backslash before anything but u/U is itself.
     assert_eq!(loads(b"V\\x\\\n.").unwrap(), Value::Str("\\x\\".into()));
+    // Only an odd run of backslashes starts an escape (as checked with CPython 3.11).
+    assert_eq!(
+        loads(b"V\\\\u0041\n.").unwrap(),
+        Value::Str("\\\\u0041".into())
+    );
+    assert_eq!(
+        loads(b"V\\\\\\u0041\n.").unwrap(),
+        Value::Str("\\\\A".into())
+    );
+    assert_eq!(loads(b"V\\\\\n.").unwrap(), Value::Str("\\\\".into()));
     assert!(matches!(err(b"V\\u12\n.").kind, K::BadEscape { .. }));
     assert!(matches!(err(b"V\\ud800\n.").kind, K::BadEscape { .. }));
     assert!(matches!(err(b"V\\U00110000\n.").kind, K::BadEscape { .. }));
@@ -175,6 +185,20 @@ fn memo_shares_like_python() {
     let v = loads(b"\x80\x02](K\x01K\x02eq\x00h\x00\x86.").unwrap();
     let l = Value::List(vec![Value::Int(1), Value::Int(2)]);
     assert_eq!(v, Value::Tuple(vec![l.clone(), l]));
+    // A memoized str used three times, and the strings of a STACK_GLOBAL used again.
+    let abc = Value::Str("abc".into());
+    assert_eq!(
+        loads(b"X\x03\x00\x00\x00abcq\x00h\x00h\x00\x87.").unwrap(),
+        Value::Tuple(vec![abc.clone(), abc.clone(), abc])
+    );
+    let g = Value::Global {
+        module: "m".into(),
+        name: "n".into(),
+    };
+    assert_eq!(
+        loads(b"\x80\x04\x8c\x01m\x94\x8c\x01n\x94\x93\x94h\x02h\x00h\x01\x87.").unwrap(),
+        Value::Tuple(vec![g, Value::Str("m".into()), Value::Str("n".into())])
+    );
     // Re-used memo slot: the later PUT wins.
     assert_eq!(
         loads(b"K\x01q\x000K\x02q\x000h\x00.").unwrap(),
@@ -209,22 +233,22 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     // 100 000 nested lists: ] × n, then APPEND × (n-1) puts each into the one below.
     let n = 100_000;
     let mut p = vec![b']'; n];
-    p.extend(std::iter::repeat(b'a').take(n - 1));
+    p.resize(p.len() + n - 1, b'a');
     p.push(b'.');
     assert_eq!(err(&p).kind, K::TooDeep(1000));
     // Same with tuples built by MARK ... TUPLE.
     let mut p = vec![b'('; n];
     p.push(b')');
-    p.extend(std::iter::repeat(b't').take(n));
+    p.resize(p.len() + n, b't');
     p.push(b'.');
     assert_eq!(err(&p).kind, K::TooDeep(1000));
     // Nesting within the limit is fine, and the limit can be raised.
     let mut p = vec![b']'; 999];
-    p.extend(std::iter::repeat(b'a').take(998));
+    p.resize(p.len() + 998, b'a');
     p.push(b'.');
     assert!(loads(&p).is_ok());
     let mut p = vec![b']'; 3000];
-    p.extend(std::iter::repeat(b'a').take(2999));
+    p.resize(p.len() + 2999, b'a');
     p.push(b'.');
     let limits = Limits {
         max_depth: 5000,
@@ -275,7 +299,7 @@ fn sharing_cannot_expand_without_bound() {
     assert!(matches!(err(&p).kind, K::TooLarge(_)));
     // The same memoized str encoded again and again is counted too.
     let mut p = b"\x80\x02c_codecs\nencode\nq\x00X\x00\x00\x01\x00".to_vec();
-    p.extend(std::iter::repeat(b'a').take(65536));
+    p.resize(p.len() + 65536, b'a');
     p.extend_from_slice(b"q\x01X\x06\x00\x00\x00latin1q\x02(");
     for _ in 0..20_000 {
         p.extend_from_slice(b"h\x00h\x01h\x02\x86R0");

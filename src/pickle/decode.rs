@@ -12,6 +12,9 @@
 //! remaining input before anything is allocated, and the memo is dense only while its keys
 //! are (a huge LONG_BINPUT index goes to a map). Time is linear, except decimal integer
 //! literals, which are capped at 4300 digits as CPython caps them.
+//!
+//! As `pickle.loads` does, bytes after STOP are ignored, and a STOP with values or marks
+//! left below the result is accepted.
 
 use std::collections::HashMap;
 
@@ -220,13 +223,18 @@ impl<'a> Decoder<'a> {
             op_pos: 0,
             op: None,
             proto: 0,
-            nodes: vec![
-                Node::None,
-                Node::Bool(false),
-                Node::Bool(true),
-                Node::Tuple(Vec::new()),
-            ],
-            stack: Vec::new(),
+            nodes: {
+                // Messages are small: one allocation usually holds every node.
+                let mut v = Vec::with_capacity(4 + (data.len() / 4).min(4096));
+                v.extend([
+                    Node::None,
+                    Node::Bool(false),
+                    Node::Bool(true),
+                    Node::Tuple(Vec::new()),
+                ]);
+                v
+            },
+            stack: Vec::with_capacity(16),
             marks: Vec::new(),
             memo: Memo::default(),
             max_depth: limits.max_depth,
@@ -597,7 +605,7 @@ impl<'a> Decoder<'a> {
             op::EMPTY_DICT => self.push_new(Node::Dict(Vec::new()))?,
             op::DICT => {
                 let items = self.pop_to_mark()?;
-                if items.len() % 2 != 0 {
+                if items.len() & 1 != 0 {
                     return Err(self.err(K::OddDictItems));
                 }
                 self.count_children(items.len());
@@ -874,7 +882,7 @@ impl<'a> Decoder<'a> {
         if x == len {
             return Ok(());
         }
-        if (len - x) % 2 != 0 {
+        if (len - x) & 1 != 0 {
             return Err(self.err(K::OddDictItems));
         }
         let target = self.stack[x - 1];
@@ -1042,7 +1050,8 @@ impl<'a> Decoder<'a> {
     }
 
     /// UNICODE's argument: `raw-unicode-escape` as CPython 3.11 decodes it. Only `\uXXXX`
-    /// and `\UXXXXXXXX` are escapes; every other byte is a Latin-1 character.
+    /// and `\UXXXXXXXX` after an odd run of backslashes are escapes; every other byte is
+    /// a Latin-1 character.
     fn decode_raw_unicode_escape(&self, l: &[u8]) -> R<String> {
         let bad = |detail: String| {
             self.err(K::BadEscape {
@@ -1054,9 +1063,20 @@ impl<'a> Decoder<'a> {
         let mut i = 0;
         while i < l.len() {
             let c = l[i];
-            i += 1;
-            if c != b'\\' || i >= l.len() || (l[i] != b'u' && l[i] != b'U') {
+            if c != b'\\' {
                 out.push(c as char);
+                i += 1;
+                continue;
+            }
+            let run = l[i..].iter().take_while(|&&b| b == b'\\').count();
+            let j = i + run;
+            let escape = run % 2 == 1 && matches!(l.get(j), Some(b'u' | b'U'));
+            let literal = if escape { run - 1 } else { run };
+            for _ in 0..literal {
+                out.push('\\');
+            }
+            i = j;
+            if !escape {
                 continue;
             }
             let n = if l[i] == b'u' { 4 } else { 8 };
@@ -1128,22 +1148,73 @@ impl<'a> Decoder<'a> {
         )
     }
 
-    fn atom(&self, id: u32) -> Value {
-        match &self.nodes[id as usize] {
+    /// An atom's value. Its payload is moved out of the arena on its last use (`refs`
+    /// counts the uses left) and copied before that.
+    fn atom(&mut self, id: u32, refs: &mut [u32]) -> Value {
+        let last = refs[id as usize] <= 1;
+        if !last {
+            refs[id as usize] -= 1;
+        }
+        fn grab<T: Clone + Default>(x: &mut T, last: bool) -> T {
+            if last {
+                std::mem::take(x)
+            } else {
+                x.clone()
+            }
+        }
+        match &mut self.nodes[id as usize] {
             Node::None => Value::None,
             Node::Bool(b) => Value::Bool(*b),
             Node::Int(i) => Value::Int(*i),
-            Node::BigInt(b) => Value::BigInt(b.clone()),
+            Node::BigInt(b) => Value::BigInt(grab(b, last)),
             Node::Float(f) => Value::Float(*f),
-            Node::Bytes(b) => Value::Bytes(b.clone()),
-            Node::Str(s) => Value::Str(s.clone()),
-            Node::Global(m, n) => Value::Global {
-                module: self.str_of(*m).to_owned(),
-                name: self.str_of(*n).to_owned(),
+            Node::Bytes(b) => Value::Bytes(grab(b, last)),
+            Node::Str(s) => Value::Str(grab(s, last)),
+            // The name strings are counted as used by the global, so they are copied here.
+            &mut Node::Global(m, n) => Value::Global {
+                module: self.str_of(m).to_owned(),
+                name: self.str_of(n).to_owned(),
             },
-            Node::ByteArray(b) => builtin_call("bytearray", Value::Bytes(b.clone())),
+            Node::ByteArray(b) => builtin_call("bytearray", Value::Bytes(grab(b, last))),
             _ => unreachable!("containers are built by frames"),
         }
+    }
+
+    /// How often each node is referenced (by containers, objects, globals); more than
+    /// the real uses when garbage refers to it, which only costs a copy.
+    fn reference_counts(&self, root: u32) -> Vec<u32> {
+        let mut refs = vec![0u32; self.nodes.len()];
+        let mut add = |c: u32| {
+            if c != NIL {
+                refs[c as usize] = refs[c as usize].saturating_add(1);
+            }
+        };
+        for n in &self.nodes {
+            match n {
+                Node::Tuple(v)
+                | Node::List(v)
+                | Node::Dict(v)
+                | Node::Set(v)
+                | Node::FrozenSet(v) => v.iter().for_each(|&c| add(c)),
+                Node::Object {
+                    callable,
+                    args,
+                    kwargs,
+                    state,
+                    ..
+                } => [*callable, *args, *kwargs, *state]
+                    .into_iter()
+                    .for_each(&mut add),
+                Node::Pid(c) => add(*c),
+                Node::Global(m, n) => {
+                    add(*m);
+                    add(*n);
+                }
+                _ => {}
+            }
+        }
+        add(root);
+        refs
     }
 
     fn assemble(&self, id: u32, out: Vec<Value>) -> R<Value> {
@@ -1192,8 +1263,9 @@ impl<'a> Decoder<'a> {
 
     /// Turn the arena below `root` into a tree without recursion.
     fn build(&mut self, root: u32) -> R<Value> {
+        let mut refs = self.reference_counts(root);
         if !self.is_container(root) {
-            let v = self.atom(root);
+            let v = self.atom(root, &mut refs);
             self.charge(&v)?;
             return Ok(v);
         }
@@ -1215,7 +1287,7 @@ impl<'a> Decoder<'a> {
                 Some(c) => {
                     top.next += 1;
                     if !self.is_container(c) {
-                        let v = self.atom(c);
+                        let v = self.atom(c, &mut refs);
                         self.charge(&v)?;
                         frames.last_mut().expect("non-empty").out.push(v);
                     } else if on_path[c as usize] {
@@ -1319,19 +1391,53 @@ fn fingerprint(v: &Value, out: &mut Vec<u8>, unique: &mut u64) -> Result<(), &'s
 /// Key, value, key, value... into pairs, a repeated key keeping its first place and its
 /// last value, as filling a Python dict does.
 fn dedupe_dict(flat: Vec<Value>) -> Result<Vec<(Value, Value)>, &'static str> {
-    let mut pairs: Vec<(Value, Value)> = Vec::with_capacity(flat.len() / 2);
-    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    let n = flat.len() / 2;
+    // All fingerprints in one buffer; small dicts compare them pairwise, large ones hash.
+    let mut buf = Vec::new();
+    let mut ranges = Vec::with_capacity(n);
     let mut unique = 0u64;
-    let mut it = flat.into_iter();
-    while let (Some(k), Some(v)) = (it.next(), it.next()) {
-        let mut fp = Vec::new();
-        fingerprint(&k, &mut fp, &mut unique)?;
-        match seen.get(&fp) {
-            Some(&i) => pairs[i].1 = v,
-            None => {
-                seen.insert(fp, pairs.len());
-                pairs.push((k, v));
+    for k in flat.iter().step_by(2) {
+        let start = buf.len();
+        fingerprint(k, &mut buf, &mut unique)?;
+        ranges.push((start, buf.len()));
+    }
+    let fp = |i: usize| &buf[ranges[i].0..ranges[i].1];
+    // first[i]: the index of the first key equal to key i.
+    let mut first: Vec<usize> = (0..n).collect();
+    let mut any_dup = false;
+    if n <= 16 {
+        for i in 1..n {
+            if let Some(j) = (0..i).find(|&j| first[j] == j && fp(j) == fp(i)) {
+                first[i] = j;
+                any_dup = true;
             }
+        }
+    } else {
+        let mut seen: HashMap<&[u8], usize> = HashMap::with_capacity(n);
+        for (i, f) in first.iter_mut().enumerate() {
+            let j = *seen.entry(fp(i)).or_insert(i);
+            if j != i {
+                *f = j;
+                any_dup = true;
+            }
+        }
+    }
+    let mut it = flat.into_iter();
+    let mut pairs: Vec<(Value, Value)> = Vec::with_capacity(n);
+    if !any_dup {
+        while let (Some(k), Some(v)) = (it.next(), it.next()) {
+            pairs.push((k, v));
+        }
+        return Ok(pairs);
+    }
+    let mut slot = vec![usize::MAX; n];
+    for (i, &f) in first.iter().enumerate() {
+        let (k, v) = (it.next().expect("key"), it.next().expect("value"));
+        if f == i {
+            slot[i] = pairs.len();
+            pairs.push((k, v));
+        } else {
+            pairs[slot[f]].1 = v;
         }
     }
     Ok(pairs)

@@ -173,21 +173,24 @@ impl Message {
     /// Decode one pickled message as a Python 2 or Python 3 primary sends it.
     pub fn decode(payload: &[u8]) -> Result<Message, MessageError> {
         let v = loads(payload)?;
-        let (kind, args) = match &v {
-            Value::Tuple(items) if items.len() == 2 => (&items[0], &items[1]),
+        let (kind, args) = match v {
+            Value::Tuple(mut items) if items.len() == 2 => {
+                let args = items.pop().expect("2 items");
+                (items.pop().expect("2 items"), args)
+            }
             Value::Tuple(items) => {
                 return Err(MessageError::NotATuple(format!(
                     "a tuple of {}",
                     items.len()
                 )))
             }
-            other => return Err(MessageError::NotATuple(type_name(other).into())),
+            other => return Err(MessageError::NotATuple(type_name(&other).into())),
         };
         let kind = match kind {
-            Value::Str(s) => s.clone(),
+            Value::Str(s) => s,
             // A Python 2 primary's 'T' is a str, which decodes to bytes.
-            Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
-            other => return Err(MessageError::BadType(type_name(other).into())),
+            Value::Bytes(b) => String::from_utf8_lossy(&b).into_owned(),
+            other => return Err(MessageError::BadType(type_name(&other).into())),
         };
         let f = match kind.as_str() {
             "T" | "S" | "B" | "C" => Fields {
@@ -197,7 +200,7 @@ impl Message {
         };
         match f.kind {
             'T' => {
-                let items = f.args(args, &[5])?;
+                let items = f.args(&args, &[5])?;
                 let status = match &items[1] {
                     Value::Str(s)
                         if s.chars().count() == 1 && (s.chars().next().unwrap() as u32) < 256 =>
@@ -226,15 +229,18 @@ impl Message {
                     status,
                     user: f.text("user", &items[2])?,
                     description: f.text("description", &items[3])?,
-                    extension: items[4].clone(),
+                    extension: match args {
+                        Value::Tuple(mut a) => a.pop().expect("5 items"),
+                        _ => unreachable!("checked to be a tuple"),
+                    },
                 }))
             }
             'S' => {
-                let items = f.args(args, &[4])?;
+                let items = f.args(&args, &[4])?;
                 Ok(Message::Store(f.record(items)?))
             }
             'B' => {
-                let items = f.args(args, &[5])?;
+                let items = f.args(&args, &[5])?;
                 let record = f.record(&items[..4])?;
                 let blocks = match &items[4] {
                     Value::Int(n) if *n >= 0 => *n as u64,
@@ -256,7 +262,7 @@ impl Message {
                 Ok(Message::Blob { record, blocks })
             }
             _ => {
-                let items = f.args(args, &[0, 1])?;
+                let items = f.args(&args, &[0, 1])?;
                 let checksum = match items.first() {
                     None => None,
                     Some(v) => {

@@ -1,0 +1,66 @@
+//! Decoding the messages a zc.zrs primary sends (`T`, `S`, `C`, fast protocol 1, as the
+//! Python 3 fixtures hold them): the bare pickle decoder and the full `Message::decode`.
+//! Python's `pickle.loads` on the same bytes is measured with `timeit` (see BENCHMARKS.md).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use std::hint::black_box;
+use zrs::pickle::{dumps_fast, loads};
+use zrs::protocol::Message;
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pickles/messages_py3.txt"
+    );
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let line = text
+        .lines()
+        .find(|l| l.split('\t').next() == Some(name))
+        .unwrap_or_else(|| panic!("no fixture {name}"));
+    let h = line.split('\t').nth(1).unwrap();
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+pub const CASES: &[(&str, &str)] = &[
+    (
+        "T (empty user, no extension)",
+        "T_tid0_nouser_empty_p1_fast",
+    ),
+    (
+        "T (user, description, extension)",
+        "T_tid0_nonascii_unicode_p1_fast",
+    ),
+    ("S", "S_oid1_backptr_p1_fast"),
+    ("C", "C_digest_p1_fast"),
+];
+
+fn bench(c: &mut Criterion) {
+    let mut g = c.benchmark_group("pickle decode");
+    g.throughput(Throughput::Elements(1));
+    for (label, name) in CASES {
+        let data = fixture(name);
+        g.bench_function(format!("loads {label}"), |b| {
+            b.iter(|| loads(black_box(&data)).unwrap())
+        });
+        g.bench_function(format!("Message::decode {label}"), |b| {
+            b.iter(|| Message::decode(black_box(&data)).unwrap())
+        });
+    }
+    g.finish();
+    let mut g = c.benchmark_group("pickle encode");
+    g.throughput(Throughput::Elements(1));
+    for (label, name) in CASES {
+        let m = Message::decode(&fixture(name)).unwrap();
+        let v = m.to_value();
+        g.bench_function(format!("dumps_fast {label}"), |b| {
+            b.iter(|| dumps_fast(black_box(&v), 1))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
