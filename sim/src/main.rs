@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use zrs_sim::runner::{run_file, RunOptions};
 
 #[derive(Parser)]
-#[command(name = "zrs-sim", version, about = "Deterministic simulator for the zrs secondary")]
+#[command(
+    name = "zrs-sim",
+    version,
+    about = "Deterministic simulator for the zrs secondary"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -162,7 +162,11 @@ mod tests {
     #[test]
     fn doubling_chunks_like_the_reference_harness() {
         let bytes: Vec<u8> = (0..20).collect();
-        let sizes: Vec<usize> = Chunking::Doubling.split(&bytes).iter().map(|c| c.len()).collect();
+        let sizes: Vec<usize> = Chunking::Doubling
+            .split(&bytes)
+            .iter()
+            .map(|c| c.len())
+            .collect();
         assert_eq!(sizes, vec![1, 2, 4, 8, 5]);
     }
 

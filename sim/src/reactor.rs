@@ -167,9 +167,15 @@ mod tests {
         r.call_later(Timer::KeepAlive, Duration::from_secs(60));
         r.call_later(Timer::Connect, Duration::from_secs(10));
         let first = r.advance_to(Duration::from_secs(100)).unwrap();
-        assert_eq!((first.timer, r.now()), (Timer::Connect, Duration::from_secs(10)));
+        assert_eq!(
+            (first.timer, r.now()),
+            (Timer::Connect, Duration::from_secs(10))
+        );
         let second = r.advance_to(Duration::from_secs(100)).unwrap();
-        assert_eq!((second.timer, r.now()), (Timer::KeepAlive, Duration::from_secs(60)));
+        assert_eq!(
+            (second.timer, r.now()),
+            (Timer::KeepAlive, Duration::from_secs(60))
+        );
         assert!(r.advance_to(Duration::from_secs(100)).is_none());
         assert_eq!(r.now(), Duration::from_secs(100));
     }

@@ -172,7 +172,11 @@ impl<'a> Runner<'a> {
                 .commit(changes, meta)
                 .map(|_| None)
                 .map_err(|e| e.to_string()),
-            Step::Undo => w.primary.undo_last().map(|_| None).map_err(|e| e.to_string()),
+            Step::Undo => w
+                .primary
+                .undo_last()
+                .map(|_| None)
+                .map_err(|e| e.to_string()),
             Step::Send(send) => self.send(send),
             Step::Chunking(chunking) => {
                 w.chunking = chunking.clone();
@@ -231,7 +235,9 @@ impl<'a> Runner<'a> {
             Expr::TransTid => Ok(Value::Bytes(self.world.feed.sent.0.to_vec())),
             Expr::LastTransaction => {
                 let secondary = self.world.secondary().map_err(|e| e.to_string())?;
-                Ok(Value::Bytes(secondary.storage().last_transaction().0.to_vec()))
+                Ok(Value::Bytes(
+                    secondary.storage().last_transaction().0.to_vec(),
+                ))
             }
         }
     }

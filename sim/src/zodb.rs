@@ -130,6 +130,8 @@ mod tests {
     #[test]
     fn garbage_is_an_error_not_a_panic() {
         assert!(mapping_items(b"").is_err());
-        assert!(mapping_items(b"\x80\x03N.\x80\x03N.").unwrap_err().contains("not a persistent mapping"));
+        assert!(mapping_items(b"\x80\x03N.\x80\x03N.")
+            .unwrap_err()
+            .contains("not a persistent mapping"));
     }
 }

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use zrs_sim::runner::{run_file, RunOptions};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -10,7 +10,10 @@ use std::path::{Path, PathBuf};
 use zrs_sim::runner::{run_file, RunOptions};
 
 fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// The output blocks of a doctest-style transcript: for each `>>>` example, the lines
@@ -84,7 +87,11 @@ fn the_spec_scenario_reproduces_every_output_of_the_reference() {
         actual.len()
     );
     // The spec has a fixed number of outputs; guard against both sides parsing to nothing.
-    assert!(expected.len() > 40, "parsed only {} outputs from the spec", expected.len());
+    assert!(
+        expected.len() > 40,
+        "parsed only {} outputs from the spec",
+        expected.len()
+    );
 }
 
 #[test]

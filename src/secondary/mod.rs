@@ -85,7 +85,11 @@ impl<S: Storage> Secondary<S> {
         };
         log::info(
             LOGGER,
-            &format!("Opening {} {}", secondary.storage.name(), secondary.address_repr()),
+            &format!(
+                "Opening {} {}",
+                secondary.storage.name(),
+                secondary.address_repr()
+            ),
         );
         if secondary.config.address.is_some() {
             secondary.connect();
@@ -296,15 +300,13 @@ impl<S: Storage> Secondary<S> {
             return;
         };
         if connection.keep_alive_pending {
-            self.actions.push_back(Action::CancelTimer(Timer::KeepAlive));
+            self.actions
+                .push_back(Action::CancelTimer(Timer::KeepAlive));
         }
         if connection.stream.in_transaction() {
             self.storage.tpc_abort();
         }
-        log::info(
-            LOGGER,
-            &format!("{}Disconnected {reason}", connection.peer),
-        );
+        log::info(LOGGER, &format!("{}Disconnected {reason}", connection.peer));
     }
 
     fn schedule_reconnect(&mut self) {

@@ -153,8 +153,9 @@ impl Database {
     /// The current items of the mapping at `path`.
     pub fn items(&self, path: &[String]) -> Result<&[(String, Value)], DatabaseError> {
         let oid = self.resolve(path)?;
-        self.current(oid)
-            .ok_or_else(|| DatabaseError::NotAMapping { path: path.to_vec() })
+        self.current(oid).ok_or_else(|| DatabaseError::NotAMapping {
+            path: path.to_vec(),
+        })
     }
 
     fn current(&self, oid: Oid) -> Option<&[(String, Value)]> {
@@ -164,9 +165,11 @@ impl Database {
     fn resolve(&self, path: &[String]) -> Result<Oid, DatabaseError> {
         let mut oid = Oid::ZERO;
         for (depth, key) in path.iter().enumerate() {
-            let items = self.current(oid).ok_or_else(|| DatabaseError::NotAMapping {
-                path: path[..depth].to_vec(),
-            })?;
+            let items = self
+                .current(oid)
+                .ok_or_else(|| DatabaseError::NotAMapping {
+                    path: path[..depth].to_vec(),
+                })?;
             match items.iter().find(|(k, _)| k == key) {
                 Some((_, Value::Ref(child))) => oid = *child,
                 Some(_) => {
@@ -290,9 +293,11 @@ impl Database {
             let items: &[(String, Value)] = match modified.iter().find(|(o, _)| *o == oid) {
                 Some((_, items)) => items,
                 None if created.contains(&oid) => &[],
-                None => self.current(oid).ok_or_else(|| DatabaseError::NotAMapping {
-                    path: path[..depth].to_vec(),
-                })?,
+                None => self
+                    .current(oid)
+                    .ok_or_else(|| DatabaseError::NotAMapping {
+                        path: path[..depth].to_vec(),
+                    })?,
             };
             match items.iter().find(|(k, _)| k == key) {
                 Some((_, Value::Ref(child))) => oid = *child,
@@ -428,7 +433,10 @@ mod tests {
         assert_eq!(undo.records.len(), 2);
         assert_eq!(undo.records[0].oid, Oid::ZERO);
         assert_eq!(undo.records[0].data_txn, Some(first));
-        assert_eq!(undo.records[0].data.as_deref(), Some(&mapping_record(&[])[..]));
+        assert_eq!(
+            undo.records[0].data.as_deref(),
+            Some(&mapping_record(&[])[..])
+        );
         assert_eq!(
             undo.records[1],
             Record {

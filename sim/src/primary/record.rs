@@ -22,7 +22,8 @@ pub enum Value {
 pub fn mapping_record(items: &[(String, Value)]) -> Vec<u8> {
     let mut w = Writer::default();
     // The class pickle.
-    w.out.extend_from_slice(b"\x80\x03cpersistent.mapping\nPersistentMapping\n");
+    w.out
+        .extend_from_slice(b"\x80\x03cpersistent.mapping\nPersistentMapping\n");
     let class_memo = w.put();
     w.out.push(b'.');
     // The state pickle: {'data': {items}}.

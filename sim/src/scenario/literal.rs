@@ -31,7 +31,10 @@ struct Parser<'a> {
 
 impl Parser<'_> {
     fn rest(&self) -> String {
-        String::from_utf8_lossy(&self.s[self.pos..]).chars().take(20).collect()
+        String::from_utf8_lossy(&self.s[self.pos..])
+            .chars()
+            .take(20)
+            .collect()
     }
 
     fn skip_ws(&mut self) {
@@ -120,7 +123,13 @@ impl Parser<'_> {
                     b"None" => Value::None,
                     b"True" => Value::Bool(true),
                     b"False" => Value::Bool(false),
-                    _ => return Err(format!("unexpected {:?} at column {}", self.rest(), start + 1)),
+                    _ => {
+                        return Err(format!(
+                            "unexpected {:?} at column {}",
+                            self.rest(),
+                            start + 1
+                        ))
+                    }
                 };
                 self.pos = word_end;
                 Ok(v)
@@ -180,7 +189,10 @@ impl Parser<'_> {
         let mut out = Vec::new();
         loop {
             let Some(c) = self.peek() else {
-                return Err(format!("unterminated string starting at column {}", start + 1));
+                return Err(format!(
+                    "unterminated string starting at column {}",
+                    start + 1
+                ));
             };
             self.pos += 1;
             if c == quote {
@@ -191,7 +203,10 @@ impl Parser<'_> {
                 continue;
             }
             let Some(e) = self.peek() else {
-                return Err(format!("unterminated string starting at column {}", start + 1));
+                return Err(format!(
+                    "unterminated string starting at column {}",
+                    start + 1
+                ));
             };
             self.pos += 1;
             match e {

@@ -108,9 +108,7 @@ fn parse_step(text: &str) -> Result<Step, String> {
         "advance" => parse_seconds(rest).map(Step::Advance),
         "init_md5" => parse_expr(rest).map(Step::InitMd5),
         "let" => {
-            let (name, value) = rest
-                .split_once('=')
-                .ok_or("expected 'let NAME = VALUE'")?;
+            let (name, value) = rest.split_once('=').ok_or("expected 'let NAME = VALUE'")?;
             let name = name.trim();
             if !is_name(name) || is_keyword(name) {
                 return Err(format!("{name:?} is not a variable name"));
@@ -332,7 +330,9 @@ fn parse_address(text: &str) -> Result<Option<Address>, String> {
             ))),
             _ => Err(format!("address must be ('host', port), got {text}")),
         },
-        _ => Err(format!("address must be ('host', port), 'path' or None, got {text}")),
+        _ => Err(format!(
+            "address must be ('host', port), 'path' or None, got {text}"
+        )),
     }
 }
 
@@ -382,7 +382,9 @@ fn parse_primary(text: &str) -> Result<Step, String> {
             Ok(Step::Commit { changes, meta })
         }
         "undo" if rest.is_empty() => Ok(Step::Undo),
-        _ => Err(format!("expected 'primary commit …' or 'primary undo', got {text:?}")),
+        _ => Err(format!(
+            "expected 'primary commit …' or 'primary undo', got {text:?}"
+        )),
     }
 }
 
@@ -405,7 +407,10 @@ fn split_path(path: &str) -> Result<(Vec<String>, String), String> {
         return Err(format!("{path:?} is not a key path like x or x.y"));
     }
     let (key, parent) = parts.split_last().expect("split yields at least one part");
-    Ok((parent.iter().map(|s| s.to_string()).collect(), key.to_string()))
+    Ok((
+        parent.iter().map(|s| s.to_string()).collect(),
+        key.to_string(),
+    ))
 }
 
 fn parse_send(text: &str) -> Result<Outgoing, String> {
@@ -462,7 +467,9 @@ fn parse_chunking(text: &str) -> Result<Chunking, String> {
             })
             .collect::<Result<Vec<_>, _>>()
             .map(Chunking::Sizes),
-        _ => Err(format!("expected chunking doubling|whole|sizes N…, got {text:?}")),
+        _ => Err(format!(
+            "expected chunking doubling|whole|sizes N…, got {text:?}"
+        )),
     }
 }
 

@@ -85,15 +85,25 @@ pub enum Step {
     /// Prints the value (`read`, a variable, a literal).
     Print(Expr),
     /// Prints `True` or `False`.
-    Compare { left: Expr, right: Expr, equal: bool },
-    Let { name: String, value: Expr },
+    Compare {
+        left: Expr,
+        right: Expr,
+        equal: bool,
+    },
+    Let {
+        name: String,
+        value: Expr,
+    },
     InitMd5(Expr),
     Later,
     DoLater,
     /// Moves virtual time, firing what falls due in due order.
     Advance(Duration),
     Clients,
-    Commit { changes: Vec<Change>, meta: Meta },
+    Commit {
+        changes: Vec<Change>,
+        meta: Meta,
+    },
     Undo,
     Send(Outgoing),
     Chunking(Chunking),
