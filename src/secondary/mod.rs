@@ -26,6 +26,8 @@ mod stream;
 use std::collections::VecDeque;
 
 pub use action::{Action, LossReason, Timer};
+#[cfg(feature = "deliberate-bugs")]
+pub use config::Bug;
 pub use config::{format_delay, Address, Config};
 pub use stream::InputError;
 
@@ -71,6 +73,9 @@ pub struct Secondary<S: Storage> {
     phase: Phase,
     connection: Option<Connection>,
     actions: VecDeque<Action>,
+    /// Mutation hook `Bug::StartFromReceived`: the last `T` received, committed or not.
+    #[cfg(feature = "deliberate-bugs")]
+    last_received: Option<crate::tid::Tid>,
 }
 
 impl<S: Storage> Secondary<S> {
@@ -82,6 +87,8 @@ impl<S: Storage> Secondary<S> {
             phase: Phase::Idle,
             connection: None,
             actions: VecDeque::new(),
+            #[cfg(feature = "deliberate-bugs")]
+            last_received: None,
         };
         log::info(
             LOGGER,
@@ -155,6 +162,12 @@ impl<S: Storage> Secondary<S> {
             return;
         }
         let start = self.storage.last_transaction();
+        // Mutation hook 3: start from the last transaction received, not committed.
+        #[cfg(feature = "deliberate-bugs")]
+        let start = match self.last_received {
+            Some(tid) if self.config.bug == Some(Bug::StartFromReceived) && tid > start => tid,
+            _ => start,
+        };
         self.transmit(frame(self.protocol()));
         self.transmit(frame(start.as_bytes()));
         self.phase = Phase::Connected;
@@ -178,6 +191,11 @@ impl<S: Storage> Secondary<S> {
         }
         self.phase = Phase::Idle;
         self.stop_factory();
+        // Mutation hook 4: no reconnect after a rejected attempt.
+        #[cfg(feature = "deliberate-bugs")]
+        if self.config.bug == Some(Bug::NoReconnectAfterReject) {
+            return;
+        }
         self.schedule_reconnect();
     }
 
@@ -199,10 +217,14 @@ impl<S: Storage> Secondary<S> {
             return;
         };
         let actions = &mut self.actions;
+        let check_checksums = self.config.check_checksums;
+        // Mutation hook 1: checksums not checked.
+        #[cfg(feature = "deliberate-bugs")]
+        let check_checksums = check_checksums && self.config.bug != Some(Bug::IgnoreChecksum);
         let result = connection.stream.receive(
             bytes,
             &mut self.storage,
-            self.config.check_checksums,
+            check_checksums,
             &mut |c| {
                 actions.push_back(Action::Invalidate {
                     tid: c.tid,
@@ -299,11 +321,25 @@ impl<S: Storage> Secondary<S> {
         let Some(connection) = self.connection.take() else {
             return;
         };
-        if connection.keep_alive_pending {
+        let cancel_keep_alive = connection.keep_alive_pending;
+        // Mutation hook 5: the keep-alive timer left running after a disconnect.
+        #[cfg(feature = "deliberate-bugs")]
+        let cancel_keep_alive =
+            cancel_keep_alive && self.config.bug != Some(Bug::KeepAliveAfterDisconnect);
+        if cancel_keep_alive {
             self.actions
                 .push_back(Action::CancelTimer(Timer::KeepAlive));
         }
-        if connection.stream.in_transaction() {
+        let abort = connection.stream.in_transaction();
+        // Mutation hook 2: the partial transaction is not aborted (hook 3 remembers it).
+        #[cfg(feature = "deliberate-bugs")]
+        let abort = {
+            if let Some(tid) = connection.stream.transaction() {
+                self.last_received = Some(tid);
+            }
+            abort && self.config.bug != Some(Bug::KeepPartialTransaction)
+        };
+        if abort {
             self.storage.tpc_abort();
         }
         log::info(LOGGER, &format!("{}Disconnected {reason}", connection.peer));

@@ -93,6 +93,12 @@ impl Stream {
         self.replication.transaction.is_some()
     }
 
+    /// The tid of the transaction in progress (mutation hook `Bug::StartFromReceived`).
+    #[cfg(feature = "deliberate-bugs")]
+    pub fn transaction(&self) -> Option<Tid> {
+        self.replication.transaction
+    }
+
     /// Feeds received bytes; every transaction they complete is finished on `storage` and
     /// reported to `committed`. On error the stream must not be fed again.
     pub fn receive<S: Storage + ?Sized>(
