@@ -11,6 +11,8 @@
 //! Nothing here reads the wall clock or the OS's randomness: a run is a function of its
 //! scenario (and, for campaigns, of its seed).
 
+pub mod disk;
+pub mod fuzz;
 pub mod network;
 pub mod primary;
 pub mod reactor;

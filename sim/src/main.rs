@@ -35,7 +35,10 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { files, storage_dir } => {
-            let options = RunOptions { storage_dir };
+            let options = RunOptions {
+                storage_dir,
+                ..RunOptions::default()
+            };
             let many = files.len() > 1;
             for file in &files {
                 if many {

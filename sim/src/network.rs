@@ -30,6 +30,9 @@ pub enum Chunking {
     Sizes(Vec<usize>),
     /// The whole delivery at once.
     Whole,
+    /// Sizes drawn from a ChaCha8 stream with this seed, from one byte to tens of KiB
+    /// (drawn by the world, which keeps the stream going across deliveries).
+    Random(u64),
 }
 
 impl Chunking {
@@ -42,7 +45,7 @@ impl Chunking {
             let n = match self {
                 Chunking::Doubling => 1usize.checked_shl(i as u32).unwrap_or(usize::MAX),
                 Chunking::Sizes(sizes) if !sizes.is_empty() => sizes[i % sizes.len()].max(1),
-                Chunking::Sizes(_) | Chunking::Whole => rest.len(),
+                Chunking::Sizes(_) | Chunking::Whole | Chunking::Random(_) => rest.len(),
             };
             let (chunk, tail) = rest.split_at(n.min(rest.len()));
             chunks.push(chunk);

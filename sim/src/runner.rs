@@ -3,29 +3,51 @@
 //!
 //! Same file, same bytes, every run: the world is virtual, and the storage lives in a fresh
 //! directory of its own (or where the scenario or the command line says).
+//!
+//! A [`Session`] carries out steps one at a time; [`run`] drives one through a scenario
+//! file, and fuzz campaigns drive one through the steps they generate, so a campaign run
+//! and the replay of its scenario file execute the same code. After `oracles on` the
+//! session checks the oracles after every step (a violation ends the run with an error),
+//! and a step that cannot be carried out is skipped with a note instead of ending it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use zrs::pickle::Value;
 use zrs::secondary::{Config, LossReason, Secondary};
-use zrs::storage::memory::MemoryStorage;
+use zrs::storage::file::Durability;
 use zrs::storage::Storage;
 use zrs::Tid;
 
+use crate::disk::SimDisk;
+use crate::fuzz::oracle::{Checker, Violation};
 use crate::reactor::Queue;
 use crate::scenario::literal::repr;
-use crate::scenario::{Expr, Line, Open, Outgoing, Scenario, Step, StorageKind};
-use crate::storage::open_file_storage;
+use crate::scenario::{Expr, Open, Outgoing, Scenario, Step, StorageKind};
+use crate::storage::{Place, SimStorage};
 use crate::transcript::{Capture, Sink};
 use crate::world::{SimSecondary, World, WorldError};
 use crate::zodb::root_repr;
 
-/// Where a run keeps its files.
+/// Adjusts every secondary's configuration (tests use it to switch on a deliberately
+/// broken secondary).
+#[derive(Clone)]
+pub struct ConfigHook(pub Arc<dyn Fn(&mut Config) + Send + Sync>);
+
+impl std::fmt::Debug for ConfigHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ConfigHook")
+    }
+}
+
+/// Where a run keeps its files, and how its secondaries are configured.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
     /// Put storage files here (kept after the run) instead of a fresh temporary directory.
     pub storage_dir: Option<PathBuf>,
+    /// Applied to every secondary's configuration after the scenario's options.
+    pub configure: Option<ConfigHook>,
 }
 
 /// A step that could not be carried out: `file:line: step: what`.
@@ -38,13 +60,35 @@ pub struct RunError {
     pub message: String,
     /// The transcript up to and including the failed step's echo.
     pub transcript: String,
+    /// The oracle violation that ended the run, if that is what ended it.
+    pub violation: Option<Violation>,
 }
 
 /// Runs a scenario; returns its transcript.
 pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<String, RunError> {
     let sink = Sink::default();
     tracing::subscriber::with_default(Capture::new(sink.clone()), || {
-        Runner::new(scenario, options, sink).run()
+        let mut session = Session::new(options, &scenario.path, sink);
+        let mut transcript = String::new();
+        for line in &scenario.lines {
+            let _ = writeln!(transcript, ">>> {}", line.text);
+            let outcome = session.execute(&line.step);
+            transcript.push_str(&outcome.output);
+            let (message, violation) = match outcome.end {
+                None => continue,
+                Some(End::Error(message)) => (message, None),
+                Some(End::Violation(v)) => (v.to_string(), Some(v)),
+            };
+            return Err(RunError {
+                file: scenario.path.display().to_string(),
+                line: line.number,
+                text: line.text.clone(),
+                message,
+                transcript,
+                violation,
+            });
+        }
+        Ok(transcript)
     })
 }
 
@@ -54,73 +98,94 @@ pub fn run_file(path: &Path, options: &RunOptions) -> Result<String, Box<dyn std
     Ok(run(&scenario, options)?)
 }
 
-struct Runner<'a> {
-    scenario: &'a Scenario,
+/// Why a step ended the run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum End {
+    /// The step could not be carried out (without oracles).
+    Error(String),
+    /// An oracle failed after the step.
+    Violation(Violation),
+}
+
+/// What one step did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Its transcript lines (log lines, then what it printed), without the echo.
+    pub output: String,
+    /// Set when the run must stop here.
+    pub end: Option<End>,
+}
+
+/// One run's world and what the steps keep between them.
+pub struct Session {
     world: World,
     sink: Sink,
     vars: Vec<(String, Value)>,
-    /// The run's own directory (removed at the end), unless the options name one.
-    _temp: Option<tempfile::TempDir>,
-    dir: PathBuf,
-    /// Whether `dir` is kept after the run.
-    kept: bool,
-    transcript: String,
+    options: RunOptions,
+    /// The scenario file: relative paths in it are taken from its folder.
+    base: PathBuf,
+    /// The run's own directory (removed at the end), made when a file storage needs it.
+    temp: Option<tempfile::TempDir>,
+    /// Oracles, once `oracles on` ran.
+    checker: Option<Checker>,
 }
 
-impl<'a> Runner<'a> {
-    fn new(scenario: &'a Scenario, options: &RunOptions, sink: Sink) -> Runner<'a> {
-        let (temp, dir) = match &options.storage_dir {
-            Some(dir) => (None, dir.clone()),
-            None => match tempfile::tempdir() {
-                Ok(t) => {
-                    let dir = t.path().to_path_buf();
-                    (Some(t), dir)
-                }
-                Err(_) => (None, std::env::temp_dir()),
-            },
-        };
-        Runner {
-            scenario,
+impl Session {
+    /// A session whose log lines go to `sink` (install [`Capture`] on it around the steps).
+    pub fn new(options: &RunOptions, base: &Path, sink: Sink) -> Session {
+        Session {
             world: World::new(),
             sink,
             vars: Vec::new(),
-            kept: temp.is_none(),
-            _temp: temp,
-            dir,
-            transcript: String::new(),
+            options: options.clone(),
+            base: base.to_path_buf(),
+            temp: None,
+            checker: None,
         }
     }
 
-    fn run(mut self) -> Result<String, RunError> {
-        for line in &self.scenario.lines {
-            let _ = writeln!(self.transcript, ">>> {}", line.text);
-            let result = self.step(line);
-            self.transcript.push_str(&self.sink.take());
-            match result {
-                Ok(Some(printed)) => {
-                    self.transcript.push_str(&printed);
-                    self.transcript.push('\n');
-                }
-                Ok(None) => {}
-                Err(message) => {
-                    return Err(RunError {
-                        file: self.scenario.path.display().to_string(),
-                        line: line.number,
-                        text: line.text.clone(),
-                        message,
-                        transcript: self.transcript,
-                    })
-                }
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn world_mut(&mut self) -> &mut World {
+        &mut self.world
+    }
+
+    /// Whether the oracles are on.
+    pub fn checking(&self) -> bool {
+        self.checker.is_some()
+    }
+
+    /// Carries out one step, then (when on) checks the oracles.
+    pub fn execute(&mut self, step: &Step) -> Outcome {
+        let result = self.step(step);
+        let mut output = self.sink.take();
+        let mut end = None;
+        match result {
+            Ok(Some(printed)) => {
+                output.push_str(&printed);
+                output.push('\n');
+            }
+            Ok(None) => {}
+            Err(message) if self.checker.is_some() => {
+                let _ = writeln!(output, "(skipped: {message})");
+            }
+            Err(message) => end = Some(End::Error(message)),
+        }
+        if let Some(checker) = self.checker.as_mut() {
+            if let Err(v) = checker.check(&mut self.world) {
+                end = Some(End::Violation(v));
             }
         }
-        Ok(self.transcript)
+        Outcome { output, end }
     }
 
     /// Carries out one step; returns what it prints.
-    fn step(&mut self, line: &Line) -> Result<Option<String>, String> {
+    fn step(&mut self, step: &Step) -> Result<Option<String>, String> {
         let w = &mut self.world;
         let world = |r: Result<(), WorldError>| r.map(|()| None).map_err(|e| e.to_string());
-        match &line.step {
+        match step {
             Step::Open(open) => {
                 let secondary = self.open(open)?;
                 self.world.open(secondary);
@@ -168,24 +233,50 @@ impl<'a> Runner<'a> {
                 Ok(None)
             }
             Step::Commit { changes, meta } => w
-                .primary
                 .commit(changes, meta)
                 .map(|_| None)
                 .map_err(|e| e.to_string()),
-            Step::Undo => w
-                .primary
-                .undo_last()
-                .map(|_| None)
-                .map_err(|e| e.to_string()),
+            Step::Undo(n) => w.undo(*n).map(|_| None).map_err(|e| e.to_string()),
             Step::Send(send) => self.send(send),
             Step::Chunking(chunking) => {
-                w.chunking = chunking.clone();
+                w.set_chunking(chunking.clone());
                 Ok(None)
             }
             Step::Root => {
                 let secondary = w.secondary().map_err(|e| e.to_string())?;
                 root_repr(secondary.storage()).map(Some)
             }
+            Step::Oracles => {
+                self.checker.get_or_insert_with(Checker::new);
+                Ok(None)
+            }
+            Step::VirtualClock => {
+                w.virtual_clock = true;
+                Ok(None)
+            }
+            Step::Serve(limit) => world(w.serve(*limit)),
+            Step::Corrupt { offset, mask } => world(w.corrupt(*offset, *mask)),
+            Step::Truncate(n) => world(w.truncate(*n)),
+            Step::Duplicate => world(w.duplicate()),
+            Step::BadChecksum => world(w.bad_checksum()),
+            Step::Crash { keep, tear } => match w.crash(*keep, *tear) {
+                Ok(Some(r)) => Ok(Some(format!(
+                    "the disk kept {} of {} unsynced writes{}",
+                    r.kept,
+                    r.unsynced,
+                    if r.torn > 0 {
+                        format!(" and {} bytes of the next", r.torn)
+                    } else {
+                        String::new()
+                    }
+                ))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+            Step::Restart => world(w.restart()),
+            Step::PrimaryRestart => world(w.primary_restart()),
+            Step::Outage(length) => world(w.outage(*length)),
+            Step::Heal(bound) => w.heal(*bound).map(Some).map_err(|e| e.to_string()),
         }
     }
 
@@ -209,7 +300,7 @@ impl<'a> Runner<'a> {
             Outgoing::Raw(bytes) => w.send_message(bytes),
             Outgoing::Bytes(bytes) => w.deliver(bytes),
             Outgoing::File(path) => {
-                let path = relative_to(&self.scenario.path, path);
+                let path = relative_to(&self.base, path);
                 let bytes = std::fs::read(&path)
                     .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
                 w.deliver(&bytes)
@@ -242,16 +333,39 @@ impl<'a> Runner<'a> {
         }
     }
 
+    /// The directory storage files go in, and whether it is kept after the run.
+    fn dir(&mut self) -> (PathBuf, bool) {
+        if let Some(dir) = &self.options.storage_dir {
+            return (dir.clone(), true);
+        }
+        if self.temp.is_none() {
+            self.temp = tempfile::tempdir().ok();
+        }
+        match &self.temp {
+            Some(t) => (t.path().to_path_buf(), false),
+            None => (std::env::temp_dir(), true),
+        }
+    }
+
     fn open(&mut self, open: &Open) -> Result<SimSecondary, String> {
-        let storage: Box<dyn Storage + Send> = match &open.storage {
-            StorageKind::Memory => Box::new(MemoryStorage::new(&open.name)),
+        let place = match &open.storage {
+            StorageKind::Memory => Place::Memory,
             StorageKind::File { path } => {
+                let (dir, kept) = self.dir();
                 // Files the user asked to keep are written as in production.
-                let durable = path.is_some() || self.kept;
-                let path = path.clone().unwrap_or_else(|| self.dir.join(&open.name));
-                Box::new(open_file_storage(&open.name, &path, durable)?)
+                let durable = path.is_some() || kept;
+                let path = path.clone().unwrap_or_else(|| dir.join(&open.name));
+                Place::File { path, durable }
             }
+            StorageKind::Disk { batch } => Place::Disk {
+                disk: SimDisk::new(),
+                durability: match batch {
+                    Some(n) => Durability::Batch(*n),
+                    None => Durability::EveryTransaction,
+                },
+            },
         };
+        let storage = SimStorage::open(&open.name, place)?;
         let mut config = Config {
             address: open.address.clone(),
             reconnect_delay: open.reconnect,
@@ -261,6 +375,9 @@ impl<'a> Runner<'a> {
         };
         if let Some(limit) = open.frame_limit {
             config.frame_limit = limit;
+        }
+        if let Some(hook) = &self.options.configure {
+            (hook.0)(&mut config);
         }
         Ok(Secondary::new(storage, config))
     }

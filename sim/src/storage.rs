@@ -1,15 +1,34 @@
 //! Storages for simulated secondaries.
+//!
+//! [`SimStorage`] is the storage a simulated secondary replicates into: a handle that
+//! outlives the secondary process, like a file on a disk. A closed secondary keeps its
+//! handle (its late timers may still fire, as in zc.zrs); a new secondary opened with
+//! `restart` gets another handle on the same storage. [`SimStorage::crash`] is a process
+//! crash: a MemoryStorage drops the transaction in progress, a FileStorage is dropped
+//! without cleanup and its [`SimDisk`] decides what survived; [`SimStorage::reopen`] then
+//! opens it again (a FileStorage scans its file and cuts off a damaged tail).
+//!
+//! The handle also records whether a transaction is in progress, for the oracle that no
+//! partial transaction survives a disconnect.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use zrs::storage::file::backend::FileBackend;
 use zrs::storage::file::{Durability, FileStorage, Options};
+use zrs::storage::memory::MemoryStorage;
+use zrs::storage::{
+    HistoryEntry, LoadBefore, Result as StorageResult, Storage, StorageError, TransactionMeta, TransactionRecord,
+};
+use zrs::{Oid, Tid};
+
+use crate::disk::{CrashReport, SimDisk};
 
 /// Opens (or creates) the FileStorage at `path`, named `name` as ZODB would name it.
 ///
 /// `durable`: fsync every transaction, as in production; runs in a throw-away directory
 /// skip the fsyncs (they would cost more than the whole run and prove nothing there).
-pub fn open_file_storage(name: &str, path: &Path, durable: bool) -> Result<FileStorage, String> {
+pub fn open_file_storage(name: &str, path: &Path, durable: bool) -> std::result::Result<FileStorage, String> {
     let error = |e: &dyn std::fmt::Display| format!("opening {}: {e}", path.display());
     let backend = FileBackend::open(path, false).map_err(|e| error(&e))?;
     let durability = if durable {
@@ -22,4 +41,256 @@ pub fn open_file_storage(name: &str, path: &Path, durable: bool) -> Result<FileS
         durability,
     };
     FileStorage::open_with_backend(name, Box::new(backend), options).map_err(|e| error(&e))
+}
+
+/// Where a storage lives, to reopen it.
+#[derive(Clone, Debug)]
+pub enum Place {
+    Memory,
+    /// A real file.
+    File { path: PathBuf, durable: bool },
+    /// A FileStorage on a simulated disk.
+    Disk {
+        disk: Arc<SimDisk>,
+        durability: Durability,
+    },
+}
+
+enum Inner {
+    Memory(MemoryStorage),
+    File(FileStorage),
+}
+
+struct Slot {
+    place: Place,
+    /// `None` after a crash, until reopened.
+    storage: Option<Inner>,
+    in_transaction: bool,
+}
+
+/// A shared handle on a simulated secondary's storage.
+#[derive(Clone)]
+pub struct SimStorage {
+    name: Arc<str>,
+    slot: Arc<Mutex<Slot>>,
+}
+
+impl SimStorage {
+    /// Opens a storage at `place`.
+    pub fn open(name: &str, place: Place) -> std::result::Result<SimStorage, String> {
+        let storage = open_inner(name, &place)?;
+        Ok(SimStorage {
+            name: Arc::from(name),
+            slot: Arc::new(Mutex::new(Slot {
+                place,
+                storage: Some(storage),
+                in_transaction: false,
+            })),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Slot> {
+        // Every change is a whole storage call under the lock: a poisoned lock is usable.
+        self.slot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether a transaction is begun and neither finished nor aborted.
+    pub fn in_transaction(&self) -> bool {
+        self.lock().in_transaction
+    }
+
+    /// The simulated disk, for storages on one.
+    pub fn disk(&self) -> Option<Arc<SimDisk>> {
+        match &self.lock().place {
+            Place::Disk { disk, .. } => Some(disk.clone()),
+            _ => None,
+        }
+    }
+
+    /// Runs `f` on the storage as it is now (`None` while crashed).
+    pub fn with<R>(&self, f: impl FnOnce(Option<&dyn Storage>) -> R) -> R {
+        let slot = self.lock();
+        match &slot.storage {
+            Some(Inner::Memory(s)) => f(Some(s)),
+            Some(Inner::File(s)) => f(Some(s)),
+            None => f(None),
+        }
+    }
+
+    /// The process crashes: nothing unfinished survives; on a simulated disk, unsynced
+    /// writes are lost except the first `keep`, and `tear` bytes of the next.
+    pub fn crash(&self, keep: usize, tear: usize) -> Option<CrashReport> {
+        let mut slot = self.lock();
+        slot.in_transaction = false;
+        match slot.storage.take() {
+            Some(Inner::Memory(mut s)) => {
+                // Finished transactions are kept; the storage stays usable (reopened).
+                s.crash();
+                slot.storage = Some(Inner::Memory(s));
+                None
+            }
+            Some(Inner::File(s)) => {
+                s.crash();
+                match &slot.place {
+                    Place::Disk { disk, .. } => Some(disk.crash(keep, tear)),
+                    _ => None,
+                }
+            }
+            None => None,
+        }
+    }
+
+    /// Opens the storage again (after a crash or a close) for a new secondary.
+    pub fn reopen(&self) -> std::result::Result<(), String> {
+        let mut slot = self.lock();
+        slot.in_transaction = false;
+        match slot.storage.take() {
+            Some(Inner::Memory(mut s)) => {
+                // A MemoryStorage's crash is its restart: usable again, finished data kept.
+                s.crash();
+                slot.storage = Some(Inner::Memory(s));
+            }
+            Some(Inner::File(mut s)) => {
+                // Closed already (or closing now): only then is the file free to reopen.
+                let _ = s.close();
+                drop(s);
+                slot.storage = Some(open_inner(&self.name, &slot.place)?);
+            }
+            None => slot.storage = Some(open_inner(&self.name, &slot.place)?),
+        }
+        Ok(())
+    }
+}
+
+fn open_inner(name: &str, place: &Place) -> std::result::Result<Inner, String> {
+    Ok(match place {
+        Place::Memory => Inner::Memory(MemoryStorage::new(name)),
+        Place::File { path, durable } => Inner::File(open_file_storage(name, path, *durable)?),
+        Place::Disk { disk, durability } => {
+            let options = Options {
+                read_only: false,
+                durability: *durability,
+            };
+            Inner::File(
+                FileStorage::open_with_backend(name, Box::new(disk.clone()), options)
+                    .map_err(|e| format!("opening {name} on the simulated disk: {e}"))?,
+            )
+        }
+    })
+}
+
+/// Delegates a call to the storage, or answers `$none` while crashed.
+macro_rules! delegate {
+    ($self:ident, $s:ident => $call:expr, $none:expr) => {{
+        let mut slot = $self.lock();
+        match slot.storage.as_mut() {
+            Some(Inner::Memory($s)) => $call,
+            Some(Inner::File($s)) => $call,
+            None => $none,
+        }
+    }};
+}
+
+impl Storage for SimStorage {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn last_transaction(&self) -> Tid {
+        delegate!(self, s => s.last_transaction(), Tid::ZERO)
+    }
+    fn len(&self) -> usize {
+        delegate!(self, s => s.len(), 0)
+    }
+    fn size(&self) -> u64 {
+        delegate!(self, s => s.size(), 0)
+    }
+    fn keeps_blobs(&self) -> bool {
+        false
+    }
+    fn load(&self, oid: Oid) -> StorageResult<(Vec<u8>, Tid)> {
+        delegate!(self, s => s.load(oid), Err(StorageError::Closed))
+    }
+    fn load_before(&self, oid: Oid, tid: Tid) -> StorageResult<Option<LoadBefore>> {
+        delegate!(self, s => s.load_before(oid, tid), Err(StorageError::Closed))
+    }
+    fn load_serial(&self, oid: Oid, serial: Tid) -> StorageResult<Vec<u8>> {
+        delegate!(self, s => s.load_serial(oid, serial), Err(StorageError::Closed))
+    }
+    fn history(&self, oid: Oid, size: usize) -> StorageResult<Vec<HistoryEntry>> {
+        delegate!(self, s => s.history(oid, size), Err(StorageError::Closed))
+    }
+    fn iterator<'a>(
+        &'a self,
+        start: Option<Tid>,
+        stop: Option<Tid>,
+    ) -> Box<dyn Iterator<Item = StorageResult<TransactionRecord>> + 'a> {
+        // Collected: the lock cannot be held by a returned iterator.
+        let items: Vec<_> = delegate!(
+            self,
+            s => s.iterator(start, stop).collect(),
+            vec![Err(StorageError::Closed)]
+        );
+        Box::new(items.into_iter())
+    }
+    fn tpc_begin(&mut self, meta: TransactionMeta) -> StorageResult<()> {
+        let mut slot = self.lock();
+        let r = match slot.storage.as_mut() {
+            Some(Inner::Memory(s)) => s.tpc_begin(meta),
+            Some(Inner::File(s)) => s.tpc_begin(meta),
+            None => Err(StorageError::Closed),
+        };
+        if r.is_ok() {
+            slot.in_transaction = true;
+        }
+        r
+    }
+    fn restore(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&[u8]>,
+        version: &[u8],
+        data_txn: Option<Tid>,
+    ) -> StorageResult<()> {
+        delegate!(self, s => s.restore(oid, serial, data, version, data_txn), Err(StorageError::Closed))
+    }
+    fn tpc_vote(&mut self) -> StorageResult<()> {
+        delegate!(self, s => s.tpc_vote(), Err(StorageError::Closed))
+    }
+    fn tpc_finish(&mut self) -> StorageResult<Tid> {
+        let mut slot = self.lock();
+        let r = match slot.storage.as_mut() {
+            Some(Inner::Memory(s)) => s.tpc_finish(),
+            Some(Inner::File(s)) => s.tpc_finish(),
+            None => Err(StorageError::Closed),
+        };
+        if r.is_ok() {
+            slot.in_transaction = false;
+        }
+        r
+    }
+    fn tpc_abort(&mut self) {
+        let mut slot = self.lock();
+        slot.in_transaction = false;
+        match slot.storage.as_mut() {
+            Some(Inner::Memory(s)) => s.tpc_abort(),
+            Some(Inner::File(s)) => s.tpc_abort(),
+            None => {}
+        }
+    }
+    fn sync(&mut self) -> StorageResult<()> {
+        delegate!(self, s => s.sync(), Err(StorageError::Closed))
+    }
+    fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+        delegate!(self, s => s.reader(), Box::new(MemoryStorage::new("crashed").reader()))
+    }
+    fn close(&mut self) -> StorageResult<()> {
+        let mut slot = self.lock();
+        slot.in_transaction = false;
+        match slot.storage.as_mut() {
+            Some(Inner::Memory(s)) => s.close(),
+            Some(Inner::File(s)) => s.close(),
+            None => Ok(()),
+        }
+    }
 }

@@ -4,22 +4,33 @@
 //!
 //! Secondaries are kept by generation: a scenario may close one and open another on the
 //! same storage, and the first one's already-scheduled calls still fire on it, as in the
-//! reference harness (where the reactor holds the old factory's bound methods).
+//! reference harness (where the reactor holds the old factory's bound methods). A crashed
+//! generation is dead: its calls, its attempt and its connection vanish with its process.
+//!
+//! Besides the scripted primary (`send …`), the world has a protocol-following one
+//! ([`Server`], the `serve` step), the faults that act on its stream, crashes and restarts,
+//! outages, and the heal phase that checks the secondary catches up.
 
 use std::time::Duration;
 
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
 use zrs::protocol::framing::frame;
 use zrs::protocol::message::{Message, RecordHeader, TransactionHeader};
-use zrs::secondary::{Action, LossReason, Secondary, Timer};
+use zrs::secondary::{Action, LossReason, Phase, Secondary, Timer};
 use zrs::storage::Storage;
 use zrs::{Oid, Tid};
 
+use crate::disk::CrashReport;
 use crate::network::{peer, Chunking, Network};
-use crate::primary::{Database, Transaction};
+use crate::primary::database::{DatabaseError, START_TIME};
+use crate::primary::{Change, Database, Meta, Server, Transaction};
 use crate::reactor::{DelayedCall, Reactor};
+use crate::storage::SimStorage;
 
-/// A secondary over any storage.
-pub type SimSecondary = Secondary<Box<dyn Storage + Send>>;
+/// A simulated secondary.
+pub type SimSecondary = Secondary<SimStorage>;
 
 /// What went wrong in a step (not in the secondary: those are logged by it).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -40,6 +51,35 @@ pub enum WorldError {
     NoCurrentTransaction,
     #[error("the transaction has no more records")]
     NoMoreRecords,
+    #[error("the secondary has not sent its handshake")]
+    NoHandshake,
+    #[error("nothing to damage: the primary has nothing more to send")]
+    NothingToDamage,
+    #[error("the secondary is running: close or crash it first")]
+    Running,
+    #[error("the secondary is not running")]
+    NotRunning,
+    #[error("reopening the storage: {0}")]
+    Reopen(String),
+}
+
+/// What the world noticed that an oracle judges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The protocol primary read a handshake; `committed` is the storage's last tid then.
+    Handshake {
+        protocol: Vec<u8>,
+        start: Tid,
+        committed: Tid,
+    },
+    /// The secondary sent something other than a keep-alive after its handshake.
+    Unexpected(Vec<u8>),
+    /// The heal phase ended with the secondary behind.
+    NotCaughtUp {
+        bound: Duration,
+        primary: Tid,
+        secondary: Tid,
+    },
 }
 
 /// What the primary side of the network has sent of its transactions.
@@ -65,6 +105,18 @@ pub struct World {
     pub chunking: Chunking,
     /// Committed transactions the secondary reported, for invalidation.
     pub invalidations: Vec<(Tid, Vec<Oid>)>,
+    /// Transactions the secondaries committed.
+    pub replicated: u64,
+    /// Which generations crashed.
+    dead: Vec<bool>,
+    /// The protocol primary's state on the current connection.
+    pub server: Option<Server>,
+    /// The stream `chunking random` draws sizes from.
+    chunk_rng: Option<ChaCha8Rng>,
+    /// Whether the primary's tids come from the virtual clock.
+    pub virtual_clock: bool,
+    /// What oracles are to judge, oldest first (they take it).
+    pub events: Vec<Event>,
 }
 
 impl Default for World {
@@ -85,6 +137,69 @@ impl World {
             feed: Feed::default(),
             chunking: Chunking::Doubling,
             invalidations: Vec::new(),
+            replicated: 0,
+            dead: Vec::new(),
+            server: None,
+            chunk_rng: None,
+            virtual_clock: false,
+            events: Vec::new(),
+        }
+    }
+
+    /// Whether generation `g` crashed.
+    pub fn is_dead(&self, g: usize) -> bool {
+        self.dead.get(g).copied().unwrap_or(false)
+    }
+
+    /// Whether the current secondary is running (opened, neither closed nor crashed).
+    pub fn running(&self) -> bool {
+        match self.current() {
+            Ok(g) => !self.dead[g] && !self.secondaries[g].is_closed(),
+            Err(_) => false,
+        }
+    }
+
+    /// The generation that owns the waiting attempt, if any.
+    pub fn attempt_owner(&self) -> Option<usize> {
+        self.attempt_owner
+    }
+
+    /// Calls pending for `timer`, scheduled by generation `g`.
+    pub fn pending_of(&self, g: usize, timer: Timer) -> usize {
+        self.reactor
+            .later()
+            .iter()
+            .filter(|c| {
+                c.timer == timer && self.owners.iter().any(|(n, o)| *n == c.number && *o == g)
+            })
+            .count()
+    }
+
+    /// Sets how deliveries are cut.
+    pub fn set_chunking(&mut self, chunking: Chunking) {
+        self.chunk_rng = match chunking {
+            Chunking::Random(seed) => Some(ChaCha8Rng::seed_from_u64(seed)),
+            _ => None,
+        };
+        self.chunking = chunking;
+    }
+
+    /// Commits on the primary (at the virtual clock's time, when it is on).
+    pub fn commit(&mut self, changes: &[Change], meta: &Meta) -> Result<Tid, DatabaseError> {
+        self.sync_clock();
+        self.primary.commit(changes, meta)
+    }
+
+    /// Undoes the `n`-th last transaction on the primary.
+    pub fn undo(&mut self, n: usize) -> Result<Tid, DatabaseError> {
+        self.sync_clock();
+        self.primary.undo_back(n)
+    }
+
+    fn sync_clock(&mut self) {
+        if self.virtual_clock {
+            self.primary
+                .set_clock(START_TIME as f64 + self.reactor.now().as_secs_f64());
         }
     }
 
@@ -102,6 +217,7 @@ impl World {
     /// Adds a secondary (already constructed, with its opening actions queued).
     pub fn open(&mut self, secondary: SimSecondary) {
         self.secondaries.push(secondary);
+        self.dead.push(false);
         let generation = self.secondaries.len() - 1;
         self.dispatch(generation);
     }
@@ -143,7 +259,10 @@ impl World {
                         self.owners.retain(|(n, _)| *n != call.number);
                     }
                 }
-                Action::Invalidate { tid, oids } => self.invalidations.push((tid, oids)),
+                Action::Invalidate { tid, oids } => {
+                    self.replicated += 1;
+                    self.invalidations.push((tid, oids))
+                }
             }
         }
     }
@@ -171,6 +290,11 @@ impl World {
     /// Moves virtual time by `by`, firing what falls due in due order.
     pub fn advance(&mut self, by: Duration) {
         let to = self.reactor.now() + by;
+        self.advance_to(to);
+    }
+
+    /// Moves virtual time to `to`, firing what falls due in due order.
+    pub fn advance_to(&mut self, to: Duration) {
         while let Some(call) = self.reactor.advance_to(to) {
             self.fire(call);
         }
@@ -225,6 +349,18 @@ impl World {
             return Err(WorldError::NotConnected);
         }
         let generation = self.current()?;
+        if self.chunk_rng.is_some() {
+            let mut rest = bytes;
+            while !rest.is_empty() && self.network.connection.is_some() {
+                let rng = self.chunk_rng.as_mut().expect("checked above");
+                let n = random_chunk(rng).min(rest.len());
+                let (chunk, tail) = rest.split_at(n);
+                rest = tail;
+                self.secondaries[generation].data_received(chunk);
+                self.dispatch(generation);
+            }
+            return Ok(());
+        }
         let chunking = self.chunking.clone();
         for chunk in chunking.split(bytes) {
             if self.network.connection.is_none() {
@@ -341,6 +477,223 @@ impl World {
         self.send_c(false)
     }
 
+    /// The protocol primary of the current connection, reading the handshake first if this
+    /// connection has not been served yet.
+    fn server(&mut self) -> Result<&mut Server, WorldError> {
+        let port = self
+            .network
+            .connection
+            .as_ref()
+            .ok_or(WorldError::NotConnected)?
+            .port;
+        if self.server.as_ref().map(|s| s.port) != Some(port) {
+            self.server = None;
+            let protocol = self.read().map_err(|_| WorldError::NoHandshake)?;
+            let tid = self.read().map_err(|_| WorldError::NoHandshake)?;
+            let Some(start) = Tid::from_slice(&tid) else {
+                self.events.push(Event::Unexpected(tid));
+                return Err(WorldError::NoHandshake);
+            };
+            let committed = self.secondary()?.storage().last_transaction();
+            self.events.push(Event::Handshake {
+                protocol,
+                start,
+                committed,
+            });
+            self.server = Some(Server::new(port, start, self.primary.transactions()));
+        }
+        // After the handshake the secondary only sends keep-alives (empty messages).
+        loop {
+            match self.read() {
+                Ok(m) if m.is_empty() => {}
+                Ok(m) => self.events.push(Event::Unexpected(m)),
+                Err(_) => break,
+            }
+        }
+        Ok(self.server.as_mut().expect("set above"))
+    }
+
+    /// `serve`: the protocol primary delivers up to `limit` bytes (all, if `None`) of what
+    /// it owes the secondary.
+    pub fn serve(&mut self, limit: Option<usize>) -> Result<(), WorldError> {
+        self.server()?;
+        let server = self.server.as_mut().expect("just set");
+        let bytes = server.take(limit, self.primary.transactions());
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        self.deliver(&bytes)
+    }
+
+    /// Runs a fault on the protocol primary's stream.
+    fn damage(&mut self, f: impl FnOnce(&mut Server, &[Transaction]) -> bool) -> Result<(), WorldError> {
+        self.server()?;
+        let server = self.server.as_mut().expect("just set");
+        if f(server, self.primary.transactions()) {
+            Ok(())
+        } else {
+            Err(WorldError::NothingToDamage)
+        }
+    }
+
+    pub fn corrupt(&mut self, offset: usize, mask: u8) -> Result<(), WorldError> {
+        self.damage(|s, h| s.corrupt(offset, mask, h))
+    }
+
+    pub fn truncate(&mut self, n: usize) -> Result<(), WorldError> {
+        self.damage(|s, h| s.truncate(n, h))
+    }
+
+    pub fn duplicate(&mut self) -> Result<(), WorldError> {
+        self.damage(|s, h| s.duplicate(h))
+    }
+
+    pub fn bad_checksum(&mut self) -> Result<(), WorldError> {
+        self.damage(|s, h| s.bad_checksum(h))
+    }
+
+    /// The current secondary's process crashes: its calls, attempt and connection vanish,
+    /// and its storage keeps what it had made durable.
+    pub fn crash(&mut self, keep: usize, tear: usize) -> Result<Option<CrashReport>, WorldError> {
+        let g = self.current()?;
+        if self.dead[g] {
+            return Err(WorldError::NotRunning);
+        }
+        self.dead[g] = true;
+        let owned: Vec<u64> = self
+            .owners
+            .iter()
+            .filter(|(_, o)| *o == g)
+            .map(|(n, _)| *n)
+            .collect();
+        for n in owned {
+            self.reactor.cancel_number(n);
+        }
+        self.owners.retain(|(_, o)| *o != g);
+        if self.attempt_owner == Some(g) {
+            self.network.abort_attempt();
+            self.attempt_owner = None;
+        }
+        if !self.secondaries[g].is_closed() {
+            self.network.connection = None;
+        }
+        Ok(self.secondaries[g].storage().crash(keep, tear))
+    }
+
+    /// Opens a new secondary over the last one's storage, configured as it was.
+    pub fn restart(&mut self) -> Result<(), WorldError> {
+        let g = self.current()?;
+        if !self.dead[g] && !self.secondaries[g].is_closed() {
+            return Err(WorldError::Running);
+        }
+        let storage = self.secondaries[g].storage().clone();
+        storage.reopen().map_err(WorldError::Reopen)?;
+        let config = self.secondaries[g].config().clone();
+        self.open(Secondary::new(storage, config));
+        Ok(())
+    }
+
+    /// The primary restarts: the connection, if any, is lost.
+    pub fn primary_restart(&mut self) -> Result<(), WorldError> {
+        self.lose_connection(LossReason::Lost)
+    }
+
+    /// The primary is unreachable for `length`: the connection is lost and every attempt
+    /// in that time rejected.
+    pub fn outage(&mut self, length: Duration) -> Result<(), WorldError> {
+        if self.connected() {
+            self.lose_connection(LossReason::Lost)?;
+        }
+        let deadline = self.reactor.now() + length;
+        loop {
+            while self.attempt_owner.is_some() {
+                self.reject()?;
+            }
+            match self.reactor.next_due() {
+                Some(due) if due <= deadline => {
+                    if let Some(call) = self.reactor.advance_to(due) {
+                        self.fire(call);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.advance_to(deadline);
+        Ok(())
+    }
+
+    /// Whether the current secondary's storage holds everything the primary committed.
+    pub fn caught_up(&self) -> bool {
+        self.secondary()
+            .is_ok_and(|s| s.storage().last_transaction() == self.primary.last_tid())
+    }
+
+    /// The heal phase: faults stop; a connection whose stream was damaged is reset; the
+    /// primary accepts every attempt and serves everything; time passes until the secondary
+    /// has caught up, or `bound` (default: three reconnect delays and ten seconds) passes.
+    /// Returns what it prints.
+    pub fn heal(&mut self, bound: Option<Duration>) -> Result<String, WorldError> {
+        let g = self.current()?;
+        if !self.running() {
+            return Ok("the secondary is not running: nothing to catch up".into());
+        }
+        let bound = bound.unwrap_or_else(|| {
+            self.secondaries[g].config().reconnect_delay * 3 + Duration::from_secs(10)
+        });
+        let start = self.reactor.now();
+        let deadline = start + bound;
+        let damaged = self.server.as_ref().is_some_and(|s| {
+            s.damaged && self.network.connection.as_ref().map(|c| c.port) == Some(s.port)
+        });
+        if damaged {
+            self.lose_connection(LossReason::Lost)?;
+        }
+        loop {
+            if self.caught_up() {
+                let took = self.reactor.now() - start;
+                return Ok(format!(
+                    "caught up after {} s",
+                    crate::scenario::step::seconds(took)
+                ));
+            }
+            if self.attempt_owner.is_some() {
+                self.accept()?;
+                continue;
+            }
+            if self.connected() {
+                let port = self.network.connection.as_ref().map(|c| c.port);
+                let owed = match &self.server {
+                    Some(s) => port != Some(s.port) || !s.done(self.primary.transactions()),
+                    None => true,
+                };
+                if owed {
+                    self.serve(None)?;
+                    continue;
+                }
+            }
+            match self.reactor.next_due() {
+                Some(due) if due <= deadline => {
+                    if let Some(call) = self.reactor.advance_to(due) {
+                        self.fire(call);
+                    }
+                }
+                _ => break,
+            }
+        }
+        self.advance_to(deadline);
+        let secondary = self.secondary()?.storage().last_transaction();
+        let primary = self.primary.last_tid();
+        self.events.push(Event::NotCaughtUp {
+            bound,
+            primary,
+            secondary,
+        });
+        Ok(format!(
+            "not caught up after {} s: the primary is at {primary:?}, the secondary at {secondary:?}",
+            crate::scenario::step::seconds(bound)
+        ))
+    }
+
     /// Whether the secondary of the current generation is connected.
     pub fn connected(&self) -> bool {
         self.network.connection.is_some()
@@ -348,19 +701,25 @@ impl World {
 
     /// Calls scheduled by the current generation for `timer`.
     pub fn pending(&self, timer: Timer) -> usize {
-        let Ok(generation) = self.current() else {
-            return 0;
-        };
-        self.reactor
-            .later()
-            .iter()
-            .filter(|c| {
-                c.timer == timer
-                    && self
-                        .owners
-                        .iter()
-                        .any(|(n, g)| *n == c.number && *g == generation)
-            })
-            .count()
+        match self.current() {
+            Ok(generation) => self.pending_of(generation, timer),
+            Err(_) => 0,
+        }
+    }
+
+    /// The current secondary's phase, `None` if it crashed (or none was opened).
+    pub fn phase(&self) -> Option<Phase> {
+        let g = self.current().ok()?;
+        (!self.dead[g]).then(|| self.secondaries[g].phase())
+    }
+}
+
+/// A chunk size for `chunking random`: often tiny (inside a header), often a few hundred
+/// bytes, sometimes tens of KiB.
+fn random_chunk(rng: &mut ChaCha8Rng) -> usize {
+    match rng.gen_range(0..10) {
+        0..=2 => rng.gen_range(1..=16),
+        3..=6 => rng.gen_range(17..=1024),
+        _ => rng.gen_range(1025..=65536),
     }
 }

@@ -42,6 +42,13 @@ pub struct Record {
 pub enum Change {
     /// `parent[key] = PersistentMapping()`.
     AddMapping { parent: Vec<String>, key: String },
+    /// `count` new mappings in `parent`, keys `prefix0`, `prefix1`, … (a commit of many
+    /// records, written compactly).
+    AddMappings {
+        parent: Vec<String>,
+        prefix: String,
+        count: usize,
+    },
     /// `parent[key] = bytes` (a payload of `len` bytes made from `seed`).
     SetBytes {
         parent: Vec<String>,
@@ -91,6 +98,9 @@ struct Revision {
 #[derive(Clone, Debug)]
 pub struct Database {
     now: u64,
+    /// When set, the next tid comes from this Unix time (the simulator's virtual clock)
+    /// instead of one second after the last commit.
+    clock: Option<f64>,
     transactions: Vec<Transaction>,
     /// Every object's revisions, oldest first.
     objects: BTreeMap<Oid, Vec<Revision>>,
@@ -108,6 +118,7 @@ impl Database {
     pub fn new() -> Database {
         let mut db = Database {
             now: START_TIME,
+            clock: None,
             transactions: Vec::new(),
             objects: BTreeMap::new(),
             next_oid: 1,
@@ -189,8 +200,17 @@ impl Database {
     }
 
     fn next_tid(&mut self) -> Tid {
+        if let Some(time) = self.clock {
+            return Tid::from_unix(time).later_than(self.last_tid());
+        }
         self.now += 1;
         Tid::from_unix(self.now as f64).later_than(self.last_tid())
+    }
+
+    /// Takes tids from `unix_time` (the virtual clock) until set again; tids still always
+    /// increase.
+    pub fn set_clock(&mut self, unix_time: f64) {
+        self.clock = Some(unix_time);
     }
 
     /// Commits `changes` as one transaction; the clock moves one second first.
@@ -198,6 +218,16 @@ impl Database {
         if changes.is_empty() {
             return Err(DatabaseError::Empty);
         }
+        let expanded;
+        let changes = if changes
+            .iter()
+            .any(|c| matches!(c, Change::AddMappings { .. }))
+        {
+            expanded = expand(changes);
+            &expanded[..]
+        } else {
+            changes
+        };
         // Work on copies so a failing change leaves the database as it was.
         let mut modified: Vec<(Oid, Vec<(String, Value)>)> = Vec::new();
         let mut created: Vec<Oid> = Vec::new();
@@ -207,6 +237,7 @@ impl Database {
                 Change::AddMapping { parent, key }
                 | Change::SetBytes { parent, key, .. }
                 | Change::Remove { parent, key } => (parent, key),
+                Change::AddMappings { .. } => unreachable!("expanded above"),
             };
             let oid = self.resolve_in(parent, &modified, &created)?;
             if !modified.iter().any(|(o, _)| *o == oid) {
@@ -219,7 +250,7 @@ impl Database {
             }
             let items = &mut modified.iter_mut().find(|(o, _)| *o == oid).unwrap().1;
             let value = match change {
-                Change::AddMapping { .. } => {
+                Change::AddMapping { .. } | Change::AddMappings { .. } => {
                     let child = Oid::from_u64(next_oid);
                     next_oid += 1;
                     created.push(child);
@@ -381,11 +412,49 @@ impl Database {
 
     /// Undoes the last transaction.
     pub fn undo_last(&mut self) -> Result<Tid, DatabaseError> {
-        if self.transactions.len() < 2 {
+        self.undo_back(1)
+    }
+
+    /// Undoes the `n`-th last transaction (1: the last).
+    pub fn undo_back(&mut self, n: usize) -> Result<Tid, DatabaseError> {
+        let len = self.transactions.len();
+        // The root's creation (the first transaction) cannot be undone.
+        if n == 0 || n >= len {
             return Err(DatabaseError::NothingToUndo);
         }
-        self.undo(self.last_tid())
+        self.undo(self.transactions[len - n].tid)
     }
+
+    /// Whether [`Database::undo_back`] would succeed.
+    pub fn can_undo_back(&self, n: usize) -> bool {
+        let len = self.transactions.len();
+        if n == 0 || n >= len {
+            return false;
+        }
+        let t = &self.transactions[len - n];
+        t.records
+            .iter()
+            .all(|r| self.objects[&r.oid].last().map(|v| v.tid) == Some(t.tid))
+    }
+}
+
+/// `AddMappings` spelled out as one `AddMapping` per key.
+fn expand(changes: &[Change]) -> Vec<Change> {
+    let mut out = Vec::with_capacity(changes.len());
+    for c in changes {
+        match c {
+            Change::AddMappings {
+                parent,
+                prefix,
+                count,
+            } => out.extend((0..*count).map(|i| Change::AddMapping {
+                parent: parent.clone(),
+                key: format!("{prefix}{i}"),
+            })),
+            other => out.push(other.clone()),
+        }
+    }
+    out
 }
 
 /// A deterministic payload: `len` bytes from a small xorshift seeded with `seed`.

@@ -122,6 +122,28 @@ fn parse_step(text: &str) -> Result<Step, String> {
         "primary" => parse_primary(rest),
         "send" => parse_send(rest).map(Step::Send),
         "chunking" => parse_chunking(rest).map(Step::Chunking),
+        "oracles" if rest == "on" => Ok(Step::Oracles),
+        "oracles" => Err(format!("expected 'oracles on', got {text:?}")),
+        "serve" if rest.is_empty() => Ok(Step::Serve(None)),
+        "serve" => parse_count(rest, "serve N (bytes)").map(|n| Step::Serve(Some(n))),
+        "corrupt" => {
+            let (offset, mask) = split_word(rest);
+            let offset = parse_count(offset, "corrupt OFFSET MASK")?;
+            let mask = mask
+                .parse::<u8>()
+                .ok()
+                .filter(|m| *m != 0)
+                .ok_or_else(|| format!("corrupt's MASK is 1 to 255, not {mask:?}"))?;
+            Ok(Step::Corrupt { offset, mask })
+        }
+        "truncate" => parse_count(rest, "truncate N (bytes)").map(Step::Truncate),
+        "duplicate" => no_args(Step::Duplicate),
+        "bad_checksum" => no_args(Step::BadChecksum),
+        "crash" => parse_crash(rest),
+        "restart" => no_args(Step::Restart),
+        "outage" => parse_seconds(rest).map(Step::Outage),
+        "heal" if rest.is_empty() => Ok(Step::Heal(None)),
+        "heal" => parse_seconds(rest).map(|d| Step::Heal(Some(d))),
         _ => parse_expression_step(text),
     }
 }
@@ -195,7 +217,31 @@ fn split_word(text: &str) -> (&str, &str) {
     }
 }
 
+/// A non-negative whole number.
+fn parse_count(text: &str, what: &str) -> Result<usize, String> {
+    text.parse()
+        .map_err(|_| format!("expected {what}, got {text:?}"))
+}
+
+/// `crash`, or `crash keep=N tear=K`.
+fn parse_crash(text: &str) -> Result<Step, String> {
+    let (mut keep, mut tear) = (0, 0);
+    for token in text.split_whitespace() {
+        match token.split_once('=') {
+            Some(("keep", n)) => keep = parse_count(n, "keep=N (writes)")?,
+            Some(("tear", n)) => tear = parse_count(n, "tear=N (bytes)")?,
+            _ => return Err(format!("expected crash [keep=N] [tear=N], got {token:?}")),
+        }
+    }
+    Ok(Step::Crash { keep, tear })
+}
+
+/// Seconds, read exactly (`12.345` is 12 s 345 ms to the nanosecond); other notations
+/// (`1e3`) go through a float.
 fn parse_seconds(text: &str) -> Result<Duration, String> {
+    if let Some(d) = exact_seconds(text) {
+        return Ok(d);
+    }
     let secs: f64 = text
         .parse()
         .map_err(|_| format!("expected a number of seconds, got {text:?}"))?;
@@ -203,6 +249,23 @@ fn parse_seconds(text: &str) -> Result<Duration, String> {
         return Err(format!("seconds out of range: {text}"));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+fn exact_seconds(text: &str) -> Option<Duration> {
+    let (whole, frac) = text.split_once('.').unwrap_or((text, ""));
+    if whole.is_empty() || !whole.bytes().all(|c| c.is_ascii_digit()) || frac.len() > 9 {
+        return None;
+    }
+    if !frac.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let secs: u64 = whole.parse().ok().filter(|s| *s <= 1_000_000_000)?;
+    let nanos: u32 = if frac.is_empty() {
+        0
+    } else {
+        format!("{frac:0<9}").parse().ok()?
+    };
+    Some(Duration::new(secs, nanos))
 }
 
 /// Whitespace-separated tokens; quotes and brackets keep their spaces.
@@ -269,6 +332,8 @@ fn parse_open(text: &str) -> Result<Open, String> {
     };
     let mut storage_path = None;
     let mut memory = false;
+    let mut disk = false;
+    let mut batch = None;
     for (i, token) in tokens(text)?.into_iter().enumerate() {
         if let Some((key, value)) = token.split_once('=').filter(|(k, _)| is_name(k)) {
             match key {
@@ -282,11 +347,25 @@ fn parse_open(text: &str) -> Result<Open, String> {
                     }
                 }
                 "storage" => {
-                    memory = match value {
-                        "file" => false,
-                        "memory" => true,
-                        _ => return Err(format!("storage=file or storage=memory, not {value:?}")),
+                    (memory, disk) = match value {
+                        "file" => (false, false),
+                        "memory" => (true, false),
+                        "disk" => (false, true),
+                        _ => {
+                            return Err(format!(
+                                "storage=file, storage=memory or storage=disk, not {value:?}"
+                            ))
+                        }
                     }
+                }
+                "batch" => {
+                    batch = Some(
+                        value
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| format!("batch=N needs N >= 1, not {value:?}"))?,
+                    )
                 }
                 "path" => storage_path = Some(PathBuf::from(value)),
                 "limit" => {
@@ -306,11 +385,16 @@ fn parse_open(text: &str) -> Result<Open, String> {
             return Err(format!("unexpected {token:?} in open"));
         }
     }
-    if memory && storage_path.is_some() {
-        return Err("path= names a file: it does not go with storage=memory".into());
+    if (memory || disk) && storage_path.is_some() {
+        return Err("path= names a file: it goes with storage=file only".into());
+    }
+    if batch.is_some() && !disk {
+        return Err("batch= goes with storage=disk only".into());
     }
     open.storage = if memory {
         StorageKind::Memory
+    } else if disk {
+        StorageKind::Disk { batch }
     } else {
         StorageKind::File { path: storage_path }
     };
@@ -344,6 +428,16 @@ fn parse_primary(text: &str) -> Result<Step, String> {
             let mut meta = Meta::default();
             for token in tokens(rest)? {
                 if let Some(path) = token.strip_prefix('+') {
+                    if let Some((path, count)) = path.split_once('*') {
+                        let (parent, prefix) = split_path(path)?;
+                        let count = parse_count(count, "+PATH*N (mappings)")?;
+                        changes.push(Change::AddMappings {
+                            parent,
+                            prefix,
+                            count,
+                        });
+                        continue;
+                    }
                     let (parent, key) = split_path(path)?;
                     changes.push(Change::AddMapping { parent, key });
                 } else if let Some(path) = token.strip_prefix('-') {
@@ -381,9 +475,16 @@ fn parse_primary(text: &str) -> Result<Step, String> {
             }
             Ok(Step::Commit { changes, meta })
         }
-        "undo" if rest.is_empty() => Ok(Step::Undo),
+        "undo" if rest.is_empty() => Ok(Step::Undo(1)),
+        "undo" => parse_count(rest, "primary undo [N]")
+            .ok()
+            .filter(|n| *n > 0)
+            .map(Step::Undo)
+            .ok_or_else(|| format!("primary undo N needs N >= 1, not {rest:?}")),
+        "clock" if rest == "virtual" => Ok(Step::VirtualClock),
+        "restart" if rest.is_empty() => Ok(Step::PrimaryRestart),
         _ => Err(format!(
-            "expected 'primary commit …' or 'primary undo', got {text:?}"
+            "expected 'primary commit …', 'primary undo [N]', 'primary clock virtual' or 'primary restart', got {text:?}"
         )),
     }
 }
@@ -457,6 +558,10 @@ fn parse_chunking(text: &str) -> Result<Chunking, String> {
     match (word, rest) {
         ("doubling", "") => Ok(Chunking::Doubling),
         ("whole", "") => Ok(Chunking::Whole),
+        ("random", _) if !rest.is_empty() => rest
+            .parse()
+            .map(Chunking::Random)
+            .map_err(|_| format!("chunking random SEED takes a number, not {rest:?}")),
         ("sizes", _) if !rest.is_empty() => rest
             .split_whitespace()
             .map(|s| {
@@ -468,7 +573,7 @@ fn parse_chunking(text: &str) -> Result<Chunking, String> {
             .collect::<Result<Vec<_>, _>>()
             .map(Chunking::Sizes),
         _ => Err(format!(
-            "expected chunking doubling|whole|sizes N…, got {text:?}"
+            "expected chunking doubling|whole|sizes N…|random SEED, got {text:?}"
         )),
     }
 }

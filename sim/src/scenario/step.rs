@@ -2,12 +2,14 @@
 //!
 //! `scenarios/README.md` documents each with an example.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use zrs::pickle::Value;
 use zrs::secondary::Address;
 
+use super::literal::repr;
 use crate::network::Chunking;
 use crate::primary::{Change, Meta};
 
@@ -18,6 +20,9 @@ pub enum StorageKind {
     File { path: Option<PathBuf> },
     /// A MemoryStorage: fast, gone at the end of the run.
     Memory,
+    /// A FileStorage on a simulated disk that loses or tears unsynced writes at a crash;
+    /// `batch`: fsync every N transactions instead of every one.
+    Disk { batch: Option<u32> },
 }
 
 /// `open`'s options.
@@ -104,8 +109,234 @@ pub enum Step {
         changes: Vec<Change>,
         meta: Meta,
     },
-    Undo,
+    /// Undoes the N-th last transaction (1: the last).
+    Undo(usize),
     Send(Outgoing),
     Chunking(Chunking),
     Root,
+    /// From here on, the oracles are checked after every step (and an inapplicable step is
+    /// skipped with a note instead of stopping the run).
+    Oracles,
+    /// The primary's tids come from the virtual clock from here on.
+    VirtualClock,
+    /// The protocol-following primary: reads the handshake, then delivers up to N bytes
+    /// (all, if none) of the stream it owes the secondary.
+    Serve(Option<usize>),
+    /// Flips bits (`mask`) of the byte `offset` bytes ahead in the primary's stream.
+    Corrupt { offset: usize, mask: u8 },
+    /// The next message the primary starts loses its last N bytes (its size header stays).
+    Truncate(usize),
+    /// The next message the primary starts is sent twice.
+    Duplicate,
+    /// The next `C` the primary sends carries a wrong checksum.
+    BadChecksum,
+    /// The secondary's process crashes; a simulated disk keeps the first `keep` unsynced
+    /// writes and `tear` bytes of the next.
+    Crash { keep: usize, tear: usize },
+    /// Opens a new secondary, as the last one was opened, over its storage (after `close`
+    /// or `crash`).
+    Restart,
+    /// The primary restarts: the connection is lost.
+    PrimaryRestart,
+    /// The primary is unreachable for a while: the connection is lost, attempts rejected.
+    Outage(Duration),
+    /// The faults stop: the primary accepts and serves everything, time passes until the
+    /// secondary has caught up — or the bound passes, a liveness violation.
+    Heal(Option<Duration>),
+}
+
+/// Seconds as scenario files write them: `60`, `0.5`, `12.345` — exact to the nanosecond,
+/// so a generated step reads back as the same duration.
+pub fn seconds(d: Duration) -> String {
+    let nanos = d.subsec_nanos();
+    if nanos == 0 {
+        return d.as_secs().to_string();
+    }
+    let frac = format!("{nanos:09}");
+    format!("{}.{}", d.as_secs(), frac.trim_end_matches('0'))
+}
+
+fn path_text(parent: &[String], key: &str) -> String {
+    let mut out = String::new();
+    for p in parent {
+        out.push_str(p);
+        out.push('.');
+    }
+    out.push_str(key);
+    out
+}
+
+/// Text as `u'…'` (its UTF-8 bytes in Python 2 escapes), or bare when it is a plain name.
+fn text_literal(bytes: &[u8]) -> String {
+    let plain = !bytes.is_empty()
+        && bytes[0].is_ascii_alphabetic()
+        && bytes.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    if plain {
+        String::from_utf8_lossy(bytes).into_owned()
+    } else {
+        format!("u{}", zrs::repr::py2_bytes_repr(bytes))
+    }
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Change::AddMapping { parent, key } => write!(f, "+{}", path_text(parent, key)),
+            Change::AddMappings {
+                parent,
+                prefix,
+                count,
+            } => write!(f, "+{}*{count}", path_text(parent, prefix)),
+            // The payload's seed is the change's position: see `primary commit`.
+            Change::SetBytes {
+                parent, key, len, ..
+            } => write!(f, "{}={len}", path_text(parent, key)),
+            Change::Remove { parent, key } => write!(f, "-{}", path_text(parent, key)),
+        }
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Literal(v) => f.write_str(&repr(v)),
+            Expr::Var(name) => f.write_str(name),
+            Expr::Read => f.write_str("read"),
+            Expr::TransTid => f.write_str("trans.tid"),
+            Expr::LastTransaction => f.write_str("lastTransaction"),
+        }
+    }
+}
+
+impl fmt::Display for Open {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "open {}", self.name)?;
+        match &self.address {
+            Some(a) => write!(f, " {a}")?,
+            None => f.write_str(" None")?,
+        }
+        if !self.keep_alive.is_zero() {
+            write!(f, " keep_alive={}", seconds(self.keep_alive))?;
+        }
+        if self.reconnect != Duration::from_secs(60) {
+            write!(f, " reconnect={}", seconds(self.reconnect))?;
+        }
+        if !self.check_checksums {
+            f.write_str(" checksums=off")?;
+        }
+        match &self.storage {
+            StorageKind::File { path: None } => {}
+            StorageKind::File { path: Some(p) } => write!(f, " path={}", p.display())?,
+            StorageKind::Memory => f.write_str(" storage=memory")?,
+            StorageKind::Disk { batch } => {
+                f.write_str(" storage=disk")?;
+                if let Some(n) = batch {
+                    write!(f, " batch={n}")?;
+                }
+            }
+        }
+        if let Some(limit) = self.frame_limit {
+            write!(f, " limit={limit}")?;
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Display for Outgoing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outgoing::Transaction => f.write_str("transaction"),
+            Outgoing::All => f.write_str("all"),
+            Outgoing::T => f.write_str("T"),
+            Outgoing::S => f.write_str("S"),
+            Outgoing::C => f.write_str("C"),
+            Outgoing::LegacyC => f.write_str("C legacy"),
+            Outgoing::Message { value, protocol } if *protocol == 1 => {
+                write!(f, "message {}", repr(value))
+            }
+            Outgoing::Message { value, protocol } => {
+                write!(f, "message protocol={protocol} {}", repr(value))
+            }
+            Outgoing::Raw(b) => write!(f, "raw {}", zrs::repr::py2_bytes_repr(b)),
+            Outgoing::Bytes(b) => write!(f, "bytes {}", zrs::repr::py2_bytes_repr(b)),
+            Outgoing::File(p) => write!(f, "file {}", p.display()),
+        }
+    }
+}
+
+impl fmt::Display for Chunking {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Chunking::Doubling => f.write_str("doubling"),
+            Chunking::Whole => f.write_str("whole"),
+            Chunking::Sizes(sizes) => {
+                f.write_str("sizes")?;
+                for s in sizes {
+                    write!(f, " {s}")?;
+                }
+                Ok(())
+            }
+            Chunking::Random(seed) => write!(f, "random {seed}"),
+        }
+    }
+}
+
+/// A step as a scenario line: parsing the text gives the same step back.
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Step::Open(open) => write!(f, "{open}"),
+            Step::Close => f.write_str("close"),
+            Step::Accept => f.write_str("accept"),
+            Step::Reject => f.write_str("reject"),
+            Step::Fail => f.write_str("fail"),
+            Step::Drop => f.write_str("drop"),
+            Step::Print(e) => write!(f, "print {e}"),
+            Step::Compare { left, right, equal } => {
+                write!(f, "{left} {} {right}", if *equal { "==" } else { "!=" })
+            }
+            Step::Let { name, value } => write!(f, "let {name} = {value}"),
+            Step::InitMd5(e) => write!(f, "init_md5 {e}"),
+            Step::Later => f.write_str("later"),
+            Step::DoLater => f.write_str("doLater"),
+            Step::Advance(d) => write!(f, "advance {}", seconds(*d)),
+            Step::Clients => f.write_str("clients"),
+            Step::Commit { changes, meta } => {
+                f.write_str("primary commit")?;
+                for c in changes {
+                    write!(f, " {c}")?;
+                }
+                if !meta.user.is_empty() {
+                    write!(f, " user={}", text_literal(&meta.user))?;
+                }
+                if !meta.description.is_empty() {
+                    write!(f, " description={}", text_literal(&meta.description))?;
+                }
+                for (k, v) in &meta.extension {
+                    write!(f, " ext.{k}={}", text_literal(v.as_bytes()))?;
+                }
+                Ok(())
+            }
+            Step::Undo(1) => f.write_str("primary undo"),
+            Step::Undo(n) => write!(f, "primary undo {n}"),
+            Step::Send(o) => write!(f, "send {o}"),
+            Step::Chunking(c) => write!(f, "chunking {c}"),
+            Step::Root => f.write_str("root"),
+            Step::Oracles => f.write_str("oracles on"),
+            Step::VirtualClock => f.write_str("primary clock virtual"),
+            Step::Serve(None) => f.write_str("serve"),
+            Step::Serve(Some(n)) => write!(f, "serve {n}"),
+            Step::Corrupt { offset, mask } => write!(f, "corrupt {offset} {mask}"),
+            Step::Truncate(n) => write!(f, "truncate {n}"),
+            Step::Duplicate => f.write_str("duplicate"),
+            Step::BadChecksum => f.write_str("bad_checksum"),
+            Step::Crash { keep: 0, tear: 0 } => f.write_str("crash"),
+            Step::Crash { keep, tear } => write!(f, "crash keep={keep} tear={tear}"),
+            Step::Restart => f.write_str("restart"),
+            Step::PrimaryRestart => f.write_str("primary restart"),
+            Step::Outage(d) => write!(f, "outage {}", seconds(*d)),
+            Step::Heal(None) => f.write_str("heal"),
+            Step::Heal(Some(d)) => write!(f, "heal {}", seconds(*d)),
+        }
+    }
 }

@@ -1,0 +1,358 @@
+//! The oracles: what must hold after every step of a run, whatever the faults.
+//!
+//! - [`Oracle::Prefix`] (safety): the secondary's storage is a prefix of the primary's
+//!   committed history, transaction for transaction and record for record — tids, status,
+//!   user, description, the extension as ZODB stores it, oids, data, backpointers.
+//!   Checked incrementally: only transactions added since the last check are compared
+//!   (all again after a crash took some back).
+//! - [`Oracle::Partial`]: no transaction is left in progress on the storage while the
+//!   secondary is not connected (a partial transaction is aborted on disconnect).
+//! - [`Oracle::StartTid`]: the start tid of every handshake is the storage's last
+//!   committed tid.
+//! - [`Oracle::Connection`]: the timers and attempts fit the secondary's state — while
+//!   disconnected and not closed exactly one reconnect is pending and no keep-alive; while
+//!   connecting, its one attempt and nothing else; while connected, no reconnect and the
+//!   keep-alive if configured. After close (zc.zrs does not cancel a pending reconnect):
+//!   no keep-alive, at most the one reconnect already pending, and no attempt survives it.
+//! - [`Oracle::Protocol`]: the handshake names `zrs2.0`; after it only keep-alives.
+//! - [`Oracle::Liveness`]: after `heal`, the secondary caught up within the bound.
+//! - [`Oracle::Panic`]: nothing panicked (the campaign catches panics per run).
+
+use std::fmt;
+
+use zrs::pickle::dumps_extension;
+use zrs::secondary::{Phase, Timer};
+use zrs::storage::{Storage, TransactionRecord};
+use zrs::Tid;
+
+use crate::primary::Transaction;
+use crate::world::{Event, World};
+
+/// Which oracle a violation is of (a shrunk scenario must fail the same one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Oracle {
+    Prefix,
+    Partial,
+    StartTid,
+    Connection,
+    Protocol,
+    Liveness,
+    Panic,
+}
+
+impl Oracle {
+    pub const ALL: [Oracle; 7] = [
+        Oracle::Prefix,
+        Oracle::Partial,
+        Oracle::StartTid,
+        Oracle::Connection,
+        Oracle::Protocol,
+        Oracle::Liveness,
+        Oracle::Panic,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Oracle::Prefix => "prefix",
+            Oracle::Partial => "partial",
+            Oracle::StartTid => "start-tid",
+            Oracle::Connection => "connection",
+            Oracle::Protocol => "protocol",
+            Oracle::Liveness => "liveness",
+            Oracle::Panic => "panic",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Oracle> {
+        Oracle::ALL.into_iter().find(|o| o.name() == name)
+    }
+}
+
+impl fmt::Display for Oracle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An oracle that failed, and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub oracle: Oracle,
+    pub message: String,
+}
+
+impl fmt::Display for Violation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "oracle {} violated: {}", self.oracle, self.message)
+    }
+}
+
+fn violation(oracle: Oracle, message: impl Into<String>) -> Violation {
+    Violation {
+        oracle,
+        message: message.into(),
+    }
+}
+
+/// Checks the oracles; remembers how much of the storage it has verified.
+#[derive(Debug, Default)]
+pub struct Checker {
+    /// Transactions of the storage verified so far, and the last one's tid.
+    verified: usize,
+    verified_tid: Tid,
+}
+
+impl Checker {
+    pub fn new() -> Checker {
+        Checker::default()
+    }
+
+    /// Checks every oracle against the world as it is now.
+    pub fn check(&mut self, world: &mut World) -> Result<(), Violation> {
+        for event in std::mem::take(&mut world.events) {
+            check_event(event)?;
+        }
+        check_connections(world)?;
+        self.check_storage(world)
+    }
+
+    fn check_storage(&mut self, world: &World) -> Result<(), Violation> {
+        let Some(g) = world.secondaries.len().checked_sub(1) else {
+            return Ok(());
+        };
+        if world.is_dead(g) {
+            return Ok(());
+        }
+        let secondary = &world.secondaries[g];
+        let storage = secondary.storage();
+        if secondary.phase() != Phase::Connected && storage.in_transaction() {
+            return Err(violation(
+                Oracle::Partial,
+                format!(
+                    "a transaction is in progress on the storage while the secondary is {:?}",
+                    secondary.phase()
+                ),
+            ));
+        }
+        if secondary.is_closed() {
+            return Ok(());
+        }
+        let history = world.primary.transactions();
+        storage.with(|s| match s {
+            Some(s) => self.verify(s, history),
+            None => Ok(()),
+        })
+    }
+
+    fn verify(&mut self, s: &dyn Storage, history: &[Transaction]) -> Result<(), Violation> {
+        let last = s.last_transaction();
+        if last == self.verified_tid {
+            return Ok(());
+        }
+        if last < self.verified_tid {
+            // A crash took transactions back: what is left is checked again from the start.
+            self.verified = 0;
+            self.verified_tid = Tid::ZERO;
+        }
+        let mut i = self.verified;
+        let start = (i > 0).then_some(self.verified_tid);
+        for item in s.iterator(start, None) {
+            let txn = item.map_err(|e| {
+                violation(Oracle::Prefix, format!("the storage cannot be read: {e}"))
+            })?;
+            if i > 0 && txn.meta.tid <= self.verified_tid {
+                continue;
+            }
+            let Some(expected) = history.get(i) else {
+                return Err(violation(
+                    Oracle::Prefix,
+                    format!(
+                        "the storage has transaction {:?} (number {}), the primary committed only {}",
+                        txn.meta.tid,
+                        i + 1,
+                        history.len()
+                    ),
+                ));
+            };
+            compare(&txn, expected)
+                .map_err(|what| violation(Oracle::Prefix, format!("transaction {} ({:?}): {what}", i + 1, expected.tid)))?;
+            i += 1;
+        }
+        self.verified = i;
+        self.verified_tid = last;
+        Ok(())
+    }
+}
+
+fn check_event(event: Event) -> Result<(), Violation> {
+    match event {
+        Event::Handshake {
+            protocol,
+            start,
+            committed,
+        } => {
+            if protocol != zrs::protocol::ZRS_2_0 {
+                return Err(violation(
+                    Oracle::Protocol,
+                    format!("handshake names protocol {}", zrs::repr::py2_bytes_repr(&protocol)),
+                ));
+            }
+            if start != committed {
+                return Err(violation(
+                    Oracle::StartTid,
+                    format!("the secondary asked to start after {start:?}, but its last committed transaction is {committed:?}"),
+                ));
+            }
+            Ok(())
+        }
+        Event::Unexpected(m) => Err(violation(
+            Oracle::Protocol,
+            format!(
+                "the secondary sent {} where only keep-alives are due",
+                zrs::repr::py2_bytes_repr(&m[..m.len().min(64)])
+            ),
+        )),
+        Event::NotCaughtUp {
+            bound,
+            primary,
+            secondary,
+        } => Err(violation(
+            Oracle::Liveness,
+            format!(
+                "not caught up {} s after the faults stopped: the primary is at {primary:?}, the secondary at {secondary:?}",
+                crate::scenario::step::seconds(bound)
+            ),
+        )),
+    }
+}
+
+fn check_connections(world: &World) -> Result<(), Violation> {
+    let last = world.secondaries.len().checked_sub(1);
+    for (g, secondary) in world.secondaries.iter().enumerate() {
+        let keep_alive = world.pending_of(g, Timer::KeepAlive);
+        let reconnect = world.pending_of(g, Timer::Connect);
+        let attempt = world.attempt_owner() == Some(g);
+        let current = Some(g) == last;
+        let fail = |what: String| {
+            Err(violation(
+                Oracle::Connection,
+                format!(
+                    "secondary {} ({:?}): {what}",
+                    g + 1,
+                    if world.is_dead(g) { None } else { Some(secondary.phase()) }
+                ),
+            ))
+        };
+        if world.is_dead(g) {
+            if keep_alive + reconnect > 0 || attempt {
+                return fail("a crashed secondary still has calls or an attempt".into());
+            }
+            continue;
+        }
+        match secondary.phase() {
+            Phase::Closed => {
+                if keep_alive > 0 {
+                    return fail(format!("{keep_alive} keep-alive(s) pending after close"));
+                }
+                if reconnect > 1 {
+                    return fail(format!("{reconnect} reconnects pending after close"));
+                }
+                if attempt {
+                    return fail("a connection attempt survives close".into());
+                }
+                if current && world.connected() {
+                    return fail("still connected after close".into());
+                }
+            }
+            Phase::Idle => {
+                if secondary.config().address.is_some() && reconnect != 1 {
+                    return fail(format!("disconnected with {reconnect} reconnects pending (one is due)"));
+                }
+                if keep_alive > 0 {
+                    return fail(format!("disconnected with {keep_alive} keep-alive(s) pending"));
+                }
+                if attempt || (current && world.connected()) {
+                    return fail("idle but holding an attempt or a connection".into());
+                }
+            }
+            Phase::Connecting => {
+                if !attempt {
+                    return fail("connecting without an attempt".into());
+                }
+                if reconnect + keep_alive > 0 {
+                    return fail(format!(
+                        "connecting with {reconnect} reconnect(s) and {keep_alive} keep-alive(s) pending"
+                    ));
+                }
+            }
+            Phase::Connected => {
+                if !current || !world.connected() {
+                    return fail("connected without a connection".into());
+                }
+                if reconnect > 0 {
+                    return fail(format!("connected with {reconnect} reconnect(s) pending"));
+                }
+                let due = usize::from(!secondary.config().keep_alive_delay.is_zero());
+                if keep_alive != due {
+                    return fail(format!("connected with {keep_alive} keep-alive(s) pending ({due} due)"));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first difference between a stored transaction and the primary's.
+fn compare(got: &TransactionRecord, want: &Transaction) -> Result<(), String> {
+    let meta = &got.meta;
+    if meta.tid != want.tid {
+        return Err(format!("tid {:?} in the storage", meta.tid));
+    }
+    if meta.status != want.status {
+        return Err(format!("status {:?}, not {:?}", meta.status as char, want.status as char));
+    }
+    if meta.user != want.user {
+        return Err(format!("user {}", zrs::repr::py2_bytes_repr(&meta.user)));
+    }
+    if meta.description != want.description {
+        return Err(format!(
+            "description {}",
+            zrs::repr::py2_bytes_repr(&meta.description)
+        ));
+    }
+    let extension = dumps_extension(&want.extension);
+    if meta.extension != extension {
+        return Err(format!(
+            "extension {}, not {}",
+            zrs::repr::py2_bytes_repr(&meta.extension),
+            zrs::repr::py2_bytes_repr(&extension)
+        ));
+    }
+    if got.records.len() != want.records.len() {
+        return Err(format!(
+            "{} records, not {}",
+            got.records.len(),
+            want.records.len()
+        ));
+    }
+    for (j, (r, w)) in got.records.iter().zip(&want.records).enumerate() {
+        if r.oid != w.oid || r.serial != want.tid {
+            return Err(format!("record {j}: oid {:?} serial {:?}", r.oid, r.serial));
+        }
+        if r.data != w.data {
+            return Err(format!(
+                "record {j} ({:?}): data differs ({} bytes stored, {} committed)",
+                r.oid,
+                r.data.as_ref().map_or(0, |d| d.len()),
+                w.data.as_ref().map_or(0, |d| d.len())
+            ));
+        }
+        if r.data_txn != w.data_txn {
+            return Err(format!(
+                "record {j} ({:?}): backpointer to {:?}, not {:?}",
+                r.oid, r.data_txn, w.data_txn
+            ));
+        }
+    }
+    Ok(())
+}

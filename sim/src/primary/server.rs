@@ -1,0 +1,227 @@
+//! The protocol-following primary: what zc.zrs's primary sends on one connection.
+//!
+//! After the secondary's handshake (protocol id, start tid) it starts its md5 at the start
+//! tid and owes the secondary every transaction after it: `T`, then `S` + data per record,
+//! then `C` with the running md5 — each message pickled as [`Message::encode_fast`] writes
+//! it and framed. The stream is encoded lazily, a transaction at a time, into a queue of
+//! frames that the world delivers as much of as a `serve` step asks.
+//!
+//! Faults act on that queue: a corrupted byte some way ahead, the next message truncated
+//! (its size header kept, so the framing slips) or sent twice, the next `C` with a wrong
+//! checksum. A stream so damaged is marked, so the heal phase can reset its connection
+//! (nothing else would ever unstick a secondary waiting for bytes a damaged header
+//! promised).
+
+use std::collections::VecDeque;
+
+use zrs::protocol::checksum::StreamChecksum;
+use zrs::protocol::framing::frame;
+use zrs::protocol::message::{Message, RecordHeader, TransactionHeader};
+use zrs::Tid;
+
+use super::database::Transaction;
+
+/// One framed message (size header included).
+#[derive(Clone, Debug)]
+struct Frame {
+    bytes: Vec<u8>,
+    commit: bool,
+}
+
+/// The primary's side of one connection, after the handshake.
+#[derive(Debug)]
+pub struct Server {
+    /// The client port of the connection served (a new connection starts over).
+    pub port: u32,
+    /// The start tid the secondary sent.
+    pub start: Tid,
+    md5: StreamChecksum,
+    /// Index of the next transaction to encode.
+    next: usize,
+    queue: VecDeque<Frame>,
+    /// Bytes of the front frame already delivered.
+    offset: usize,
+    /// Whether a fault damaged what this connection carries.
+    pub damaged: bool,
+}
+
+impl Server {
+    /// Starts serving from `start`: everything in `history` later than it is owed.
+    pub fn new(port: u32, start: Tid, history: &[Transaction]) -> Server {
+        Server {
+            port,
+            start,
+            md5: StreamChecksum::new(start),
+            next: history.partition_point(|t| t.tid <= start),
+            queue: VecDeque::new(),
+            offset: 0,
+            damaged: false,
+        }
+    }
+
+    /// Whether everything in `history` has been delivered.
+    pub fn done(&self, history: &[Transaction]) -> bool {
+        self.queue.is_empty() && self.next >= history.len()
+    }
+
+    fn push(&mut self, payload: &[u8], commit: bool) {
+        self.md5.update(payload);
+        self.queue.push_back(Frame {
+            bytes: frame(payload),
+            commit,
+        });
+    }
+
+    /// Encodes the next transaction; false when there is none.
+    fn encode_next(&mut self, history: &[Transaction]) -> bool {
+        let Some(t) = history.get(self.next) else {
+            return false;
+        };
+        self.next += 1;
+        let header = Message::Transaction(TransactionHeader {
+            tid: t.tid,
+            status: t.status,
+            user: t.user.clone(),
+            description: t.description.clone(),
+            extension: t.extension.clone(),
+        });
+        self.push(&header.encode_fast(), false);
+        for record in &t.records {
+            let store = Message::Store(RecordHeader {
+                oid: record.oid,
+                serial: t.tid,
+                version: Vec::new(),
+                data_txn: record.data_txn,
+            });
+            self.push(&store.encode_fast(), false);
+            self.push(record.data.as_deref().unwrap_or_default(), false);
+        }
+        let commit = Message::Commit {
+            checksum: Some(self.md5.digest()),
+        };
+        self.push(&commit.encode_fast(), true);
+        true
+    }
+
+    /// Undelivered bytes queued now.
+    fn queued(&self) -> usize {
+        self.queue.iter().map(|f| f.bytes.len()).sum::<usize>() - self.offset
+    }
+
+    /// Takes up to `limit` bytes (all there is, if `None`) of the stream for delivery.
+    pub fn take(&mut self, limit: Option<usize>, history: &[Transaction]) -> Vec<u8> {
+        let limit = limit.unwrap_or(usize::MAX);
+        let mut out = Vec::new();
+        while out.len() < limit {
+            if self.queue.is_empty() && !self.encode_next(history) {
+                break;
+            }
+            let front = &self.queue[0];
+            let rest = &front.bytes[self.offset..];
+            let n = rest.len().min(limit - out.len());
+            out.extend_from_slice(&rest[..n]);
+            self.offset += n;
+            if self.offset == front.bytes.len() {
+                self.queue.pop_front();
+                self.offset = 0;
+            }
+        }
+        out
+    }
+
+    /// Index in the queue of the next frame not yet started, encoding as needed.
+    fn next_unstarted(&mut self, history: &[Transaction]) -> Option<usize> {
+        let i = usize::from(self.offset > 0);
+        while self.queue.len() <= i {
+            if !self.encode_next(history) {
+                return None;
+            }
+        }
+        Some(i)
+    }
+
+    /// Flips bits of the byte `offset` bytes ahead; false when the stream is shorter.
+    pub fn corrupt(&mut self, offset: usize, mask: u8, history: &[Transaction]) -> bool {
+        let mut queued = self.queued();
+        while queued <= offset {
+            let before = self.queue.len();
+            if !self.encode_next(history) {
+                return false;
+            }
+            queued += self.queue.iter().skip(before).map(|f| f.bytes.len()).sum::<usize>();
+        }
+        let mut at = offset + self.offset;
+        for f in self.queue.iter_mut() {
+            if at < f.bytes.len() {
+                f.bytes[at] ^= mask;
+                self.damaged = true;
+                return true;
+            }
+            at -= f.bytes.len();
+        }
+        false
+    }
+
+    /// The next message loses its last `n` bytes (at least one); its header stays.
+    pub fn truncate(&mut self, n: usize, history: &[Transaction]) -> bool {
+        let Some(i) = self.next_unstarted(history) else {
+            return false;
+        };
+        let f = &mut self.queue[i];
+        let payload = f.bytes.len() - 4;
+        if payload == 0 {
+            // Nothing to cut from an empty message: its header goes instead.
+            f.bytes.truncate(4 - n.clamp(1, 4));
+        } else {
+            f.bytes.truncate(4 + payload - n.clamp(1, payload));
+        }
+        self.damaged = true;
+        true
+    }
+
+    /// The next message is sent twice.
+    pub fn duplicate(&mut self, history: &[Transaction]) -> bool {
+        let Some(i) = self.next_unstarted(history) else {
+            return false;
+        };
+        let copy = self.queue[i].clone();
+        self.queue.insert(i + 1, copy);
+        self.damaged = true;
+        true
+    }
+
+    /// The next `C` carries a wrong checksum.
+    pub fn bad_checksum(&mut self, history: &[Transaction]) -> bool {
+        let Some(start) = self.next_unstarted(history) else {
+            return false;
+        };
+        let mut i = start;
+        loop {
+            while self.queue.len() <= i {
+                if !self.encode_next(history) {
+                    return false;
+                }
+            }
+            if self.queue[i].commit {
+                break;
+            }
+            i += 1;
+        }
+        // Decode the `C` the primary meant to send; re-encode it with a different digest.
+        let payload = &self.queue[i].bytes[4..];
+        let Ok(Message::Commit {
+            checksum: Some(mut digest),
+        }) = Message::decode(payload)
+        else {
+            return false;
+        };
+        digest[0] ^= 0xff;
+        let wrong = Message::Commit {
+            checksum: Some(digest),
+        }
+        .encode_fast();
+        self.queue[i].bytes = frame(&wrong);
+        self.damaged = true;
+        true
+    }
+}
