@@ -1,10 +1,16 @@
-//! `zrs-sim`: run scenario files; run fault-injection campaigns.
+//! `zrs-sim`: run scenario files; run fault-injection campaigns; merge shard summaries.
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use zrs_sim::fuzz::campaign::{scenario_text, Campaign};
+use zrs_sim::fuzz::generate::Settings;
+use zrs_sim::fuzz::summary::Summary;
 use zrs_sim::runner::{run_file, RunOptions};
 
 #[derive(Parser)]
@@ -18,6 +24,17 @@ struct Cli {
     command: Command,
 }
 
+/// `I/N`: the I-th of N shards.
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (i, n) = s.split_once('/').ok_or("expected I/N, e.g. 0/4")?;
+    let i: u64 = i.parse().map_err(|_| format!("{i:?} is not a number"))?;
+    let n: u64 = n.parse().map_err(|_| format!("{n:?} is not a number"))?;
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+    }
+    Ok((i, n))
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run scenario files and print their transcripts.
@@ -28,6 +45,48 @@ enum Command {
         /// Keep the secondary's storage files in this directory instead of a temporary one.
         #[arg(long)]
         storage_dir: Option<PathBuf>,
+    },
+    /// Run a fault-injection campaign: seeded runs checked by oracles after every step;
+    /// each failing run is shrunk into a scenario file.
+    Fuzz {
+        /// The campaign's seed (default: a fresh one, printed).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Runs in the campaign.
+        #[arg(long, default_value_t = 1000)]
+        runs: u64,
+        /// Steps per run (before the heal phase).
+        #[arg(long, default_value_t = 250)]
+        steps: usize,
+        /// Threads.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Each run draws which fault kinds it injects, and their rates.
+        #[arg(long)]
+        swarm: bool,
+        /// Where failing runs' scenarios are written.
+        #[arg(long, default_value = "scenarios/regressions")]
+        out: PathBuf,
+        /// Run only every N-th run starting at I.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
+        /// Write the summary to this file (for `zrs-sim merge`).
+        #[arg(long)]
+        summary: Option<PathBuf>,
+        /// Run every run twice and compare their traces.
+        #[arg(long)]
+        check_determinism: bool,
+        /// No progress bar.
+        #[arg(long)]
+        no_progress: bool,
+        /// Replays shrinking a failing run may spend (0: keep it whole).
+        #[arg(long, default_value_t = 2000)]
+        shrink_budget: usize,
+    },
+    /// Merge shard summaries (`fuzz --shard I/N --summary FILE`) into the campaign's.
+    Merge {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
     },
 }
 
@@ -57,5 +116,129 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Command::Fuzz {
+            seed,
+            runs,
+            steps,
+            jobs,
+            swarm,
+            out,
+            shard,
+            summary,
+            check_determinism,
+            no_progress,
+            shrink_budget,
+        } => {
+            // The one place OS randomness is used: to pick a seed when none is given.
+            let seed = seed.unwrap_or_else(rand::random);
+            println!("zrs-sim fuzz --seed {seed}");
+            let campaign = Campaign {
+                seed,
+                runs,
+                settings: Settings { steps, swarm },
+                jobs,
+                shard,
+                check_determinism,
+                shrink_budget,
+                options: RunOptions::default(),
+            };
+            fuzz(&campaign, &out, summary.as_deref(), no_progress)
+        }
+        Command::Merge { files } => {
+            let mut shards = Vec::new();
+            for file in &files {
+                let text = match std::fs::read_to_string(file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        eprintln!("zrs-sim: {}: {e}", file.display());
+                        return ExitCode::FAILURE;
+                    }
+                };
+                match Summary::parse(&file.display().to_string(), &text) {
+                    Ok(s) => shards.push(s),
+                    Err(e) => {
+                        eprintln!("zrs-sim: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            }
+            match Summary::merge(&shards) {
+                Ok(s) => {
+                    print!("{s}");
+                    if s.failures.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        ExitCode::FAILURE
+                    }
+                }
+                Err(e) => {
+                    eprintln!("zrs-sim: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn fuzz(
+    campaign: &Campaign,
+    out: &std::path::Path,
+    summary_file: Option<&std::path::Path>,
+    no_progress: bool,
+) -> ExitCode {
+    let total = campaign.indices().len() as u64;
+    let bar = ProgressBar::new(total);
+    if no_progress || !std::io::stderr().is_terminal() {
+        bar.set_draw_target(ProgressDrawTarget::hidden());
+    }
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} runs, {per_sec}, eta {eta}")
+    {
+        bar.set_style(style);
+    }
+    let started = Instant::now();
+    let outcome = campaign.run(&|| bar.inc(1));
+    bar.finish_and_clear();
+    let wall = started.elapsed().as_secs_f64();
+    let s = &outcome.summary;
+    for failure in &outcome.failures {
+        println!(
+            "run {} of seed {} failed: {}",
+            failure.index, campaign.seed, failure.violation
+        );
+        if let Err(e) = std::fs::create_dir_all(out) {
+            eprintln!("zrs-sim: {}: {e}", out.display());
+            continue;
+        }
+        let path = out.join(format!("{}-{}.scn", campaign.seed, failure.index));
+        match std::fs::write(&path, scenario_text(campaign.seed, failure)) {
+            Ok(()) => println!(
+                "  {} {} steps (from {}): {}",
+                if failure.shrunk { "shrunk to" } else { "kept" },
+                failure.steps.len(),
+                failure.original_steps,
+                path.display()
+            ),
+            Err(e) => eprintln!("zrs-sim: {}: {e}", path.display()),
+        }
+    }
+    print!("{s}");
+    println!(
+        "virtual time {:.1} h; {:.2} s wall, {:.0} runs/s, {:.0} simulated steps/s",
+        s.virtual_nanos as f64 / 3.6e12,
+        wall,
+        s.completed as f64 / wall.max(1e-9),
+        s.simulated_steps as f64 / wall.max(1e-9)
+    );
+    if let Some(path) = summary_file {
+        if let Err(e) = std::fs::write(path, s.to_string()) {
+            eprintln!("zrs-sim: {}: {e}", path.display());
+            return ExitCode::FAILURE;
+        }
+    }
+    if s.failures.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
     }
 }

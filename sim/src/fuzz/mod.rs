@@ -11,3 +11,11 @@
 //! - [`summary`]: the campaign's summary, its file format and the merge of shards.
 
 pub mod oracle;
+pub mod campaign;
+pub mod execute;
+pub mod generate;
+pub mod rng;
+pub mod shrink;
+pub mod summary;
+pub mod swarm;
+pub mod trace;

@@ -17,6 +17,8 @@
 //! - [`Oracle::Protocol`]: the handshake names `zrs2.0`; after it only keep-alives.
 //! - [`Oracle::Liveness`]: after `heal`, the secondary caught up within the bound.
 //! - [`Oracle::Panic`]: nothing panicked (the campaign catches panics per run).
+//! - [`Oracle::Determinism`]: a run executed twice leaves the same trace (checked by the
+//!   campaign with `--check-determinism`).
 
 use std::fmt;
 
@@ -38,10 +40,11 @@ pub enum Oracle {
     Protocol,
     Liveness,
     Panic,
+    Determinism,
 }
 
 impl Oracle {
-    pub const ALL: [Oracle; 7] = [
+    pub const ALL: [Oracle; 8] = [
         Oracle::Prefix,
         Oracle::Partial,
         Oracle::StartTid,
@@ -49,6 +52,7 @@ impl Oracle {
         Oracle::Protocol,
         Oracle::Liveness,
         Oracle::Panic,
+        Oracle::Determinism,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +64,7 @@ impl Oracle {
             Oracle::Protocol => "protocol",
             Oracle::Liveness => "liveness",
             Oracle::Panic => "panic",
+            Oracle::Determinism => "determinism",
         }
     }
 

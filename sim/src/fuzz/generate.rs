@@ -1,0 +1,381 @@
+//! A run's steps, drawn from its random stream while they execute.
+//!
+//! The generator looks at the world before each step so the step it draws makes sense
+//! there (an `accept` when an attempt waits, a stream fault while connected), which keeps
+//! runs short and busy. It only ever produces scenario [`Step`]s, executed by the same
+//! [`Session`](crate::runner::Session) that runs scenario files: the failing run's step
+//! list, printed, is a scenario that replays it.
+//!
+//! A run is: a header (`oracles on`, `open` with drawn options, `chunking random`,
+//! `primary clock virtual`), `steps` body steps — the primary's workload, progress (accept,
+//! serve, time passing) and faults — and `heal`.
+
+use std::time::Duration;
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use zrs::secondary::{Address, Phase};
+
+use crate::network::Chunking;
+use crate::primary::record::Value as Item;
+use crate::primary::{Change, Meta};
+use crate::scenario::{Open, Step, StorageKind};
+use crate::world::World;
+
+use super::rng::run_rng;
+use super::swarm::{Fault, Profile};
+
+/// What shapes every run of a campaign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Settings {
+    /// Body steps per run.
+    pub steps: usize,
+    /// Draw each run's fault kinds and rates.
+    pub swarm: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Stage {
+    Header(usize),
+    Body,
+    Heal,
+    Done,
+}
+
+/// Draws a run's steps.
+pub struct Generator {
+    rng: ChaCha8Rng,
+    profile: Profile,
+    header: Vec<Step>,
+    stage: Stage,
+    remaining: usize,
+    next_key: u64,
+    keep_alive: Duration,
+    reconnect: Duration,
+    disk: bool,
+}
+
+/// Text with non-ASCII characters, for transaction metadata.
+const TEXTS: [&str; 6] = [
+    "b\u{f6}b",
+    "caf\u{e9} cr\u{e8}me",
+    "\u{20ac}uro",
+    "\u{65e5}\u{672c}\u{8a9e}",
+    "\u{1f600} ok",
+    "plain",
+];
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+impl Generator {
+    /// The generator of run `index` of campaign `seed`.
+    pub fn new(seed: u64, index: u64, settings: Settings) -> Generator {
+        let mut rng = run_rng(seed, index);
+        let profile = if settings.swarm {
+            Profile::swarm(&mut rng)
+        } else {
+            Profile::standard()
+        };
+        let disk = rng.gen_bool(0.2);
+        let storage = if disk {
+            StorageKind::Disk {
+                batch: rng.gen_bool(0.5).then(|| rng.gen_range(2..=8)),
+            }
+        } else {
+            StorageKind::Memory
+        };
+        let keep_alive = if rng.gen_bool(0.5) {
+            Duration::ZERO
+        } else {
+            Duration::from_secs([1, 5, 10, 30][rng.gen_range(0..4)])
+        };
+        let reconnect = Duration::from_secs([1, 5, 10, 60][rng.gen_range(0..4)]);
+        let open = Open {
+            name: "Data.fs".into(),
+            address: Some(Address::tcp("", 8000)),
+            keep_alive,
+            reconnect,
+            check_checksums: true,
+            storage,
+            frame_limit: None,
+        };
+        let header = vec![
+            Step::Oracles,
+            Step::Open(open),
+            Step::Chunking(Chunking::Random(rng.gen())),
+            Step::VirtualClock,
+        ];
+        Generator {
+            rng,
+            profile,
+            header,
+            stage: Stage::Header(0),
+            remaining: settings.steps,
+            next_key: 0,
+            keep_alive,
+            reconnect,
+            disk,
+        }
+    }
+
+    /// The next step, with the fault it injects (if it is one); `None` when the run is over.
+    pub fn next_step(&mut self, world: &World) -> Option<(Step, Option<Fault>)> {
+        match self.stage {
+            Stage::Header(i) => {
+                let step = self.header[i].clone();
+                self.stage = if i + 1 < self.header.len() {
+                    Stage::Header(i + 1)
+                } else {
+                    Stage::Body
+                };
+                Some((step, None))
+            }
+            Stage::Body if self.remaining > 0 => {
+                self.remaining -= 1;
+                Some(self.body(world))
+            }
+            Stage::Body | Stage::Heal => {
+                if !world.running() {
+                    self.stage = Stage::Heal;
+                    return Some((Step::Restart, None));
+                }
+                self.stage = Stage::Done;
+                Some((Step::Heal(None), None))
+            }
+            Stage::Done => None,
+        }
+    }
+
+    fn body(&mut self, world: &World) -> (Step, Option<Fault>) {
+        if !world.running() {
+            // Closed or crashed: let some time pass (the old one's reconnect may fire), or
+            // start again.
+            if self.rng.gen_bool(0.3) {
+                let by = self.rng.gen_range(1..=self.reconnect.as_millis() as u64 * 2);
+                return (Step::Advance(ms(by)), None);
+            }
+            return (Step::Restart, None);
+        }
+        if self.rng.gen_bool(self.profile.rate) {
+            let connected = world.connected();
+            let attempt = world.attempt_owner().is_some();
+            let fault = self.profile.draw(&mut self.rng, |f| match f {
+                Fault::Reject => attempt,
+                Fault::Outage | Fault::Close | Fault::Crash => true,
+                _ => connected,
+            });
+            if let Some(fault) = fault {
+                return (self.fault(fault), Some(fault));
+            }
+        }
+        if self.rng.gen_bool(0.3) {
+            return (self.workload(world), None);
+        }
+        (self.progress(world), None)
+    }
+
+    /// A step that moves replication along.
+    fn progress(&mut self, world: &World) -> Step {
+        if world.attempt_owner().is_some() {
+            return Step::Accept;
+        }
+        match world.phase() {
+            Some(Phase::Connected) => match self.rng.gen_range(0..20) {
+                0..=11 => Step::Serve(None),
+                12..=16 => Step::Serve(Some(self.log_uniform(17))),
+                _ => Step::Advance(ms(self.rng.gen_range(1..=2000))),
+            },
+            _ => {
+                let now = world.reactor.now();
+                match world.reactor.next_due() {
+                    Some(due) if due > now => Step::Advance(due - now),
+                    Some(_) => Step::Advance(ms(1)),
+                    None => Step::Advance(ms(self.rng.gen_range(1..=5000))),
+                }
+            }
+        }
+    }
+
+    /// A number from 1 to 2^bits, evenly spread over magnitudes.
+    fn log_uniform(&mut self, bits: u32) -> usize {
+        let top = 1usize << self.rng.gen_range(0..bits);
+        top + self.rng.gen_range(0..top)
+    }
+
+    fn fault(&mut self, fault: Fault) -> Step {
+        let rng = &mut self.rng;
+        match fault {
+            Fault::Disconnect => {
+                if rng.gen_bool(0.5) {
+                    Step::Fail
+                } else {
+                    Step::Drop
+                }
+            }
+            Fault::Reject => Step::Reject,
+            Fault::Outage => {
+                let periods = rng.gen_range(2..=6);
+                Step::Outage(self.reconnect * periods + ms(rng.gen_range(0..1000)))
+            }
+            Fault::Cut => Step::Serve(Some(self.log_uniform(16))),
+            Fault::Stall => {
+                let max = if self.keep_alive.is_zero() {
+                    30_000
+                } else {
+                    self.keep_alive.as_millis() as u64 * 3
+                };
+                Step::Advance(ms(rng.gen_range(1..=max)))
+            }
+            Fault::Corrupt => {
+                let offset = self.log_uniform(18) - 1;
+                let mask = 1u8 << self.rng.gen_range(0..8);
+                Step::Corrupt { offset, mask }
+            }
+            Fault::Truncate => Step::Truncate(rng.gen_range(1..=8)),
+            Fault::Duplicate => Step::Duplicate,
+            Fault::BadChecksum => Step::BadChecksum,
+            Fault::Close => Step::Close,
+            Fault::Crash if self.disk => Step::Crash {
+                keep: rng.gen_range(0..=3),
+                tear: if rng.gen_bool(0.5) {
+                    0
+                } else {
+                    rng.gen_range(1..=4096)
+                },
+            },
+            Fault::Crash => Step::Crash { keep: 0, tear: 0 },
+            Fault::PrimaryRestart => Step::PrimaryRestart,
+        }
+    }
+
+    fn new_key(&mut self) -> String {
+        self.next_key += 1;
+        format!("k{}", self.next_key)
+    }
+
+    /// A commit, undo or delete on the primary.
+    fn workload(&mut self, world: &World) -> Step {
+        let keys: Vec<String> = world
+            .primary
+            .items(&[])
+            .map(|items| {
+                items
+                    .iter()
+                    .filter(|(_, v)| matches!(v, Item::Ref(_)))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let roll = self.rng.gen_range(0..100);
+        if roll < 8 {
+            let n = self.rng.gen_range(1..=3);
+            if world.primary.can_undo_back(n) {
+                return Step::Undo(n);
+            }
+        }
+        let existing = |g: &mut Generator| -> Option<String> {
+            (!keys.is_empty()).then(|| keys[g.rng.gen_range(0..keys.len())].clone())
+        };
+        let mut changes = Vec::new();
+        match roll {
+            8..=17 => match existing(self) {
+                Some(k) => changes.push(Change::Remove {
+                    parent: vec![],
+                    key: k,
+                }),
+                None => changes.push(add(vec![], self.new_key())),
+            },
+            18..=22 => {
+                // Hundreds of records in one transaction.
+                let k = self.new_key();
+                changes.push(add(vec![], k.clone()));
+                changes.push(Change::AddMappings {
+                    parent: vec![k],
+                    prefix: "c".into(),
+                    count: self.rng.gen_range(100..=400),
+                });
+            }
+            23..=25 => {
+                // A record of several hundred KiB.
+                let k = match existing(self) {
+                    Some(k) => k,
+                    None => {
+                        let k = self.new_key();
+                        changes.push(add(vec![], k.clone()));
+                        k
+                    }
+                };
+                changes.push(set(k, "big", self.rng.gen_range(100_000..=400_000)));
+            }
+            26..=55 => {
+                // One tiny record.
+                match existing(self) {
+                    Some(k) => changes.push(set(k, "v", self.rng.gen_range(1..=32))),
+                    None => changes.push(add(vec![], self.new_key())),
+                }
+            }
+            56..=75 => changes.push(add(vec![], self.new_key())),
+            _ => {
+                for _ in 0..self.rng.gen_range(2..=5) {
+                    match existing(self) {
+                        Some(k) if self.rng.gen_bool(0.6) => {
+                            let len = self.rng.gen_range(1..=2000);
+                            changes.push(set(k, "w", len))
+                        }
+                        _ => changes.push(add(vec![], self.new_key())),
+                    }
+                }
+            }
+        }
+        let meta = if self.rng.gen_bool(0.3) {
+            let text = |g: &mut Generator| TEXTS[g.rng.gen_range(0..TEXTS.len())].as_bytes().to_vec();
+            Meta {
+                user: text(self),
+                description: text(self),
+                extension: if self.rng.gen_bool(0.5) {
+                    vec![(
+                        "note".into(),
+                        TEXTS[self.rng.gen_range(0..TEXTS.len())].into(),
+                    )]
+                } else {
+                    Vec::new()
+                },
+            }
+        } else {
+            Meta::default()
+        };
+        commit(changes, meta)
+    }
+}
+
+fn add(parent: Vec<String>, key: String) -> Change {
+    Change::AddMapping { parent, key }
+}
+
+fn set(parent: String, key: &str, len: usize) -> Change {
+    Change::SetBytes {
+        parent: vec![parent],
+        key: key.into(),
+        len,
+        seed: 0,
+    }
+}
+
+/// A commit step, its payload seeds numbered by position as `primary commit` parses them,
+/// so that the step reads back from its text unchanged.
+pub fn commit(mut changes: Vec<Change>, meta: Meta) -> Step {
+    renumber(&mut changes);
+    Step::Commit { changes, meta }
+}
+
+/// Numbers payload seeds by position (1, 2, …), as the scenario parser does.
+pub fn renumber(changes: &mut [Change]) {
+    for (i, c) in changes.iter_mut().enumerate() {
+        if let Change::SetBytes { seed, .. } = c {
+            *seed = i as u64 + 1;
+        }
+    }
+}
