@@ -56,7 +56,7 @@ enum Command {
         #[arg(long, default_value_t = 1000)]
         runs: u64,
         /// Steps per run (before the heal phase).
-        #[arg(long, default_value_t = 250)]
+        #[arg(long, default_value_t = 200)]
         steps: usize,
         /// Threads.
         #[arg(long, default_value_t = 1)]

@@ -110,20 +110,18 @@ impl Campaign {
         let mut report = generated_run(self.seed, index, self.settings, &self.options);
         if self.check_determinism {
             let again = generated_run(self.seed, index, self.settings, &self.options);
-            if again.hash != report.hash && report.failure.is_none() {
-                report.failure = Some((
-                    Violation {
-                        oracle: Oracle::Determinism,
-                        message: format!(
-                            "two executions of the run left different traces ({:016x}, {:016x})",
-                            report.hash, again.hash
-                        ),
-                    },
-                    Vec::new(),
-                ));
+            if again.hash != report.hash && report.violation.is_none() {
+                report.violation = Some(Violation {
+                    oracle: Oracle::Determinism,
+                    message: format!(
+                        "two executions of the run left different traces ({:016x}, {:016x})",
+                        report.hash, again.hash
+                    ),
+                });
             }
         }
-        let failure = report.failure.take().map(|(violation, steps)| {
+        let steps = std::mem::take(&mut report.executed);
+        let failure = report.violation.take().map(|violation| {
             let original_steps = steps.len();
             let shrunk = (self.shrink_budget > 0 && violation.oracle != Oracle::Determinism)
                 .then(|| shrink(steps.clone(), violation.oracle, &self.options, self.shrink_budget))
@@ -155,14 +153,13 @@ pub fn scenario_text(seed: u64, failure: &Failure) -> String {
     let mut out = format!(
         "# Written by `zrs-sim fuzz --seed {seed}`: run {}, {} from {} to {} steps.\n\
          # It fails oracle {}: {}\n\
-         # Replay: zrs-sim run {seed}-{}.scn\n",
+         # `zrs-sim run` on this file replays it to that violation (and exits non-zero).\n",
         failure.index,
         if failure.shrunk { "shrunk" } else { "not shrunk" },
         failure.original_steps,
         failure.steps.len(),
         failure.violation.oracle,
         failure.violation.message.split_whitespace().collect::<Vec<_>>().join(" "),
-        failure.index,
     );
     for step in &failure.steps {
         out.push_str(&step.to_string());

@@ -34,8 +34,10 @@ pub struct RunReport {
     pub replicated: u64,
     /// The trace hash.
     pub hash: u64,
-    /// The violation that ended the run, with the steps up to it.
-    pub failure: Option<(Violation, Vec<Step>)>,
+    /// The violation that ended the run, if one did.
+    pub violation: Option<Violation>,
+    /// The steps executed (up to the violation).
+    pub executed: Vec<Step>,
 }
 
 fn panic_violation(payload: Box<dyn std::any::Any + Send>) -> Violation {
@@ -59,7 +61,8 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
         faults: [0; 12],
         replicated: 0,
         hash: 0,
-        failure: None,
+        violation: None,
+        executed: Vec::new(),
     };
     let mut steps: Vec<Step> = Vec::new();
     let mut trace = Trace::new();
@@ -108,7 +111,8 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
     }
     report.steps = steps.len() as u64;
     report.hash = trace.finish();
-    report.failure = violation.map(|v| (v, steps));
+    report.violation = violation;
+    report.executed = steps;
     report
 }
 

@@ -1,0 +1,100 @@
+//! The oracles bite: each deliberately broken secondary (zrs feature `deliberate-bugs`)
+//! is caught within a fixed number of runs of a fixed seed, and shrunk to a scenario of a
+//! few dozen steps at most that `zrs-sim run`'s runner replays to the same violation.
+
+use std::sync::Arc;
+
+use zrs::secondary::Bug;
+use zrs_sim::fuzz::campaign::{scenario_text, Campaign};
+use zrs_sim::fuzz::generate::Settings;
+use zrs_sim::fuzz::oracle::Oracle;
+use zrs_sim::runner::{run_file, ConfigHook, RunError, RunOptions};
+
+fn options(bug: Bug) -> RunOptions {
+    RunOptions {
+        configure: Some(ConfigHook(Arc::new(move |c| c.bug = Some(bug)))),
+        ..RunOptions::default()
+    }
+}
+
+/// Runs until the first failure (at most `runs`), shrinks it, replays its scenario file.
+fn caught(bug: Bug, runs: u64, expected: &[Oracle]) {
+    let options = options(bug);
+    let mut found = None;
+    for index in 0..runs {
+        let campaign = Campaign {
+            seed: 20261126,
+            runs: index + 1,
+            settings: Settings {
+                steps: 60,
+                swarm: false,
+            },
+            jobs: 1,
+            shard: Some((index, runs)),
+            check_determinism: false,
+            shrink_budget: 400,
+            options: options.clone(),
+        };
+        let outcome = campaign.run(&|| {});
+        if let Some(f) = outcome.failures.into_iter().next() {
+            found = Some(f);
+            break;
+        }
+    }
+    let failure = found.unwrap_or_else(|| panic!("{bug:?}: not caught in {runs} runs"));
+    eprintln!(
+        "{bug:?}: run {} fails {} ({}), shrunk from {} to {} steps",
+        failure.index,
+        failure.violation.oracle,
+        failure.violation.message,
+        failure.original_steps,
+        failure.steps.len()
+    );
+    assert!(
+        expected.contains(&failure.violation.oracle),
+        "{bug:?} caught by {} ({}), expected one of {expected:?}",
+        failure.violation.oracle,
+        failure.violation.message
+    );
+    assert!(failure.shrunk, "{bug:?}: not shrunk");
+    assert!(
+        failure.steps.len() <= 40,
+        "{bug:?}: shrunk only to {} steps",
+        failure.steps.len()
+    );
+    eprintln!("{}", scenario_text(20261126, &failure));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("regression.scn");
+    std::fs::write(&path, scenario_text(20261126, &failure)).unwrap();
+    let error = run_file(&path, &options).expect_err("the scenario replays to a failure");
+    let run = error.downcast_ref::<RunError>().expect("a run error");
+    let v = run.violation.as_ref().expect("an oracle violation");
+    assert_eq!(v.oracle, failure.violation.oracle, "{}", run.transcript);
+    // Without the bug the same scenario passes.
+    run_file(&path, &RunOptions::default()).unwrap_or_else(|e| panic!("{bug:?}: {e}"));
+}
+
+#[test]
+fn unchecked_checksums_are_caught() {
+    caught(Bug::IgnoreChecksum, 30, &[Oracle::Prefix]);
+}
+
+#[test]
+fn a_partial_transaction_kept_after_disconnect_is_caught() {
+    caught(Bug::KeepPartialTransaction, 30, &[Oracle::Partial]);
+}
+
+#[test]
+fn a_start_tid_from_the_last_received_transaction_is_caught() {
+    caught(Bug::StartFromReceived, 30, &[Oracle::StartTid, Oracle::Prefix]);
+}
+
+#[test]
+fn no_reconnect_after_reject_is_caught() {
+    caught(Bug::NoReconnectAfterReject, 30, &[Oracle::Connection]);
+}
+
+#[test]
+fn a_keep_alive_left_running_after_disconnect_is_caught() {
+    caught(Bug::KeepAliveAfterDisconnect, 30, &[Oracle::Connection]);
+}
