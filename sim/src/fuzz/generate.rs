@@ -230,7 +230,9 @@ impl Generator {
                 Step::Advance(ms(rng.gen_range(1..=max)))
             }
             Fault::Corrupt => {
-                let offset = self.log_uniform(18) - 1;
+                // Mostly within the next few messages, sometimes far ahead.
+                let bits = if rng.gen_bool(0.7) { 11 } else { 18 };
+                let offset = self.log_uniform(bits) - 1;
                 let mask = 1u8 << self.rng.gen_range(0..8);
                 Step::Corrupt { offset, mask }
             }
