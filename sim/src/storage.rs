@@ -18,7 +18,8 @@ use zrs::storage::file::backend::FileBackend;
 use zrs::storage::file::{Durability, FileStorage, Options};
 use zrs::storage::memory::MemoryStorage;
 use zrs::storage::{
-    HistoryEntry, LoadBefore, Result as StorageResult, Storage, StorageError, TransactionMeta, TransactionRecord,
+    HistoryEntry, LoadBefore, Result as StorageResult, Storage, StorageError, TransactionMeta,
+    TransactionRecord,
 };
 use zrs::{Oid, Tid};
 
@@ -28,7 +29,11 @@ use crate::disk::{CrashReport, SimDisk};
 ///
 /// `durable`: fsync every transaction, as in production; runs in a throw-away directory
 /// skip the fsyncs (they would cost more than the whole run and prove nothing there).
-pub fn open_file_storage(name: &str, path: &Path, durable: bool) -> std::result::Result<FileStorage, String> {
+pub fn open_file_storage(
+    name: &str,
+    path: &Path,
+    durable: bool,
+) -> std::result::Result<FileStorage, String> {
     let error = |e: &dyn std::fmt::Display| format!("opening {}: {e}", path.display());
     let backend = FileBackend::open(path, false).map_err(|e| error(&e))?;
     let durability = if durable {
@@ -48,7 +53,10 @@ pub fn open_file_storage(name: &str, path: &Path, durable: bool) -> std::result:
 pub enum Place {
     Memory,
     /// A real file.
-    File { path: PathBuf, durable: bool },
+    File {
+        path: PathBuf,
+        durable: bool,
+    },
     /// A FileStorage on a simulated disk.
     Disk {
         disk: Arc<SimDisk>,

@@ -526,7 +526,10 @@ impl World {
     }
 
     /// Runs a fault on the protocol primary's stream.
-    fn damage(&mut self, f: impl FnOnce(&mut Server, &[Transaction]) -> bool) -> Result<(), WorldError> {
+    fn damage(
+        &mut self,
+        f: impl FnOnce(&mut Server, &[Transaction]) -> bool,
+    ) -> Result<(), WorldError> {
         self.server()?;
         let server = self.server.as_mut().expect("just set");
         if f(server, self.primary.transactions()) {

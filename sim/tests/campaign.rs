@@ -47,7 +47,10 @@ fn shard_summaries_merge_into_the_whole_campaign() {
     let whole = campaign(5, 15, 2, None).run(&|| {}).summary;
     let shards: Vec<Summary> = (0..3)
         .map(|i| {
-            let text = campaign(5, 15, 1, Some((i, 3))).run(&|| {}).summary.to_string();
+            let text = campaign(5, 15, 1, Some((i, 3)))
+                .run(&|| {})
+                .summary
+                .to_string();
             assert!(text.contains(&format!("shard {i}/3")));
             Summary::parse("shard", &text).unwrap()
         })
@@ -66,11 +69,7 @@ fn generated_steps_read_back_from_their_text_and_replay_through_the_runner() {
     for index in 0..12 {
         let report = generated_run(3, index, settings, &RunOptions::default());
         assert!(report.violation.is_none(), "{:?}", report.violation);
-        let text: String = report
-            .executed
-            .iter()
-            .map(|s| format!("{s}\n"))
-            .collect();
+        let text: String = report.executed.iter().map(|s| format!("{s}\n")).collect();
         let scenario = Scenario::parse(Path::new("run.scn"), &text).unwrap();
         let steps: Vec<_> = scenario.lines.iter().map(|l| l.step.clone()).collect();
         assert_eq!(steps, report.executed, "run {index}:\n{text}");

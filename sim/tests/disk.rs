@@ -39,7 +39,9 @@ fn commit(s: &mut FileStorage, n: u64) {
 }
 
 fn tids(s: &FileStorage) -> Vec<Tid> {
-    s.iterator(None, None).map(|t| t.unwrap().meta.tid).collect()
+    s.iterator(None, None)
+        .map(|t| t.unwrap().meta.tid)
+        .collect()
 }
 
 #[test]
@@ -78,7 +80,10 @@ fn every_crash_leaves_a_clean_prefix() {
                     assert_eq!(after, committed, "a synced transaction was lost: {what}");
                 }
                 assert!(synced_before > 0);
-                assert_eq!(s.last_transaction(), after.last().copied().unwrap_or(Tid::ZERO));
+                assert_eq!(
+                    s.last_transaction(),
+                    after.last().copied().unwrap_or(Tid::ZERO)
+                );
             }
         }
     }

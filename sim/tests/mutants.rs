@@ -85,7 +85,11 @@ fn a_partial_transaction_kept_after_disconnect_is_caught() {
 
 #[test]
 fn a_start_tid_from_the_last_received_transaction_is_caught() {
-    caught(Bug::StartFromReceived, 40, &[Oracle::StartTid, Oracle::Prefix]);
+    caught(
+        Bug::StartFromReceived,
+        40,
+        &[Oracle::StartTid, Oracle::Prefix],
+    );
 }
 
 #[test]

@@ -221,17 +221,15 @@ impl<S: Storage> Secondary<S> {
         // Mutation hook 1: checksums not checked.
         #[cfg(feature = "deliberate-bugs")]
         let check_checksums = check_checksums && self.config.bug != Some(Bug::IgnoreChecksum);
-        let result = connection.stream.receive(
-            bytes,
-            &mut self.storage,
-            check_checksums,
-            &mut |c| {
-                actions.push_back(Action::Invalidate {
-                    tid: c.tid,
-                    oids: c.oids,
-                })
-            },
-        );
+        let result =
+            connection
+                .stream
+                .receive(bytes, &mut self.storage, check_checksums, &mut |c| {
+                    actions.push_back(Action::Invalidate {
+                        tid: c.tid,
+                        oids: c.oids,
+                    })
+                });
         if let Err(error) = result {
             let peer = &connection.peer;
             log::critical(LOGGER, &format!("{peer}Input data error\n{error}"));

@@ -124,7 +124,14 @@ impl Campaign {
         let failure = report.violation.take().map(|violation| {
             let original_steps = steps.len();
             let shrunk = (self.shrink_budget > 0 && violation.oracle != Oracle::Determinism)
-                .then(|| shrink(steps.clone(), violation.oracle, &self.options, self.shrink_budget))
+                .then(|| {
+                    shrink(
+                        steps.clone(),
+                        violation.oracle,
+                        &self.options,
+                        self.shrink_budget,
+                    )
+                })
                 .flatten();
             match shrunk {
                 Some(s) => Failure {
@@ -155,11 +162,20 @@ pub fn scenario_text(seed: u64, failure: &Failure) -> String {
          # It fails oracle {}: {}\n\
          # `zrs-sim run` on this file replays it to that violation (and exits non-zero).\n",
         failure.index,
-        if failure.shrunk { "shrunk" } else { "not shrunk" },
+        if failure.shrunk {
+            "shrunk"
+        } else {
+            "not shrunk"
+        },
         failure.original_steps,
         failure.steps.len(),
         failure.violation.oracle,
-        failure.violation.message.split_whitespace().collect::<Vec<_>>().join(" "),
+        failure
+            .violation
+            .message
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" "),
     );
     for step in &failure.steps {
         out.push_str(&step.to_string());

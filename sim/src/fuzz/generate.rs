@@ -154,7 +154,9 @@ impl Generator {
             // Closed or crashed: let some time pass (the old one's reconnect may fire), or
             // start again.
             if self.rng.gen_bool(0.3) {
-                let by = self.rng.gen_range(1..=self.reconnect.as_millis() as u64 * 2);
+                let by = self
+                    .rng
+                    .gen_range(1..=self.reconnect.as_millis() as u64 * 2);
                 return (Step::Advance(ms(by)), None);
             }
             return (Step::Restart, None);
@@ -272,7 +274,11 @@ impl Generator {
             })
             .unwrap_or_default();
         // `b…` mappings hold a big value: left alone but for deletes.
-        let keys: Vec<String> = all.iter().filter(|k| !k.starts_with('b')).cloned().collect();
+        let keys: Vec<String> = all
+            .iter()
+            .filter(|k| !k.starts_with('b'))
+            .cloned()
+            .collect();
         // Per 200: 8 % undo, 10 % delete, 3 % hundreds of records, 1.5 % a big record,
         // 34 % one tiny record, 20 % a new mapping, the rest a few changes at once.
         let roll = self.rng.gen_range(0..200);
@@ -331,7 +337,8 @@ impl Generator {
             }
         }
         let meta = if self.rng.gen_bool(0.3) {
-            let text = |g: &mut Generator| TEXTS[g.rng.gen_range(0..TEXTS.len())].as_bytes().to_vec();
+            let text =
+                |g: &mut Generator| TEXTS[g.rng.gen_range(0..TEXTS.len())].as_bytes().to_vec();
             Meta {
                 user: text(self),
                 description: text(self),

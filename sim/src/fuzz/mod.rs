@@ -10,10 +10,10 @@
 //! - [`campaign`]: runs in parallel, aggregated in run order;
 //! - [`summary`]: the campaign's summary, its file format and the merge of shards.
 
-pub mod oracle;
 pub mod campaign;
 pub mod execute;
 pub mod generate;
+pub mod oracle;
 pub mod rng;
 pub mod shrink;
 pub mod summary;

@@ -179,8 +179,12 @@ impl Checker {
                     ),
                 ));
             };
-            compare(&txn, expected)
-                .map_err(|what| violation(Oracle::Prefix, format!("transaction {} ({:?}): {what}", i + 1, expected.tid)))?;
+            compare(&txn, expected).map_err(|what| {
+                violation(
+                    Oracle::Prefix,
+                    format!("transaction {} ({:?}): {what}", i + 1, expected.tid),
+                )
+            })?;
             i += 1;
         }
         self.verified = i;
@@ -244,7 +248,11 @@ fn check_connections(world: &World) -> Result<(), Violation> {
                 format!(
                     "secondary {} ({:?}): {what}",
                     g + 1,
-                    if world.is_dead(g) { None } else { Some(secondary.phase()) }
+                    if world.is_dead(g) {
+                        None
+                    } else {
+                        Some(secondary.phase())
+                    }
                 ),
             ))
         };
@@ -271,10 +279,14 @@ fn check_connections(world: &World) -> Result<(), Violation> {
             }
             Phase::Idle => {
                 if secondary.config().address.is_some() && reconnect != 1 {
-                    return fail(format!("disconnected with {reconnect} reconnects pending (one is due)"));
+                    return fail(format!(
+                        "disconnected with {reconnect} reconnects pending (one is due)"
+                    ));
                 }
                 if keep_alive > 0 {
-                    return fail(format!("disconnected with {keep_alive} keep-alive(s) pending"));
+                    return fail(format!(
+                        "disconnected with {keep_alive} keep-alive(s) pending"
+                    ));
                 }
                 if attempt || (current && world.connected()) {
                     return fail("idle but holding an attempt or a connection".into());
@@ -299,7 +311,9 @@ fn check_connections(world: &World) -> Result<(), Violation> {
                 }
                 let due = usize::from(!secondary.config().keep_alive_delay.is_zero());
                 if keep_alive != due {
-                    return fail(format!("connected with {keep_alive} keep-alive(s) pending ({due} due)"));
+                    return fail(format!(
+                        "connected with {keep_alive} keep-alive(s) pending ({due} due)"
+                    ));
                 }
             }
         }
@@ -314,7 +328,10 @@ fn compare(got: &TransactionRecord, want: &Transaction) -> Result<(), String> {
         return Err(format!("tid {:?} in the storage", meta.tid));
     }
     if meta.status != want.status {
-        return Err(format!("status {:?}, not {:?}", meta.status as char, want.status as char));
+        return Err(format!(
+            "status {:?}, not {:?}",
+            meta.status as char, want.status as char
+        ));
     }
     if meta.user != want.user {
         return Err(format!("user {}", zrs::repr::py2_bytes_repr(&meta.user)));

@@ -99,7 +99,12 @@ impl Shrinker<'_> {
 }
 
 /// Shrinks `steps`, which fail `target`, spending at most `budget` replays.
-pub fn shrink(steps: Vec<Step>, target: Oracle, options: &RunOptions, budget: usize) -> Option<Shrunk> {
+pub fn shrink(
+    steps: Vec<Step>,
+    target: Oracle,
+    options: &RunOptions,
+    budget: usize,
+) -> Option<Shrunk> {
     let (violation, at) = replay(&steps, options)?;
     if violation.oracle != target {
         return None;

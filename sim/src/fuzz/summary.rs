@@ -79,7 +79,13 @@ pub enum SummaryError {
 
 impl Summary {
     /// An empty summary for a campaign (or one shard of it).
-    pub fn new(seed: u64, runs: u64, steps: usize, swarm: bool, shard: Option<(u64, u64)>) -> Summary {
+    pub fn new(
+        seed: u64,
+        runs: u64,
+        steps: usize,
+        swarm: bool,
+        shard: Option<(u64, u64)>,
+    ) -> Summary {
         Summary {
             seed,
             runs,
@@ -134,7 +140,8 @@ impl Summary {
             }
             let (key, rest) = line.split_once(' ').unwrap_or((line, ""));
             let number = |v: &str| -> Result<u64, SummaryError> {
-                v.parse().map_err(|_| error(format!("{key}: {v:?} is not a number")))
+                v.parse()
+                    .map_err(|_| error(format!("{key}: {v:?} is not a number")))
             };
             match key {
                 "seed" => s.seed = number(rest)?,
@@ -202,14 +209,18 @@ impl Summary {
     /// Merges the shard summaries of one campaign into its summary.
     pub fn merge(shards: &[Summary]) -> Result<Summary, SummaryError> {
         let merge_error = |what: String| SummaryError::Merge(what);
-        let first = shards.first().ok_or_else(|| merge_error("no summaries".into()))?;
+        let first = shards
+            .first()
+            .ok_or_else(|| merge_error("no summaries".into()))?;
         let Some((_, count)) = first.shard else {
             return Err(merge_error("the first summary is not a shard's".into()));
         };
         let mut seen = vec![false; count as usize];
         let mut out = Summary::new(first.seed, first.runs, first.steps, first.swarm, None);
         for s in shards {
-            if (s.seed, s.runs, s.steps, s.swarm) != (first.seed, first.runs, first.steps, first.swarm) {
+            if (s.seed, s.runs, s.steps, s.swarm)
+                != (first.seed, first.runs, first.steps, first.swarm)
+            {
                 return Err(merge_error(format!(
                     "shards of different campaigns (seed {} runs {} vs seed {} runs {})",
                     s.seed, s.runs, first.seed, first.runs
@@ -269,7 +280,11 @@ impl fmt::Display for Summary {
         writeln!(f, "digest {:016x}", self.digest)?;
         writeln!(f, "violations {}", self.failures.len())?;
         for failure in &self.failures {
-            writeln!(f, "failure {} {} {}", failure.index, failure.oracle, failure.message)?;
+            writeln!(
+                f,
+                "failure {} {} {}",
+                failure.index, failure.oracle, failure.message
+            )?;
         }
         Ok(())
     }

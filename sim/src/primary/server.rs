@@ -148,7 +148,12 @@ impl Server {
             if !self.encode_next(history) {
                 return false;
             }
-            queued += self.queue.iter().skip(before).map(|f| f.bytes.len()).sum::<usize>();
+            queued += self
+                .queue
+                .iter()
+                .skip(before)
+                .map(|f| f.bytes.len())
+                .sum::<usize>();
         }
         let mut at = offset + self.offset;
         for f in self.queue.iter_mut() {

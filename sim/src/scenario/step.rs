@@ -123,7 +123,10 @@ pub enum Step {
     /// (all, if none) of the stream it owes the secondary.
     Serve(Option<usize>),
     /// Flips bits (`mask`) of the byte `offset` bytes ahead in the primary's stream.
-    Corrupt { offset: usize, mask: u8 },
+    Corrupt {
+        offset: usize,
+        mask: u8,
+    },
     /// The next message the primary starts loses its last N bytes (its size header stays).
     Truncate(usize),
     /// The next message the primary starts is sent twice.
@@ -132,7 +135,10 @@ pub enum Step {
     BadChecksum,
     /// The secondary's process crashes; a simulated disk keeps the first `keep` unsynced
     /// writes and `tear` bytes of the next.
-    Crash { keep: usize, tear: usize },
+    Crash {
+        keep: usize,
+        tear: usize,
+    },
     /// Opens a new secondary, as the last one was opened, over its storage (after `close`
     /// or `crash`).
     Restart,
@@ -170,7 +176,9 @@ fn path_text(parent: &[String], key: &str) -> String {
 fn text_literal(bytes: &[u8]) -> String {
     let plain = !bytes.is_empty()
         && bytes[0].is_ascii_alphabetic()
-        && bytes.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+        && bytes
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'_');
     if plain {
         String::from_utf8_lossy(bytes).into_owned()
     } else {
