@@ -61,7 +61,7 @@ pub struct RunError {
     /// The transcript up to and including the failed step's echo.
     pub transcript: String,
     /// The oracle violation that ended the run, if that is what ended it.
-    pub violation: Option<Violation>,
+    pub violation: Option<Box<Violation>>,
 }
 
 /// Runs a scenario; returns its transcript.
@@ -77,7 +77,7 @@ pub fn run(scenario: &Scenario, options: &RunOptions) -> Result<String, RunError
             let (message, violation) = match outcome.end {
                 None => continue,
                 Some(End::Error(message)) => (message, None),
-                Some(End::Violation(v)) => (v.to_string(), Some(v)),
+                Some(End::Violation(v)) => (v.to_string(), Some(Box::new(v))),
             };
             return Err(RunError {
                 file: scenario.path.display().to_string(),

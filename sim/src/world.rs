@@ -117,6 +117,9 @@ pub struct World {
     pub virtual_clock: bool,
     /// What oracles are to judge, oldest first (they take it).
     pub events: Vec<Event>,
+    /// How many times a storage was reopened (after a crash or close): its whole content
+    /// is then checked again.
+    pub reopens: u64,
 }
 
 impl Default for World {
@@ -143,6 +146,7 @@ impl World {
             chunk_rng: None,
             virtual_clock: false,
             events: Vec::new(),
+            reopens: 0,
         }
     }
 
@@ -591,6 +595,7 @@ impl World {
         }
         let storage = self.secondaries[g].storage().clone();
         storage.reopen().map_err(WorldError::Reopen)?;
+        self.reopens += 1;
         let config = self.secondaries[g].config().clone();
         self.open(Secondary::new(storage, config));
         Ok(())

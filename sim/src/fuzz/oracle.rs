@@ -4,7 +4,7 @@
 //!   committed history, transaction for transaction and record for record — tids, status,
 //!   user, description, the extension as ZODB stores it, oids, data, backpointers.
 //!   Checked incrementally: only transactions added since the last check are compared
-//!   (all again after a crash took some back).
+//!   (all of them again after the storage was reopened).
 //! - [`Oracle::Partial`]: no transaction is left in progress on the storage while the
 //!   secondary is not connected (a partial transaction is aborted on disconnect).
 //! - [`Oracle::StartTid`]: the start tid of every handshake is the storage's last
@@ -105,6 +105,8 @@ pub struct Checker {
     /// Transactions of the storage verified so far, and the last one's tid.
     verified: usize,
     verified_tid: Tid,
+    /// The world's reopen count when last checked.
+    reopens: u64,
 }
 
 impl Checker {
@@ -142,6 +144,12 @@ impl Checker {
         if secondary.is_closed() {
             return Ok(());
         }
+        if world.reopens != self.reopens {
+            // A reopened file must be a clean prefix: check it all again.
+            self.reopens = world.reopens;
+            self.verified = 0;
+            self.verified_tid = Tid::ZERO;
+        }
         let history = world.primary.transactions();
         storage.with(|s| match s {
             Some(s) => self.verify(s, history),
@@ -151,7 +159,7 @@ impl Checker {
 
     fn verify(&mut self, s: &dyn Storage, history: &[Transaction]) -> Result<(), Violation> {
         let last = s.last_transaction();
-        if last == self.verified_tid {
+        if last == self.verified_tid && self.verified > 0 {
             return Ok(());
         }
         if last < self.verified_tid {
