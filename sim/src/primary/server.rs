@@ -230,3 +230,106 @@ impl Server {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primary::{Change, Database, Meta};
+    use zrs::protocol::framing::FrameDecoder;
+
+    fn history() -> Database {
+        let mut db = Database::new();
+        db.commit(
+            &[Change::AddMapping {
+                parent: vec![],
+                key: "x".into(),
+            }],
+            &Meta::default(),
+        )
+        .unwrap();
+        db
+    }
+
+    fn messages(bytes: &[u8]) -> Vec<Vec<u8>> {
+        let mut d = FrameDecoder::new(1 << 20);
+        d.feed(bytes);
+        std::iter::from_fn(|| d.next_frame().unwrap()).collect()
+    }
+
+    #[test]
+    fn streams_what_follows_the_start_tid_like_zc_zrs() {
+        let db = history();
+        let h = db.transactions();
+        let mut s = Server::new(47245, h[0].tid, h);
+        let out = messages(&s.take(None, h));
+        // T, then S + data for the root and x, then C.
+        assert_eq!(out.len(), 6);
+        assert!(
+            matches!(Message::decode(&out[0]), Ok(Message::Transaction(t)) if t.tid == h[1].tid)
+        );
+        let mut md5 = StreamChecksum::new(h[0].tid);
+        for m in &out[..5] {
+            md5.update(m);
+        }
+        assert!(matches!(
+            Message::decode(&out[5]),
+            Ok(Message::Commit { checksum: Some(c) }) if c == md5.digest()
+        ));
+        assert!(s.done(h));
+        // From the last tid there is nothing to send.
+        let mut s = Server::new(47245, h[1].tid, h);
+        assert!(s.take(None, h).is_empty());
+    }
+
+    #[test]
+    fn deliveries_cut_anywhere_add_up_to_the_stream() {
+        let db = history();
+        let h = db.transactions();
+        let whole = Server::new(1, Tid::ZERO, h).take(None, h);
+        let mut s = Server::new(1, Tid::ZERO, h);
+        let mut parts = Vec::new();
+        for n in [1, 3, 7, 100, 5] {
+            parts.extend(s.take(Some(n), h));
+        }
+        parts.extend(s.take(None, h));
+        assert_eq!(parts, whole);
+    }
+
+    #[test]
+    fn faults_damage_the_next_bytes_and_messages() {
+        let db = history();
+        let h = db.transactions();
+        let whole = Server::new(1, Tid::ZERO, h).take(None, h);
+
+        let mut s = Server::new(1, Tid::ZERO, h);
+        assert!(s.corrupt(10, 0x40, h));
+        let damaged = s.take(None, h);
+        assert_eq!(damaged[10], whole[10] ^ 0x40);
+        assert!(s.damaged);
+
+        let mut s = Server::new(1, Tid::ZERO, h);
+        s.take(Some(2), h);
+        assert!(s.truncate(3, h));
+        let rest = s.take(None, h);
+        // The first message (the root's T) lost 3 bytes; its header still says the old size.
+        assert_eq!(rest.len(), whole.len() - 2 - 3);
+        assert_eq!(&rest[..2], &whole[2..4]);
+
+        let mut s = Server::new(1, Tid::ZERO, h);
+        assert!(s.duplicate(h));
+        let doubled = messages(&s.take(None, h));
+        assert_eq!(doubled[0], doubled[1]);
+
+        let mut s = Server::new(1, Tid::ZERO, h);
+        assert!(s.bad_checksum(h));
+        let out = messages(&s.take(None, h));
+        let good = messages(&whole);
+        assert_eq!(out.len(), good.len());
+        assert_ne!(out[3], good[3], "the first C differs");
+        assert_eq!(out[4..], good[4..]);
+
+        let mut s = Server::new(1, h[1].tid, h);
+        assert!(!s.corrupt(0, 1, h), "nothing to damage");
+        assert!(!s.duplicate(h));
+    }
+}

@@ -658,4 +658,58 @@ mod tests {
         assert_eq!(meta.user, "b\u{f6}b".as_bytes());
         assert_eq!(meta.extension, vec![("k".to_string(), "v".to_string())]);
     }
+
+    #[test]
+    fn fault_steps_read_back_from_their_text() {
+        let text = "oracles on\n\
+                    open Data.fs ('', 8000) keep_alive=10 reconnect=0.5 storage=disk batch=3\n\
+                    open A.fs None storage=memory checksums=off limit=100\n\
+                    chunking random 12345\n\
+                    chunking sizes 3 1\n\
+                    primary clock virtual\n\
+                    primary commit +x +x.c*300 x.big=300000 -y user=u'b\\xc3\\xb6b' ext.note=u'a b'\n\
+                    primary undo\n\
+                    primary undo 3\n\
+                    primary restart\n\
+                    serve\n\
+                    serve 1000\n\
+                    corrupt 40 16\n\
+                    truncate 3\n\
+                    duplicate\n\
+                    bad_checksum\n\
+                    crash\n\
+                    crash keep=1 tear=100\n\
+                    restart\n\
+                    outage 120.25\n\
+                    advance 0.001\n\
+                    heal\n\
+                    heal 30\n\
+                    send message protocol=2 ('X', ())\n\
+                    let t = read\n\
+                    t != trans.tid\n";
+        let first = parse(text).unwrap();
+        for line in &first.lines {
+            let again = parse(&line.step.to_string()).unwrap();
+            assert_eq!(again.lines[0].step, line.step, "{}", line.text);
+        }
+        assert_eq!(
+            first.lines[20].step,
+            Step::Advance(Duration::from_millis(1))
+        );
+        for bad in [
+            "corrupt 1 0",
+            "corrupt x 1",
+            "crash keep=x",
+            "crash now",
+            "oracles off",
+            "serve -1",
+            "primary undo 0",
+            "open batch=2",
+            "open storage=disk path=x",
+            "chunking random x",
+            "primary commit +x*y",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
 }
