@@ -244,6 +244,16 @@ fn check_event(event: Event) -> Result<(), Violation> {
 }
 
 fn check_connections(world: &World) -> Result<(), Violation> {
+    let attempts = world.network.clients.len();
+    if attempts != usize::from(world.attempt_owner().is_some()) {
+        return Err(violation(
+            Oracle::Connection,
+            format!(
+                "{attempts} connection attempt(s) waiting, owned by {:?}",
+                world.attempt_owner()
+            ),
+        ));
+    }
     let last = world.secondaries.len().checked_sub(1);
     for (g, secondary) in world.secondaries.iter().enumerate() {
         let keep_alive = world.pending_of(g, Timer::KeepAlive);
