@@ -613,7 +613,7 @@ impl World {
             self.lose_connection(LossReason::Lost)?;
         }
         let deadline = self.reactor.now() + length;
-        loop {
+        for _ in 0..MAX_ROUNDS {
             while self.attempt_owner.is_some() {
                 self.reject()?;
             }
@@ -656,7 +656,7 @@ impl World {
         if damaged {
             self.lose_connection(LossReason::Lost)?;
         }
-        loop {
+        for _ in 0..MAX_ROUNDS {
             if self.caught_up() {
                 let took = self.reactor.now() - start;
                 return Ok(format!(
@@ -721,6 +721,10 @@ impl World {
         (!self.dead[g]).then(|| self.secondaries[g].phase())
     }
 }
+
+/// Most rounds `outage` and `heal` play before giving up: a secondary that retries without
+/// any delay must not hang the simulator.
+const MAX_ROUNDS: usize = 100_000;
 
 /// A chunk size for `chunking random`: often tiny (inside a header), often a few hundred
 /// bytes, sometimes tens of KiB.
