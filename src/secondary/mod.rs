@@ -338,3 +338,6 @@ impl<S: Storage> Secondary<S> {
             .map_or_else(|| "None".to_string(), |a| a.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;
