@@ -40,7 +40,10 @@ impl Guard {
             if let Some(status) = self.0.try_wait().expect("try_wait") {
                 return status;
             }
-            assert!(Instant::now() < deadline, "{what} did not exit within {PATIENCE:?}");
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not exit within {PATIENCE:?}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -180,8 +183,7 @@ fn wait_until(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
 /// Waits until the secondary's file holds exactly the primary's bytes.
 fn wait_identical(primary: &Path, secondary: &Path, log: &Path) {
     wait_until("the secondary catches up", log, || {
-        size(primary) == size(secondary)
-            && fs::read(primary).ok() == fs::read(secondary).ok()
+        size(primary) == size(secondary) && fs::read(primary).ok() == fs::read(secondary).ok()
     });
 }
 
@@ -190,7 +192,10 @@ fn stop(mut secondary: Guard, log: &Path) -> String {
     secondary.signal("TERM");
     let status = secondary.wait("zrs secondary");
     let text = fs::read_to_string(log).unwrap();
-    assert!(status.success(), "zrs secondary exited with {status}:\n{text}");
+    assert!(
+        status.success(),
+        "zrs secondary exited with {status}:\n{text}"
+    );
     assert!(
         text.lines()
             .any(|l| l.starts_with("INFO zc.zrs.secondary: Closing ")),

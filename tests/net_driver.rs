@@ -151,7 +151,8 @@ fn accept(listener: &TcpListener) -> TcpStream {
 
 fn read_message(s: &mut impl Read) -> Vec<u8> {
     let mut len = [0u8; 4];
-    s.read_exact(&mut len).expect("a message from the secondary");
+    s.read_exact(&mut len)
+        .expect("a message from the secondary");
     let mut payload = vec![0; u32::from_be_bytes(len) as usize];
     s.read_exact(&mut payload).unwrap();
     payload
@@ -253,7 +254,11 @@ fn replicates_and_reconnects_from_its_last_transaction() {
     expect_closed(&mut conn);
     let text = logs.text();
     let peer = format!("IPv4Address(TCP, '127.0.0.1', {port})");
-    assert_eq!(text.matches(&format!("{peer}: Connected")).count(), 2, "{text}");
+    assert_eq!(
+        text.matches(&format!("{peer}: Connected")).count(),
+        2,
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
             "{peer}: Disconnected <twisted.python.failure.Failure <class 'twisted.internet.error.ConnectionDone'>>"

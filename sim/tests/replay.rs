@@ -33,5 +33,8 @@ fn a_captured_python_stream_rebuilds_the_primary_byte_for_byte() {
     let written = std::fs::read(dir.path().join("Data.fs")).unwrap();
     assert_eq!(written.len(), expected.len(), "Data.fs sizes differ");
     let first_difference = written.iter().zip(&expected).position(|(a, b)| a != b);
-    assert_eq!(first_difference, None, "Data.fs differs at this byte offset");
+    assert_eq!(
+        first_difference, None,
+        "Data.fs differs at this byte offset"
+    );
 }

@@ -240,10 +240,9 @@ impl<S: Storage> Driver<S> {
                 }
             }
             Event::Closed { link, error } => {
-                if !self.link.as_ref().is_some_and(|l| l.id == link) {
-                    return;
-                }
-                let link = self.link.take().expect("checked");
+                let Some(link) = self.link.take_if(|l| l.id == link) else {
+                    return; // a connection already given up on
+                };
                 if let Some(e) = &error {
                     tracing::debug!(target: LOG_TARGET, "connection error: {e}");
                 }
