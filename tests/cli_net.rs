@@ -161,3 +161,105 @@ fn an_unreadable_storage_is_an_error_naming_it() {
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("Data.fs"), "{stderr}");
 }
+
+#[test]
+fn secondary_logs_like_zc_zrs_and_stops_on_sigterm() {
+    use std::io::BufRead;
+
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let storage = dir.path().join("Data.fs");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args(["secondary", "--storage", storage.to_str().unwrap()])
+        .args([
+            "--primary",
+            &format!("127.0.0.1:{port}"),
+            "--reconnect",
+            "30",
+        ])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill the child if anything below fails.
+    struct Kill(u32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = Command::new("kill")
+                .args(["-KILL", &self.0.to_string()])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
+    let _guard = Kill(child.id());
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    listener.set_nonblocking(true).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let mut conn = loop {
+        match listener.accept() {
+            Ok((c, _)) => break c,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(std::time::Instant::now() < deadline, "zrs never connected");
+                thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("accept: {e}"),
+        }
+    };
+    conn.set_nonblocking(false).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let client = conn.peer_addr().unwrap();
+    assert_eq!(read_message(&mut conn), b"zrs2.0");
+    read_message(&mut conn);
+    conn.write_all(&[0, 0, 0, 3, b'b', b'a', b'd']).unwrap();
+    let mut seen = Vec::new();
+    let next = |seen: &mut Vec<String>| {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| panic!("no more log lines after {seen:#?}"));
+        seen.push(line.clone());
+        line
+    };
+    while !next(&mut seen).starts_with("CRITICAL ") {}
+    let peer = format!("IPv4Address(TCP, '127.0.0.1', {port})");
+    assert_eq!(
+        seen.last().unwrap(),
+        &format!("CRITICAL zc.zrs.secondary: {peer}: Input data error"),
+        "{seen:#?}"
+    );
+    assert_ne!(client.port(), port);
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    while !next(&mut seen).contains("Closing") {}
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "zrs did not exit on SIGTERM"
+        );
+        thread::sleep(Duration::from_millis(5));
+    };
+    assert!(status.success(), "exit status {status}; log {seen:#?}");
+    assert_eq!(
+        seen[0],
+        format!(
+            "INFO zc.zrs.secondary: Opening {} ('127.0.0.1', {port})",
+            storage.display()
+        )
+    );
+}
