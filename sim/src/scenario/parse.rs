@@ -588,7 +588,7 @@ mod tests {
 
     #[test]
     fn commit_changes_and_metadata() {
-        let s = parse("primary commit +x +x.y x.data=100 -z user=u'b\\xc3\\xb6b' ext.k=v").unwrap();
+        let s = parse("primary commit +x +x.y x.data=100 -z user=u'b\\xf6b' ext.k=v").unwrap();
         let Step::Commit { changes, meta } = &s.lines[0].step else {
             panic!()
         };
