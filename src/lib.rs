@@ -17,4 +17,5 @@ pub mod tid;
 
 pub use tid::{Oid, Tid};
 pub mod log;
+pub mod net;
 pub mod secondary;

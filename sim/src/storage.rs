@@ -11,10 +11,11 @@
 //! The handle also records whether a transaction is in progress, for the oracle that no
 //! partial transaction survives a disconnect.
 
+use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use zrs::storage::file::backend::FileBackend;
+use zrs::storage::file::backend::{Backend, FileBackend};
 use zrs::storage::file::{Durability, FileStorage, Options};
 use zrs::storage::memory::MemoryStorage;
 use zrs::storage::{
@@ -25,27 +26,47 @@ use zrs::{Oid, Tid};
 
 use crate::disk::{CrashReport, SimDisk};
 
-/// Opens (or creates) the FileStorage at `path`, named `name` as ZODB would name it.
+/// Opens (or creates) the FileStorage at `path`, named `name` as ZODB would name it, with
+/// production durability (fsync at every finish).
 ///
-/// `durable`: fsync every transaction, as in production; runs in a throw-away directory
-/// skip the fsyncs (they would cost more than the whole run and prove nothing there).
+/// `durable: false` is for runs in a throw-away directory: the storage's code is the same,
+/// but its backend's fsync does nothing — it would cost more than the whole run and prove
+/// nothing about a directory deleted at the end.
 pub fn open_file_storage(
     name: &str,
     path: &Path,
     durable: bool,
 ) -> std::result::Result<FileStorage, String> {
     let error = |e: &dyn std::fmt::Display| format!("opening {}: {e}", path.display());
-    let backend = FileBackend::open(path, false).map_err(|e| error(&e))?;
-    let durability = if durable {
-        Durability::EveryTransaction
+    let file = FileBackend::open(path, false).map_err(|e| error(&e))?;
+    let backend: Box<dyn Backend> = if durable {
+        Box::new(file)
     } else {
-        Durability::Batch(u32::MAX)
+        Box::new(Scratch(file))
     };
-    let options = Options {
-        read_only: false,
-        durability,
-    };
-    FileStorage::open_with_backend(name, Box::new(backend), options).map_err(|e| error(&e))
+    FileStorage::open_with_backend(name, backend, Options::default()).map_err(|e| error(&e))
+}
+
+/// A file whose fsyncs are skipped (scratch files only).
+#[derive(Debug)]
+struct Scratch(FileBackend);
+
+impl Backend for Scratch {
+    fn len(&self) -> io::Result<u64> {
+        self.0.len()
+    }
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_at(pos, buf)
+    }
+    fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        self.0.write_at(pos, data)
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.0.set_len(len)
+    }
+    fn sync(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Where a storage lives, to reopen it.

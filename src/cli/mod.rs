@@ -1,6 +1,9 @@
 //! Command-line parsing and dispatch for the `zrs` binary.
 
+mod capture;
 mod copy;
+mod logfmt;
+mod secondary;
 
 use std::process::ExitCode;
 
@@ -9,6 +12,9 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "zrs", about = "ZODB Replicated Storage", version)]
 struct Cli {
+    /// Also log debug events (connection attempts, commits).
+    #[arg(short, long, global = true)]
+    verbose: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -16,16 +22,21 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Copy(copy::Args),
+    Secondary(secondary::Args),
+    Capture(capture::Args),
 }
 
 pub fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::INFO)
-        .init();
     let cli = Cli::parse();
+    logfmt::init(if cli.verbose {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    });
     let result = match cli.command {
         Command::Copy(args) => copy::run(args),
+        Command::Secondary(args) => secondary::run(args),
+        Command::Capture(args) => capture::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -256,6 +256,13 @@ impl<S: Storage> Secondary<S> {
         }
     }
 
+    /// Makes every replicated transaction durable ([`Storage::sync`]). The driver calls it
+    /// when the input goes idle, so a storage that batches its fsyncs during catch-up
+    /// syncs once per burst; a no-op for storages that fsync at every commit.
+    pub fn sync(&mut self) -> Result<(), StorageError> {
+        self.storage.sync()
+    }
+
     /// Closes the secondary: aborts any partial transaction, drops the connection, never
     /// reconnects, and closes the storage.
     ///
@@ -372,3 +379,6 @@ impl<S: Storage> Secondary<S> {
             .map_or_else(|| "None".to_string(), |a| a.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,9 +1,7 @@
 //! A secondary is a read-only storage: reads pass through, writes are refused.
 
 use super::Secondary;
-use crate::storage::{
-    HistoryEntry, LoadBefore, Result, Storage, StorageError, TransactionMeta, TransactionRecord,
-};
+use crate::storage::{HistoryEntry, LoadBefore, Result, Storage, TransactionRecord};
 use crate::tid::{Oid, Tid};
 
 impl<S: Storage> Storage for Secondary<S> {
@@ -38,25 +36,7 @@ impl<S: Storage> Storage for Secondary<S> {
     ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
         self.storage.iterator(start, stop)
     }
-    fn tpc_begin(&mut self, _meta: TransactionMeta) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn restore(
-        &mut self,
-        _oid: Oid,
-        _serial: Tid,
-        _data: Option<&[u8]>,
-        _version: &[u8],
-        _data_txn: Option<Tid>,
-    ) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn tpc_vote(&mut self) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn tpc_finish(&mut self) -> Result<Tid> {
-        Err(StorageError::ReadOnly)
-    }
+    crate::refuse_writes!();
     /// Nothing to abort: a client can never begin a transaction here. Replication's own
     /// transaction is not the client's to abort.
     fn tpc_abort(&mut self) {}

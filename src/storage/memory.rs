@@ -513,25 +513,7 @@ impl Storage for MemoryStorage {
 impl Storage for MemoryStorageReader {
     read_side!();
 
-    fn tpc_begin(&mut self, _meta: TransactionMeta) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn restore(
-        &mut self,
-        _oid: Oid,
-        _serial: Tid,
-        _data: Option<&[u8]>,
-        _version: &[u8],
-        _data_txn: Option<Tid>,
-    ) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn tpc_vote(&mut self) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn tpc_finish(&mut self) -> Result<Tid> {
-        Err(StorageError::ReadOnly)
-    }
+    crate::refuse_writes!();
     fn tpc_abort(&mut self) {}
     fn close(&mut self) -> Result<()> {
         Ok(())

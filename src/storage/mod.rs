@@ -154,6 +154,37 @@ pub trait Storage {
     fn close(&mut self) -> Result<()>;
 }
 
+/// The write methods of a read-only storage (a reader handle, a secondary): each fails
+/// with [`StorageError::ReadOnly`].
+#[macro_export]
+#[doc(hidden)]
+macro_rules! refuse_writes {
+    () => {
+        fn tpc_begin(
+            &mut self,
+            _meta: $crate::storage::TransactionMeta,
+        ) -> $crate::storage::Result<()> {
+            Err($crate::storage::StorageError::ReadOnly)
+        }
+        fn restore(
+            &mut self,
+            _oid: $crate::Oid,
+            _serial: $crate::Tid,
+            _data: Option<&[u8]>,
+            _version: &[u8],
+            _data_txn: Option<$crate::Tid>,
+        ) -> $crate::storage::Result<()> {
+            Err($crate::storage::StorageError::ReadOnly)
+        }
+        fn tpc_vote(&mut self) -> $crate::storage::Result<()> {
+            Err($crate::storage::StorageError::ReadOnly)
+        }
+        fn tpc_finish(&mut self) -> $crate::storage::Result<$crate::Tid> {
+            Err($crate::storage::StorageError::ReadOnly)
+        }
+    };
+}
+
 /// A boxed storage is a storage (the simulator picks file or memory at run time).
 impl<T: Storage + ?Sized> Storage for Box<T> {
     fn name(&self) -> &str {

@@ -174,29 +174,7 @@ impl Database {
     }
 
     fn resolve(&self, path: &[String]) -> Result<Oid, DatabaseError> {
-        let mut oid = Oid::ZERO;
-        for (depth, key) in path.iter().enumerate() {
-            let items = self
-                .current(oid)
-                .ok_or_else(|| DatabaseError::NotAMapping {
-                    path: path[..depth].to_vec(),
-                })?;
-            match items.iter().find(|(k, _)| k == key) {
-                Some((_, Value::Ref(child))) => oid = *child,
-                Some(_) => {
-                    return Err(DatabaseError::NotAMapping {
-                        path: path[..=depth].to_vec(),
-                    })
-                }
-                None => {
-                    return Err(DatabaseError::NoKey {
-                        path: path[..depth].to_vec(),
-                        key: key.clone(),
-                    })
-                }
-            }
-        }
-        Ok(oid)
+        self.resolve_in(path, &[], &[])
     }
 
     fn next_tid(&mut self) -> Tid {

@@ -107,10 +107,7 @@ impl Parser<'_> {
             }
             Some(b'u') if matches!(self.s.get(self.pos + 1), Some(b'\'' | b'"')) => {
                 self.pos += 1;
-                let bytes = self.string()?;
-                String::from_utf8(bytes)
-                    .map(Value::Str)
-                    .map_err(|_| format!("u'' literal at column {} is not UTF-8", start + 1))
+                self.unicode().map(Value::Str)
             }
             Some(c) if c == b'-' || c.is_ascii_digit() => self.number(),
             Some(_) => {
@@ -181,6 +178,80 @@ impl Parser<'_> {
             .map_err(|_| format!("bad number {text:?} at column {}", start + 1))
     }
 
+    /// A quoted `u'…'` string with Python 2 unicode escapes: `\xNN`, `\uNNNN` and
+    /// `\UNNNNNNNN` name code points; other characters stand for themselves.
+    fn unicode(&mut self) -> Result<String, String> {
+        let quote = self.s[self.pos];
+        let start = self.pos;
+        self.pos += 1;
+        let mut out = String::new();
+        let text = std::str::from_utf8(self.s).map_err(|_| "line is not UTF-8".to_string())?;
+        loop {
+            let Some(c) = text[self.pos..].chars().next() else {
+                return Err(format!(
+                    "unterminated string starting at column {}",
+                    start + 1
+                ));
+            };
+            self.pos += c.len_utf8();
+            if c as u32 == quote as u32 {
+                return Ok(out);
+            }
+            if c != '\\' {
+                out.push(c);
+                continue;
+            }
+            let Some(e) = self.peek() else {
+                return Err(format!(
+                    "unterminated string starting at column {}",
+                    start + 1
+                ));
+            };
+            self.pos += 1;
+            let digits = match e {
+                b'x' => 2,
+                b'u' => 4,
+                b'U' => 8,
+                b'n' => {
+                    out.push('\n');
+                    continue;
+                }
+                b't' => {
+                    out.push('\t');
+                    continue;
+                }
+                b'r' => {
+                    out.push('\r');
+                    continue;
+                }
+                b'0' => {
+                    out.push('\0');
+                    continue;
+                }
+                b'\\' | b'\'' | b'"' => {
+                    out.push(e as char);
+                    continue;
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown escape \\{} at column {}",
+                        e as char,
+                        self.pos - 1
+                    ))
+                }
+            };
+            let code = self
+                .s
+                .get(self.pos..self.pos + digits)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .and_then(char::from_u32)
+                .ok_or_else(|| format!("bad \\{} escape at column {}", e as char, self.pos))?;
+            out.push(code);
+            self.pos += digits;
+        }
+    }
+
     /// A quoted string with Python 2 escapes; returns its bytes.
     fn string(&mut self) -> Result<Vec<u8>, String> {
         let quote = self.s[self.pos];
@@ -237,6 +308,37 @@ impl Parser<'_> {
     }
 }
 
+/// Python 2's `repr` of a `unicode`: like a byte string's (same quote choice, same escapes
+/// for ASCII), with code points escaped as `\xNN`, `\uNNNN` or `\UNNNNNNNN`.
+pub fn py2_unicode_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 3);
+    out.push('u');
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            ' '..='~' => out.push(c),
+            c if (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if (c as u32) < 0x10000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// Python 2's `repr` of a value.
 pub fn repr(value: &Value) -> String {
     let mut out = String::new();
@@ -262,10 +364,7 @@ fn write_repr(value: &Value, out: &mut String) {
         Value::BigInt(_) => out.push_str("<long>"),
         Value::Float(f) => out.push_str(&format!("{f:?}")),
         Value::Bytes(b) => out.push_str(&py2_bytes_repr(b)),
-        Value::Str(s) => {
-            out.push('u');
-            out.push_str(&py2_bytes_repr(s.as_bytes()));
-        }
+        Value::Str(s) => out.push_str(&py2_unicode_repr(s)),
         Value::Tuple(items) if items.len() == 1 => {
             out.push('(');
             write_repr(&items[0], out);
@@ -327,6 +426,28 @@ mod tests {
         assert!(parse("(1 2)").unwrap_err().contains("expected ','"));
         assert!(parse("nope").unwrap_err().contains("unexpected"));
         assert!(parse(&"(".repeat(10_000)).unwrap_err().contains("deeper"));
+    }
+
+    #[test]
+    fn unicode_is_python2_unicode() {
+        // Reprs printed by Python 2.7 for the same values.
+        for (value, python) in [
+            ("f\u{f6}lder", r#"u'f\xf6lder'"#),
+            ("\u{20ac}\u{1f600}", r#"u'\u20ac\U0001f600'"#),
+            ("it's", r#"u"it's""#),
+            ("a\"b'c", r#"u'a"b\'c'"#),
+            ("\t\n\\", r#"u'\t\n\\'"#),
+            ("\u{7f}\u{80}\u{a0}", r#"u'\x7f\x80\xa0'"#),
+        ] {
+            assert_eq!(py2_unicode_repr(value), python);
+            assert_eq!(parse(python).unwrap(), Value::Str(value.into()), "{python}");
+        }
+        assert_eq!(
+            parse(r"u'b\u00f6b'").unwrap(),
+            Value::Str("b\u{f6}b".into())
+        );
+        // Non-ASCII characters written as they are stand for themselves.
+        assert_eq!(parse("u'b\u{f6}b'").unwrap(), Value::Str("b\u{f6}b".into()));
     }
 
     #[test]

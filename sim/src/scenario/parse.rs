@@ -31,14 +31,25 @@ pub struct Scenario {
     pub lines: Vec<Line>,
 }
 
-/// `file:line: message`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("{file}:{line}: {message}")]
+/// `file:line: message` (`file: message` for the file as a whole).
+#[derive(Debug, PartialEq, Eq)]
 pub struct ParseError {
     pub file: String,
+    /// The 1-based line, or 0 when the file could not be read at all.
     pub line: usize,
     pub message: String,
 }
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file, self.message),
+            line => write!(f, "{}:{line}: {}", self.file, self.message),
+        }
+    }
+}
+
+impl std::error::Error for ParseError {}
 
 /// Longest scenario line accepted (a guard against feeding a binary file).
 const MAX_LINE: usize = 1 << 20;
@@ -57,6 +68,8 @@ impl Scenario {
     /// Parses scenario text; `path` names it in errors and anchors relative paths.
     pub fn parse(path: &Path, text: &str) -> Result<Scenario, ParseError> {
         let mut lines = Vec::new();
+        // Variables a `let` has defined so far: a bare word must name one of them.
+        let mut defined: Vec<String> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let number = i + 1;
             let error = |message: String| ParseError {
@@ -72,6 +85,16 @@ impl Scenario {
                 return Err(error(format!("line longer than {MAX_LINE} bytes")));
             }
             let step = parse_step(text).map_err(error)?;
+            for name in variables(&step) {
+                if !defined.iter().any(|d| d == name) {
+                    return Err(error(format!(
+                        "{name:?} is neither a step nor a variable set by an earlier 'let'"
+                    )));
+                }
+            }
+            if let Step::Let { name, .. } = &step {
+                defined.push(name.clone());
+            }
             lines.push(Line {
                 number,
                 text: text.to_string(),
@@ -83,6 +106,22 @@ impl Scenario {
             lines,
         })
     }
+}
+
+/// The variables a step reads.
+fn variables(step: &Step) -> Vec<&str> {
+    let exprs: Vec<&Expr> = match step {
+        Step::Print(e) | Step::InitMd5(e) | Step::Let { value: e, .. } => vec![e],
+        Step::Compare { left, right, .. } => vec![left, right],
+        _ => vec![],
+    };
+    exprs
+        .into_iter()
+        .filter_map(|e| match e {
+            Expr::Var(name) => Some(name.as_str()),
+            _ => None,
+        })
+        .collect()
 }
 
 fn parse_step(text: &str) -> Result<Step, String> {
@@ -628,6 +667,17 @@ mod tests {
     fn errors_name_file_and_line() {
         let e = parse("accept\n\nfrobnicate now\n").unwrap_err();
         assert_eq!(e.to_string(), "t.scn:3: unknown step \"frobnicate\"");
+        let e = parse("accept\nfrobnicate\n").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "t.scn:2: \"frobnicate\" is neither a step nor a variable set by an earlier 'let'"
+        );
+        assert!(parse("let tid = read\ntid\ntid == trans.tid\n").is_ok());
+        let e = Scenario::load(Path::new("/nonexistent/x.scn")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("/nonexistent/x.scn: cannot read"),
+            "{e}"
+        );
         let e = parse("accept extra").unwrap_err();
         assert_eq!(e.line, 1);
         assert!(e.message.contains("takes no arguments"));
@@ -643,7 +693,7 @@ mod tests {
 
     #[test]
     fn commit_changes_and_metadata() {
-        let s = parse("primary commit +x +x.y x.data=100 -z user=u'b\\xc3\\xb6b' ext.k=v").unwrap();
+        let s = parse("primary commit +x +x.y x.data=100 -z user=u'b\\xf6b' ext.k=v").unwrap();
         let Step::Commit { changes, meta } = &s.lines[0].step else {
             panic!()
         };
@@ -667,7 +717,7 @@ mod tests {
                     chunking random 12345\n\
                     chunking sizes 3 1\n\
                     primary clock virtual\n\
-                    primary commit +x +x.c*300 x.big=300000 -y user=u'b\\xc3\\xb6b' ext.note=u'a b'\n\
+                    primary commit +x +x.c*300 x.big=300000 -y user=u'b\\xf6b' ext.note=u'a \\u20ac'\n\
                     primary undo\n\
                     primary undo 3\n\
                     primary restart\n\
@@ -688,9 +738,15 @@ mod tests {
                     let t = read\n\
                     t != trans.tid\n";
         let first = parse(text).unwrap();
-        for line in &first.lines {
-            let again = parse(&line.step.to_string()).unwrap();
-            assert_eq!(again.lines[0].step, line.step, "{}", line.text);
+        let rendered: String = first
+            .lines
+            .iter()
+            .map(|l| format!("{}\n", l.step))
+            .collect();
+        let again = parse(&rendered).unwrap();
+        assert_eq!(first.lines.len(), again.lines.len());
+        for (a, b) in first.lines.iter().zip(&again.lines) {
+            assert_eq!(a.step, b.step, "{} -> {}", a.text, b.text);
         }
         assert_eq!(
             first.lines[20].step,

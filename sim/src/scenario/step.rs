@@ -172,7 +172,7 @@ fn path_text(parent: &[String], key: &str) -> String {
     out
 }
 
-/// Text as `u'…'` (its UTF-8 bytes in Python 2 escapes), or bare when it is a plain name.
+/// Text as a Python 2 `u'…'` literal (code points escaped), or bare when it is a plain name.
 fn text_literal(bytes: &[u8]) -> String {
     let plain = !bytes.is_empty()
         && bytes[0].is_ascii_alphabetic()
@@ -182,7 +182,7 @@ fn text_literal(bytes: &[u8]) -> String {
     if plain {
         String::from_utf8_lossy(bytes).into_owned()
     } else {
-        format!("u{}", zrs::repr::py2_bytes_repr(bytes))
+        super::literal::py2_unicode_repr(&String::from_utf8_lossy(bytes))
     }
 }
 

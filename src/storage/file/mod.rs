@@ -867,25 +867,7 @@ impl Storage for FileStorage {
 impl Storage for FileStorageReader {
     read_side!();
 
-    fn tpc_begin(&mut self, _meta: TransactionMeta) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn restore(
-        &mut self,
-        _oid: Oid,
-        _serial: Tid,
-        _data: Option<&[u8]>,
-        _version: &[u8],
-        _data_txn: Option<Tid>,
-    ) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn tpc_vote(&mut self) -> Result<()> {
-        Err(StorageError::ReadOnly)
-    }
-    fn tpc_finish(&mut self) -> Result<Tid> {
-        Err(StorageError::ReadOnly)
-    }
+    crate::refuse_writes!();
     fn tpc_abort(&mut self) {}
     fn close(&mut self) -> Result<()> {
         // Closing a handle closes nothing: the storage owns the file.

@@ -1,0 +1,119 @@
+//! `zrs secondary`: replicate a primary into a FileStorage, until SIGINT or SIGTERM.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::iterator::Signals;
+use zrs::net::{parse_address, Driver, DriverOptions};
+use zrs::secondary::{Address, Config, Secondary};
+use zrs::storage::{Durability, FileStorage, Options};
+
+/// Replicate a zc.zrs primary into a FileStorage (a Data.fs), as zc.zrs's secondary does,
+/// until interrupted (SIGINT or SIGTERM close it cleanly). Logs to stderr.
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// The Data.fs to replicate into (created if missing).
+    #[arg(long, value_name = "PATH")]
+    storage: PathBuf,
+    /// The primary: HOST:PORT, [IPV6]:PORT, :PORT (local host) or unix:PATH.
+    #[arg(long, value_name = "ADDRESS", value_parser = parse_primary)]
+    primary: Address,
+    /// Send an empty message this often while connected (0: never).
+    #[arg(long, value_name = "SECS", default_value = "0", value_parser = parse_seconds)]
+    keep_alive: Duration,
+    /// Wait this long before reconnecting after a failed or lost connection.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_seconds)]
+    reconnect: Duration,
+    /// Do not check the commit messages' checksums (for primaries that send none).
+    #[arg(long)]
+    no_checksums: bool,
+    /// When to fsync: `every` transaction, or once per `batch:N` transactions and whenever
+    /// the input goes quiet (catch-up runs at disk speed; a crash loses nothing that
+    /// replication does not fetch again).
+    #[arg(long, value_name = "every|batch:N", default_value = "batch:1000", value_parser = parse_durability)]
+    durability: Durability,
+}
+
+fn parse_primary(s: &str) -> Result<Address, String> {
+    parse_address(s).map_err(|e| e.to_string())
+}
+
+/// Seconds as a non-negative decimal number: `60`, `0.5`.
+pub fn parse_seconds(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{s:?}: seconds must be a finite number, 0 or more"))
+}
+
+fn parse_durability(s: &str) -> Result<Durability, String> {
+    if s == "every" {
+        return Ok(Durability::EveryTransaction);
+    }
+    let n = s
+        .strip_prefix("batch:")
+        .ok_or_else(|| format!("{s:?}: expected `every` or `batch:N`"))?;
+    match n.parse::<u32>() {
+        Ok(n) if n > 0 => Ok(Durability::Batch(n)),
+        _ => Err(format!(
+            "{s:?}: N must be a whole number of transactions, 1 or more"
+        )),
+    }
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    let storage = FileStorage::open(
+        &args.storage,
+        Options {
+            read_only: false,
+            durability: args.durability,
+        },
+    )
+    .map_err(|e| format!("opening {}: {e}", args.storage.display()))?;
+    let config = Config {
+        address: Some(args.primary),
+        reconnect_delay: args.reconnect,
+        keep_alive_delay: args.keep_alive,
+        check_checksums: !args.no_checksums,
+        ..Config::default()
+    };
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
+    let driver = Driver::new(Secondary::new(storage, config), DriverOptions::default());
+    let stop = driver.stop_handle();
+    let signal_handle = signals.handle();
+    let watcher = std::thread::spawn(move || {
+        for _ in signals.forever() {
+            stop.stop();
+        }
+    });
+    let result = driver.run();
+    signal_handle.close();
+    let _ = watcher.join();
+    result.map(drop).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seconds() {
+        assert_eq!(parse_seconds("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_seconds("0.5"), Ok(Duration::from_millis(500)));
+        assert!(parse_seconds("-1").is_err());
+        assert!(parse_seconds("inf").is_err());
+        assert!(parse_seconds("soon").unwrap_err().contains("soon"));
+    }
+
+    #[test]
+    fn durability() {
+        assert_eq!(parse_durability("every"), Ok(Durability::EveryTransaction));
+        assert_eq!(parse_durability("batch:50"), Ok(Durability::Batch(50)));
+        assert!(parse_durability("batch:0").is_err());
+        assert!(parse_durability("batch:").is_err());
+        assert!(parse_durability("sometimes").is_err());
+    }
+}

@@ -1,0 +1,251 @@
+//! The state machine on its own: events in, actions out, over a MemoryStorage.
+
+use std::time::Duration;
+
+use super::*;
+use crate::pickle::Value;
+use crate::protocol::checksum::StreamChecksum;
+use crate::protocol::{Message, RecordHeader, TransactionHeader};
+use crate::storage::memory::MemoryStorage;
+use crate::tid::{Oid, Tid};
+
+fn config() -> Config {
+    Config {
+        address: Some(Address::tcp("", 8000)),
+        keep_alive_delay: Duration::from_secs(60),
+        ..Config::default()
+    }
+}
+
+fn drain<S: Storage>(s: &mut Secondary<S>) -> Vec<Action> {
+    std::iter::from_fn(|| s.poll_action()).collect()
+}
+
+/// A primary's side of one connection: frames messages and keeps the running md5.
+struct Primary {
+    md5: StreamChecksum,
+    out: Vec<u8>,
+}
+
+impl Primary {
+    fn new(start: Tid) -> Primary {
+        Primary {
+            md5: StreamChecksum::new(start),
+            out: Vec::new(),
+        }
+    }
+    fn send(&mut self, payload: &[u8]) {
+        self.md5.update(payload);
+        crate::protocol::framing::write_frame(&mut self.out, payload);
+    }
+    fn transaction(&mut self, tid: Tid, records: &[(Oid, &[u8])]) {
+        self.send(
+            &Message::Transaction(TransactionHeader {
+                tid,
+                status: b' ',
+                user: b"u".to_vec(),
+                description: Vec::new(),
+                extension: Value::Dict(vec![]),
+            })
+            .encode_fast(),
+        );
+        for (oid, data) in records {
+            self.send(
+                &Message::Store(RecordHeader {
+                    oid: *oid,
+                    serial: tid,
+                    version: Vec::new(),
+                    data_txn: None,
+                })
+                .encode_fast(),
+            );
+            self.send(data);
+        }
+    }
+    fn commit(&mut self, checksum: Option<[u8; 16]>) {
+        let digest = checksum.unwrap_or_else(|| self.md5.digest());
+        self.send(
+            &Message::Commit {
+                checksum: Some(digest),
+            }
+            .encode_fast(),
+        );
+    }
+}
+
+fn connected() -> Secondary<MemoryStorage> {
+    let mut s = Secondary::new(MemoryStorage::new("Data.fs"), config());
+    assert_eq!(drain(&mut s), vec![Action::Connect(Address::tcp("", 8000))]);
+    s.connected("peer");
+    s
+}
+
+#[test]
+fn handshake_sends_protocol_and_last_tid_then_schedules_keep_alive() {
+    let mut s = connected();
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            Action::Transmit(b"\0\0\0\x06zrs2.0".to_vec()),
+            Action::Transmit(b"\0\0\0\x08\0\0\0\0\0\0\0\0".to_vec()),
+            Action::SetTimer {
+                timer: Timer::KeepAlive,
+                delay: Duration::from_secs(60)
+            },
+        ]
+    );
+    // Each later firing sends an empty message and reschedules.
+    s.timeout(Timer::KeepAlive);
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            Action::Transmit(b"\0\0\0\0".to_vec()),
+            Action::SetTimer {
+                timer: Timer::KeepAlive,
+                delay: Duration::from_secs(60)
+            },
+        ]
+    );
+}
+
+#[test]
+fn a_whole_transaction_commits_in_any_chunking() {
+    let tid = Tid::from_u64(5);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(tid, &[(Oid::ZERO, b"root"), (Oid::from_u64(1), b"x")]);
+    p.commit(None);
+    for chunk in [1, 3, 7, p.out.len()] {
+        let mut s = connected();
+        drain(&mut s);
+        for piece in p.out.chunks(chunk) {
+            s.data_received(piece);
+        }
+        assert_eq!(
+            drain(&mut s),
+            vec![Action::Invalidate {
+                tid,
+                oids: vec![Oid::ZERO, Oid::from_u64(1)]
+            }]
+        );
+        assert_eq!(s.storage().last_transaction(), tid);
+        assert_eq!(s.storage().load(Oid::from_u64(1)).unwrap().0, b"x");
+    }
+}
+
+#[test]
+fn a_bad_checksum_commits_nothing_disconnects_and_reconnects_later() {
+    let mut s = connected();
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(Some([0; 16]));
+    s.data_received(&p.out);
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            Action::Disconnect,
+            Action::CancelTimer(Timer::KeepAlive),
+            Action::SetTimer {
+                timer: Timer::Connect,
+                delay: Duration::from_secs(60)
+            },
+        ]
+    );
+    assert_eq!(s.storage().last_transaction(), Tid::ZERO);
+    assert!(!s.in_transaction());
+    assert_eq!(s.phase(), Phase::Idle);
+    // Further bytes on the dropped connection are ignored.
+    s.data_received(b"garbage");
+    assert_eq!(drain(&mut s), vec![]);
+}
+
+#[test]
+fn a_lost_connection_aborts_the_partial_transaction() {
+    let mut s = connected();
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    s.data_received(&p.out);
+    assert!(s.in_transaction());
+    s.connection_lost(&LossReason::Other("failed".into()));
+    assert!(!s.in_transaction());
+    assert_eq!(s.storage().last_transaction(), Tid::ZERO);
+    // The next connection starts over from the last committed tid.
+    assert_eq!(
+        drain(&mut s),
+        vec![
+            Action::CancelTimer(Timer::KeepAlive),
+            Action::SetTimer {
+                timer: Timer::Connect,
+                delay: Duration::from_secs(60)
+            },
+        ]
+    );
+    s.timeout(Timer::Connect);
+    assert_eq!(drain(&mut s), vec![Action::Connect(Address::tcp("", 8000))]);
+    // And the storage is free for it: the aborted transaction left nothing behind.
+    s.connected("peer");
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+}
+
+#[test]
+fn close_in_each_phase_never_reconnects() {
+    // Connecting: the attempt is abandoned.
+    let mut s = Secondary::new(MemoryStorage::new("Data.fs"), config());
+    drain(&mut s);
+    s.close().unwrap();
+    assert_eq!(drain(&mut s), vec![Action::AbortConnect]);
+    // Connected: disconnect, keep-alive cancelled, no reconnect.
+    let mut s = connected();
+    drain(&mut s);
+    s.close().unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::Disconnect, Action::CancelTimer(Timer::KeepAlive)]
+    );
+    // A reconnect that was already pending fires into a closed secondary: it goes nowhere.
+    let mut s = Secondary::new(MemoryStorage::new("Data.fs"), config());
+    drain(&mut s);
+    s.connection_failed(&LossReason::Other("rejected".into()));
+    drain(&mut s);
+    s.close().unwrap();
+    s.timeout(Timer::Connect);
+    assert_eq!(drain(&mut s), vec![]);
+    assert!(s.is_closed());
+}
+
+#[test]
+fn writes_through_the_secondary_are_refused() {
+    let mut s = connected();
+    let meta = crate::storage::TransactionMeta {
+        tid: Tid::from_u64(1),
+        status: b' ',
+        user: vec![],
+        description: vec![],
+        extension: vec![],
+    };
+    assert!(matches!(
+        Storage::tpc_begin(&mut s, meta),
+        Err(StorageError::ReadOnly)
+    ));
+    assert!(matches!(
+        Storage::restore(&mut s, Oid::ZERO, Tid::ZERO, None, b"", None),
+        Err(StorageError::ReadOnly)
+    ));
+}
+
+#[test]
+fn no_address_means_no_connection_until_one_is_set() {
+    let mut s = Secondary::new(MemoryStorage::new("Data.fs"), Config::default());
+    assert_eq!(drain(&mut s), vec![]);
+    s.set_replication_address(Address::tcp("primary", 8100));
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::Connect(Address::tcp("primary", 8100))]
+    );
+}

@@ -1,0 +1,321 @@
+//! The `zrs secondary` binary against the real Python zc.zrs 3.1.0 primary (Twisted), over
+//! 127.0.0.1: catch-up, following new commits, the primary killed mid-stream and restarted,
+//! the secondary killed mid-stream and restarted. Each ends with the secondary's Data.fs
+//! byte-identical to the primary's, and accepted by ZODB's fstest.
+//!
+//! Needs the Python venv (`ZRS_PYTHON`, else `<root>/.venv/bin/python`; `.ci/setup-python`
+//! makes it); fails, never skips, without it. Every wait is bounded; children are killed
+//! when a test fails (a Drop guard).
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::{python, root, run_python};
+
+/// How long any one wait may take.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
+struct Guard(Child);
+
+impl Guard {
+    fn pid(&self) -> u32 {
+        self.0.id()
+    }
+
+    fn is_running(&mut self) -> bool {
+        matches!(self.0.try_wait(), Ok(None))
+    }
+
+    /// Waits (bounded) for the child to exit.
+    fn wait(&mut self, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{what} did not exit within {PATIENCE:?}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {} failed", self.pid());
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Python primary (`tests/python/zrs_primary.py`), driven through its stdin.
+struct Primary {
+    child: Guard,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    port: u16,
+}
+
+impl Primary {
+    /// Serves `path` (building it first with `create` transactions, if given).
+    fn start(path: &Path, create: Option<u32>, port: u16, throttle: Option<&str>) -> Primary {
+        let mut cmd = Command::new(python());
+        cmd.arg(root().join("tests/python/zrs_primary.py"))
+            .arg(path)
+            .args(["--port", &port.to_string()]);
+        if let Some(n) = create {
+            cmd.args(["--create", &n.to_string()]);
+        }
+        if let Some(t) = throttle {
+            cmd.args(["--throttle", t]);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Python primary");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut primary = Primary {
+            child: Guard(child),
+            stdin,
+            lines,
+            port: 0,
+        };
+        let line = primary.line("port");
+        primary.port = line.parse().expect("port number");
+        primary.line("size");
+        primary
+    }
+
+    /// The next `WORD value` line the script prints; returns the value.
+    fn line(&mut self, word: &str) -> String {
+        let line = self
+            .lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("the primary printed no `{word}` line"));
+        line.strip_prefix(&format!("{word} "))
+            .unwrap_or_else(|| panic!("expected `{word} …` from the primary, got {line:?}"))
+            .to_string()
+    }
+
+    /// Commits `n` more transactions through the primary; returns the file's new size.
+    fn commit(&mut self, n: u32) -> u64 {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "commit {n}").expect("write to the primary");
+        stdin.flush().unwrap();
+        self.line("size").parse().unwrap()
+    }
+
+    /// Closes the primary cleanly.
+    fn quit(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait("the Python primary");
+        assert!(status.success(), "the Python primary exited with {status}");
+    }
+}
+
+/// A `zrs secondary` process logging into `log`.
+fn start_secondary(storage: &Path, port: u16, log: &Path) -> Guard {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .arg("secondary")
+        .arg("--storage")
+        .arg(storage)
+        .args(["--primary", &format!("127.0.0.1:{port}")])
+        .args(["--reconnect", "0.5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start zrs secondary");
+    Guard(child)
+}
+
+fn size(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Waits (bounded) until `cond` holds; panics with `what` and the secondary's log.
+fn wait_until(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}\nsecondary log:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits until the secondary's file holds exactly the primary's bytes.
+fn wait_identical(primary: &Path, secondary: &Path, log: &Path) {
+    wait_until("the secondary catches up", log, || {
+        size(primary) == size(secondary) && fs::read(primary).ok() == fs::read(secondary).ok()
+    });
+}
+
+/// Stops the secondary with SIGTERM; it must exit cleanly, logging the close.
+fn stop(mut secondary: Guard, log: &Path) -> String {
+    secondary.signal("TERM");
+    let status = secondary.wait("zrs secondary");
+    let text = fs::read_to_string(log).unwrap();
+    assert!(
+        status.success(),
+        "zrs secondary exited with {status}:\n{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("INFO zc.zrs.secondary: Closing ")),
+        "no Closing line:\n{text}"
+    );
+    text
+}
+
+/// Byte-identical, and ZODB (fstest, loads, every record) agrees.
+fn assert_same(primary: &Path, secondary: &Path) {
+    let a = fs::read(primary).unwrap();
+    let b = fs::read(secondary).unwrap();
+    assert_eq!(a.len(), b.len(), "sizes differ");
+    assert!(a == b, "the secondary's Data.fs is not byte-identical");
+    let out = run_python("check_datafs.py", &[Path::new("same"), primary, secondary]);
+    assert!(out.starts_with("ok: "), "{out}");
+}
+
+struct Dir {
+    _temp: tempfile::TempDir,
+    primary: PathBuf,
+    secondary: PathBuf,
+    log: PathBuf,
+}
+
+fn dir() -> Dir {
+    let temp = tempfile::tempdir().unwrap();
+    Dir {
+        primary: temp.path().join("primary.fs"),
+        secondary: temp.path().join("secondary.fs"),
+        log: temp.path().join("secondary.log"),
+        _temp: temp,
+    }
+}
+
+#[test]
+fn catches_up_and_follows_new_commits() {
+    let d = dir();
+    let mut primary = Primary::start(&d.primary, Some(200), 0, None);
+    let secondary = start_secondary(&d.secondary, primary.port, &d.log);
+    wait_identical(&d.primary, &d.secondary, &d.log);
+
+    let before = size(&d.primary);
+    let after = primary.commit(25);
+    assert!(after > before, "the commits grew the primary's file");
+    wait_identical(&d.primary, &d.secondary, &d.log);
+
+    let log = stop(secondary, &d.log);
+    let peer = format!("IPv4Address(TCP, '127.0.0.1', {})", primary.port);
+    let expected_start = [
+        format!(
+            "INFO zc.zrs.secondary: Opening {} ('127.0.0.1', {})",
+            d.secondary.display(),
+            primary.port
+        ),
+        "INFO zc.zrs.reactor: Starting factory <zc.zrs.secondary.SecondaryFactory instance>"
+            .to_string(),
+        format!("INFO zc.zrs.secondary: {peer}: Connected"),
+    ];
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(lines[..3], expected_start, "log:\n{log}");
+    primary.quit();
+    assert_same(&d.primary, &d.secondary);
+}
+
+#[test]
+fn reconnects_after_the_primary_dies_mid_stream() {
+    let d = dir();
+    // A slow primary: 3 ms before each message, a few seconds for the whole file.
+    let primary = Primary::start(&d.primary, Some(200), 0, Some("0.003"));
+    let port = primary.port;
+    let full = size(&d.primary);
+    let secondary = start_secondary(&d.secondary, port, &d.log);
+    wait_until("the secondary starts replicating", &d.log, || {
+        size(&d.secondary) > full / 5
+    });
+    assert!(
+        size(&d.secondary) < full,
+        "the primary should have been mid-stream"
+    );
+    drop(primary); // SIGKILL: the connection ends without a goodbye, mid-transaction maybe
+
+    // The secondary waits out refused reconnects, then finds the primary back.
+    wait_until("the secondary notices", &d.log, || {
+        fs::read_to_string(&d.log).is_ok_and(|l| l.contains(": Disconnected "))
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let mut primary = Primary::start(&d.primary, None, port, None);
+    wait_identical(&d.primary, &d.secondary, &d.log);
+    primary.commit(5);
+    wait_identical(&d.primary, &d.secondary, &d.log);
+
+    let log = stop(secondary, &d.log);
+    assert!(
+        log.matches(": Connected").count() >= 2,
+        "one connection before the kill, one after:\n{log}"
+    );
+    primary.quit();
+    assert_same(&d.primary, &d.secondary);
+}
+
+#[test]
+fn resumes_after_the_secondary_is_killed_mid_stream() {
+    let d = dir();
+    let primary = Primary::start(&d.primary, Some(200), 0, Some("0.003"));
+    let full = size(&d.primary);
+    let mut secondary = start_secondary(&d.secondary, primary.port, &d.log);
+    wait_until("the secondary starts replicating", &d.log, || {
+        size(&d.secondary) > full / 4
+    });
+    assert!(secondary.is_running());
+    secondary.signal("KILL");
+    secondary.wait("zrs secondary");
+    assert!(size(&d.secondary) < full, "killed mid-stream");
+
+    // Restarted on the file it left (its tail possibly a half-written transaction), it
+    // asks for what follows its last durable transaction.
+    let secondary = start_secondary(&d.secondary, primary.port, &d.log);
+    wait_identical(&d.primary, &d.secondary, &d.log);
+    stop(secondary, &d.log);
+    primary.quit();
+    assert_same(&d.primary, &d.secondary);
+}
