@@ -2,6 +2,9 @@
 //! corruption before the tail, durability modes, and an in-process crash test through a
 //! backend that loses unsynced writes or tears the last one.
 
+mod common;
+use common::CountingBackend;
+
 use std::io;
 use std::sync::{Arc, Mutex};
 
@@ -282,32 +285,6 @@ fn bad_magic_and_empty_files() {
     assert_eq!(backend.contents(), b"FS30");
 }
 
-/// Counts syncs.
-#[derive(Debug, Default)]
-struct CountingBackend {
-    inner: MemoryBackend,
-    syncs: Mutex<u32>,
-}
-
-impl Backend for CountingBackend {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-    fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
-        self.inner.write_at(pos, data)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync(&self) -> io::Result<()> {
-        *self.syncs.lock().unwrap() += 1;
-        Ok(())
-    }
-}
-
 #[test]
 fn durability_modes_fsync_per_transaction_or_per_batch() {
     for (durability, after_7, after_sync) in [
@@ -325,23 +302,15 @@ fn durability_modes_fsync_per_transaction_or_per_batch() {
             },
         )
         .unwrap();
-        let base = *b.syncs.lock().unwrap(); // the magic of a new file
+        let base = b.syncs(); // the magic of a new file
         for n in 1..=7 {
             commit(&mut s, n, &[(n, b"x")]);
         }
-        assert_eq!(*b.syncs.lock().unwrap() - base, after_7, "{durability:?}");
+        assert_eq!(b.syncs() - base, after_7, "{durability:?}");
         s.sync().unwrap();
-        assert_eq!(
-            *b.syncs.lock().unwrap() - base,
-            after_sync,
-            "{durability:?}"
-        );
+        assert_eq!(b.syncs() - base, after_sync, "{durability:?}");
         s.close().unwrap();
-        assert_eq!(
-            *b.syncs.lock().unwrap() - base,
-            after_sync,
-            "{durability:?}: nothing left"
-        );
+        assert_eq!(b.syncs() - base, after_sync, "{durability:?}: nothing left");
     }
     assert!(FileStorage::open_with_backend(
         "t.fs",

@@ -3,10 +3,13 @@
 //! keep-alives, input errors, Unix-domain sockets, stopping. (The real Python primary is in
 //! `interop_secondary.rs`.) Every wait is bounded.
 
+mod common;
+use common::CountingBackend;
+
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -17,7 +20,6 @@ use zrs::protocol::checksum::StreamChecksum;
 use zrs::protocol::framing::frame;
 use zrs::protocol::message::{Message, RecordHeader, TransactionHeader};
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::file::backend::{Backend, MemoryBackend};
 use zrs::storage::{Durability, FileStorage, MemoryStorage, Options, Storage};
 use zrs::{Oid, Tid};
 
@@ -372,39 +374,10 @@ fn replicates_over_a_unix_socket() {
     );
 }
 
-/// A memory backend that counts its fsyncs.
-#[derive(Debug)]
-struct CountingBackend {
-    inner: MemoryBackend,
-    syncs: Arc<AtomicUsize>,
-}
-
-impl Backend for CountingBackend {
-    fn len(&self) -> io::Result<u64> {
-        self.inner.len()
-    }
-    fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read_at(pos, buf)
-    }
-    fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
-        self.inner.write_at(pos, data)
-    }
-    fn set_len(&self, len: u64) -> io::Result<()> {
-        self.inner.set_len(len)
-    }
-    fn sync(&self) -> io::Result<()> {
-        self.syncs.fetch_add(1, Ordering::SeqCst);
-        self.inner.sync()
-    }
-}
-
 #[test]
 fn a_burst_in_batch_mode_is_synced_once_the_input_goes_quiet() {
-    let syncs = Arc::new(AtomicUsize::new(0));
-    let backend = CountingBackend {
-        inner: MemoryBackend::new(),
-        syncs: syncs.clone(),
-    };
+    let backend = CountingBackend::default();
+    let syncs = backend.syncs.clone();
     let storage = FileStorage::open_with_backend(
         "Data.fs",
         Box::new(backend),

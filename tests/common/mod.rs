@@ -1,5 +1,5 @@
 //! Helpers shared by the storage integration tests: finding Python, the Data.fs dump
-//! format the Python scripts and these tests both write.
+//! format the Python scripts and these tests both write, a backend that counts fsyncs.
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
@@ -141,4 +141,38 @@ pub fn assert_same_dump(python: &str, rust: &str) {
         }
     }
     assert_eq!(a.len(), b.len(), "dumps have different line counts");
+}
+
+/// A memory backend that counts its fsyncs. The counter is shared, so a test keeps reading
+/// it after handing the backend to a storage.
+#[derive(Debug, Default)]
+pub struct CountingBackend {
+    pub inner: zrs::storage::file::backend::MemoryBackend,
+    pub syncs: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CountingBackend {
+    /// Fsyncs so far.
+    pub fn syncs(&self) -> usize {
+        self.syncs.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl zrs::storage::file::backend::Backend for CountingBackend {
+    fn len(&self) -> std::io::Result<u64> {
+        self.inner.len()
+    }
+    fn read_at(&self, pos: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.inner.read_at(pos, buf)
+    }
+    fn write_at(&self, pos: u64, data: &[u8]) -> std::io::Result<()> {
+        self.inner.write_at(pos, data)
+    }
+    fn set_len(&self, len: u64) -> std::io::Result<()> {
+        self.inner.set_len(len)
+    }
+    fn sync(&self) -> std::io::Result<()> {
+        self.syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.sync()
+    }
 }
