@@ -192,6 +192,7 @@ impl Session {
                 Ok(None)
             }
             Step::Close => world(w.close()),
+            Step::Address(address) => world(w.set_address(address.clone())),
             Step::Accept => world(w.accept()),
             Step::Reject => world(w.reject()),
             Step::Fail => world(w.lose_connection(LossReason::Other("failed".into()))),

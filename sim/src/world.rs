@@ -336,6 +336,14 @@ impl World {
         Ok(())
     }
 
+    /// Gives the current secondary its primary's address.
+    pub fn set_address(&mut self, address: zrs::secondary::Address) -> Result<(), WorldError> {
+        let generation = self.current()?;
+        self.secondaries[generation].set_replication_address(address);
+        self.dispatch(generation);
+        Ok(())
+    }
+
     /// Closes the current secondary.
     pub fn close(&mut self) -> Result<(), WorldError> {
         let generation = self.current()?;

@@ -136,6 +136,10 @@ fn parse_step(text: &str) -> Result<Step, String> {
     match word {
         "open" => parse_open(rest).map(Step::Open),
         "close" => no_args(Step::Close),
+        "address" => match parse_address(rest)? {
+            Some(address) => Ok(Step::Address(address)),
+            None => Err("address takes ('host', port) or 'path'".into()),
+        },
         "accept" => no_args(Step::Accept),
         "reject" => no_args(Step::Reject),
         "fail" => no_args(Step::Fail),

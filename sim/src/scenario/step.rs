@@ -81,6 +81,8 @@ pub enum Outgoing {
 pub enum Step {
     Open(Open),
     Close,
+    /// Gives the secondary its primary's address (zc.zrs's `setReplicationAddress`).
+    Address(Address),
     Accept,
     Reject,
     /// The connection fails (reason `'failed'`).
@@ -295,6 +297,7 @@ impl fmt::Display for Step {
         match self {
             Step::Open(open) => write!(f, "{open}"),
             Step::Close => f.write_str("close"),
+            Step::Address(a) => write!(f, "address {a}"),
             Step::Accept => f.write_str("accept"),
             Step::Reject => f.write_str("reject"),
             Step::Fail => f.write_str("fail"),
