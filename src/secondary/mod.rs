@@ -205,10 +205,7 @@ impl<S: Storage> Secondary<S> {
             debug_assert!(false, "connection lost while {:?}", self.phase);
             return;
         }
-        self.drop_connection(reason);
-        self.phase = Phase::Idle;
-        self.stop_factory();
-        self.schedule_reconnect();
+        self.lose_connection(reason);
     }
 
     /// Bytes arrived from the primary.
@@ -236,10 +233,7 @@ impl<S: Storage> Secondary<S> {
             // As zc.zrs: disconnect; the loss aborts the partial transaction and, since we
             // are not closed, a reconnect follows.
             self.actions.push_back(Action::Disconnect);
-            self.drop_connection(&LossReason::Done);
-            self.phase = Phase::Idle;
-            self.stop_factory();
-            self.schedule_reconnect();
+            self.lose_connection(&LossReason::Done);
         }
     }
 
@@ -293,16 +287,18 @@ impl<S: Storage> Secondary<S> {
 
     fn connect(&mut self) {
         log::info(REACTOR_LOGGER, &format!("Starting factory {FACTORY}"));
-        if self.phase == Phase::Closed {
-            // zc.zrs's factory refuses to connect once closed: the attempt stops at once.
-            self.stop_factory();
-            return;
-        }
         let Some(address) = self.config.address.clone() else {
             return;
         };
-        self.phase = Phase::Connecting;
         self.actions.push_back(Action::Connect(address));
+        if self.phase == Phase::Closed {
+            // As zc.zrs's factory once closed: the connector has started its attempt (and
+            // taken a client port) when the factory hears of it and stops it at once.
+            self.actions.push_back(Action::AbortConnect);
+            self.stop_factory();
+            return;
+        }
+        self.phase = Phase::Connecting;
     }
 
     fn keep_alive(&mut self) {
@@ -319,6 +315,15 @@ impl<S: Storage> Secondary<S> {
             timer: Timer::KeepAlive,
             delay: self.config.keep_alive_delay,
         });
+    }
+
+    /// A connection lost while not closed: the protocol's side (`drop_connection`), then
+    /// the factory's — the connector stops, and a reconnect is scheduled.
+    fn lose_connection(&mut self, reason: &LossReason) {
+        self.drop_connection(reason);
+        self.phase = Phase::Idle;
+        self.stop_factory();
+        self.schedule_reconnect();
     }
 
     /// The protocol's side of a lost connection: stop keep-alives, abort, log.
