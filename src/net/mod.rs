@@ -11,7 +11,7 @@
 //! thread that forwards what it reads. Each attempt and connection has an id, so whatever
 //! arrives from one the secondary already gave up on is dropped. The channel is bounded, so
 //! a primary that sends faster than the storage writes is held back by TCP flow control,
-//! not buffered here. Timers live in a small table keyed by [`Timer`] on
+//! not buffered here. Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
 //! [`std::time::Instant`] — the one place in the crate a clock is used.
 //!
 //! Durability: a secondary opened on a FileStorage with `Durability::Batch(n)` fsyncs once
