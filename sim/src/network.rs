@@ -76,11 +76,6 @@ impl Connection {
     pub fn read(&mut self) -> Result<Option<Vec<u8>>, FrameError> {
         self.outbox.next_frame()
     }
-
-    /// Bytes the secondary wrote and nobody read yet.
-    pub fn unread(&self) -> usize {
-        self.outbox.buffered()
-    }
 }
 
 /// Formats a client port as Twisted's `IPv4Address`.

@@ -86,10 +86,6 @@ impl Reactor {
         &self.later
     }
 
-    pub fn pending(&self, timer: Timer) -> usize {
-        self.later.iter().filter(|c| c.timer == timer).count()
-    }
-
     /// `doLater`: takes every call queued now, in order; the caller runs them. Time does
     /// not move (the reference harness ignores delays here).
     pub fn take_all(&mut self) -> Vec<DelayedCall> {

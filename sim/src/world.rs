@@ -715,14 +715,6 @@ impl World {
         self.network.connection.is_some()
     }
 
-    /// Calls scheduled by the current generation for `timer`.
-    pub fn pending(&self, timer: Timer) -> usize {
-        match self.current() {
-            Ok(generation) => self.pending_of(generation, timer),
-            Err(_) => 0,
-        }
-    }
-
     /// The current secondary's phase, `None` if it crashed (or none was opened).
     pub fn phase(&self) -> Option<Phase> {
         let g = self.current().ok()?;

@@ -137,11 +137,6 @@ impl<S: Storage> Secondary<S> {
         &self.storage
     }
 
-    /// Takes the storage back (after close).
-    pub fn into_storage(self) -> S {
-        self.storage
-    }
-
     /// The next thing for the driver to do.
     pub fn poll_action(&mut self) -> Option<Action> {
         self.actions.pop_front()
