@@ -23,8 +23,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::storage::{
-    DataRecord, HistoryEntry, LoadBefore, Result, Storage, StorageError, TransactionMeta,
-    TransactionRecord,
+    DataRecord, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
+    TransactionMeta, TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
@@ -92,7 +92,7 @@ pub struct FileStorage {
 }
 
 /// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
-/// storage appends. Sees committed transactions only. Write methods fail with `ReadOnly`.
+/// storage appends. Sees committed transactions only; it has no write methods.
 #[derive(Clone, Debug)]
 pub struct FileStorageReader {
     shared: Arc<Shared>,
@@ -643,7 +643,11 @@ macro_rules! read_side {
         ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
             transactions(&self.shared, start, stop)
         }
-        fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+        fn has_transaction(&self, tid: Tid) -> Result<bool> {
+            self.shared.check_open()?;
+            Ok(self.shared.index().txn(tid).is_some())
+        }
+        fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
             Box::new(FileStorageReader {
                 shared: self.shared.clone(),
             })
@@ -651,9 +655,11 @@ macro_rules! read_side {
     };
 }
 
-impl Storage for FileStorage {
+impl ReadStorage for FileStorage {
     read_side!();
+}
 
+impl Storage for FileStorage {
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.check_writable()?;
         if self.txn.is_some() {
@@ -864,15 +870,8 @@ impl Storage for FileStorage {
     }
 }
 
-impl Storage for FileStorageReader {
+impl ReadStorage for FileStorageReader {
     read_side!();
-
-    crate::refuse_writes!();
-    fn tpc_abort(&mut self) {}
-    fn close(&mut self) -> Result<()> {
-        // Closing a handle closes nothing: the storage owns the file.
-        Ok(())
-    }
 }
 
 #[cfg(test)]
