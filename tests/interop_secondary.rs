@@ -232,6 +232,7 @@ fn dir() -> Dir {
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn catches_up_and_follows_new_commits() {
     let d = dir();
     let mut primary = Primary::start(&d.primary, Some(200), 0, None);
@@ -262,6 +263,7 @@ fn catches_up_and_follows_new_commits() {
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn reconnects_after_the_primary_dies_mid_stream() {
     let d = dir();
     // A slow primary: 3 ms before each message, a few seconds for the whole file.
@@ -298,6 +300,7 @@ fn reconnects_after_the_primary_dies_mid_stream() {
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn resumes_after_the_secondary_is_killed_mid_stream() {
     let d = dir();
     let primary = Primary::start(&d.primary, Some(200), 0, Some("0.003"));
