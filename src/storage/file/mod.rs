@@ -5,6 +5,7 @@
 //! - [`index`]: oid → current record and a sparse tid → transaction table, built at open,
 //!   extended at finish;
 //! - [`scan`]: the open-time scan and crash recovery;
+//! - [`lock`]: `Data.fs.lock`, the writer's lock, as ZODB takes it;
 //! - this module: the storage (writer) and [`FileStorageReader`] (shared read handles).
 //!
 //! Writes follow ZODB: `tpc_vote` appends the whole transaction with status `c`,
@@ -19,6 +20,7 @@
 pub mod backend;
 pub mod format;
 pub mod index;
+pub mod lock;
 pub mod scan;
 
 use std::path::Path;
@@ -95,6 +97,8 @@ pub struct FileStorage {
     /// records of an undo all name the same few transactions, so scanning each once keeps
     /// an undo of `n` records linear. Sorted by oid; one transaction's worth of memory.
     data_txn_records: Option<(Tid, Vec<(Oid, u64)>)>,
+    /// `Data.fs.lock`, held from open to close by a writer opened by path.
+    lock: Option<lock::LockFile>,
 }
 
 /// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
@@ -106,11 +110,20 @@ pub struct FileStorageReader {
 
 impl FileStorage {
     /// Open (creating it if missing, unless read-only) the file at `path`. The storage is
-    /// named after the path as given, like ZODB's.
+    /// named after the path as given, like ZODB's. A writer first takes `<path>.lock` as
+    /// ZODB does and fails at once, naming the holder's pid, if another writer has it.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<FileStorage> {
         let path = path.as_ref();
+        let lock = if options.read_only {
+            None
+        } else {
+            Some(lock::LockFile::acquire(&lock::lock_path(path))?)
+        };
         let backend = FileBackend::open(path, options.read_only)?;
-        FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)
+        let mut storage =
+            FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)?;
+        storage.lock = lock;
+        Ok(storage)
     }
 
     /// Open a storage over any backend (the simulator's disk, memory).
@@ -159,6 +172,7 @@ impl FileStorage {
             txn: None,
             tail: scan.tail,
             data_txn_records: None,
+            lock: None,
         })
     }
 
@@ -947,6 +961,8 @@ impl Storage for FileStorage {
         self.tpc_abort();
         let r = self.sync_now();
         self.shared.closed.store(true, Ordering::SeqCst);
+        // Another writer may take the file now (readers keep reading nothing: closed).
+        self.lock = None;
         r
     }
 }
