@@ -267,6 +267,10 @@ impl ReadStorage for SimStorage {
     fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
         delegate!(self, s => s.reader(), Box::new(MemoryStorage::new("crashed").reader()))
     }
+    fn cursor(&self, after: Tid) -> zrs::storage::Cursor {
+        // The storage's own cursor (this handle's iterator collects: it cannot lend its lock).
+        delegate!(self, s => s.cursor(after), MemoryStorage::new("crashed").cursor(after))
+    }
 }
 
 impl Storage for SimStorage {

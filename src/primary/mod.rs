@@ -21,6 +21,8 @@
 //!   - [`Primary::connection_lost`]`(id, reason)`: the secondary went away (not reported for
 //!     connections the primary closed itself with [`Action::Disconnect`]);
 //!   - [`Primary::committed`]`()`: new transactions are committed in the storage;
+//!   - [`Primary::replace_storage`]`(storage)`: the file was packed and reopened; streams go
+//!     on from where they were;
 //!   - [`Primary::close`]`()`: stop listening, send what is committed, then close.
 //! - Work out, drained in order with [`Primary::poll_action`]:
 //!   - [`Action::Transmit`]`(id, bytes)`: write these bytes on the connection;
@@ -48,7 +50,7 @@
 //!
 //! **Flow control.** A connection is *writable* right after its start tid, and again each
 //! time the host calls [`Primary::writable`]. Only then does the primary read transactions
-//! (through an owned [`Cursor`]) and transmit, about [`Config::send_window`] bytes at a time
+//! (through an owned [`Cursor`], [`ReadStorage::cursor`]) and transmit, about [`Config::send_window`] bytes at a time
 //! (whole transactions, so one large transaction may exceed it); after a `Transmit` it
 //! waits for the next `writable`. So however far behind a secondary is, its connection holds
 //! at most one window (or one transaction) in the primary and whatever the host buffers.
@@ -256,6 +258,19 @@ impl<S: ReadStorage> Primary<S> {
         }
     }
 
+    /// The storage was replaced by another holding the same history and more (the file
+    /// was packed by its writer and reopened): every stream goes on from the last
+    /// transaction it sent, its checksum unchanged, as zc.zrs's iterator reopens the file.
+    pub fn replace_storage(&mut self, storage: S) {
+        self.storage = storage;
+        for connection in self.connections.values_mut() {
+            if let Some(stream) = connection.stream.as_mut() {
+                stream.cursor = self.storage.cursor(stream.cursor.after());
+            }
+        }
+        self.committed();
+    }
+
     /// A connection ended (the secondary closed it, or it broke).
     pub fn connection_lost(&mut self, id: ConnectionId, reason: &LossReason) {
         if let Some(connection) = self.connections.remove(&id) {
@@ -327,7 +342,7 @@ impl<S: ReadStorage> Primary<S> {
             }
         }
         let stream = Stream {
-            cursor: Cursor::new(&self.storage, start),
+            cursor: self.storage.cursor(start),
             encoder: StreamEncoder::new(start),
             writable: true,
         };
@@ -352,6 +367,9 @@ impl<S: ReadStorage> Primary<S> {
         let mut caught_up = false;
         while out.len() < window {
             match stream.cursor.next() {
+                // Undone transactions (status 'u', a legacy of old undo) are skipped, as
+                // zc.zrs's iterator skips them.
+                Ok(Some(txn)) if txn.meta.status == b'u' => {}
                 Ok(Some(txn)) => {
                     if let Err(e) = stream.encoder.transaction(&txn, &mut out) {
                         return self.fail(id, Failure::Stream(e.to_string()));

@@ -2,7 +2,9 @@
 //! (replication's writes reach the storage through the secondary's stream only).
 
 use super::Secondary;
-use crate::storage::{HistoryEntry, LoadBefore, ReadStorage, Result, Storage, TransactionRecord};
+use crate::storage::{
+    Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, TransactionRecord,
+};
 use crate::tid::{Oid, Tid};
 
 impl<S: Storage> ReadStorage for Secondary<S> {
@@ -45,5 +47,8 @@ impl<S: Storage> ReadStorage for Secondary<S> {
     }
     fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
         self.storage.reader()
+    }
+    fn cursor(&self, after: Tid) -> Cursor {
+        self.storage.cursor(after)
     }
 }

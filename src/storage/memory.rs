@@ -3,7 +3,7 @@
 //!
 //! Records keep the same shape as in a `Data.fs` (data, or a backpointer to an earlier
 //! record, or the "creation undone" backpointer 0), `restore` resolves `data_txn` the same
-//! way, and [`Storage::size`] is the size the same transactions take in a `Data.fs`, so the
+//! way, and [`ReadStorage::size`] is the size the same transactions take in a `Data.fs`, so the
 //! two storages can be compared directly. What is durable is explicit: finished
 //! transactions are; [`MemoryStorage::crash`] drops a transaction in progress, as a process
 //! crash would.

@@ -19,7 +19,7 @@ pub mod file;
 pub mod memory;
 
 pub use copy::{copy_transactions, CopyStats};
-pub use cursor::Cursor;
+pub use cursor::{Cursor, IteratorCursor, TransactionCursor};
 pub use extension::replicated_extension;
 pub use file::{Durability, FileStorage, FileStorageReader, Options};
 pub use memory::MemoryStorage;
@@ -144,6 +144,11 @@ pub trait ReadStorage {
     /// A read handle that can be used from other threads while the storage is written:
     /// it sees committed transactions only.
     fn reader(&self) -> Box<dyn ReadStorage + Send + Sync>;
+    /// An owned cursor returning the committed transactions after `after` (all of them for
+    /// [`Tid::ZERO`]), then later commits as they are finished; see [`cursor`].
+    fn cursor(&self, after: Tid) -> Cursor {
+        Box::new(IteratorCursor::new(self, after))
+    }
 }
 
 /// A ZODB storage as replication writes it: ZODB's two-phase commit, a record at a time
@@ -216,6 +221,9 @@ impl<T: ReadStorage + ?Sized> ReadStorage for Box<T> {
     }
     fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
         (**self).reader()
+    }
+    fn cursor(&self, after: Tid) -> Cursor {
+        (**self).cursor(after)
     }
 }
 
