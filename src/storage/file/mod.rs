@@ -880,6 +880,32 @@ impl Storage for FileStorage {
     }
 }
 
+impl FileStorageReader {
+    /// How far the committed file goes past `tid`: the number of transactions later than
+    /// `tid` and their bytes. A primary's status answers a secondary's lag with this.
+    pub fn after(&self, tid: Tid) -> After {
+        let ix = self.shared.index();
+        let first = ix.first_at_or_after(Tid::from_u64(tid.as_u64().saturating_add(1)));
+        let txns = ix.transactions();
+        After {
+            transactions: (txns.len() - first.min(txns.len())) as u64,
+            bytes: txns.get(first).map_or(0, |t| ix.end() - t.pos),
+        }
+    }
+
+    /// The number of committed transactions.
+    pub fn transaction_count(&self) -> u64 {
+        self.shared.index().transactions().len() as u64
+    }
+}
+
+/// What [`FileStorageReader::after`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct After {
+    pub transactions: u64,
+    pub bytes: u64,
+}
+
 impl Storage for FileStorageReader {
     read_side!();
 
