@@ -511,7 +511,7 @@ fn random_workload_agrees_across_storages() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         // What the "primary" holds: per oid, the history of (tid, data).
         let mut history: Vec<Vec<(u64, Option<Vec<u8>>)>> = Vec::new();
-        for n in 1..=150u64 {
+        for n in 1..=250u64 {
             let tid = n * 1000;
             s.tpc_begin(TransactionMeta {
                 extension: if rng.gen_bool(0.3) {
@@ -560,16 +560,40 @@ fn random_workload_agrees_across_storages() {
             s.tpc_vote().unwrap();
             s.tpc_finish().unwrap();
         }
+        // Every read walks older revisions: at several times, every serial, ranges of
+        // transactions starting and ending anywhere (the file index remembers only every
+        // 32nd transaction and walks from there).
         let loads: Vec<_> = (0..history.len() as u64)
             .map(|oid| {
                 (
                     s.load(o(oid)).ok(),
                     s.history(o(oid), 100).ok(),
-                    s.load_before(o(oid), t(50_000)).ok(),
+                    s.history(o(oid), 2).ok(),
+                    [1, 50_000, 99_999, 100_000, 100_001, 201_000, 250_001]
+                        .map(|at| s.load_before(o(oid), t(at)).ok()),
+                    history[oid as usize]
+                        .iter()
+                        .map(|(tid, _)| s.load_serial(o(oid), t(*tid)).ok())
+                        .collect::<Vec<_>>(),
+                    s.load_serial(o(oid), t(1)).is_err(),
                 )
             })
             .collect();
-        results.push((name, all(s.as_ref()), s.size(), s.len(), loads));
+        let ranges: Vec<Vec<Tid>> = [
+            (0, 0),
+            (1, 31_000),
+            (33_000, 34_000),
+            (31_999, 200_500),
+            (64_500, 300_000),
+        ]
+        .iter()
+        .map(|&(a, b)| {
+            s.iterator(Some(t(a)), Some(t(b)))
+                .map(|r| r.unwrap().meta.tid)
+                .collect()
+        })
+        .collect();
+        results.push((name, all(s.as_ref()), s.size(), s.len(), (loads, ranges)));
     }
     let (n0, first) = (results[0].0, &results[0]);
     assert!(first.1.len() > 100);
