@@ -109,7 +109,7 @@ fn primary_and_secondary_files(dir: &Path, behind: usize) -> (PathBuf, PathBuf, 
         .map(|t| t.unwrap().meta.tid)
         .collect();
     let cut_tid = tids[tids.len() - 1 - behind];
-    let after = s.file_reader().after(cut_tid);
+    let after = s.file_reader().after(cut_tid).unwrap();
     assert_eq!(after.transactions, behind as u64);
     let bytes = std::fs::read(&full).unwrap();
     std::fs::write(&part, &bytes[..bytes.len() - after.bytes as usize]).unwrap();
@@ -293,4 +293,54 @@ fn zc_zrs_nagios_reads_zrs_nodes() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn after_counts_the_transactions_and_bytes_past_any_tid() {
+    // 100 transactions: over three of the index's marks (one every 32 transactions).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Data.fs");
+    {
+        let mut w = FileStorage::open(&path, Options::default()).unwrap();
+        for i in 1..=100u64 {
+            let tid = Tid::from_u64(0x03d4_dc04_0000_0000 + i * 0x1000);
+            w.tpc_begin(zrs::storage::TransactionMeta {
+                tid,
+                status: b' ',
+                user: vec![],
+                description: format!("txn {i}").into_bytes(),
+                extension: vec![],
+            })
+            .unwrap();
+            let data = vec![b'x'; i as usize];
+            w.restore(zrs::Oid::from_u64(i % 7), tid, Some(&data), b"", None)
+                .unwrap();
+            w.tpc_vote().unwrap();
+            w.tpc_finish().unwrap();
+        }
+    }
+    let s = read_only(&path);
+    let reader = s.file_reader();
+    let txns: Vec<Tid> = s
+        .iterator(None, None)
+        .map(|t| t.unwrap().meta.tid)
+        .collect();
+    assert!(txns.len() > 64, "the fixture spans several index marks");
+    let size = s.size();
+    for (i, &tid) in txns.iter().enumerate() {
+        let a = reader.after(tid).unwrap();
+        assert_eq!(a.transactions, (txns.len() - 1 - i) as u64, "after {tid:?}");
+        // Every later transaction's bytes: the file from the next transaction on.
+        let next = reader.after(Tid::from_u64(tid.as_u64() - 1)).unwrap();
+        assert!(next.bytes > a.bytes);
+        // Between two tids (not a tid of the file) counts the same as the earlier tid.
+        let between = reader.after(Tid::from_u64(tid.as_u64() + 1)).unwrap();
+        assert_eq!(between, a);
+    }
+    assert_eq!(
+        reader.after(Tid::ZERO).unwrap().transactions,
+        txns.len() as u64
+    );
+    assert_eq!(reader.after(Tid::ZERO).unwrap().bytes, size - 4);
+    assert_eq!(reader.after(*txns.last().unwrap()).unwrap().bytes, 0);
 }

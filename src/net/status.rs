@@ -267,12 +267,14 @@ impl NodeStatus {
             });
         }
         if let Some(tid) = after {
-            let a = reader.after(tid);
-            status["after"] = json!({
-                "tid": tid_hex(tid),
-                "transactions": a.transactions,
-                "bytes": a.bytes,
-            });
+            status["after"] = match reader.after(tid) {
+                Ok(a) => json!({
+                    "tid": tid_hex(tid),
+                    "transactions": a.transactions,
+                    "bytes": a.bytes,
+                }),
+                Err(e) => json!({"tid": tid_hex(tid), "error": e.to_string()}),
+            };
         }
         status
     }
