@@ -228,7 +228,13 @@ fn secondary_logs_like_zc_zrs_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("Data.fs");
     let mut child = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["secondary", "--storage", storage.to_str().unwrap()])
+        .args([
+            "secondary",
+            "--log-format",
+            "plain",
+            "--storage",
+            storage.to_str().unwrap(),
+        ])
         .args([
             "--primary",
             &format!("127.0.0.1:{port}"),

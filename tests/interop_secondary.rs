@@ -148,7 +148,7 @@ fn start_secondary(storage: &Path, port: u16, log: &Path) -> Guard {
         .open(log)
         .expect("log file");
     let child = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .arg("secondary")
+        .args(["secondary", "--log-format", "plain"])
         .arg("--storage")
         .arg(storage)
         .args(["--primary", &format!("127.0.0.1:{port}")])
