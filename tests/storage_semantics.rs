@@ -501,6 +501,9 @@ fn closed_storage_refuses_everything() {
     });
 }
 
+/// The times the random workload's `load_before`s ask about.
+const LOAD_BEFORE: [u64; 7] = [1, 50_000, 99_999, 100_000, 100_001, 201_000, 250_001];
+
 /// A seeded random replication workload: every storage answers every read as a model of
 /// the primary's history says, and all of them end up identical.
 #[test]
@@ -512,7 +515,7 @@ fn random_workload_agrees_across_storages() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         // What the "primary" holds: per oid, the history of (tid, data).
         let mut history: Vec<Vec<(u64, Option<Vec<u8>>)>> = Vec::new();
-        for n in 1..=150u64 {
+        for n in 1..=250u64 {
             let tid = n * 1000;
             s.tpc_begin(TransactionMeta {
                 extension: if rng.gen_bool(0.3) {
@@ -591,22 +594,82 @@ fn random_workload_agrees_across_storages() {
                 .collect();
             let want: Vec<Tid> = revisions.iter().rev().map(|r| t(r.0)).collect();
             assert_eq!(tids, want, "{what}: history");
-            let at = revisions.iter().rposition(|r| r.0 < 50_000);
-            match (s.load_before(oid, t(50_000)), at) {
-                (Ok(None), None) => {}
-                (Ok(Some(got)), Some(i)) => {
-                    let (tid, data) = &revisions[i];
-                    let next = revisions.get(i + 1).map(|r| t(r.0));
-                    let data = data.clone().unwrap_or_else(|| panic!("{what}: no data"));
-                    assert_eq!(got, (data, t(*tid), next), "{what}: load_before");
+            for before in LOAD_BEFORE {
+                let at = revisions.iter().rposition(|r| r.0 < before);
+                match (s.load_before(oid, t(before)), at) {
+                    (Ok(None), None) => {}
+                    (Ok(Some(got)), Some(i)) => {
+                        let (tid, data) = &revisions[i];
+                        let next = revisions.get(i + 1).map(|r| t(r.0));
+                        let data = data.clone().unwrap_or_else(|| panic!("{what}: no data"));
+                        assert_eq!(got, (data, t(*tid), next), "{what}: load_before {before}");
+                    }
+                    (Err(StorageError::NoSuchKey(k)), Some(i)) if revisions[i].1.is_none() => {
+                        assert_eq!(k, oid)
+                    }
+                    (got, i) => {
+                        panic!("{what}: load_before {before} gave {got:?}, the model {i:?}")
+                    }
                 }
-                (Err(StorageError::NoSuchKey(k)), Some(i)) if revisions[i].1.is_none() => {
-                    assert_eq!(k, oid)
-                }
-                (got, i) => panic!("{what}: load_before gave {got:?}, the model {i:?}"),
             }
+            for (tid, data) in &revisions {
+                match (s.load_serial(oid, t(*tid)), data) {
+                    (Ok(got), Some(data)) => assert_eq!(&got, data, "{what}: load_serial {tid}"),
+                    (Err(StorageError::NoSuchKey(k)), None) => assert_eq!(k, oid),
+                    (got, want) => panic!("{what}: load_serial {tid} gave {got:?}, want {want:?}"),
+                }
+            }
+            assert!(
+                matches!(
+                    s.load_serial(oid, t(1)),
+                    Err(StorageError::NoSuchSerial { .. } | StorageError::NoSuchKey(_))
+                ),
+                "{what}: load_serial of a tid it never had"
+            );
         }
-        results.push((name, all(s.as_ref()), s.size(), s.len()));
+        // And the storages agree with each other, errors included: every read walks older
+        // revisions at several times, every serial, ranges of transactions starting and
+        // ending anywhere (the file index remembers only every 32nd transaction and walks
+        // from there).
+        let said = |e: StorageError| e.to_string();
+        let loads: Vec<_> = (0..history.len() as u64)
+            .map(|oid| {
+                (
+                    s.load(o(oid)).map_err(said),
+                    s.history(o(oid), 100).map_err(said),
+                    s.history(o(oid), 2).map_err(said),
+                    LOAD_BEFORE.map(|at| s.load_before(o(oid), t(at)).map_err(said)),
+                    history[oid as usize]
+                        .iter()
+                        .map(|(tid, _)| s.load_serial(o(oid), t(*tid)).map_err(said))
+                        .collect::<Vec<_>>(),
+                    s.load_serial(o(oid), t(1)).map_err(said),
+                )
+            })
+            .collect();
+        let ranges: Vec<Vec<Tid>> = [
+            (0, 0),
+            (1, 31_000),
+            (33_000, 34_000),
+            (31_999, 200_500),
+            (64_500, 300_000),
+        ]
+        .iter()
+        .map(|&(a, b)| {
+            let got: Vec<Tid> = s
+                .iterator(Some(t(a)), Some(t(b)))
+                .map(|r| r.unwrap().meta.tid)
+                .collect();
+            let committed: Vec<Tid> = all(s.as_ref())
+                .iter()
+                .map(|r| r.meta.tid)
+                .filter(|tid| (t(a)..=t(b)).contains(tid))
+                .collect();
+            assert_eq!(got, committed, "{name}: iterator {a}..={b}");
+            got
+        })
+        .collect();
+        results.push((name, all(s.as_ref()), s.size(), s.len(), (loads, ranges)));
     }
     let (n0, first) = (results[0].0, &results[0]);
     assert!(first.1.len() > 100);
@@ -622,6 +685,7 @@ fn random_workload_agrees_across_storages() {
         assert_eq!(first.1, other.1, "{n0} vs {}: transactions", other.0);
         assert_eq!(first.2, other.2, "{n0} vs {}: size", other.0);
         assert_eq!(first.3, other.3, "{n0} vs {}: len", other.0);
+        assert_eq!(first.4, other.4, "{n0} vs {}: reads", other.0);
     }
 }
 
