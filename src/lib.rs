@@ -8,6 +8,7 @@
 //! - [`storage`]: the storage interface, `MemoryStorage` and the `FileStorage` (Data.fs).
 //! - [`secondary`]: the secondary as a state machine: events in, actions out.
 //! - [`net`]: the real TCP driver of that state machine.
+//! - [`planted`]: deliberate bugs for mutation testing, compiled away without the feature.
 
 pub mod pickle;
 pub mod protocol;
@@ -18,4 +19,5 @@ pub mod tid;
 pub use tid::{Oid, Tid};
 pub mod log;
 pub mod net;
+pub mod planted;
 pub mod secondary;
