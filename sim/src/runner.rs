@@ -18,7 +18,7 @@ use zrs::pickle::Value;
 use zrs::planted::{plant, Bug};
 use zrs::secondary::{Config, LossReason, Secondary};
 use zrs::storage::file::Durability;
-use zrs::storage::Storage;
+use zrs::storage::ReadStorage;
 use zrs::Tid;
 
 use crate::disk::SimDisk;
