@@ -85,6 +85,9 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("storage is closed")]
     Closed,
+    /// Another writer holds the storage's lock file (`Data.fs.lock`).
+    #[error("{0}")]
+    Locked(#[from] file::lock::LockError),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
