@@ -1,9 +1,14 @@
 //! Command-line parsing and dispatch for the `zrs` binary.
 
 mod capture;
+mod check;
 mod copy;
 mod logfmt;
+mod observe;
+mod run;
 mod secondary;
+mod status;
+mod zconfig;
 
 use std::process::ExitCode;
 
@@ -29,6 +34,9 @@ enum Command {
     Copy(copy::Args),
     Secondary(secondary::Args),
     Capture(capture::Args),
+    Status(status::Args),
+    Check(check::Args),
+    Run(run::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -45,6 +53,10 @@ pub fn main() -> ExitCode {
         Command::Copy(args) => copy::run(args),
         Command::Secondary(args) => secondary::run(args),
         Command::Capture(args) => capture::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Run(args) => run::run(args),
+        // Nagios's exit codes, not ours.
+        Command::Check(args) => return check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,5 +64,14 @@ pub fn main() -> ExitCode {
             eprintln!("zrs: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -33,6 +33,8 @@ pub struct Args {
     /// replication does not fetch again).
     #[arg(long, value_name = "every|batch:N", default_value = "batch:1000", value_parser = parse_durability)]
     durability: Durability,
+    #[command(flatten)]
+    observe: super::observe::ObserveArgs,
 }
 
 fn parse_primary(s: &str) -> Result<Address, String> {
@@ -48,7 +50,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?}: seconds must be a finite number, 0 or more"))
 }
 
-fn parse_durability(s: &str) -> Result<Durability, String> {
+pub fn parse_durability(s: &str) -> Result<Durability, String> {
     if s == "every" {
         return Ok(Durability::EveryTransaction);
     }
@@ -72,6 +74,19 @@ pub fn run(args: Args) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("opening {}: {e}", args.storage.display()))?;
+    let node = super::observe::Watched {
+        id: "1".into(),
+        role: zrs::net::status::Role::Secondary,
+        reader: storage.file_reader(),
+        replicate_from: Some(super::observe::address_text(&args.primary)),
+        replicate_to: None,
+        primary_status: args.observe.primary_status.clone(),
+    }
+    .start(args.observe.progress)?;
+    super::observe::serve(
+        args.observe.status.as_ref(),
+        vec![("1".into(), node.clone())],
+    )?;
     let config = Config {
         address: Some(args.primary),
         reconnect_delay: args.reconnect,
@@ -81,7 +96,8 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let driver = Driver::new(Secondary::new(storage, config), DriverOptions::default());
+    let driver =
+        Driver::new(Secondary::new(storage, config), DriverOptions::default()).with_status(node);
     let stop = driver.stop_handle();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {
