@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use zrs::net::status::tid_hex;
-use zrs::storage::{FileStorage, Options, Storage};
+use zrs::storage::{FileStorage, Options, ReadStorage};
 
 fn zrs(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zrs"))

@@ -10,7 +10,7 @@ use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use zrs::storage::Storage;
+use zrs::storage::ReadStorage;
 
 use common::root;
 

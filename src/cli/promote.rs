@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use zrs::net::status::tid_hex;
 use zrs::storage::file::lock::{lock_path, LockFile};
-use zrs::storage::{FileStorage, Options, Storage};
+use zrs::storage::{FileStorage, Options, ReadStorage};
 
 /// Check that a stopped secondary's Data.fs ends cleanly and reads back whole, so that it
 /// can be served as a primary (failover).
