@@ -6,6 +6,7 @@ mod copy;
 mod logfmt;
 mod observe;
 mod primary;
+mod promote;
 mod run;
 mod secondary;
 mod status;
@@ -39,6 +40,7 @@ enum Command {
     Status(status::Args),
     Check(check::Args),
     Run(run::Args),
+    Promote(promote::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -58,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Capture(args) => capture::run(args),
         Command::Status(args) => status::run(args),
         Command::Run(args) => run::run(args),
+        Command::Promote(args) => promote::run(args),
         // Nagios's exit codes, not ours.
         Command::Check(args) => return check::run(args),
     };
