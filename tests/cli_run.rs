@@ -197,3 +197,108 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
     );
     primary.join().unwrap();
 }
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_configured_primary_chain_and_secondary_replicate_and_report() {
+    let fixture = root().join("tests/fixtures/capture/primary.fs");
+    let want = std::fs::read(&fixture).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.fs");
+    let c = dir.path().join("c.fs");
+    let s = dir.path().join("s.fs");
+    std::fs::copy(&fixture, &p).unwrap();
+    let (p_port, c_port) = (free_port(), free_port());
+    let conf = dir.path().join("zeo.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "%import zc.zrs\n\
+             <zrs primary>\n  replicate-to 127.0.0.1:{p_port}\n  <filestorage>\n    path {}\n  </filestorage>\n</zrs>\n\
+             <zrs chain>\n  replicate-from 127.0.0.1:{p_port}\n  replicate-to 127.0.0.1:{c_port}\n\
+             \x20 <filestorage>\n    path {}\n  </filestorage>\n</zrs>\n\
+             <zrs secondary>\n  replicate-from 127.0.0.1:{c_port}\n  <filestorage>\n    path {}\n  </filestorage>\n</zrs>\n",
+            p.display(),
+            c.display(),
+            s.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args([
+            "run",
+            "--log-format",
+            "plain",
+            "--config",
+            conf.to_str().unwrap(),
+        ])
+        .args(["--status", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let status = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no status address in {seen:#?}"));
+        if let Some(a) = line.strip_prefix("INFO zrs.status: Status on ") {
+            break a.to_string();
+        }
+        seen.push(line);
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while [&c, &s]
+        .iter()
+        .any(|f| std::fs::read(f).ok().as_deref() != Some(&want[..]))
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let rest: Vec<String> = rx.try_iter().collect();
+            panic!("the chain never delivered: {seen:#?} {rest:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args(["status", "--json", "--node", &status])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["primary"]["role"], "primary");
+    assert_eq!(v["primary"]["replicate-to"], format!("127.0.0.1:{p_port}"));
+    assert_eq!(v["chain"]["role"], "chain");
+    assert_eq!(v["chain"]["connection"], "connected");
+    assert_eq!(v["secondary"]["role"], "secondary");
+    for id in ["primary", "chain", "secondary"] {
+        assert_eq!(v[id]["size"], want.len(), "{id}");
+    }
+    assert_eq!(
+        v["primary"]["secondaries"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
+    assert_eq!(
+        v["chain"]["secondaries"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{exit}");
+}

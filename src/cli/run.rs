@@ -17,7 +17,10 @@
 //! zc.zrs's `ZRS.open` decides: `replicate-to` alone makes a primary serving that address,
 //! `replicate-from` alone a secondary of that primary, both a chained node (a secondary
 //! that serves its own secondaries); neither, or both the same, is an error with zc.zrs's
-//! words. Its one storage must be a `<filestorage>` with a `path`. Everything else in the
+//! words. A primary is `zrs primary`: it serves the file read-only and follows what its
+//! writer commits — zc.zrs's primary lives inside the ZEO server, zrs's beside it, so the
+//! ZEO server's own configuration keeps a plain `<filestorage>` (without `<zrs>`) and this
+//! file's `<zrs>` section tells zrs what to serve. Its one storage must be a `<filestorage>` with a `path`. Everything else in the
 //! file (`<zeo>`, `<eventlog>`, other storages, `%import`) is ignored, as zrs serves no ZEO
 //! clients. The node's status id is the section's name (`<zrs main>`), else `1`, as ZEO
 //! names storages.
@@ -36,9 +39,10 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zrs::net::status::{NodeStatus, Role};
-use zrs::net::{parse_address, Driver, DriverOptions};
+use zrs::net::{parse_address, Driver, DriverOptions, Listener};
+use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{Durability, FileStorage, Options};
+use zrs::storage::{Durability, FileStorage, Options, ReadStorage};
 
 use super::observe::{address_text, Watched};
 use super::secondary::{parse_durability, parse_seconds};
@@ -65,6 +69,10 @@ pub struct Args {
     #[arg(long, value_name = "every|batch:N", default_value = "batch:1000", value_parser = parse_durability)]
     durability: Durability,
 }
+
+/// How often a primary looks for transactions its writer appended (as `zrs primary`'s
+/// default `--poll`).
+const PRIMARY_POLL: Duration = Duration::from_millis(20);
 
 fn parse_status(s: &str) -> Result<Address, String> {
     zrs::net::status::parse_listen_address(s).map_err(|e| e.to_string())
@@ -352,16 +360,25 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         return Ok(());
     }
-    if let Some(node) = nodes.iter().find(|n| n.role != Role::Secondary) {
-        return Err(format!(
-            "{}: {} nodes (replicate-to) are not in this build yet; only secondaries run",
-            node.at,
-            node.role.name()
-        ));
-    }
-    let mut drivers = Vec::new();
+    // (driver, whether it runs a secondary) per node, in file order. Everything is opened
+    // and bound before anything runs, so a bad section stops the whole start.
+    let mut drivers: Vec<(Driver<FileStorage>, bool)> = Vec::new();
     let mut statuses: Vec<(String, Arc<NodeStatus>)> = Vec::new();
     for node in &nodes {
+        if node.role == Role::Primary {
+            let to = node.replicate_to.as_ref().expect("a primary");
+            let (driver, status) = super::primary::serving_driver(
+                &node.path,
+                to,
+                PRIMARY_POLL,
+                &node.id,
+                args.progress,
+            )
+            .map_err(|e| format!("{}: {e}", node.at))?;
+            statuses.push((node.id.clone(), status));
+            drivers.push((driver, false));
+            continue;
+        }
         let storage = FileStorage::open(
             &node.path,
             Options {
@@ -381,20 +398,35 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         .start(args.progress)?;
         statuses.push((node.id.clone(), status.clone()));
+        // A chained node also serves its own secondaries from the storage it replicates into.
+        let served = match &node.replicate_to {
+            Some(to) => {
+                let listener = Listener::bind(to)
+                    .map_err(|e| format!("{}: listening on {to}: {e}", node.at))?;
+                let reader: Box<dyn ReadStorage + Send + Sync> = Box::new(storage.file_reader());
+                Some((
+                    Primary::new(reader, zrs::primary::Config::new(to.clone())),
+                    listener,
+                ))
+            }
+            None => None,
+        };
         let config = Config {
             address: Some(from),
             keep_alive_delay: node.keep_alive,
             ..Config::default()
         };
-        drivers.push(
-            Driver::new(Secondary::new(storage, config), DriverOptions::default())
-                .with_status(status),
-        );
+        let mut driver = Driver::new(Secondary::new(storage, config), DriverOptions::default())
+            .with_status(status);
+        if let Some((primary, listener)) = served {
+            driver = driver.serve(primary, listener);
+        }
+        drivers.push((driver, true));
     }
     super::observe::serve(args.status.as_ref(), statuses)?;
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let stops: Vec<_> = drivers.iter().map(|d| d.stop_handle()).collect();
+    let stops: Vec<_> = drivers.iter().map(|(d, _)| d.stop_handle()).collect();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {
         for _ in signals.forever() {
@@ -406,9 +438,16 @@ pub fn run(args: Args) -> Result<(), String> {
     let threads: Vec<_> = drivers
         .into_iter()
         .zip(&nodes)
-        .map(|(driver, node)| {
+        .map(|((driver, secondary), node)| {
             let at = node.at.clone();
-            std::thread::spawn(move || driver.run().map(drop).map_err(|e| format!("{at}: {e}")))
+            std::thread::spawn(move || {
+                let result = if secondary {
+                    driver.run().map(drop)
+                } else {
+                    driver.run_primary()
+                };
+                result.map_err(|e| format!("{at}: {e}"))
+            })
         })
         .collect();
     let mut result = Ok(());
