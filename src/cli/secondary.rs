@@ -7,7 +7,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zrs::net::{parse_address, Driver, DriverOptions};
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{Durability, FileStorage, Options};
+use zrs::storage::{BlobStorage, Durability, FileStorage, Options, Storage};
 
 /// Replicate a zc.zrs primary into a FileStorage (a Data.fs), as zc.zrs's secondary does,
 /// until interrupted (SIGINT or SIGTERM close it cleanly). Logs to stderr.
@@ -33,6 +33,10 @@ pub struct Args {
     /// replication does not fetch again).
     #[arg(long, value_name = "every|batch:N", default_value = "batch:1000", value_parser = parse_durability)]
     durability: Durability,
+    /// Keep blobs in this ZODB blob directory (created if missing; `bushy` layout, an
+    /// existing `lawn` one is used as it is): the secondary then speaks protocol zrs2.1.
+    #[arg(long, value_name = "DIR")]
+    blob_dir: Option<PathBuf>,
 }
 
 fn parse_primary(s: &str) -> Result<Address, String> {
@@ -72,6 +76,18 @@ pub fn run(args: Args) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("opening {}: {e}", args.storage.display()))?;
+    match &args.blob_dir {
+        Some(dir) => {
+            // Fsyncs as the Data.fs does: a blob is durable before its transaction commits.
+            let storage = BlobStorage::open(storage, dir, true)
+                .map_err(|e| format!("opening {}: {e}", dir.display()))?;
+            replicate(storage, args)
+        }
+        None => replicate(storage, args),
+    }
+}
+
+fn replicate<S: Storage + Send + 'static>(storage: S, args: Args) -> Result<(), String> {
     let config = Config {
         address: Some(args.primary),
         reconnect_delay: args.reconnect,

@@ -6,13 +6,16 @@
 //! - [`memory::MemoryStorage`]: the same semantics in memory, for simulation;
 //! - [`file::FileStorage`]: ZODB's `Data.fs`, byte-identical to what Python ZODB writes;
 //! - [`extension`]: the one place a replicated transaction's extension is re-encoded;
-//! - [`copy`]: replaying one storage into another (`zrs copy`).
+//! - [`copy`]: replaying one storage into another (`zrs copy`);
+//! - [`blob`]: a ZODB blob directory beside any of them ([`BlobStorage`]).
 
+pub mod blob;
 pub mod copy;
 pub mod extension;
 pub mod file;
 pub mod memory;
 
+pub use blob::{BlobStorage, CommittedBlob};
 pub use copy::{copy_transactions, CopyStats};
 pub use extension::replicated_extension;
 pub use file::{Durability, FileStorage, FileStorageReader, Options};
@@ -85,6 +88,10 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("storage is closed")]
     Closed,
+    #[error("this storage keeps no blobs")]
+    NoBlobs,
+    #[error("blob of oid {oid:?} at serial {serial:?}: {what}")]
+    Blob { oid: Oid, serial: Tid, what: String },
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -152,6 +159,40 @@ pub trait Storage {
     /// it sees committed transactions only, and its write methods fail with `ReadOnly`.
     fn reader(&self) -> Box<dyn Storage + Send + Sync>;
     fn close(&mut self) -> Result<()>;
+
+    // Blobs (ZODB's `IBlobStorage`), for storages that keep them; the defaults keep none.
+
+    /// Start the blob file of the record the next [`Storage::restore_blob`] restores; the
+    /// file is then written chunk by chunk with [`Storage::blob_write`].
+    fn blob_begin(&mut self) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// Append a chunk to the blob file begun.
+    fn blob_write(&mut self, _chunk: &[u8]) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// ZODB's `restoreBlob`: [`Storage::restore`] the record, with the blob file written
+    /// since [`Storage::blob_begin`] as its blob. The file becomes visible with the
+    /// transaction, and an aborted transaction leaves none.
+    fn restore_blob(
+        &mut self,
+        _oid: Oid,
+        _serial: Tid,
+        _data: Option<&[u8]>,
+        _version: &[u8],
+        _data_txn: Option<Tid>,
+    ) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// Give `oid` at `serial`, in the transaction in progress, a copy of its committed blob
+    /// file at `from` (as ZODB's undo does); does nothing when there is no such file.
+    fn copy_blob(&mut self, _oid: Oid, _from: Tid, _serial: Tid) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// The committed blob file of `oid` at `serial`, if there is one.
+    fn open_blob(&self, _oid: Oid, _serial: Tid) -> Result<Option<CommittedBlob>> {
+        Ok(None)
+    }
 }
 
 /// The write methods of a read-only storage (a reader handle, a secondary): each fails
@@ -180,6 +221,30 @@ macro_rules! refuse_writes {
             Err($crate::storage::StorageError::ReadOnly)
         }
         fn tpc_finish(&mut self) -> $crate::storage::Result<$crate::Tid> {
+            Err($crate::storage::StorageError::ReadOnly)
+        }
+        fn blob_begin(&mut self) -> $crate::storage::Result<()> {
+            Err($crate::storage::StorageError::ReadOnly)
+        }
+        fn blob_write(&mut self, _chunk: &[u8]) -> $crate::storage::Result<()> {
+            Err($crate::storage::StorageError::ReadOnly)
+        }
+        fn restore_blob(
+            &mut self,
+            _oid: $crate::Oid,
+            _serial: $crate::Tid,
+            _data: Option<&[u8]>,
+            _version: &[u8],
+            _data_txn: Option<$crate::Tid>,
+        ) -> $crate::storage::Result<()> {
+            Err($crate::storage::StorageError::ReadOnly)
+        }
+        fn copy_blob(
+            &mut self,
+            _oid: $crate::Oid,
+            _from: $crate::Tid,
+            _serial: $crate::Tid,
+        ) -> $crate::storage::Result<()> {
             Err($crate::storage::StorageError::ReadOnly)
         }
     };
@@ -251,5 +316,27 @@ impl<T: Storage + ?Sized> Storage for Box<T> {
     }
     fn close(&mut self) -> Result<()> {
         (**self).close()
+    }
+    fn blob_begin(&mut self) -> Result<()> {
+        (**self).blob_begin()
+    }
+    fn blob_write(&mut self, chunk: &[u8]) -> Result<()> {
+        (**self).blob_write(chunk)
+    }
+    fn restore_blob(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&[u8]>,
+        version: &[u8],
+        data_txn: Option<Tid>,
+    ) -> Result<()> {
+        (**self).restore_blob(oid, serial, data, version, data_txn)
+    }
+    fn copy_blob(&mut self, oid: Oid, from: Tid, serial: Tid) -> Result<()> {
+        (**self).copy_blob(oid, from, serial)
+    }
+    fn open_blob(&self, oid: Oid, serial: Tid) -> Result<Option<CommittedBlob>> {
+        (**self).open_blob(oid, serial)
     }
 }
