@@ -6,7 +6,7 @@ Usage:
 Opens the storage read-only as `FileStorage(DATAFS, blob_dir=BLOBDIR)` and, for every
 record of every transaction whose data is a blob's, opens its committed blob file through
 ZODB (`openCommittedBlobFile`). Then opens a DB on it and reads each blob reachable from
-`root['blobs']` through `Blob.open()`, as an application would.
+`root['blobs']` through `Blob.open()`, as an application would (when there is a root).
 
 Prints one line per blob record, `oid tid md5` (or `oid tid missing`), then
 `blobs N readable R missing M`, then one line per reachable blob `name md5`. Two storages
@@ -20,6 +20,7 @@ import ZODB.blob
 from ZODB.FileStorage import FileStorage
 from ZODB.POSException import POSKeyError
 from ZODB.utils import tid_repr
+from ZODB.utils import z64
 
 
 def md5_of(f):
@@ -47,6 +48,10 @@ def main():
                 print(name, "missing")
                 missing += 1
     print("blobs %d readable %d missing %d" % (total, readable, missing))
+    try:
+        fs.load(z64)
+    except POSKeyError:
+        return  # no root object: nothing an application could reach
     db = ZODB.DB(fs)
     conn = db.open()
     blobs = conn.root().get("blobs", {})

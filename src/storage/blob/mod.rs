@@ -178,8 +178,10 @@ impl<S: Storage> Storage for BlobStorage<S> {
         self.inner.iterator(start, stop)
     }
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
+        self.inner.tpc_begin(meta)?;
+        // Left by a transaction that ended without finish or abort, if any.
         self.discard_blobs();
-        self.inner.tpc_begin(meta)
+        Ok(())
     }
     fn restore(
         &mut self,
