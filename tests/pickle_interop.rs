@@ -158,16 +158,19 @@ fn check(python: &PathBuf, protocols: &[u8]) {
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn python3_loads_every_encoding() {
     check(&python3(), &[0, 1, 2, 3, 4, 5]);
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn python2_loads_protocols_0_to_2() {
     check(&python2(), &[0, 1, 2]);
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn zodb_loads_our_extension_bytes() {
     let rows = cases("extension_py3.txt");
     let items: Vec<(String, Vec<u8>)> = rows

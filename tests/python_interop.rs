@@ -57,6 +57,7 @@ fn fresh(dir: &Path) -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn rust_reads_python_datafs_exactly_as_python() {
     let f = fixture();
     let dump_path = f.dir.join("python-dump.txt");
@@ -83,6 +84,7 @@ fn rust_reads_python_datafs_exactly_as_python() {
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn zrs_copy_is_byte_identical_and_zodb_accepts_it() {
     let f = fixture();
     let want = std::fs::read(&f.src).unwrap();
@@ -108,6 +110,7 @@ fn zrs_copy_is_byte_identical_and_zodb_accepts_it() {
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn killed_copy_leaves_a_clean_prefix() {
     let f = fixture();
     let want = std::fs::read(&f.src).unwrap();

@@ -12,9 +12,14 @@ use clap::{Parser, Subcommand};
 #[derive(Parser, Debug)]
 #[command(name = "zrs", about = "ZODB Replicated Storage", version)]
 struct Cli {
-    /// Also log debug events (connection attempts, commits).
+    /// Also log debug events (connection attempts, commits). `RUST_LOG`, when set, decides
+    /// instead (`RUST_LOG=zc.zrs=info,zrs.net=debug`).
     #[arg(short, long, global = true)]
     verbose: bool,
+    /// Log lines as a ZEO server prints them (`zeo`: time stamp, level, logger), as
+    /// `LEVEL logger: message` (`plain`), or as JSON lines (`json`).
+    #[arg(long, global = true, value_enum, default_value = "zeo")]
+    log_format: logfmt::LogFormat,
     #[command(subcommand)]
     command: Command,
 }
@@ -28,11 +33,14 @@ enum Command {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    logfmt::init(if cli.verbose {
-        tracing::Level::DEBUG
-    } else {
-        tracing::Level::INFO
-    });
+    logfmt::init(
+        cli.log_format,
+        if cli.verbose {
+            tracing::Level::DEBUG
+        } else {
+            tracing::Level::INFO
+        },
+    );
     let result = match cli.command {
         Command::Copy(args) => copy::run(args),
         Command::Secondary(args) => secondary::run(args),

@@ -88,6 +88,9 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("storage is closed")]
     Closed,
+    /// Another writer holds the storage's lock file (`Data.fs.lock`).
+    #[error("{0}")]
+    Locked(#[from] file::lock::LockError),
     #[error("this storage keeps no blobs")]
     NoBlobs,
     #[error("blob of oid {oid:?} at serial {serial:?}: {what}")]

@@ -4,6 +4,7 @@
 //! - [`backend`]: the positional I/O trait every byte goes through;
 //! - [`index`]: oid → revisions and tid → transaction, built at open, extended at finish;
 //! - [`scan`]: the open-time scan and crash recovery;
+//! - [`lock`]: `Data.fs.lock`, the writer's lock, as ZODB takes it;
 //! - this module: the storage (writer) and [`FileStorageReader`] (shared read handles).
 //!
 //! Writes follow ZODB: `tpc_vote` appends the whole transaction with status `c`,
@@ -16,6 +17,7 @@
 pub mod backend;
 pub mod format;
 pub mod index;
+pub mod lock;
 pub mod scan;
 
 use std::path::Path;
@@ -89,6 +91,8 @@ pub struct FileStorage {
     unsynced: u32,
     txn: Option<Pending>,
     tail: Option<Tail>,
+    /// `Data.fs.lock`, held from open to close by a writer opened by path.
+    lock: Option<lock::LockFile>,
 }
 
 /// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
@@ -100,11 +104,20 @@ pub struct FileStorageReader {
 
 impl FileStorage {
     /// Open (creating it if missing, unless read-only) the file at `path`. The storage is
-    /// named after the path as given, like ZODB's.
+    /// named after the path as given, like ZODB's. A writer first takes `<path>.lock` as
+    /// ZODB does and fails at once, naming the holder's pid, if another writer has it.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<FileStorage> {
         let path = path.as_ref();
+        let lock = if options.read_only {
+            None
+        } else {
+            Some(lock::LockFile::acquire(&lock::lock_path(path))?)
+        };
         let backend = FileBackend::open(path, options.read_only)?;
-        FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)
+        let mut storage =
+            FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)?;
+        storage.lock = lock;
+        Ok(storage)
     }
 
     /// Open a storage over any backend (the simulator's disk, memory).
@@ -152,6 +165,7 @@ impl FileStorage {
             unsynced: 0,
             txn: None,
             tail: scan.tail,
+            lock: None,
         })
     }
 
@@ -860,6 +874,8 @@ impl Storage for FileStorage {
         self.tpc_abort();
         let r = self.sync_now();
         self.shared.closed.store(true, Ordering::SeqCst);
+        // Another writer may take the file now (readers keep reading nothing: closed).
+        self.lock = None;
         r
     }
 }
