@@ -10,8 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zrs::pickle::Value;
-use zrs::protocol::checksum::StreamChecksum;
-use zrs::protocol::framing::write_frame;
+use zrs::protocol::encoder::StreamEncoder;
 use zrs::protocol::{Message, RecordHeader, TransactionHeader, ZRS_2_1};
 use zrs::secondary::{Action, Address, Config, LossReason, Secondary};
 use zrs::storage::blob::Layout;
@@ -190,7 +189,7 @@ fn a_crash_between_vote_and_commit_is_undone_on_open() {
         s.tpc_vote().unwrap();
         // The process dies here: the blob files are installed, the Data.fs never got
         // the transaction.
-        std::mem::forget(s);
+        s.crash().crash();
     }
     let s = open(&p);
     assert_eq!(s.last_transaction(), tid(1));
@@ -214,7 +213,7 @@ fn temporary_files_of_a_crash_are_removed_on_open() {
         s.tpc_begin(meta(tid(1))).unwrap();
         s.blob_begin().unwrap();
         s.blob_write(&bytes(10_000, 3)).unwrap();
-        std::mem::forget(s);
+        s.crash().crash();
     }
     assert_eq!(fs::read_dir(p.blobs.join("tmp")).unwrap().count(), 1);
     let _s = open(&p);
@@ -260,34 +259,31 @@ fn storages_without_a_blob_directory_refuse_blobs() {
 
 // ---- the secondary, fed zrs2.1 streams ----
 
-/// A primary's side of one connection: frames messages and keeps the running md5.
+/// A primary's side of one connection, through the one stream encoder.
 struct Stream {
-    md5: StreamChecksum,
+    encoder: StreamEncoder,
     out: Vec<u8>,
 }
 
 impl Stream {
     fn new(start: Tid) -> Stream {
         Stream {
-            md5: StreamChecksum::new(start),
+            encoder: StreamEncoder::new(start),
             out: Vec::new(),
         }
     }
     fn send(&mut self, payload: &[u8]) {
-        self.md5.update(payload);
-        write_frame(&mut self.out, payload);
+        self.encoder.message(payload, &mut self.out);
     }
     fn begin(&mut self, t: Tid) {
-        self.send(
-            &Message::Transaction(TransactionHeader {
-                tid: t,
-                status: b' ',
-                user: Vec::new(),
-                description: Vec::new(),
-                extension: Value::Dict(vec![]),
-            })
-            .encode_fast(),
-        );
+        let header = TransactionHeader {
+            tid: t,
+            status: b' ',
+            user: Vec::new(),
+            description: Vec::new(),
+            extension: Value::Dict(vec![]),
+        };
+        self.encoder.transaction_header(&header, &mut self.out);
     }
     fn record(oid: u64, serial: Tid, data_txn: Option<Tid>) -> RecordHeader {
         RecordHeader {
@@ -298,32 +294,24 @@ impl Stream {
         }
     }
     fn store(&mut self, oid: u64, serial: Tid, data: &[u8]) {
-        self.send(&Message::Store(Stream::record(oid, serial, None)).encode_fast());
-        self.send(data);
+        let data = (!data.is_empty()).then_some(data);
+        self.encoder
+            .store(&Stream::record(oid, serial, None), data, &mut self.out);
     }
     /// A `B` as zc.zrs's primary sends it: 64 KiB blocks.
     fn blob(&mut self, oid: u64, serial: Tid, content: &[u8]) {
-        let blocks = content.len().div_ceil(1 << 16) as u64;
-        self.send(
-            &Message::Blob {
-                record: Stream::record(oid, serial, None),
-                blocks,
-            }
-            .encode_fast(),
-        );
-        self.send(BLOB_RECORD);
-        for chunk in content.chunks(1 << 16) {
-            self.send(chunk);
-        }
+        self.encoder
+            .blob(
+                &Stream::record(oid, serial, None),
+                Some(BLOB_RECORD),
+                content.len() as u64,
+                &mut &content[..],
+                &mut self.out,
+            )
+            .unwrap();
     }
     fn commit(&mut self) {
-        let digest = self.md5.digest();
-        self.send(
-            &Message::Commit {
-                checksum: Some(digest),
-            }
-            .encode_fast(),
-        );
+        self.encoder.commit(&mut self.out);
     }
     fn take(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.out)
@@ -437,7 +425,7 @@ fn a_bad_checksum_after_a_blob_leaves_nothing() {
     let mut content = bytes(100_000, 7);
     content[99_999] ^= 1;
     corrupt.blob(7, tid(1), &content);
-    let digest = stream.md5.digest();
+    let digest = stream.encoder.digest();
     corrupt.send(
         &Message::Commit {
             checksum: Some(digest),

@@ -57,6 +57,11 @@ impl TempBlob {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// Leaves the file where it is, as a process that dies does (simulation and tests).
+    pub fn abandon(mut self) {
+        self.file = None;
+    }
 }
 
 fn closed() -> io::Error {

@@ -105,6 +105,19 @@ impl<S: Storage> BlobStorage<S> {
         }
     }
 
+    /// The process dies: installed blob files and temporary files stay as they are (the
+    /// next open's recovery deals with them). Returns the inner storage, to crash it too.
+    /// For simulation and tests.
+    pub fn crash(mut self) -> S {
+        if let Some(temp) = self.receiving.take() {
+            temp.abandon();
+        }
+        for (_, _, temp) in self.staged.drain(..) {
+            temp.abandon();
+        }
+        self.inner
+    }
+
     /// The storage the records go to.
     pub fn inner(&self) -> &S {
         &self.inner
