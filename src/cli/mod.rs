@@ -1,9 +1,12 @@
 //! Command-line parsing and dispatch for the `zrs` binary.
 
 mod capture;
+mod check;
 mod copy;
 mod logfmt;
+mod observe;
 mod secondary;
+mod status;
 
 use std::process::ExitCode;
 
@@ -29,6 +32,8 @@ enum Command {
     Copy(copy::Args),
     Secondary(secondary::Args),
     Capture(capture::Args),
+    Status(status::Args),
+    Check(check::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -45,6 +50,9 @@ pub fn main() -> ExitCode {
         Command::Copy(args) => copy::run(args),
         Command::Secondary(args) => secondary::run(args),
         Command::Capture(args) => capture::run(args),
+        Command::Status(args) => status::run(args),
+        // Nagios's exit codes, not ours.
+        Command::Check(args) => return check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,5 +60,14 @@ pub fn main() -> ExitCode {
             eprintln!("zrs: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

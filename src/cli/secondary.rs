@@ -37,6 +37,8 @@ pub struct Args {
     /// existing `lawn` one is used as it is): the secondary then speaks protocol zrs2.1.
     #[arg(long, value_name = "DIR")]
     blob_dir: Option<PathBuf>,
+    #[command(flatten)]
+    observe: super::observe::ObserveArgs,
 }
 
 fn parse_primary(s: &str) -> Result<Address, String> {
@@ -76,18 +78,35 @@ pub fn run(args: Args) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("opening {}: {e}", args.storage.display()))?;
+    let node = super::observe::Watched {
+        id: "1".into(),
+        role: zrs::net::status::Role::Secondary,
+        reader: storage.file_reader(),
+        replicate_from: Some(super::observe::address_text(&args.primary)),
+        replicate_to: None,
+        primary_status: args.observe.primary_status.clone(),
+    }
+    .start(args.observe.progress)?;
+    super::observe::serve(
+        args.observe.status.as_ref(),
+        vec![("1".into(), node.clone())],
+    )?;
     match &args.blob_dir {
         Some(dir) => {
             // Fsyncs as the Data.fs does: a blob is durable before its transaction commits.
             let storage = BlobStorage::open(storage, dir, true)
                 .map_err(|e| format!("opening {}: {e}", dir.display()))?;
-            replicate(storage, args)
+            replicate(storage, args, node)
         }
-        None => replicate(storage, args),
+        None => replicate(storage, args, node),
     }
 }
 
-fn replicate<S: Storage + Send + 'static>(storage: S, args: Args) -> Result<(), String> {
+fn replicate<S: Storage + Send + 'static>(
+    storage: S,
+    args: Args,
+    node: std::sync::Arc<zrs::net::status::NodeStatus>,
+) -> Result<(), String> {
     let config = Config {
         address: Some(args.primary),
         reconnect_delay: args.reconnect,
@@ -97,7 +116,8 @@ fn replicate<S: Storage + Send + 'static>(storage: S, args: Args) -> Result<(), 
     };
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let driver = Driver::new(Secondary::new(storage, config), DriverOptions::default());
+    let driver =
+        Driver::new(Secondary::new(storage, config), DriverOptions::default()).with_status(node);
     let stop = driver.stop_handle();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {

@@ -967,6 +967,46 @@ impl Storage for FileStorage {
     }
 }
 
+impl FileStorageReader {
+    /// How far the committed file goes past `tid`: the number of transactions later than
+    /// `tid` and their bytes. A primary's status answers a secondary's lag with this; it
+    /// reads at most a mark's worth of transaction headers.
+    pub fn after(&self, tid: Tid) -> Result<After> {
+        let shared = &self.shared;
+        shared.check_open()?;
+        let (mut pos, mut before, count, end) = {
+            let ix = shared.index();
+            let (pos, before) =
+                ix.walk_start_counted(Tid::from_u64(tid.as_u64().saturating_add(1)));
+            (pos, before, ix.transaction_count(), ix.end())
+        };
+        while pos < end {
+            let h = shared.txn_header(pos)?;
+            if Tid(h.tid) > tid {
+                break;
+            }
+            pos = shared.next_txn(pos, &h, end)?;
+            before += 1;
+        }
+        Ok(After {
+            transactions: count - before.min(count),
+            bytes: end - pos.min(end),
+        })
+    }
+
+    /// The number of committed transactions.
+    pub fn transaction_count(&self) -> u64 {
+        self.shared.index().transaction_count()
+    }
+}
+
+/// What [`FileStorageReader::after`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct After {
+    pub transactions: u64,
+    pub bytes: u64,
+}
+
 impl Storage for FileStorageReader {
     read_side!();
 
