@@ -15,7 +15,8 @@ use zrs::protocol::{Message, RecordHeader, TransactionHeader, ZRS_2_1};
 use zrs::secondary::{Action, Address, Config, LossReason, Secondary};
 use zrs::storage::blob::Layout;
 use zrs::storage::{
-    BlobStorage, FileStorage, MemoryStorage, Options, Storage, StorageError, TransactionMeta,
+    BlobStorage, FileStorage, MemoryStorage, Options, ReadStorage, Storage, StorageError,
+    TransactionMeta,
 };
 use zrs::{Oid, Tid};
 
@@ -65,7 +66,7 @@ fn open(p: &Place) -> BlobStorage<FileStorage> {
     BlobStorage::open(fs, &p.blobs, true).unwrap()
 }
 
-fn blob_of<S: Storage>(s: &S, oid: u64, serial: Tid) -> Option<Vec<u8>> {
+fn blob_of<S: ReadStorage + ?Sized>(s: &S, oid: u64, serial: Tid) -> Option<Vec<u8>> {
     s.open_blob(Oid::from_u64(oid), serial)
         .unwrap()
         .map(|b| b.read_all().unwrap())
@@ -251,10 +252,14 @@ fn storages_without_a_blob_directory_refuse_blobs() {
     let mut m = MemoryStorage::new("Data.fs");
     assert!(!m.keeps_blobs());
     assert!(matches!(m.blob_begin(), Err(StorageError::NoBlobs)));
+    assert_eq!(
+        m.open_blob(Oid::from_u64(1), tid(1)).unwrap().map(|_| ()),
+        None
+    );
+    // A blob storage's read handles read its blob files (and cannot write: no such method).
     let p = place();
     let s = open(&p);
-    let mut reader = s.reader();
-    assert!(matches!(reader.blob_begin(), Err(StorageError::ReadOnly)));
+    assert!(s.reader().keeps_blobs());
 }
 
 // ---- the secondary, fed zrs2.1 streams ----
@@ -443,7 +448,7 @@ struct FullDisk<S> {
     room: usize,
 }
 
-impl<S: Storage> Storage for FullDisk<S> {
+impl<S: Storage> ReadStorage for FullDisk<S> {
     fn name(&self) -> &str {
         self.inner.name()
     }
@@ -486,6 +491,19 @@ impl<S: Storage> Storage for FullDisk<S> {
     ) -> Box<dyn Iterator<Item = zrs::storage::Result<zrs::storage::TransactionRecord>> + 'a> {
         self.inner.iterator(start, stop)
     }
+    fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
+        self.inner.reader()
+    }
+    fn open_blob(
+        &self,
+        oid: Oid,
+        serial: Tid,
+    ) -> zrs::storage::Result<Option<zrs::storage::CommittedBlob>> {
+        self.inner.open_blob(oid, serial)
+    }
+}
+
+impl<S: Storage> Storage for FullDisk<S> {
     fn tpc_begin(&mut self, meta: TransactionMeta) -> zrs::storage::Result<()> {
         self.inner.tpc_begin(meta)
     }
@@ -507,9 +525,6 @@ impl<S: Storage> Storage for FullDisk<S> {
     }
     fn tpc_abort(&mut self) {
         self.inner.tpc_abort()
-    }
-    fn reader(&self) -> Box<dyn Storage + Send + Sync> {
-        self.inner.reader()
     }
     fn close(&mut self) -> zrs::storage::Result<()> {
         self.inner.close()
@@ -536,13 +551,6 @@ impl<S: Storage> Storage for FullDisk<S> {
     ) -> zrs::storage::Result<()> {
         self.inner
             .restore_blob(oid, serial, data, version, data_txn)
-    }
-    fn open_blob(
-        &self,
-        oid: Oid,
-        serial: Tid,
-    ) -> zrs::storage::Result<Option<zrs::storage::CommittedBlob>> {
-        self.inner.open_blob(oid, serial)
     }
 }
 

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zrs::storage::file::backend::{Backend, MemoryBackend};
+use zrs::storage::ReadStorage;
 use zrs::storage::{
     Durability, FileStorage, Options, Storage, StorageError, TransactionMeta, TransactionRecord,
 };

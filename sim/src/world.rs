@@ -20,7 +20,7 @@ use zrs::protocol::handshake::{HandshakeReader, Received};
 use zrs::protocol::message::{RecordHeader, TransactionHeader};
 use zrs::protocol::{FrameSink, StreamEncoder};
 use zrs::secondary::{Action, LossReason, Phase, Secondary, Timer};
-use zrs::storage::Storage;
+use zrs::storage::ReadStorage;
 use zrs::{Oid, Tid};
 
 use crate::disk::CrashReport;

@@ -5,8 +5,10 @@ mod check;
 mod copy;
 mod logfmt;
 mod observe;
+mod run;
 mod secondary;
 mod status;
+mod zconfig;
 
 use std::process::ExitCode;
 
@@ -34,6 +36,7 @@ enum Command {
     Capture(capture::Args),
     Status(status::Args),
     Check(check::Args),
+    Run(run::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -51,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Secondary(args) => secondary::run(args),
         Command::Capture(args) => capture::run(args),
         Command::Status(args) => status::run(args),
+        Command::Run(args) => run::run(args),
         // Nagios's exit codes, not ours.
         Command::Check(args) => return check::run(args),
     };

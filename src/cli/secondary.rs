@@ -54,7 +54,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?}: seconds must be a finite number, 0 or more"))
 }
 
-fn parse_durability(s: &str) -> Result<Durability, String> {
+pub fn parse_durability(s: &str) -> Result<Durability, String> {
     if s == "every" {
         return Ok(Durability::EveryTransaction);
     }

@@ -24,7 +24,8 @@ pub use dir::{BlobDir, TempBlob};
 pub use layout::Layout;
 
 use super::{
-    HistoryEntry, LoadBefore, Result, Storage, StorageError, TransactionMeta, TransactionRecord,
+    Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError, TransactionMeta,
+    TransactionRecord,
 };
 use crate::pickle::{loads_sequence, Value};
 use crate::tid::{Oid, Tid};
@@ -68,8 +69,6 @@ pub fn is_blob_record(data: &[u8]) -> bool {
 pub struct BlobStorage<S> {
     inner: S,
     dir: Arc<BlobDir>,
-    /// Read-only handles refuse the blob writes as the storage refuses its own.
-    read_only: bool,
     /// The blob file being received.
     receiving: Option<TempBlob>,
     /// Complete blob files of the transaction in progress, installed when it votes.
@@ -91,18 +90,13 @@ impl<S: Storage> BlobStorage<S> {
         };
         let blobs = BlobDir::create(dir, durable).map_err(context)?;
         blobs.recover(inner.last_transaction()).map_err(context)?;
-        Ok(BlobStorage::with_dir(inner, Arc::new(blobs), false))
-    }
-
-    fn with_dir(inner: S, dir: Arc<BlobDir>, read_only: bool) -> BlobStorage<S> {
-        BlobStorage {
+        Ok(BlobStorage {
             inner,
-            dir,
-            read_only,
+            dir: Arc::new(blobs),
             receiving: None,
             staged: Vec::new(),
             installed: Vec::new(),
-        }
+        })
     }
 
     /// The process dies: installed blob files and temporary files stay as they are (the
@@ -128,22 +122,6 @@ impl<S: Storage> BlobStorage<S> {
         &self.dir
     }
 
-    fn check_writable(&self) -> Result<()> {
-        if self.read_only {
-            Err(StorageError::ReadOnly)
-        } else {
-            Ok(())
-        }
-    }
-
-    fn blob_error(oid: Oid, serial: Tid, e: std::io::Error) -> StorageError {
-        StorageError::Blob {
-            oid,
-            serial,
-            what: e.to_string(),
-        }
-    }
-
     /// Drops every blob file of the transaction in progress.
     fn discard_blobs(&mut self) {
         self.receiving = None;
@@ -155,41 +133,88 @@ impl<S: Storage> BlobStorage<S> {
     }
 }
 
+/// The reads every blob storage and its read handles share.
+macro_rules! delegate_reads {
+    () => {
+        fn name(&self) -> &str {
+            self.inner.name()
+        }
+        fn last_transaction(&self) -> Tid {
+            self.inner.last_transaction()
+        }
+        fn len(&self) -> usize {
+            self.inner.len()
+        }
+        fn size(&self) -> u64 {
+            self.inner.size()
+        }
+        fn keeps_blobs(&self) -> bool {
+            true
+        }
+        fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
+            self.inner.load(oid)
+        }
+        fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<LoadBefore>> {
+            self.inner.load_before(oid, tid)
+        }
+        fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>> {
+            self.inner.load_serial(oid, serial)
+        }
+        fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>> {
+            self.inner.history(oid, size)
+        }
+        fn iterator<'a>(
+            &'a self,
+            start: Option<Tid>,
+            stop: Option<Tid>,
+        ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
+            self.inner.iterator(start, stop)
+        }
+        fn has_transaction(&self, tid: Tid) -> Result<bool> {
+            self.inner.has_transaction(tid)
+        }
+        fn cursor(&self, after: Tid) -> Cursor {
+            self.inner.cursor(after)
+        }
+        fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
+            Box::new(BlobReader {
+                inner: self.inner.reader(),
+                dir: self.dir.clone(),
+            })
+        }
+        fn open_blob(&self, oid: Oid, serial: Tid) -> Result<Option<CommittedBlob>> {
+            Ok(self
+                .dir
+                .open_blob(oid, serial)
+                .map_err(|e| blob_error(oid, serial, e))?
+                .map(|(len, file)| CommittedBlob { len, file }))
+        }
+    };
+}
+
+fn blob_error(oid: Oid, serial: Tid, e: std::io::Error) -> StorageError {
+    StorageError::Blob {
+        oid,
+        serial,
+        what: e.to_string(),
+    }
+}
+
+impl<S: Storage> ReadStorage for BlobStorage<S> {
+    delegate_reads!();
+}
+
+/// A read handle on a blob storage: committed records and their blob files.
+struct BlobReader {
+    inner: Box<dyn ReadStorage + Send + Sync>,
+    dir: Arc<BlobDir>,
+}
+
+impl ReadStorage for BlobReader {
+    delegate_reads!();
+}
+
 impl<S: Storage> Storage for BlobStorage<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn last_transaction(&self) -> Tid {
-        self.inner.last_transaction()
-    }
-    fn len(&self) -> usize {
-        self.inner.len()
-    }
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
-    fn keeps_blobs(&self) -> bool {
-        true
-    }
-    fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
-        self.inner.load(oid)
-    }
-    fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<LoadBefore>> {
-        self.inner.load_before(oid, tid)
-    }
-    fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>> {
-        self.inner.load_serial(oid, serial)
-    }
-    fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>> {
-        self.inner.history(oid, size)
-    }
-    fn iterator<'a>(
-        &'a self,
-        start: Option<Tid>,
-        stop: Option<Tid>,
-    ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
-        self.inner.iterator(start, stop)
-    }
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.inner.tpc_begin(meta)?;
         // Left by a transaction that ended without finish or abort, if any.
@@ -222,7 +247,7 @@ impl<S: Storage> Storage for BlobStorage<S> {
             self.installed.push((oid, tid));
             self.dir
                 .install(temp, oid, tid)
-                .map_err(|e| Self::blob_error(oid, tid, e))?;
+                .map_err(|e| blob_error(oid, tid, e))?;
         }
         Ok(())
     }
@@ -237,30 +262,18 @@ impl<S: Storage> Storage for BlobStorage<S> {
     }
     fn sync(&mut self) -> Result<()> {
         self.inner.sync()?;
-        if !self.read_only {
-            self.dir.journal_clear()?;
-        }
+        self.dir.journal_clear()?;
         Ok(())
-    }
-    fn reader(&self) -> Box<dyn Storage + Send + Sync> {
-        Box::new(BlobStorage::with_dir(
-            self.inner.reader(),
-            self.dir.clone(),
-            true,
-        ))
     }
     fn close(&mut self) -> Result<()> {
         self.discard_blobs();
         self.inner.close()?;
-        if !self.read_only {
-            // Closing made the Data.fs durable: the journal has nothing left to undo.
-            self.dir.journal_clear()?;
-        }
+        // Closing made the Data.fs durable: the journal has nothing left to undo.
+        self.dir.journal_clear()?;
         Ok(())
     }
 
     fn blob_begin(&mut self) -> Result<()> {
-        self.check_writable()?;
         self.receiving = None;
         self.receiving = Some(self.dir.create_temp()?);
         Ok(())
@@ -289,22 +302,14 @@ impl<S: Storage> Storage for BlobStorage<S> {
         Ok(())
     }
     fn copy_blob(&mut self, oid: Oid, from: Tid, serial: Tid) -> Result<()> {
-        self.check_writable()?;
         if let Some(temp) = self
             .dir
             .copy_to_temp(oid, from)
-            .map_err(|e| Self::blob_error(oid, from, e))?
+            .map_err(|e| blob_error(oid, from, e))?
         {
             self.staged.push((oid, serial, temp));
         }
         Ok(())
-    }
-    fn open_blob(&self, oid: Oid, serial: Tid) -> Result<Option<CommittedBlob>> {
-        Ok(self
-            .dir
-            .open_blob(oid, serial)
-            .map_err(|e| Self::blob_error(oid, serial, e))?
-            .map(|(len, file)| CommittedBlob { len, file }))
     }
 }
 
