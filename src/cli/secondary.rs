@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use zrs::net::{parse_address, Driver, DriverOptions};
+use zrs::net::{parse_address, Driver, DriverOptions, Listener};
+use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{BlobStorage, Durability, FileStorage, Options, Storage};
+use zrs::storage::{BlobStorage, Durability, FileStorage, Options, ReadStorage, Storage};
 
 /// Replicate a zc.zrs primary into a FileStorage (a Data.fs), as zc.zrs's secondary does,
 /// until interrupted (SIGINT or SIGTERM close it cleanly). Logs to stderr.
@@ -37,6 +38,11 @@ pub struct Args {
     /// existing `lawn` one is used as it is): the secondary then speaks protocol zrs2.1.
     #[arg(long, value_name = "DIR")]
     blob_dir: Option<PathBuf>,
+    /// Also serve downstream secondaries from this storage (chaining): HOST:PORT,
+    /// [IPV6]:PORT, :PORT (every interface) or unix:PATH. Each transaction goes downstream
+    /// as soon as it is committed here.
+    #[arg(long, value_name = "ADDRESS", value_parser = super::primary::parse_listen)]
+    listen: Option<Address>,
     #[command(flatten)]
     observe: super::observe::ObserveArgs,
 }
@@ -83,7 +89,7 @@ pub fn run(args: Args) -> Result<(), String> {
         role: zrs::net::status::Role::Secondary,
         reader: storage.file_reader(),
         replicate_from: Some(super::observe::address_text(&args.primary)),
-        replicate_to: None,
+        replicate_to: args.listen.as_ref().map(super::observe::address_text),
         primary_status: args.observe.primary_status.clone(),
     }
     .start(args.observe.progress)?;
@@ -116,8 +122,24 @@ fn replicate<S: Storage + Send + 'static>(
     };
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let driver =
+    let served = match &args.listen {
+        Some(address) => {
+            let listener =
+                Listener::bind(address).map_err(|e| format!("listening on {address}: {e}"))?;
+            // The storage's own read handle: with blobs, it reads the blob files too.
+            let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
+            Some((
+                Primary::new(reader, zrs::primary::Config::new(address.clone())),
+                listener,
+            ))
+        }
+        None => None,
+    };
+    let mut driver =
         Driver::new(Secondary::new(storage, config), DriverOptions::default()).with_status(node);
+    if let Some((primary, listener)) = served {
+        driver = driver.serve(primary, listener);
+    }
     let stop = driver.stop_handle();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {
