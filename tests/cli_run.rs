@@ -26,6 +26,11 @@ fn zrs_in_root(args: &[&str]) -> Output {
 fn every_example_parses_into_its_nodes() {
     let expected = [
         (
+            "examples/blobs.conf",
+            "secondary 1 (examples/blobs.conf, line 5): /var/lib/zodb/Data.fs, \
+             blob-dir /var/lib/zodb/blobs, replicate-from primary.example.com:8000\n",
+        ),
+        (
             "examples/secondary.conf",
             "secondary 1 (examples/secondary.conf, line 11): /var/lib/zodb/Data.fs, \
              replicate-from primary.example.com:8000, keep-alive-delay 60\n",
@@ -89,6 +94,21 @@ fn errors_name_the_file_and_line() {
         .starts_with("zrs: examples/nope.conf, line 0: cannot read examples/nope.conf: "));
 }
 
+/// Waits (bounded) for `child` to exit after SIGTERM.
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("zrs run did not exit on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn read_message(s: &mut impl Read) -> Vec<u8> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).unwrap();
@@ -138,9 +158,22 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Every wait on the log is bounded: lines come through a channel.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("zrs run logged nothing more within 60 s")
+    };
     let status = loop {
-        let line = lines.next().expect("zrs run ended early").unwrap();
+        let line = next();
         if let Some(a) = line.strip_prefix("INFO zrs.status: Status on ") {
             break a.to_string();
         }
@@ -176,7 +209,7 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         .last_transaction(),
     );
     let progress = loop {
-        let line = lines.next().expect("zrs run ended early").unwrap();
+        let line = next();
         if line.starts_with("INFO zrs.status: Replicated ") && line.contains(&last) {
             break line;
         }
@@ -187,8 +220,10 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let exit = child.wait().unwrap();
+    let exit = wait_exit(&mut child);
+    // Up to the end of its output (the reader's channel closes at end of file).
+    let rest: Vec<String> =
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(60)).ok()).collect();
     assert!(exit.success(), "{exit}: {rest:#?}");
     assert!(
         rest.iter()
@@ -299,6 +334,6 @@ fn a_configured_primary_chain_and_secondary_replicate_and_report() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let exit = child.wait().unwrap();
+    let exit = wait_exit(&mut child);
     assert!(exit.success(), "{exit}");
 }

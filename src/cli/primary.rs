@@ -19,7 +19,7 @@ use zrs::net::status::{NodeStatus, Role};
 use zrs::net::{parse_address, Driver, DriverOptions, Follow, Followed, Listener};
 use zrs::primary::{Config, Primary};
 use zrs::secondary::Address;
-use zrs::storage::{FileStorage, Options, ReadStorage};
+use zrs::storage::{BlobReader, FileStorage, Options, ReadStorage};
 
 /// Serve a Data.fs to zc.zrs / zrs secondaries until interrupted (SIGINT or SIGTERM close
 /// it cleanly: connected secondaries first get what is committed). Another process (ZODB,
@@ -35,6 +35,11 @@ pub struct Args {
     /// How often to look for transactions another process appended (seconds).
     #[arg(long, value_name = "SECS", default_value = "0.02", value_parser = super::secondary::parse_seconds)]
     poll: Duration,
+    /// The storage's ZODB blob directory (as ZODB's `blob_dir`; it must exist): blob
+    /// records go with their files (`B` + 64 KiB blocks), and only zrs2.1 secondaries are
+    /// served, as zc.zrs's primary does when its storage keeps blobs.
+    #[arg(long, value_name = "DIR")]
+    blob_dir: Option<PathBuf>,
     #[command(flatten)]
     observe: super::observe::ObserveArgs,
 }
@@ -48,6 +53,7 @@ struct ServedFile {
     path: PathBuf,
     storage: FileStorage,
     inode: (u64, u64),
+    blob_dir: Option<PathBuf>,
     /// The node's status reads the file served (the new one after a pack).
     status: Arc<NodeStatus>,
 }
@@ -86,7 +92,7 @@ impl ServedFile {
             self.storage = storage;
             self.inode = inode;
             self.status.replace_reader(self.storage.file_reader());
-            return Ok(Followed::Replaced(self.storage.reader()));
+            return Ok(Followed::Replaced(served(&self.storage, &self.blob_dir)?));
         }
         match self.storage.refresh() {
             Ok(0) => Ok(Followed::Unchanged),
@@ -96,10 +102,25 @@ impl ServedFile {
     }
 }
 
-/// A driver serving the Data.fs at `path` on `listen` and following its writer every
-/// `poll`, with its status node (id `id`; progress logged every `progress`).
+/// What the primary reads: the file, with its blob files when it keeps blobs.
+fn served(
+    storage: &FileStorage,
+    blob_dir: &Option<PathBuf>,
+) -> Result<Box<dyn ReadStorage + Send + Sync>, String> {
+    match blob_dir {
+        Some(dir) => Ok(Box::new(
+            BlobReader::open(storage.reader(), dir).map_err(|e| e.to_string())?,
+        )),
+        None => Ok(storage.reader()),
+    }
+}
+
+/// A driver serving the Data.fs at `path` (with its blobs in `blob_dir`) on `listen` and
+/// following its writer every `poll`, with its status node (id `id`; progress logged every
+/// `progress`).
 pub fn serving_driver(
     path: &Path,
+    blob_dir: Option<PathBuf>,
     listen: &Address,
     poll: Duration,
     id: &str,
@@ -116,11 +137,12 @@ pub fn serving_driver(
         primary_status: None,
     }
     .start(progress)?;
-    let primary = Primary::new(storage.reader(), Config::new(listen.clone()));
+    let primary = Primary::new(served(&storage, &blob_dir)?, Config::new(listen.clone()));
     let mut followed = ServedFile {
         path: path.to_path_buf(),
         storage,
         inode,
+        blob_dir,
         status: status.clone(),
     };
     let driver = Driver::<FileStorage>::serving(primary, listener, DriverOptions::default())
@@ -138,6 +160,7 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let (driver, status) = serving_driver(
         &args.storage,
+        args.blob_dir.clone(),
         &args.listen,
         args.poll,
         "1",

@@ -563,48 +563,47 @@ pub fn watch_primary(
 /// where the node is, and how far behind its primary (in transactions and bytes where the
 /// primary's status says, and by commit time).
 pub fn report_progress(node: Arc<NodeStatus>, every: Duration) -> io::Result<()> {
+    // Counted from here, not from when the thread first runs: commits made meanwhile count.
+    let mut last_count = node.committed_count();
+    let mut last_size = node.reader().size();
     thread::Builder::new()
         .name("zrs-progress".into())
-        .spawn(move || {
-            let mut last_count = node.committed_count();
-            let mut last_size = node.reader().size();
-            loop {
-                thread::sleep(every);
-                let count = node.committed_count();
-                let size = node.reader().size();
-                if count == last_count {
-                    continue;
-                }
-                let secs = every.as_secs_f64();
-                let last = node.reader().last_transaction();
-                let mut message = format!(
-                    "Replicated {} transactions in {:.0}s ({:.1}/s, {}/s); at {} ({})",
-                    count - last_count,
-                    secs,
-                    (count - last_count) as f64 / secs,
-                    human_bytes((size.saturating_sub(last_size)) as f64 / secs),
-                    tid_hex(last),
-                    last
-                );
-                if let Some(p) = node.primary_position() {
-                    if let Some((t, b)) = p.behind.filter(|_| p.asked_with == last) {
-                        message.push_str(&format!(
-                            "; behind the primary by {t} transactions, {}",
-                            human_bytes(b as f64)
-                        ));
-                    } else if let Some((t, b)) = p.behind {
-                        message.push_str(&format!(
-                            "; behind the primary by {t} transactions, {} when last asked",
-                            human_bytes(b as f64)
-                        ));
-                    }
-                }
-                let lag = (unix_now() - last.to_unix()).max(0.0);
-                message.push_str(&format!("; {} behind by commit time", human_seconds(lag)));
-                tracing::info!(target: LOG_TARGET, "{message}");
-                last_count = count;
-                last_size = size;
+        .spawn(move || loop {
+            thread::sleep(every);
+            let count = node.committed_count();
+            let size = node.reader().size();
+            if count == last_count {
+                continue;
             }
+            let secs = every.as_secs_f64();
+            let last = node.reader().last_transaction();
+            let mut message = format!(
+                "Replicated {} transactions in {:.0}s ({:.1}/s, {}/s); at {} ({})",
+                count - last_count,
+                secs,
+                (count - last_count) as f64 / secs,
+                human_bytes((size.saturating_sub(last_size)) as f64 / secs),
+                tid_hex(last),
+                last
+            );
+            if let Some(p) = node.primary_position() {
+                if let Some((t, b)) = p.behind.filter(|_| p.asked_with == last) {
+                    message.push_str(&format!(
+                        "; behind the primary by {t} transactions, {}",
+                        human_bytes(b as f64)
+                    ));
+                } else if let Some((t, b)) = p.behind {
+                    message.push_str(&format!(
+                        "; behind the primary by {t} transactions, {} when last asked",
+                        human_bytes(b as f64)
+                    ));
+                }
+            }
+            let lag = (unix_now() - last.to_unix()).max(0.0);
+            message.push_str(&format!("; {} behind by commit time", human_seconds(lag)));
+            tracing::info!(target: LOG_TARGET, "{message}");
+            last_count = count;
+            last_size = size;
         })?;
     Ok(())
 }
