@@ -242,7 +242,12 @@ impl Message {
             'B' => {
                 let items = f.args(&args, &[5])?;
                 let record = f.record(&items[..4])?;
-                let blocks = match &items[4] {
+                // A long (even a small one) is as good a count as an int.
+                let count = match &items[4] {
+                    Value::BigInt(b) => crate::pickle::num::twos_to_value(b),
+                    v => v.clone(),
+                };
+                let blocks = match &count {
                     Value::Int(n) if *n >= 0 => *n as u64,
                     Value::Int(_) => return Err(f.bad("blocks must not be negative".into())),
                     // Beyond i64 but within u64 (decoded BigInts are minimal, so a
