@@ -19,8 +19,8 @@ use zrs::storage::file::backend::{Backend, FileBackend};
 use zrs::storage::file::{Durability, FileStorage, Options};
 use zrs::storage::memory::MemoryStorage;
 use zrs::storage::{
-    HistoryEntry, LoadBefore, Result as StorageResult, Storage, StorageError, TransactionMeta,
-    TransactionRecord,
+    Format, HistoryEntry, LoadBefore, Result as StorageResult, Storage, StorageError,
+    TransactionMeta, TransactionRecord,
 };
 use zrs::{Oid, Tid};
 
@@ -235,6 +235,12 @@ impl Storage for SimStorage {
     }
     fn keeps_blobs(&self) -> bool {
         false
+    }
+    fn format(&self) -> Option<Format> {
+        delegate!(self, s => s.format(), None)
+    }
+    fn set_format(&mut self, format: Format) -> StorageResult<()> {
+        delegate!(self, s => s.set_format(format), Err(StorageError::Closed))
     }
     fn load(&self, oid: Oid) -> StorageResult<(Vec<u8>, Tid)> {
         delegate!(self, s => s.load(oid), Err(StorageError::Closed))

@@ -9,7 +9,7 @@
 //! [`MessageError`]. [`Message::encode_fast`] writes the bytes a Python 3 zc.zrs primary
 //! writes; [`Message::encode`] what `pickle.dumps` writes at a given protocol.
 
-use crate::pickle::{dumps, dumps_fast, loads, PickleError, Value};
+use crate::pickle::{dumps, dumps_fast, loads, loads_with_stats, Limits, PickleError, Value};
 use crate::tid::{Oid, Tid};
 
 /// `('T', (tid, status, user, description, extension))`: a transaction begins.
@@ -172,7 +172,18 @@ fn message(kind: &str, args: Vec<Value>) -> Value {
 impl Message {
     /// Decode one pickled message as a Python 2 or Python 3 primary sends it.
     pub fn decode(payload: &[u8]) -> Result<Message, MessageError> {
-        let v = loads(payload)?;
+        Message::from_value(loads(payload)?)
+    }
+
+    /// [`Message::decode`], also telling whether Python 2 pickled the message: it holds
+    /// Python 2 `str` opcodes (STRING, BINSTRING, SHORT_BINSTRING), which Python 3 never
+    /// writes (its bytes are BINBYTES, or `_codecs.encode` below protocol 3).
+    pub fn decode_python2(payload: &[u8]) -> Result<(Message, bool), MessageError> {
+        let (v, stats) = loads_with_stats(payload, &Limits::default());
+        Ok((Message::from_value(v?)?, stats.py2_strings > 0))
+    }
+
+    fn from_value(v: Value) -> Result<Message, MessageError> {
         let (kind, args) = match v {
             Value::Tuple(mut items) if items.len() == 2 => {
                 let args = items.pop().expect("2 items");

@@ -1,7 +1,7 @@
 //! A secondary is a read-only storage: reads pass through, writes are refused.
 
 use super::Secondary;
-use crate::storage::{HistoryEntry, LoadBefore, Result, Storage, TransactionRecord};
+use crate::storage::{Format, HistoryEntry, LoadBefore, Result, Storage, TransactionRecord};
 use crate::tid::{Oid, Tid};
 
 impl<S: Storage> Storage for Secondary<S> {
@@ -16,6 +16,9 @@ impl<S: Storage> Storage for Secondary<S> {
     }
     fn size(&self) -> u64 {
         self.storage.size()
+    }
+    fn format(&self) -> Option<Format> {
+        self.storage.format()
     }
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
         self.storage.load(oid)

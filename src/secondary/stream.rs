@@ -1,16 +1,19 @@
 //! One connection's replication stream: frames in, transactions out.
 //!
 //! Decodes sized messages, keeps the running checksum, and applies `T` / `S` + data / `C`
-//! to the storage through its two-phase commit. A transaction reaches the storage's
+//! to the storage through its two-phase commit. Each `T` also settles the storage's
+//! [`Format`]: the configured one, else the primary's as its pickles show it (Python 2
+//! writes `str` opcodes, Python 3 never does); a new storage takes it, an existing one of
+//! another format is an input error rather than a file of mixed pickles. The extension
+//! is re-encoded for that format. A transaction reaches the storage's
 //! `tpc_finish` only on a `C` whose checksum matches; anything else leaves it begun, for
 //! the caller to abort when the connection ends.
 
-use crate::pickle;
 use crate::protocol::checksum::StreamChecksum;
 use crate::protocol::framing::{FrameDecoder, FrameError};
 use crate::protocol::message::{MessageError, RecordHeader};
 use crate::protocol::Message;
-use crate::storage::{Storage, StorageError, TransactionMeta};
+use crate::storage::{encode_extension, Format, Storage, StorageError, TransactionMeta};
 use crate::tid::{Oid, Tid};
 
 /// Why the secondary gave up on its input.
@@ -32,6 +35,17 @@ pub enum InputError {
     },
     #[error("message {index}: {what}")]
     Sequence { index: u64, what: String },
+    #[error(
+        "message {index}: the primary writes {want} files ({how}), but {name} is an {have} \
+         file; not mixing them: replicate into a new file, or choose with --format"
+    )]
+    Format {
+        index: u64,
+        name: String,
+        have: Format,
+        want: Format,
+        how: &'static str,
+    },
     #[error("message {index}: storage refused it: {source}")]
     Storage {
         index: u64,
@@ -71,11 +85,14 @@ struct Replication {
     oids: Vec<Oid>,
     /// Messages received so far (for error messages).
     index: u64,
+    /// The format chosen by configuration, overriding what the primary's pickles say.
+    format: Option<Format>,
 }
 
 impl Stream {
-    /// A stream that continues from `start`, the last tid the secondary holds.
-    pub fn new(start: Tid, frame_limit: u32) -> Stream {
+    /// A stream that continues from `start`, the last tid the secondary holds, into a
+    /// storage of `format` (`None`: the primary's).
+    pub fn new(start: Tid, frame_limit: u32, format: Option<Format>) -> Stream {
         Stream {
             frames: FrameDecoder::new(frame_limit),
             replication: Replication {
@@ -84,6 +101,7 @@ impl Stream {
                 transaction: None,
                 oids: Vec::new(),
                 index: 0,
+                format,
             },
         }
     }
@@ -149,8 +167,8 @@ impl Replication {
             self.oids.push(record.oid);
             return Ok(());
         }
-        let decoded =
-            Message::decode(message).map_err(|source| InputError::Message { index, source })?;
+        let (decoded, python2) = Message::decode_python2(message)
+            .map_err(|source| InputError::Message { index, source })?;
         match decoded {
             Message::Transaction(header) => {
                 if let Some(tid) = self.transaction {
@@ -159,12 +177,13 @@ impl Replication {
                         header.tid, tid
                     )));
                 }
+                let format = self.storage_format(storage, python2, index)?;
                 let meta = TransactionMeta {
                     tid: header.tid,
                     status: header.status,
                     user: header.user,
                     description: header.description,
-                    extension: pickle::dumps_extension(&header.extension),
+                    extension: encode_extension(&header.extension, format),
                 };
                 storage.tpc_begin(meta).map_err(storage_error)?;
                 self.transaction = Some(header.tid);
@@ -203,6 +222,39 @@ impl Replication {
             }
         }
         Ok(())
+    }
+}
+
+impl Replication {
+    /// The format a transaction is written in: the configured one, else the primary's
+    /// (Python 2 pickles: `FS21`). A new storage takes it; an existing one must have it.
+    fn storage_format<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        python2: bool,
+        index: u64,
+    ) -> Result<Format, InputError> {
+        let (want, how) = match (self.format, python2) {
+            (Some(f), _) => (f, "as configured"),
+            (None, true) => (Format::Fs21, "it pickles as Python 2 does"),
+            (None, false) => (Format::Fs30, "it pickles as Python 3 does"),
+        };
+        match storage.format() {
+            Some(have) if have != want => Err(InputError::Format {
+                index,
+                name: storage.name().to_string(),
+                have,
+                want,
+                how,
+            }),
+            Some(_) => Ok(want),
+            None => {
+                storage
+                    .set_format(want)
+                    .map_err(|source| InputError::Storage { index, source })?;
+                Ok(want)
+            }
+        }
     }
 }
 
