@@ -47,10 +47,23 @@ fn scripted_primary(reply: Vec<u8>, close: bool) -> (u16, thread::JoinHandle<Han
 }
 
 #[test]
+#[allow(clippy::assertions_on_constants)] // a check of how this build was configured
+fn the_binary_under_test_is_the_released_configuration() {
+    // The `zrs` these tests run is built with the same features as this test crate; the
+    // deliberate bugs must not leak into it through feature unification (zrs-sim's mutation
+    // tests have a feature of their own for that).
+    assert!(
+        !cfg!(feature = "deliberate-bugs"),
+        "zrs was built with deliberate-bugs: the CLI tests would run a broken binary"
+    );
+}
+
+#[test]
 fn capture_records_every_byte_after_the_handshake() {
-    // Not even framed: capture keeps bytes as they come.
+    // Not even framed: capture keeps bytes as they come. The primary closes when done, so
+    // the capture ends on that event, whatever the machine's load.
     let reply: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
-    let (port, primary) = scripted_primary(reply.clone(), false);
+    let (port, primary) = scripted_primary(reply.clone(), true);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("capture.bin");
     let result = zrs(&[
@@ -62,7 +75,7 @@ fn capture_records_every_byte_after_the_handshake() {
         "--protocol",
         "zrs2.1",
         "--idle",
-        "0.3",
+        "60",
     ]);
     assert!(result.status.success(), "{result:?}");
     let (protocol, start) = primary.join().unwrap();
@@ -71,6 +84,50 @@ fn capture_records_every_byte_after_the_handshake() {
     assert_eq!(std::fs::read(&out).unwrap(), reply);
     let stderr = String::from_utf8_lossy(&result.stderr);
     assert!(stderr.contains("200000 bytes"), "{stderr}");
+    assert!(
+        stderr.contains("the primary closed the connection"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn capture_stops_once_the_stream_is_quiet() {
+    // The primary answers and stays open: only the idle time ends the capture. It starts
+    // counting after the handshake, so a primary thread the machine's load delays longer
+    // than it leaves the capture short; then the idle time is doubled and the capture
+    // retried, until it has everything (the event this waits for) or the bound is reached.
+    let reply = vec![0u8, 0, 0, 3, b'a', b'b', b'c'];
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("capture.bin");
+    let mut idle = 0.25;
+    loop {
+        let (port, primary) = scripted_primary(reply.clone(), false);
+        let result = zrs(&[
+            "capture",
+            &format!("127.0.0.1:{port}"),
+            out.to_str().unwrap(),
+            "--idle",
+            &idle.to_string(),
+        ]);
+        assert!(result.status.success(), "{result:?}");
+        primary.join().unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert!(
+            stderr.contains(&format!("(quiet for {idle} s)")),
+            "{stderr}"
+        );
+        let got = std::fs::read(&out).unwrap();
+        assert!(
+            reply.starts_with(&got),
+            "{got:?} is not what the primary sent"
+        );
+        if got == reply {
+            assert!(stderr.contains("7 bytes, 1 messages"), "{stderr}");
+            break;
+        }
+        idle *= 2.0;
+        assert!(idle <= 16.0, "the capture never received the whole reply");
+    }
 }
 
 #[test]
@@ -171,7 +228,13 @@ fn secondary_logs_like_zc_zrs_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let storage = dir.path().join("Data.fs");
     let mut child = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["secondary", "--storage", storage.to_str().unwrap()])
+        .args([
+            "secondary",
+            "--log-format",
+            "plain",
+            "--storage",
+            storage.to_str().unwrap(),
+        ])
         .args([
             "--primary",
             &format!("127.0.0.1:{port}"),

@@ -502,7 +502,11 @@ fn closed_storage_refuses_everything() {
     });
 }
 
-/// A seeded random replication workload: every storage must end up identical.
+/// The times the random workload's `load_before`s ask about.
+const LOAD_BEFORE: [u64; 7] = [1, 50_000, 99_999, 100_000, 100_001, 201_000, 250_001];
+
+/// A seeded random replication workload: every storage answers every read as a model of
+/// the primary's history says, and all of them end up identical.
 #[test]
 fn random_workload_agrees_across_storages() {
     let mut results = Vec::new();
@@ -512,7 +516,7 @@ fn random_workload_agrees_across_storages() {
         let mut rng = ChaCha8Rng::seed_from_u64(7);
         // What the "primary" holds: per oid, the history of (tid, data).
         let mut history: Vec<Vec<(u64, Option<Vec<u8>>)>> = Vec::new();
-        for n in 1..=150u64 {
+        for n in 1..=250u64 {
             let tid = n * 1000;
             s.tpc_begin(TransactionMeta {
                 extension: if rng.gen_bool(0.3) {
@@ -561,16 +565,112 @@ fn random_workload_agrees_across_storages() {
             s.tpc_vote().unwrap();
             s.tpc_finish().unwrap();
         }
+        // Every read answers as the model says (a load of an object whose newest revision
+        // has no data, or of one never committed, is ZODB's POSKeyError: `NoSuchKey`).
+        for (oid, revisions) in history.iter().enumerate() {
+            // One revision per transaction: a later record of the object in the same
+            // transaction replaces an earlier one.
+            let mut revisions: Vec<(u64, Option<Vec<u8>>)> = revisions.clone();
+            revisions.dedup_by(|later, earlier| {
+                let same = later.0 == earlier.0;
+                if same {
+                    earlier.1 = later.1.take();
+                }
+                same
+            });
+            let oid = o(oid as u64);
+            let what = format!("{name}: {oid:?}");
+            match (s.load(oid), revisions.last()) {
+                (Ok(got), Some((tid, Some(data)))) => {
+                    assert_eq!(got, (data.clone(), t(*tid)), "{what}: load")
+                }
+                (Err(StorageError::NoSuchKey(k)), None | Some((_, None))) => assert_eq!(k, oid),
+                (got, want) => panic!("{what}: load gave {got:?}, the model {want:?}"),
+            }
+            let tids: Vec<Tid> = s
+                .history(oid, 100)
+                .unwrap_or_else(|e| panic!("{what}: history: {e}"))
+                .iter()
+                .map(|h| h.tid)
+                .collect();
+            let want: Vec<Tid> = revisions.iter().rev().map(|r| t(r.0)).collect();
+            assert_eq!(tids, want, "{what}: history");
+            for before in LOAD_BEFORE {
+                let at = revisions.iter().rposition(|r| r.0 < before);
+                match (s.load_before(oid, t(before)), at) {
+                    (Ok(None), None) => {}
+                    (Ok(Some(got)), Some(i)) => {
+                        let (tid, data) = &revisions[i];
+                        let next = revisions.get(i + 1).map(|r| t(r.0));
+                        let data = data.clone().unwrap_or_else(|| panic!("{what}: no data"));
+                        assert_eq!(got, (data, t(*tid), next), "{what}: load_before {before}");
+                    }
+                    (Err(StorageError::NoSuchKey(k)), Some(i)) if revisions[i].1.is_none() => {
+                        assert_eq!(k, oid)
+                    }
+                    (got, i) => {
+                        panic!("{what}: load_before {before} gave {got:?}, the model {i:?}")
+                    }
+                }
+            }
+            for (tid, data) in &revisions {
+                match (s.load_serial(oid, t(*tid)), data) {
+                    (Ok(got), Some(data)) => assert_eq!(&got, data, "{what}: load_serial {tid}"),
+                    (Err(StorageError::NoSuchKey(k)), None) => assert_eq!(k, oid),
+                    (got, want) => panic!("{what}: load_serial {tid} gave {got:?}, want {want:?}"),
+                }
+            }
+            assert!(
+                matches!(
+                    s.load_serial(oid, t(1)),
+                    Err(StorageError::NoSuchSerial { .. } | StorageError::NoSuchKey(_))
+                ),
+                "{what}: load_serial of a tid it never had"
+            );
+        }
+        // And the storages agree with each other, errors included: every read walks older
+        // revisions at several times, every serial, ranges of transactions starting and
+        // ending anywhere (the file index remembers only every 32nd transaction and walks
+        // from there).
+        let said = |e: StorageError| e.to_string();
         let loads: Vec<_> = (0..history.len() as u64)
             .map(|oid| {
                 (
-                    s.load(o(oid)).ok(),
-                    s.history(o(oid), 100).ok(),
-                    s.load_before(o(oid), t(50_000)).ok(),
+                    s.load(o(oid)).map_err(said),
+                    s.history(o(oid), 100).map_err(said),
+                    s.history(o(oid), 2).map_err(said),
+                    LOAD_BEFORE.map(|at| s.load_before(o(oid), t(at)).map_err(said)),
+                    history[oid as usize]
+                        .iter()
+                        .map(|(tid, _)| s.load_serial(o(oid), t(*tid)).map_err(said))
+                        .collect::<Vec<_>>(),
+                    s.load_serial(o(oid), t(1)).map_err(said),
                 )
             })
             .collect();
-        results.push((name, all(s.as_ref()), s.size(), s.len(), loads));
+        let ranges: Vec<Vec<Tid>> = [
+            (0, 0),
+            (1, 31_000),
+            (33_000, 34_000),
+            (31_999, 200_500),
+            (64_500, 300_000),
+        ]
+        .iter()
+        .map(|&(a, b)| {
+            let got: Vec<Tid> = s
+                .iterator(Some(t(a)), Some(t(b)))
+                .map(|r| r.unwrap().meta.tid)
+                .collect();
+            let committed: Vec<Tid> = all(s.as_ref())
+                .iter()
+                .map(|r| r.meta.tid)
+                .filter(|tid| (t(a)..=t(b)).contains(tid))
+                .collect();
+            assert_eq!(got, committed, "{name}: iterator {a}..={b}");
+            got
+        })
+        .collect();
+        results.push((name, all(s.as_ref()), s.size(), s.len(), (loads, ranges)));
     }
     let (n0, first) = (results[0].0, &results[0]);
     assert!(first.1.len() > 100);
@@ -586,7 +686,7 @@ fn random_workload_agrees_across_storages() {
         assert_eq!(first.1, other.1, "{n0} vs {}: transactions", other.0);
         assert_eq!(first.2, other.2, "{n0} vs {}: size", other.0);
         assert_eq!(first.3, other.3, "{n0} vs {}: len", other.0);
-        assert_eq!(first.4, other.4, "{n0} vs {}: loads", other.0);
+        assert_eq!(first.4, other.4, "{n0} vs {}: reads", other.0);
     }
 }
 

@@ -7,8 +7,8 @@
 //! a scenario can send a correct `C`). Delivery chunking is the harness's: see
 //! [`Chunking`].
 
-use zrs::protocol::checksum::StreamChecksum;
 use zrs::protocol::framing::{FrameDecoder, FrameError};
+use zrs::protocol::StreamEncoder;
 use zrs::Tid;
 
 /// The first client port, as in zc.zrs's test reactor.
@@ -62,8 +62,8 @@ pub struct Connection {
     pub port: u32,
     /// What the secondary wrote, framed.
     outbox: FrameDecoder,
-    /// The primary side's running checksum over what it sent.
-    pub md5: StreamChecksum,
+    /// The primary side's encoder (and running checksum) of what it sends.
+    pub encoder: StreamEncoder,
 }
 
 impl Connection {
@@ -131,7 +131,7 @@ impl Network {
             // What a secondary writes is tiny (handshake, keep-alives): a small limit
             // makes a runaway write an error, not a memory blow-up.
             outbox: FrameDecoder::new(1 << 20),
-            md5: StreamChecksum::new(Tid::ZERO),
+            encoder: StreamEncoder::new(Tid::ZERO),
         })
     }
 

@@ -230,7 +230,7 @@ impl Session {
                     .connection
                     .as_mut()
                     .ok_or("not connected")?;
-                connection.md5 = zrs::protocol::checksum::StreamChecksum::new(tid);
+                connection.encoder = zrs::protocol::StreamEncoder::new(tid);
                 Ok(None)
             }
             Step::Commit { changes, meta } => w

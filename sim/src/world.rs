@@ -16,8 +16,9 @@ use std::time::Duration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use zrs::protocol::framing::frame;
-use zrs::protocol::message::{Message, RecordHeader, TransactionHeader};
+use zrs::protocol::handshake::{HandshakeReader, Received};
+use zrs::protocol::message::{RecordHeader, TransactionHeader};
+use zrs::protocol::{FrameSink, StreamEncoder};
 use zrs::secondary::{Action, LossReason, Phase, Secondary, Timer};
 use zrs::storage::Storage;
 use zrs::{Oid, Tid};
@@ -74,12 +75,23 @@ pub enum Event {
     },
     /// The secondary sent something other than a keep-alive after its handshake.
     Unexpected(Vec<u8>),
+    /// The secondary's first message is not a protocol id a primary accepts.
+    BadHandshake(String),
     /// The heal phase ended with the secondary behind.
     NotCaughtUp {
         bound: Duration,
         primary: Tid,
         secondary: Tid,
     },
+}
+
+/// Encoded messages, each kept apart (each is delivered on its own).
+struct Messages(Vec<Vec<u8>>);
+
+impl FrameSink for Messages {
+    fn frame(&mut self, payload: &[u8]) {
+        self.0.push(zrs::protocol::framing::frame(payload));
+    }
 }
 
 /// What the primary side of the network has sent of its transactions.
@@ -386,13 +398,26 @@ impl World {
 
     /// Sends one message: framed, hashed into the connection's md5, delivered.
     pub fn send_message(&mut self, payload: &[u8]) -> Result<(), WorldError> {
+        self.send_with(|encoder, out| encoder.message(payload, out))
+    }
+
+    /// Encodes with the connection's encoder and delivers each message on its own (as
+    /// the reference harness does: chunking restarts at every message).
+    fn send_with(
+        &mut self,
+        encode: impl FnOnce(&mut StreamEncoder, &mut Messages),
+    ) -> Result<(), WorldError> {
         let connection = self
             .network
             .connection
             .as_mut()
             .ok_or(WorldError::NotConnected)?;
-        connection.md5.update(payload);
-        self.deliver(&frame(payload))
+        let mut messages = Messages(Vec::new());
+        encode(&mut connection.encoder, &mut messages);
+        for message in messages.0 {
+            self.deliver(&message)?;
+        }
+        Ok(())
     }
 
     /// The next message the secondary wrote.
@@ -429,15 +454,15 @@ impl World {
     pub fn send_t(&mut self) -> Result<(), WorldError> {
         let index = self.next_transaction()?;
         let t = self.transaction(index);
-        let message = Message::Transaction(TransactionHeader {
+        let header = TransactionHeader {
             tid: t.tid,
             status: t.status,
             user: t.user.clone(),
             description: t.description.clone(),
             extension: t.extension.clone(),
-        });
+        };
         self.feed.current = Some((index, 0));
-        self.send_message(&message.encode_fast())
+        self.send_with(|encoder, out| encoder.transaction_header(&header, out))
     }
 
     /// Sends the current transaction's next record: `S`, then its data.
@@ -445,38 +470,33 @@ impl World {
         let (index, sent) = self.feed.current.ok_or(WorldError::NoCurrentTransaction)?;
         let t = self.transaction(index);
         let record = t.records.get(sent).ok_or(WorldError::NoMoreRecords)?;
-        let header = Message::Store(RecordHeader {
+        let header = RecordHeader {
             oid: record.oid,
             serial: t.tid,
             version: Vec::new(),
             data_txn: record.data_txn,
-        })
-        .encode_fast();
-        let data = record.data.clone().unwrap_or_default();
+        };
+        let data = record.data.clone();
         self.feed.current = Some((index, sent + 1));
-        self.send_message(&header)?;
-        self.send_message(&data)
+        self.send_with(|encoder, out| encoder.store(&header, data.as_deref(), out))
     }
 
     /// Sends the current transaction's `C` with the connection's running md5 (or, `legacy`,
     /// without a checksum, as old primaries do).
     pub fn send_c(&mut self, legacy: bool) -> Result<(), WorldError> {
         let (index, _) = self.feed.current.ok_or(WorldError::NoCurrentTransaction)?;
-        let digest = self
-            .network
-            .connection
-            .as_ref()
-            .ok_or(WorldError::NotConnected)?
-            .md5
-            .digest();
+        if self.network.connection.is_none() {
+            return Err(WorldError::NotConnected);
+        }
         self.feed.sent = self.transaction(index).tid;
         self.feed.current = None;
-        self.send_message(
-            &Message::Commit {
-                checksum: (!legacy).then_some(digest),
+        self.send_with(|encoder, out| {
+            if legacy {
+                encoder.legacy_commit(out)
+            } else {
+                encoder.commit(out)
             }
-            .encode_fast(),
-        )
+        })
     }
 
     /// Sends the next transaction whole.
@@ -500,10 +520,18 @@ impl World {
             .port;
         if self.server.as_ref().map(|s| s.port) != Some(port) {
             self.server = None;
-            let protocol = self.read().map_err(|_| WorldError::NoHandshake)?;
-            let tid = self.read().map_err(|_| WorldError::NoHandshake)?;
-            let Some(start) = Tid::from_slice(&tid) else {
-                self.events.push(Event::Unexpected(tid));
+            let mut handshake = HandshakeReader::new(false);
+            let message = self.read().map_err(|_| WorldError::NoHandshake)?;
+            let protocol = match handshake.receive(&message) {
+                Ok(_) => message,
+                Err(e) => {
+                    self.events.push(Event::BadHandshake(e.to_string()));
+                    return Err(WorldError::NoHandshake);
+                }
+            };
+            let message = self.read().map_err(|_| WorldError::NoHandshake)?;
+            let Ok(Received::Start(start)) = handshake.receive(&message) else {
+                self.events.push(Event::Unexpected(message));
                 return Err(WorldError::NoHandshake);
             };
             let committed = self.secondary()?.storage().last_transaction();
@@ -512,14 +540,13 @@ impl World {
                 start,
                 committed,
             });
-            self.server = Some(Server::new(port, start, self.primary.transactions()));
+            self.server = Some(Server::new(port, handshake, self.primary.transactions()));
         }
         // After the handshake the secondary only sends keep-alives (empty messages).
-        loop {
-            match self.read() {
-                Ok(m) if m.is_empty() => {}
-                Ok(m) => self.events.push(Event::Unexpected(m)),
-                Err(_) => break,
+        while let Ok(message) = self.read() {
+            let server = self.server.as_mut().expect("set above");
+            if server.handshake.receive(&message).is_err() {
+                self.events.push(Event::Unexpected(message));
             }
         }
         Ok(self.server.as_mut().expect("set above"))

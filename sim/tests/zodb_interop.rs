@@ -30,6 +30,7 @@ fn python() -> PathBuf {
 }
 
 #[test]
+#[ignore = "needs Python: run by .ci/test"]
 fn python_zodb_loads_what_a_scenario_replicated() {
     let dir = tempfile::tempdir().unwrap();
     let options = RunOptions {

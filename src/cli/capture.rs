@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use zrs::net::{connect, parse_address, Stream, DEFAULT_CONNECT_TIMEOUT};
-use zrs::protocol::framing::{frame, FrameDecoder};
+use zrs::protocol::framing::FrameDecoder;
+use zrs::protocol::handshake::hello;
 use zrs::secondary::Address;
 use zrs::Tid;
 
@@ -79,8 +80,7 @@ enum End {
 pub fn run(args: Args) -> Result<(), String> {
     let (mut stream, peer) = connect(&args.address, DEFAULT_CONNECT_TIMEOUT)
         .map_err(|e| format!("connecting to {}: {e}", args.address))?;
-    let mut handshake = frame(args.protocol.as_bytes());
-    handshake.extend_from_slice(&frame(args.start.as_bytes()));
+    let handshake = hello(args.protocol.as_bytes(), args.start).concat();
     stream
         .write_all(&handshake)
         .map_err(|e| format!("sending the handshake to {peer}: {e}"))?;

@@ -37,6 +37,8 @@ pub struct Args {
     /// a new file takes the primary's (its pickles tell), and an existing file must match.
     #[arg(long, value_name = "fs30|fs21")]
     format: Option<Format>,
+    #[command(flatten)]
+    observe: super::observe::ObserveArgs,
 }
 
 fn parse_primary(s: &str) -> Result<Address, String> {
@@ -52,7 +54,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?}: seconds must be a finite number, 0 or more"))
 }
 
-fn parse_durability(s: &str) -> Result<Durability, String> {
+pub fn parse_durability(s: &str) -> Result<Durability, String> {
     if s == "every" {
         return Ok(Durability::EveryTransaction);
     }
@@ -85,6 +87,19 @@ pub fn run(args: Args) -> Result<(), String> {
             ));
         }
     }
+    let node = super::observe::Watched {
+        id: "1".into(),
+        role: zrs::net::status::Role::Secondary,
+        reader: storage.file_reader(),
+        replicate_from: Some(super::observe::address_text(&args.primary)),
+        replicate_to: None,
+        primary_status: args.observe.primary_status.clone(),
+    }
+    .start(args.observe.progress)?;
+    super::observe::serve(
+        args.observe.status.as_ref(),
+        vec![("1".into(), node.clone())],
+    )?;
     let config = Config {
         address: Some(args.primary),
         reconnect_delay: args.reconnect,
@@ -95,7 +110,8 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let driver = Driver::new(Secondary::new(storage, config), DriverOptions::default());
+    let driver =
+        Driver::new(Secondary::new(storage, config), DriverOptions::default()).with_status(node);
     let stop = driver.stop_handle();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {

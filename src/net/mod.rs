@@ -22,11 +22,13 @@
 //! transaction.)
 
 pub mod address;
+pub mod status;
 pub mod stream;
 mod timers;
 
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -133,6 +135,8 @@ pub struct Driver<S: Storage> {
     link: Option<Link>,
     /// When to sync if no more input arrives.
     sync_at: Option<Instant>,
+    /// Where the node's connection state and commits are reported (status, progress).
+    status: Option<Arc<status::NodeStatus>>,
 }
 
 impl<S: Storage> Driver<S> {
@@ -149,6 +153,19 @@ impl<S: Storage> Driver<S> {
             attempt: None,
             link: None,
             sync_at: None,
+            status: None,
+        }
+    }
+
+    /// Reports connection state and commits to `status` as they happen.
+    pub fn with_status(mut self, status: Arc<status::NodeStatus>) -> Driver<S> {
+        self.status = Some(status);
+        self
+    }
+
+    fn report_connection(&self, state: &'static str) {
+        if let Some(status) = &self.status {
+            status.set_connection(state);
         }
     }
 
@@ -194,6 +211,7 @@ impl<S: Storage> Driver<S> {
                 },
             };
             if let Event::Stop = event {
+                self.report_connection("closed");
                 let closed = self.secondary.close();
                 self.dispatch();
                 self.drop_link();
@@ -218,7 +236,13 @@ impl<S: Storage> Driver<S> {
                 }
                 self.attempt = None;
                 match self.start_link(stream) {
-                    Ok(()) => self.secondary.connected(&peer),
+                    Ok(()) => {
+                        self.report_connection("connected");
+                        if let Some(status) = &self.status {
+                            status.set_peers(vec![peer.clone()]);
+                        }
+                        self.secondary.connected(&peer)
+                    }
                     Err(e) => self
                         .secondary
                         .connection_failed(&LossReason::Other(e.to_string())),
@@ -229,6 +253,7 @@ impl<S: Storage> Driver<S> {
                     return;
                 }
                 self.attempt = None;
+                self.report_connection("disconnected");
                 tracing::debug!(target: LOG_TARGET, "connection attempt failed: {error}");
                 self.secondary
                     .connection_failed(&LossReason::Other(error.to_string()));
@@ -246,6 +271,7 @@ impl<S: Storage> Driver<S> {
                 if let Some(e) = &error {
                     tracing::debug!(target: LOG_TARGET, "connection error: {e}");
                 }
+                self.report_connection("disconnected");
                 let reason = if error.is_some() || link.write_failed {
                     LossReason::Lost
                 } else {
@@ -265,6 +291,7 @@ impl<S: Storage> Driver<S> {
                     self.next_id += 1;
                     let attempt = self.next_id;
                     self.attempt = Some(attempt);
+                    self.report_connection("connecting");
                     let sender = self.sender.clone();
                     let timeout = self.options.connect_timeout;
                     let spawned =
@@ -306,7 +333,10 @@ impl<S: Storage> Driver<S> {
                 Action::SetTimer { timer, delay } => self.timers.set(timer, Instant::now(), delay),
                 Action::CancelTimer(timer) => self.timers.cancel(timer),
                 Action::Invalidate { tid, oids } => {
-                    tracing::debug!(target: LOG_TARGET, "committed {tid:?}: {} objects", oids.len())
+                    tracing::debug!(target: LOG_TARGET, "committed {tid:?}: {} objects", oids.len());
+                    if let Some(status) = &self.status {
+                        status.committed(self.secondary.storage().size());
+                    }
                 }
             }
         }

@@ -1,9 +1,17 @@
-//! The ZRS wire protocol: framing, messages, and the running checksum.
+//! The ZRS wire protocol: framing, messages, the running checksum, and the two things
+//! both ends must agree on byte for byte — the [`handshake`] and the primary's stream
+//! [`encoder`]. Everything that speaks ZRS (the secondary, the primary, the simulator's
+//! scripted primary, the tests) goes through these; nothing encodes a stream or a
+//! handshake by hand.
 
 pub mod checksum;
+pub mod encoder;
 pub mod framing;
+pub mod handshake;
 pub mod message;
 
+pub use encoder::{FrameSink, StreamEncoder};
+pub use handshake::{HandshakeError, HandshakeReader};
 pub use message::{Message, MessageError, RecordHeader, TransactionHeader};
 
 /// The protocol id a secondary without blobs sends first.

@@ -33,7 +33,7 @@ pub use stream::InputError;
 
 use crate::log;
 use crate::protocol::framing::frame;
-use crate::protocol::{ZRS_2_0, ZRS_2_1};
+use crate::protocol::{handshake, ZRS_2_0, ZRS_2_1};
 use crate::storage::{Storage, StorageError};
 use stream::Stream;
 
@@ -163,8 +163,9 @@ impl<S: Storage> Secondary<S> {
             Some(tid) if self.config.bug == Some(Bug::StartFromReceived) && tid > start => tid,
             _ => start,
         };
-        self.transmit(frame(self.protocol()));
-        self.transmit(frame(start.as_bytes()));
+        for message in handshake::hello(self.protocol(), start) {
+            self.transmit(message);
+        }
         self.phase = Phase::Connected;
         self.connection = Some(Connection {
             peer: format!("{peer}: "),

@@ -4,8 +4,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::pickle::Value;
-use crate::protocol::checksum::StreamChecksum;
-use crate::protocol::{Message, RecordHeader, TransactionHeader};
+use crate::protocol::{Message, RecordHeader, StreamEncoder, TransactionHeader};
 use crate::storage::memory::MemoryStorage;
 use crate::storage::Format;
 use crate::tid::{Oid, Tid};
@@ -22,55 +21,49 @@ fn drain<S: Storage>(s: &mut Secondary<S>) -> Vec<Action> {
     std::iter::from_fn(|| s.poll_action()).collect()
 }
 
-/// A primary's side of one connection: frames messages and keeps the running md5.
+/// A primary's side of one connection: the protocol's encoder, and what it wrote.
 struct Primary {
-    md5: StreamChecksum,
+    encoder: StreamEncoder,
     out: Vec<u8>,
 }
 
 impl Primary {
     fn new(start: Tid) -> Primary {
         Primary {
-            md5: StreamChecksum::new(start),
+            encoder: StreamEncoder::new(start),
             out: Vec::new(),
         }
     }
-    fn send(&mut self, payload: &[u8]) {
-        self.md5.update(payload);
-        crate::protocol::framing::write_frame(&mut self.out, payload);
-    }
     fn transaction(&mut self, tid: Tid, records: &[(Oid, &[u8])]) {
-        self.send(
-            &Message::Transaction(TransactionHeader {
-                tid,
-                status: b' ',
-                user: b"u".to_vec(),
-                description: Vec::new(),
-                extension: Value::Dict(vec![]),
-            })
-            .encode_fast(),
-        );
+        let header = TransactionHeader {
+            tid,
+            status: b' ',
+            user: b"u".to_vec(),
+            description: Vec::new(),
+            extension: Value::Dict(vec![]),
+        };
+        self.encoder.transaction_header(&header, &mut self.out);
         for (oid, data) in records {
-            self.send(
-                &Message::Store(RecordHeader {
-                    oid: *oid,
-                    serial: tid,
-                    version: Vec::new(),
-                    data_txn: None,
-                })
-                .encode_fast(),
-            );
-            self.send(data);
+            let record = RecordHeader {
+                oid: *oid,
+                serial: tid,
+                version: Vec::new(),
+                data_txn: None,
+            };
+            self.encoder.store(&record, Some(*data), &mut self.out);
         }
     }
+    /// The `C`: with the running md5, or with `checksum` (a wrong one) in its place.
     fn commit(&mut self, checksum: Option<[u8; 16]>) {
-        let digest = checksum.unwrap_or_else(|| self.md5.digest());
-        self.send(
-            &Message::Commit {
-                checksum: Some(digest),
+        match checksum {
+            None => self.encoder.commit(&mut self.out),
+            Some(wrong) => {
+                let c = Message::Commit {
+                    checksum: Some(wrong),
+                };
+                self.encoder.message(&c.encode_fast(), &mut self.out);
             }
-            .encode_fast(),
-        );
+        }
     }
 }
 
@@ -275,17 +268,14 @@ fn unhex(s: &str) -> Vec<u8> {
 fn python2_stream() -> (Tid, Vec<u8>) {
     let tid = Tid::from_u64(0x03d2a71b4ccccccc);
     let mut p = Primary::new(Tid::ZERO);
-    p.send(&unhex(PY2_T));
-    p.send(
-        &Message::Store(RecordHeader {
-            oid: Oid::ZERO,
-            serial: tid,
-            version: Vec::new(),
-            data_txn: None,
-        })
-        .encode_fast(),
-    );
-    p.send(b"root");
+    p.encoder.message(&unhex(PY2_T), &mut p.out);
+    let record = RecordHeader {
+        oid: Oid::ZERO,
+        serial: tid,
+        version: Vec::new(),
+        data_txn: None,
+    };
+    p.encoder.store(&record, Some(b"root"), &mut p.out);
     p.commit(None);
     (tid, p.out)
 }

@@ -137,6 +137,9 @@ pub enum StorageError {
         have: Format,
         want: Format,
     },
+    /// Another writer holds the storage's lock file (`Data.fs.lock`).
+    #[error("{0}")]
+    Locked(#[from] file::lock::LockError),
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;

@@ -222,6 +222,10 @@ fn check_event(event: Event) -> Result<(), Violation> {
             }
             Ok(())
         }
+        Event::BadHandshake(what) => Err(violation(
+            Oracle::Protocol,
+            format!("the secondary's handshake is refused: {what}"),
+        )),
         Event::Unexpected(m) => Err(violation(
             Oracle::Protocol,
             format!(

@@ -14,9 +14,10 @@
 
 use std::collections::VecDeque;
 
-use zrs::protocol::checksum::StreamChecksum;
 use zrs::protocol::framing::frame;
+use zrs::protocol::handshake::HandshakeReader;
 use zrs::protocol::message::{Message, RecordHeader, TransactionHeader};
+use zrs::protocol::{FrameSink, StreamEncoder};
 use zrs::Tid;
 
 use super::database::Transaction;
@@ -28,6 +29,18 @@ struct Frame {
     commit: bool,
 }
 
+/// The queue as the encoder's sink: one frame per message.
+struct Queue<'a>(&'a mut VecDeque<Frame>);
+
+impl FrameSink for Queue<'_> {
+    fn frame(&mut self, payload: &[u8]) {
+        self.0.push_back(Frame {
+            bytes: frame(payload),
+            commit: false,
+        });
+    }
+}
+
 /// The primary's side of one connection, after the handshake.
 #[derive(Debug)]
 pub struct Server {
@@ -35,7 +48,9 @@ pub struct Server {
     pub port: u32,
     /// The start tid the secondary sent.
     pub start: Tid,
-    md5: StreamChecksum,
+    /// The handshake read, which judges what the secondary sends next (keep-alives only).
+    pub handshake: HandshakeReader,
+    encoder: StreamEncoder,
     /// Index of the next transaction to encode.
     next: usize,
     queue: VecDeque<Frame>,
@@ -46,12 +61,18 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts serving from `start`: everything in `history` later than it is owed.
-    pub fn new(port: u32, start: Tid, history: &[Transaction]) -> Server {
+    /// Starts serving after a complete `handshake`: everything in `history` later than
+    /// its start tid is owed.
+    ///
+    /// # Panics
+    /// If the handshake has no start tid yet.
+    pub fn new(port: u32, handshake: HandshakeReader, history: &[Transaction]) -> Server {
+        let start = handshake.start().expect("a complete handshake");
         Server {
             port,
             start,
-            md5: StreamChecksum::new(start),
+            handshake,
+            encoder: StreamEncoder::new(start),
             next: history.partition_point(|t| t.tid <= start),
             queue: VecDeque::new(),
             offset: 0,
@@ -64,42 +85,33 @@ impl Server {
         self.queue.is_empty() && self.next >= history.len()
     }
 
-    fn push(&mut self, payload: &[u8], commit: bool) {
-        self.md5.update(payload);
-        self.queue.push_back(Frame {
-            bytes: frame(payload),
-            commit,
-        });
-    }
-
     /// Encodes the next transaction; false when there is none.
     fn encode_next(&mut self, history: &[Transaction]) -> bool {
         let Some(t) = history.get(self.next) else {
             return false;
         };
         self.next += 1;
-        let header = Message::Transaction(TransactionHeader {
+        let mut queue = Queue(&mut self.queue);
+        let header = TransactionHeader {
             tid: t.tid,
             status: t.status,
             user: t.user.clone(),
             description: t.description.clone(),
             extension: t.extension.clone(),
-        });
-        self.push(&header.encode_fast(), false);
+        };
+        self.encoder.transaction_header(&header, &mut queue);
         for record in &t.records {
-            let store = Message::Store(RecordHeader {
+            let store = RecordHeader {
                 oid: record.oid,
                 serial: t.tid,
                 version: Vec::new(),
                 data_txn: record.data_txn,
-            });
-            self.push(&store.encode_fast(), false);
-            self.push(record.data.as_deref().unwrap_or_default(), false);
+            };
+            self.encoder
+                .store(&store, record.data.as_deref(), &mut queue);
         }
-        let commit = Message::Commit {
-            checksum: Some(self.md5.digest()),
-        };
-        self.push(&commit.encode_fast(), true);
+        self.encoder.commit(&mut queue);
+        self.queue.back_mut().expect("the C").commit = true;
         true
     }
 
@@ -235,7 +247,16 @@ impl Server {
 mod tests {
     use super::*;
     use crate::primary::{Change, Database, Meta};
+    use zrs::protocol::checksum::StreamChecksum;
     use zrs::protocol::framing::FrameDecoder;
+
+    /// A handshake from `start`.
+    fn from(start: Tid) -> HandshakeReader {
+        let mut h = HandshakeReader::new(false);
+        h.receive(zrs::protocol::ZRS_2_0).unwrap();
+        h.receive(start.as_bytes()).unwrap();
+        h
+    }
 
     fn history() -> Database {
         let mut db = Database::new();
@@ -260,7 +281,7 @@ mod tests {
     fn streams_what_follows_the_start_tid_like_zc_zrs() {
         let db = history();
         let h = db.transactions();
-        let mut s = Server::new(47245, h[0].tid, h);
+        let mut s = Server::new(47245, from(h[0].tid), h);
         let out = messages(&s.take(None, h));
         // T, then S + data for the root and x, then C.
         assert_eq!(out.len(), 6);
@@ -277,7 +298,7 @@ mod tests {
         ));
         assert!(s.done(h));
         // From the last tid there is nothing to send.
-        let mut s = Server::new(47245, h[1].tid, h);
+        let mut s = Server::new(47245, from(h[1].tid), h);
         assert!(s.take(None, h).is_empty());
     }
 
@@ -285,8 +306,8 @@ mod tests {
     fn deliveries_cut_anywhere_add_up_to_the_stream() {
         let db = history();
         let h = db.transactions();
-        let whole = Server::new(1, Tid::ZERO, h).take(None, h);
-        let mut s = Server::new(1, Tid::ZERO, h);
+        let whole = Server::new(1, from(Tid::ZERO), h).take(None, h);
+        let mut s = Server::new(1, from(Tid::ZERO), h);
         let mut parts = Vec::new();
         for n in [1, 3, 7, 100, 5] {
             parts.extend(s.take(Some(n), h));
@@ -299,15 +320,15 @@ mod tests {
     fn faults_damage_the_next_bytes_and_messages() {
         let db = history();
         let h = db.transactions();
-        let whole = Server::new(1, Tid::ZERO, h).take(None, h);
+        let whole = Server::new(1, from(Tid::ZERO), h).take(None, h);
 
-        let mut s = Server::new(1, Tid::ZERO, h);
+        let mut s = Server::new(1, from(Tid::ZERO), h);
         assert!(s.corrupt(10, 0x40, h));
         let damaged = s.take(None, h);
         assert_eq!(damaged[10], whole[10] ^ 0x40);
         assert!(s.damaged);
 
-        let mut s = Server::new(1, Tid::ZERO, h);
+        let mut s = Server::new(1, from(Tid::ZERO), h);
         s.take(Some(2), h);
         assert!(s.truncate(3, h));
         let rest = s.take(None, h);
@@ -315,12 +336,12 @@ mod tests {
         assert_eq!(rest.len(), whole.len() - 2 - 3);
         assert_eq!(&rest[..2], &whole[2..4]);
 
-        let mut s = Server::new(1, Tid::ZERO, h);
+        let mut s = Server::new(1, from(Tid::ZERO), h);
         assert!(s.duplicate(h));
         let doubled = messages(&s.take(None, h));
         assert_eq!(doubled[0], doubled[1]);
 
-        let mut s = Server::new(1, Tid::ZERO, h);
+        let mut s = Server::new(1, from(Tid::ZERO), h);
         assert!(s.bad_checksum(h));
         let out = messages(&s.take(None, h));
         let good = messages(&whole);
@@ -328,7 +349,7 @@ mod tests {
         assert_ne!(out[3], good[3], "the first C differs");
         assert_eq!(out[4..], good[4..]);
 
-        let mut s = Server::new(1, h[1].tid, h);
+        let mut s = Server::new(1, from(h[1].tid), h);
         assert!(!s.corrupt(0, 1, h), "nothing to damage");
         assert!(!s.duplicate(h));
     }

@@ -2,8 +2,10 @@
 //!
 //! - [`format`](mod@format): record layouts (see `FORMAT.md` beside this file for the prose version);
 //! - [`backend`]: the positional I/O trait every byte goes through;
-//! - [`index`]: oid → revisions and tid → transaction, built at open, extended at finish;
+//! - [`index`]: oid → current record and a sparse tid → transaction table, built at open,
+//!   extended at finish;
 //! - [`scan`]: the open-time scan and crash recovery;
+//! - [`lock`]: `Data.fs.lock`, the writer's lock, as ZODB takes it;
 //! - this module: the storage (writer) and [`FileStorageReader`] (shared read handles).
 //!
 //! A new (empty) file gets its magic only when its [`Format`] is decided: by
@@ -15,11 +17,14 @@
 //! the transaction enter the index that readers share, so readers never see a transaction
 //! in progress. `restore` turns the primary's `data_txn` into a backpointer exactly as
 //! ZODB's `FileStorage.restore` + `_data_find` do, so a replica is byte-identical to its
-//! primary; the record in `data_txn` is found through the index, not by scanning.
+//! primary. Memory is per object: older revisions are reached through each record's `prev`
+//! pointer, as in ZODB, and `data_txn` through the transaction's position (found from the
+//! sparse tid table and a short walk over transaction headers) and its record headers.
 
 pub mod backend;
 pub mod format;
 pub mod index;
+pub mod lock;
 pub mod scan;
 
 use std::path::Path;
@@ -35,10 +40,9 @@ use crate::tid::{Oid, Tid};
 use backend::{Backend, FileBackend};
 use format::{
     encode_record, DataHeader, RecordBody, TxnHeader, DATA_HEADER_LEN, MAGIC_PY2, MAX_META_LEN,
-    STATUS_CHECKPOINT, STATUS_COMMITTED, STATUS_OFFSET, STATUS_PACKED, STATUS_UNDONE,
-    TXN_HEADER_LEN,
+    STATUS_CHECKPOINT, STATUS_COMMITTED, STATUS_OFFSET, STATUS_PACKED, TXN_HEADER_LEN,
 };
-use index::{Index, TxnEntry};
+use index::{Index, MAX_POS};
 pub use scan::Tail;
 
 /// When finished transactions are made durable.
@@ -112,6 +116,12 @@ pub struct FileStorage {
     unsynced: u32,
     txn: Option<Pending>,
     tail: Option<Tail>,
+    /// The records of the transaction `restore` last looked up as a `data_txn`: the
+    /// records of an undo all name the same few transactions, so scanning each once keeps
+    /// an undo of `n` records linear. Sorted by oid; one transaction's worth of memory.
+    data_txn_records: Option<(Tid, Vec<(Oid, u64)>)>,
+    /// `Data.fs.lock`, held from open to close by a writer opened by path.
+    lock: Option<lock::LockFile>,
 }
 
 /// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
@@ -123,11 +133,20 @@ pub struct FileStorageReader {
 
 impl FileStorage {
     /// Open (creating it if missing, unless read-only) the file at `path`. The storage is
-    /// named after the path as given, like ZODB's.
+    /// named after the path as given, like ZODB's. A writer first takes `<path>.lock` as
+    /// ZODB does and fails at once, naming the holder's pid, if another writer has it.
     pub fn open(path: impl AsRef<Path>, options: Options) -> Result<FileStorage> {
         let path = path.as_ref();
+        let lock = if options.read_only {
+            None
+        } else {
+            Some(lock::LockFile::acquire(&lock::lock_path(path))?)
+        };
         let backend = FileBackend::open(path, options.read_only)?;
-        FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)
+        let mut storage =
+            FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)?;
+        storage.lock = lock;
+        Ok(storage)
     }
 
     /// Open a storage over any backend (the simulator's disk, memory).
@@ -185,6 +204,8 @@ impl FileStorage {
             unsynced: 0,
             txn: None,
             tail: scan.tail,
+            data_txn_records: None,
+            lock: None,
         })
     }
 
@@ -263,26 +284,24 @@ impl FileStorage {
 
     /// ZODB's `_data_find`: the position to write as a backpointer for `oid` whose data is
     /// in transaction `data_txn`, or 0 to write the data itself.
-    fn data_find(&self, oid: Oid, data_txn: Tid, data: Option<&[u8]>) -> Result<u64> {
-        let shared = &self.shared;
-        let (entry, rpos) = {
-            let ix = shared.index();
-            let Some(entry) = ix.txn(data_txn) else {
+    fn data_find(&mut self, oid: Oid, data_txn: Tid, data: Option<&[u8]>) -> Result<u64> {
+        let cached = matches!(&self.data_txn_records, Some((t, _)) if *t == data_txn);
+        if !cached {
+            let Some((tpos, h)) = self.shared.find_txn(data_txn)? else {
                 // ZODB raises here, failing the whole replication; the comment in its
                 // restore() calls data_txn "just a hint" to ignore when the transaction is
                 // not there (e.g. packed away), which is what we do: write the data.
                 return Ok(0);
             };
-            (entry, ix.record_in(oid, data_txn))
+            let records = self.shared.txn_records(tpos, &h)?;
+            self.data_txn_records = Some((data_txn, records));
+        }
+        let records = &self.data_txn_records.as_ref().expect("just filled").1;
+        let Ok(i) = records.binary_search_by(|(o, _)| o.cmp(&oid)) else {
+            return Ok(0);
         };
-        let rpos = if entry.status == STATUS_UNDONE {
-            // Records of 'u' transactions are not indexed (ZODB skips them too); such
-            // transactions are a relic, so scanning this one is fine.
-            shared.scan_txn_for(entry.pos, oid)?
-        } else {
-            rpos
-        };
-        let Some(rpos) = rpos else { return Ok(0) };
+        let rpos = records[i].1;
+        let shared = &self.shared;
         let (h, _) = shared.data_header(rpos, Some(oid))?;
         if h.plen == 0 {
             // Also a backpointer: trust it, as ZODB does.
@@ -427,20 +446,90 @@ impl Shared {
         Ok((h, data))
     }
 
-    /// Scan the records of the transaction at `tpos` for the last one of `oid`.
-    fn scan_txn_for(&self, tpos: u64, oid: Oid) -> Result<Option<u64>> {
-        let h = self.txn_header(tpos)?;
+    /// (oid, position) of the records of the committed transaction at `tpos`, sorted by
+    /// oid; of two records of one object, the later one (as ZODB's `_data_find`).
+    fn txn_records(&self, tpos: u64, h: &TxnHeader) -> Result<Vec<(Oid, u64)>> {
         let tend = tpos + h.tlen;
         let mut pos = tpos + h.header_len();
-        let mut found = None;
+        let mut records = Vec::new();
         while pos < tend {
             let (d, _) = self.data_header(pos, None)?;
-            if Oid(d.oid) == oid {
-                found = Some(pos);
+            if d.tloc != tpos {
+                return Err(self.corrupt(pos, "data record outside its transaction"));
             }
+            records.push((Oid(d.oid), pos));
             pos = pos.saturating_add(d.record_len());
         }
-        Ok(found)
+        // Stable: equal oids stay in file order, and the last of each run is kept.
+        records.sort_by_key(|&(o, _)| o);
+        let mut out: Vec<(Oid, u64)> = Vec::with_capacity(records.len());
+        for r in records {
+            match out.last_mut() {
+                Some(last) if last.0 == r.0 => *last = r,
+                _ => out.push(r),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Position just past the committed transaction at `pos` whose header is `h`, checked
+    /// to lie within the committed file ending at `end`.
+    fn next_txn(&self, pos: u64, h: &TxnHeader, end: u64) -> Result<u64> {
+        match pos.checked_add(h.tlen).and_then(|e| e.checked_add(8)) {
+            Some(next) if next > pos && next <= end => Ok(next),
+            _ => Err(self.corrupt(
+                pos,
+                format!("transaction length {} runs past the end", h.tlen),
+            )),
+        }
+    }
+
+    /// The committed transaction `tid`: its position and header. Starts from the nearest
+    /// transaction the index remembers and walks at most `MARK_EVERY - 1` headers.
+    fn find_txn(&self, tid: Tid) -> Result<Option<(u64, TxnHeader)>> {
+        let (mut pos, end) = {
+            let ix = self.index();
+            if tid > ix.last_tid() {
+                return Ok(None);
+            }
+            (ix.walk_start(tid), ix.end())
+        };
+        while pos < end {
+            let h = self.txn_header(pos)?;
+            match Tid(h.tid).cmp(&tid) {
+                std::cmp::Ordering::Less => pos = self.next_txn(pos, &h, end)?,
+                std::cmp::Ordering::Equal => return Ok(Some((pos, h))),
+                std::cmp::Ordering::Greater => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Walk the object's records from the current one back through `prev` pointers,
+    /// newest first, until `f` returns false. Fails with `NoSuchKey` for an unknown object.
+    fn walk_revisions(
+        &self,
+        oid: Oid,
+        mut f: impl FnMut(u64, &DataHeader) -> Result<bool>,
+    ) -> Result<()> {
+        let mut pos = self
+            .index()
+            .current(oid)
+            .ok_or(StorageError::NoSuchKey(oid))?;
+        loop {
+            let (h, _) = self.data_header(pos, Some(oid))?;
+            if !f(pos, &h)? || h.prev == 0 {
+                return Ok(());
+            }
+            if h.prev >= pos {
+                // Previous records always lie before; anything else would loop.
+                return Err(self.corrupt(
+                    pos,
+                    format!("previous-record pointer {} does not point back", h.prev),
+                ));
+            }
+            pos = h.prev;
+        }
     }
 
     fn txn_header(&self, pos: u64) -> Result<TxnHeader> {
@@ -467,18 +556,19 @@ impl Shared {
 
     fn load_before(&self, oid: Oid, tid: Tid) -> Result<Option<LoadBefore>> {
         self.check_open()?;
-        let (pos, end_tid) = {
-            let ix = self.index();
-            let revs = ix.revisions(oid);
-            if revs.is_empty() {
-                return Err(StorageError::NoSuchKey(oid));
+        // As ZODB's loadBefore: the newest record older than `tid`; the record after it
+        // (walked just before) ends its validity.
+        let mut found = None;
+        let mut end_tid = None;
+        self.walk_revisions(oid, |pos, h| {
+            if Tid(h.tid) < tid {
+                found = Some(pos);
+                return Ok(false);
             }
-            let i = revs.partition_point(|&(t, _)| t < tid);
-            if i == 0 {
-                return Ok(None);
-            }
-            (revs[i - 1].1, revs.get(i).map(|&(t, _)| t))
-        };
+            end_tid = Some(Tid(h.tid));
+            Ok(true)
+        })?;
+        let Some(pos) = found else { return Ok(None) };
         let (h, data) = self.record_data(oid, pos)?;
         let data = data.ok_or(StorageError::NoSuchKey(oid))?;
         Ok(Some((data, Tid(h.tid), end_tid)))
@@ -486,14 +576,15 @@ impl Shared {
 
     fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>> {
         self.check_open()?;
-        let pos = {
-            let ix = self.index();
-            if ix.revisions(oid).is_empty() {
-                return Err(StorageError::NoSuchKey(oid));
+        let mut found = None;
+        self.walk_revisions(oid, |pos, h| {
+            if Tid(h.tid) == serial {
+                found = Some(pos);
             }
-            ix.record_in(oid, serial)
-                .ok_or(StorageError::NoSuchSerial { oid, serial })?
-        };
+            // Serials decrease along the chain: stop once past it.
+            Ok(Tid(h.tid) > serial)
+        })?;
+        let pos = found.ok_or(StorageError::NoSuchSerial { oid, serial })?;
         self.record_data(oid, pos)?
             .1
             .ok_or(StorageError::NoSuchKey(oid))
@@ -501,24 +592,24 @@ impl Shared {
 
     fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>> {
         self.check_open()?;
-        let positions: Vec<u64> = {
-            let ix = self.index();
-            let revs = ix.revisions(oid);
-            if revs.is_empty() {
-                return Err(StorageError::NoSuchKey(oid));
-            }
-            revs.iter().rev().take(size).map(|&(_, p)| p).collect()
-        };
-        let mut out = Vec::with_capacity(positions.len());
-        for pos in positions {
-            let (h, _) = self.data_header(pos, Some(oid))?;
-            let (user, description, _) = self.txn_meta(h.tloc)?;
+        let mut headers = Vec::new();
+        if size > 0 {
+            self.walk_revisions(oid, |_, h| {
+                headers.push((Tid(h.tid), h.tloc, h.plen));
+                Ok(headers.len() < size)
+            })?;
+        } else if self.index().current(oid).is_none() {
+            return Err(StorageError::NoSuchKey(oid));
+        }
+        let mut out = Vec::with_capacity(headers.len());
+        for (tid, tloc, plen) in headers {
+            let (user, description, _) = self.txn_meta(tloc)?;
             out.push(HistoryEntry {
-                tid: Tid(h.tid),
+                tid,
                 user,
                 description,
                 // As ZODB reports it: 0 for a backpointer.
-                size: h.plen as usize,
+                size: plen as usize,
             });
         }
         Ok(out)
@@ -535,17 +626,10 @@ impl Shared {
         Ok((u.to_vec(), d.to_vec(), e.to_vec()))
     }
 
-    /// Read and decode the whole committed transaction at `entry`.
-    fn read_transaction(&self, entry: TxnEntry) -> Result<TransactionRecord> {
-        let tpos = entry.pos;
-        let h = self.txn_header(tpos)?;
-        let end = self.index().end();
-        if tpos.checked_add(h.tlen).is_none_or(|e| e > end) {
-            return Err(self.corrupt(
-                tpos,
-                format!("transaction length {} runs past the end", h.tlen),
-            ));
-        }
+    /// Read and decode the whole committed transaction at `tpos`, whose header is `h`,
+    /// in the committed file ending at `end`.
+    fn read_transaction(&self, tpos: u64, h: &TxnHeader, end: u64) -> Result<TransactionRecord> {
+        self.next_txn(tpos, h, end)?;
         let mut buf = vec![0u8; h.tlen as usize];
         self.backend.read_exact_at(tpos, &mut buf)?;
         let hl = h.header_len() as usize;
@@ -608,51 +692,68 @@ fn transactions(
     if let Err(e) = shared.check_open() {
         return Box::new(std::iter::once(Err(e)));
     }
-    let (next, count) = {
+    let start = start.unwrap_or(Tid::ZERO);
+    let (pos, end) = {
         let ix = shared.index();
-        (
-            ix.first_at_or_after(start.unwrap_or(Tid::ZERO)),
-            ix.transactions().len(),
-        )
+        (ix.walk_start(start), ix.end())
     };
     Box::new(TxnIter {
         shared: shared.clone(),
-        next,
-        count,
+        pos,
+        end,
+        start,
         stop,
         failed: false,
     })
 }
 
-/// Iterates over the transactions committed when it was created.
+/// Iterates over the transactions committed when it was created (those before `end`),
+/// walking the file from one transaction header to the next.
 struct TxnIter {
     shared: Arc<Shared>,
-    next: usize,
-    count: usize,
+    pos: u64,
+    end: u64,
+    /// Transactions before this one (between the remembered one the walk starts from and
+    /// the wanted start) are skipped.
+    start: Tid,
     stop: Option<Tid>,
     failed: bool,
+}
+
+impl TxnIter {
+    fn step(&mut self) -> Result<Option<TransactionRecord>> {
+        self.shared.check_open()?;
+        loop {
+            if self.pos >= self.end {
+                return Ok(None);
+            }
+            let pos = self.pos;
+            let h = self.shared.txn_header(pos)?;
+            let next = self.shared.next_txn(pos, &h, self.end)?;
+            if Tid(h.tid) < self.start {
+                self.pos = next;
+                continue;
+            }
+            if self.stop.is_some_and(|s| Tid(h.tid) > s) {
+                self.pos = self.end;
+                return Ok(None);
+            }
+            self.pos = next;
+            return self.shared.read_transaction(pos, &h, self.end).map(Some);
+        }
+    }
 }
 
 impl Iterator for TxnIter {
     type Item = Result<TransactionRecord>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.failed || self.next >= self.count {
+        if self.failed {
             return None;
         }
-        if let Err(e) = self.shared.check_open() {
-            self.failed = true;
-            return Some(Err(e));
-        }
-        let entry = self.shared.index().transactions()[self.next];
-        if self.stop.is_some_and(|s| entry.tid > s) {
-            self.next = self.count;
-            return None;
-        }
-        self.next += 1;
-        let r = self.shared.read_transaction(entry);
-        self.failed = r.is_err();
-        Some(r)
+        let r = self.step().transpose();
+        self.failed = matches!(r, Some(Err(_)));
+        r
     }
 }
 
@@ -849,6 +950,11 @@ impl Storage for FileStorage {
             ));
         }
         let tlen = txn.buf.len() as u64;
+        if txn.pos + tlen + 8 > MAX_POS {
+            return Err(StorageError::Transaction(format!(
+                "tpc_vote: the file would grow past {MAX_POS} bytes, the most a FileStorage holds"
+            )));
+        }
         txn.buf[8..16].copy_from_slice(&tlen.to_be_bytes());
         txn.buf.extend_from_slice(&tlen.to_be_bytes());
         let pos = txn.pos;
@@ -897,14 +1003,9 @@ impl Storage for FileStorage {
         if due {
             self.sync_now()?;
         }
-        let entry = TxnEntry {
-            tid: txn.meta.tid,
-            pos: txn.pos,
-            status: txn.meta.status,
-        };
         self.shared
             .index_mut()
-            .add_transaction(entry, &txn.records, end);
+            .add_transaction(txn.meta.tid, txn.pos, &txn.records, end);
         Ok(txn.meta.tid)
     }
 
@@ -933,8 +1034,50 @@ impl Storage for FileStorage {
         self.tpc_abort();
         let r = self.sync_now();
         self.shared.closed.store(true, Ordering::SeqCst);
+        // Another writer may take the file now (readers keep reading nothing: closed).
+        self.lock = None;
         r
     }
+}
+
+impl FileStorageReader {
+    /// How far the committed file goes past `tid`: the number of transactions later than
+    /// `tid` and their bytes. A primary's status answers a secondary's lag with this; it
+    /// reads at most a mark's worth of transaction headers.
+    pub fn after(&self, tid: Tid) -> Result<After> {
+        let shared = &self.shared;
+        shared.check_open()?;
+        let (mut pos, mut before, count, end) = {
+            let ix = shared.index();
+            let (pos, before) =
+                ix.walk_start_counted(Tid::from_u64(tid.as_u64().saturating_add(1)));
+            (pos, before, ix.transaction_count(), ix.end())
+        };
+        while pos < end {
+            let h = shared.txn_header(pos)?;
+            if Tid(h.tid) > tid {
+                break;
+            }
+            pos = shared.next_txn(pos, &h, end)?;
+            before += 1;
+        }
+        Ok(After {
+            transactions: count - before.min(count),
+            bytes: end - pos.min(end),
+        })
+    }
+
+    /// The number of committed transactions.
+    pub fn transaction_count(&self) -> u64 {
+        self.shared.index().transaction_count()
+    }
+}
+
+/// What [`FileStorageReader::after`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct After {
+    pub transactions: u64,
+    pub bytes: u64,
 }
 
 impl Storage for FileStorageReader {

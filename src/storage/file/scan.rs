@@ -21,7 +21,7 @@ use super::format::{
     DataHeader, TxnHeader, DATA_HEADER_LEN, MAGIC, MAGIC_PY2, STATUS_CHECKPOINT, STATUS_COMMITTED,
     STATUS_PACKED, STATUS_UNDONE, TXN_HEADER_LEN,
 };
-use super::index::{Index, TxnEntry};
+use super::index::{Index, MAX_POS};
 
 /// Size of the reads the scan makes.
 const CHUNK: usize = 4 << 20;
@@ -130,6 +130,12 @@ pub fn scan(backend: &dyn Backend, name: &str) -> Result<Scan> {
             ),
         ));
     }
+    if file_len > MAX_POS {
+        return Err(corrupt(
+            MAX_POS,
+            format!("file of {file_len} bytes: FileStorages end at {MAX_POS} bytes"),
+        ));
+    }
     let mut chunks = Chunks {
         backend,
         file_len,
@@ -145,15 +151,11 @@ pub fn scan(backend: &dyn Backend, name: &str) -> Result<Scan> {
         let last = index.last_tid();
         match check_txn(&mut chunks, pos, last, &mut records)? {
             Check::Ok { header, end } => {
-                let entry = TxnEntry {
-                    tid: Tid(header.tid),
-                    pos,
-                    status: header.status,
-                };
+                let tid = Tid(header.tid);
                 if header.status == STATUS_UNDONE {
-                    index.add_unindexed_transaction(entry, end);
+                    index.add_unindexed_transaction(tid, pos, end);
                 } else {
-                    index.add_transaction(entry, &records, end);
+                    index.add_transaction(tid, pos, &records, end);
                 }
                 pos = end;
             }

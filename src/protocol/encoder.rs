@@ -1,0 +1,223 @@
+//! The primary's side of the replication stream: the one encoder of `T` / `S` + data / `C`.
+//!
+//! A [`StreamEncoder`] is made for one connection from the start tid the secondary sent
+//! (its running md5 is seeded with it, see [`checksum`](super::checksum)). Each call
+//! pickles one message as zc.zrs's primary does ([`Message::encode_fast`]: protocol 1,
+//! fast mode), hashes its payload, and hands the payload to a [`FrameSink`], which frames
+//! it (a `Vec<u8>` appends the length prefix and the payload). The real primary, the
+//! simulator's scripted `send` steps and every test that plays a primary go through it, so
+//! there is one definition of what a primary sends.
+//!
+//! Blob records (`B` + data + blocks, protocol `zrs2.1`) belong here too, beside
+//! [`StreamEncoder::store`]; they are not written yet.
+
+use crate::pickle::{loads, Value};
+use crate::protocol::checksum::StreamChecksum;
+use crate::protocol::framing::write_frame;
+use crate::protocol::message::{Message, RecordHeader, TransactionHeader};
+use crate::storage::{DataRecord, TransactionMeta, TransactionRecord};
+use crate::tid::Tid;
+
+/// Where encoded messages go, one payload at a time (without its length prefix).
+pub trait FrameSink {
+    fn frame(&mut self, payload: &[u8]);
+}
+
+/// Appends each message framed: the bytes to write on the connection.
+impl FrameSink for Vec<u8> {
+    fn frame(&mut self, payload: &[u8]) {
+        write_frame(self, payload);
+    }
+}
+
+/// The primary's encoder of one connection's stream; see the module docs.
+#[derive(Clone, Debug)]
+pub struct StreamEncoder {
+    checksum: StreamChecksum,
+}
+
+impl StreamEncoder {
+    /// An encoder for a stream that continues after `start` (the tid the secondary sent).
+    pub fn new(start: Tid) -> StreamEncoder {
+        StreamEncoder {
+            checksum: StreamChecksum::new(start),
+        }
+    }
+
+    /// Sends any payload as one message, hashed like every message of the stream (the
+    /// scripted primary's literal messages; the data message after an `S`).
+    pub fn message(&mut self, payload: &[u8], out: &mut impl FrameSink) {
+        self.checksum.update(payload);
+        out.frame(payload);
+    }
+
+    /// `('T', (tid, status, user, description, extension))`: a transaction begins.
+    pub fn transaction_header(&mut self, header: &TransactionHeader, out: &mut impl FrameSink) {
+        self.message(&Message::Transaction(header.clone()).encode_fast(), out);
+    }
+
+    /// `('S', (oid, serial, version, data_txn))` followed by the record's data as a raw
+    /// message (empty where the record has no data: it undoes the object's creation).
+    pub fn store(&mut self, record: &RecordHeader, data: Option<&[u8]>, out: &mut impl FrameSink) {
+        self.message(&Message::Store(record.clone()).encode_fast(), out);
+        self.message(data.unwrap_or_default(), out);
+    }
+
+    /// `('C', (md5,))`: the transaction ends; the digest covers everything sent before.
+    pub fn commit(&mut self, out: &mut impl FrameSink) {
+        let checksum = Some(self.checksum.digest());
+        self.message(&Message::Commit { checksum }.encode_fast(), out);
+    }
+
+    /// `('C', ())`: a commit without checksum, as primaries before zc.zrs 2 sent it.
+    pub fn legacy_commit(&mut self, out: &mut impl FrameSink) {
+        self.message(&Message::Commit { checksum: None }.encode_fast(), out);
+    }
+
+    /// A whole committed transaction as a storage holds it: `T`, `S` + data per record,
+    /// `C`. Fails only where the stored extension is not a pickled dict.
+    pub fn transaction(
+        &mut self,
+        txn: &TransactionRecord,
+        out: &mut impl FrameSink,
+    ) -> Result<(), ExtensionError> {
+        self.transaction_header(&header(&txn.meta)?, out);
+        for record in &txn.records {
+            self.store(&record_header(record), record.data.as_deref(), out);
+        }
+        self.commit(out);
+        Ok(())
+    }
+
+    /// The digest a `C` sent now would carry.
+    pub fn digest(&self) -> [u8; 16] {
+        self.checksum.digest()
+    }
+}
+
+/// A stored transaction extension that is not a pickled dict (it cannot be sent as the
+/// dict zc.zrs's `T` message carries).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("transaction {tid:?}: its extension is not a pickled dict: {what}")]
+pub struct ExtensionError {
+    pub tid: Tid,
+    pub what: String,
+}
+
+/// The `T` message of a stored transaction: the extension decoded (empty bytes are `{}`),
+/// as ZODB's iterator hands it to zc.zrs.
+pub fn header(meta: &TransactionMeta) -> Result<TransactionHeader, ExtensionError> {
+    let extension = if meta.extension.is_empty() {
+        Value::Dict(Vec::new())
+    } else {
+        let error = |what: String| ExtensionError {
+            tid: meta.tid,
+            what,
+        };
+        match loads(&meta.extension).map_err(|e| error(e.to_string()))? {
+            dict @ Value::Dict(_) => dict,
+            _ => return Err(error("not a dict".into())),
+        }
+    };
+    Ok(TransactionHeader {
+        tid: meta.tid,
+        status: meta.status,
+        user: meta.user.clone(),
+        description: meta.description.clone(),
+        extension,
+    })
+}
+
+/// The `S` message of a stored record.
+pub fn record_header(record: &DataRecord) -> RecordHeader {
+    RecordHeader {
+        oid: record.oid,
+        serial: record.serial,
+        version: Vec::new(),
+        data_txn: record.data_txn,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::framing::FrameDecoder;
+    use crate::tid::Oid;
+
+    #[test]
+    fn a_transaction_is_t_s_data_c_with_the_running_md5() {
+        let start = Tid::from_u64(7);
+        let txn = TransactionRecord {
+            meta: TransactionMeta {
+                tid: Tid::from_u64(9),
+                status: b' ',
+                user: b"u".to_vec(),
+                description: b"d".to_vec(),
+                extension: Vec::new(),
+            },
+            records: vec![
+                DataRecord {
+                    oid: Oid::ZERO,
+                    serial: Tid::from_u64(9),
+                    data: Some(b"root".to_vec()),
+                    data_txn: None,
+                },
+                DataRecord {
+                    oid: Oid::from_u64(1),
+                    serial: Tid::from_u64(9),
+                    data: None,
+                    data_txn: Some(Tid::from_u64(8)),
+                },
+            ],
+        };
+        let mut out = Vec::new();
+        StreamEncoder::new(start)
+            .transaction(&txn, &mut out)
+            .unwrap();
+        let mut d = FrameDecoder::new(u32::MAX);
+        d.feed(&out);
+        let frames: Vec<Vec<u8>> = std::iter::from_fn(|| d.next_frame().unwrap()).collect();
+        assert_eq!(frames.len(), 6);
+        assert_eq!(frames[2], b"root");
+        assert_eq!(frames[4], b"", "no data: an empty message");
+        let Message::Transaction(t) = Message::decode(&frames[0]).unwrap() else {
+            panic!("T first")
+        };
+        assert_eq!(
+            (t.tid, t.extension),
+            (Tid::from_u64(9), Value::Dict(vec![]))
+        );
+        let Message::Store(s) = Message::decode(&frames[3]).unwrap() else {
+            panic!("S")
+        };
+        assert_eq!(s.data_txn, Some(Tid::from_u64(8)));
+        let mut md5 = StreamChecksum::new(start);
+        for f in &frames[..5] {
+            md5.update(f);
+        }
+        assert_eq!(
+            Message::decode(&frames[5]).unwrap(),
+            Message::Commit {
+                checksum: Some(md5.digest())
+            }
+        );
+    }
+
+    #[test]
+    fn an_extension_that_is_not_a_dict_is_refused_naming_the_transaction() {
+        let meta = TransactionMeta {
+            tid: Tid::from_u64(3),
+            status: b' ',
+            user: Vec::new(),
+            description: Vec::new(),
+            extension: b"\x80\x03K\x01.".to_vec(),
+        };
+        let e = header(&meta).unwrap_err();
+        assert_eq!(e.tid, Tid::from_u64(3));
+        assert!(header(&TransactionMeta {
+            extension: b"junk".to_vec(),
+            ..meta
+        })
+        .is_err());
+    }
+}
