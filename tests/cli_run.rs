@@ -10,6 +10,8 @@ use std::net::TcpListener;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use zrs::storage::ReadStorage;
+
 use common::root;
 
 fn zrs_in_root(args: &[&str]) -> Output {
@@ -132,7 +134,7 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
             "--config",
             conf.to_str().unwrap(),
         ])
-        .args(["--status", "127.0.0.1:0"])
+        .args(["--status", "127.0.0.1:0", "--progress", "0.2"])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -160,6 +162,26 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
     assert_eq!(v["1"]["connection"], "connected");
     assert_eq!(v["1"]["replicate-from"], format!("127.0.0.1:{port}"));
     assert_eq!(v["1"]["size"], want.len());
+    // Progress is logged (within 0.2 s of the commits), with where the node is.
+    let last = zrs::net::status::tid_hex(
+        zrs::storage::FileStorage::open(
+            &data,
+            zrs::storage::Options {
+                read_only: true,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .file_reader()
+        .last_transaction(),
+    );
+    let progress = loop {
+        let line = lines.next().expect("zrs run ended early").unwrap();
+        if line.starts_with("INFO zrs.status: Replicated ") && line.contains(&last) {
+            break line;
+        }
+    };
+    assert!(progress.contains("behind by commit time"), "{progress}");
     let ok = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()

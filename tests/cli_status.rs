@@ -17,7 +17,7 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use zrs::net::status::tid_hex;
-use zrs::storage::{FileStorage, Options, Storage};
+use zrs::storage::{FileStorage, Options, ReadStorage, Storage};
 use zrs::Tid;
 
 const PATIENCE: Duration = Duration::from_secs(60);

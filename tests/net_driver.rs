@@ -21,6 +21,7 @@ use zrs::protocol::handshake::{HandshakeReader, Received};
 use zrs::protocol::message::{RecordHeader, TransactionHeader};
 use zrs::protocol::{StreamEncoder, ZRS_2_0};
 use zrs::secondary::{Address, Config, Secondary};
+use zrs::storage::ReadStorage;
 use zrs::storage::{Durability, FileStorage, MemoryStorage, Options, Storage};
 use zrs::{Oid, Tid};
 
@@ -50,7 +51,7 @@ impl Write for Logs {
 struct Running<S: Storage> {
     stop: StopHandle,
     thread: Option<JoinHandle<Result<Secondary<S>, DriverError>>>,
-    storage: Box<dyn Storage + Send + Sync>,
+    storage: Box<dyn ReadStorage + Send + Sync>,
     logs: Logs,
 }
 

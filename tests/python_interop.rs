@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zrs::storage::{FileStorage, Options, Storage};
+use zrs::storage::ReadStorage;
+use zrs::storage::{FileStorage, Options};
 
 struct Fixture {
     dir: PathBuf,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use zrs::pickle::Value;
 use zrs::secondary::{Config, LossReason, Secondary};
 use zrs::storage::file::Durability;
-use zrs::storage::Storage;
+use zrs::storage::ReadStorage;
 use zrs::Tid;
 
 use crate::disk::SimDisk;

@@ -5,6 +5,7 @@ mod check;
 mod copy;
 mod logfmt;
 mod observe;
+mod promote;
 mod run;
 mod secondary;
 mod status;
@@ -37,6 +38,7 @@ enum Command {
     Status(status::Args),
     Check(check::Args),
     Run(run::Args),
+    Promote(promote::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -55,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Capture(args) => capture::run(args),
         Command::Status(args) => status::run(args),
         Command::Run(args) => run::run(args),
+        Command::Promote(args) => promote::run(args),
         // Nagios's exit codes, not ours.
         Command::Check(args) => return check::run(args),
     };

@@ -7,7 +7,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zrs::net::{parse_address, Driver, DriverOptions};
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{Durability, FileStorage, Format, Options, Storage};
+use zrs::storage::{Durability, FileStorage, Format, Options, ReadStorage};
 
 /// Replicate a zc.zrs primary into a FileStorage (a Data.fs), as zc.zrs's secondary does,
 /// until interrupted (SIGINT or SIGTERM close it cleanly). Logs to stderr.

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use zrs::net::status::{parse_listen_address, query, tid_hex};
 use zrs::secondary::Address;
-use zrs::storage::{FileStorage, Options, Storage};
+use zrs::storage::{FileStorage, Options, ReadStorage};
 
 /// Print a Data.fs's last transaction (tid and time), size, object and transaction counts,
 /// and whether it ends cleanly; or ask a running node's status socket for its role, peers,

@@ -41,7 +41,7 @@ use serde_json::{json, Value};
 use super::stream::{connect, Stream};
 use super::{parse_address, AddressError};
 use crate::secondary::Address;
-use crate::storage::{FileStorageReader, Storage};
+use crate::storage::{FileStorageReader, ReadStorage};
 use crate::tid::Tid;
 
 /// What a zrs status server announces on connecting.

@@ -15,8 +15,8 @@
 //! connector's `Starting factory` / `Stopping factory` under `zc.zrs.reactor`), so that a
 //! transcript of a run reads like the reference's.
 //!
-//! Reads pass through to the storage; writes fail with [`StorageError::ReadOnly`]: see the
-//! [`Storage`] implementation.
+//! To clients it is a read-only storage: it implements [`ReadStorage`](crate::storage::ReadStorage)
+//! (reads pass through) and nothing that writes.
 
 mod action;
 mod config;

@@ -32,8 +32,8 @@ use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::storage::{
-    DataRecord, Format, HistoryEntry, LoadBefore, Result, Storage, StorageError, TransactionMeta,
-    TransactionRecord,
+    Cursor, DataRecord, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage,
+    StorageError, TransactionCursor, TransactionMeta, TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
@@ -125,7 +125,7 @@ pub struct FileStorage {
 }
 
 /// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
-/// storage appends. Sees committed transactions only. Write methods fail with `ReadOnly`.
+/// storage appends. Sees committed transactions only; it has no write methods.
 #[derive(Clone, Debug)]
 pub struct FileStorageReader {
     shared: Arc<Shared>,
@@ -757,6 +757,47 @@ impl Iterator for TxnIter {
     }
 }
 
+/// A FileStorage's [`TransactionCursor`]: the position of the next transaction header,
+/// kept between calls (so each step reads one transaction, however long the file).
+struct FileCursor {
+    shared: Arc<Shared>,
+    /// Where the next transaction starts; `None` until the start is found.
+    pos: Option<u64>,
+    after: Tid,
+}
+
+impl TransactionCursor for FileCursor {
+    fn after(&self) -> Tid {
+        self.after
+    }
+
+    fn next(&mut self) -> Result<Option<TransactionRecord>> {
+        self.shared.check_open()?;
+        let (mut pos, end) = {
+            let ix = self.shared.index();
+            if ix.last_tid() <= self.after {
+                return Ok(None);
+            }
+            let first = Tid::from_u64(self.after.as_u64() + 1);
+            (self.pos.unwrap_or_else(|| ix.walk_start(first)), ix.end())
+        };
+        while pos < end {
+            let h = self.shared.txn_header(pos)?;
+            let next = self.shared.next_txn(pos, &h, end)?;
+            if Tid(h.tid) <= self.after {
+                pos = next;
+                continue;
+            }
+            let txn = self.shared.read_transaction(pos, &h, end)?;
+            self.pos = Some(next);
+            self.after = txn.meta.tid;
+            return Ok(Some(txn));
+        }
+        self.pos = Some(pos);
+        Ok(None)
+    }
+}
+
 macro_rules! read_side {
     () => {
         fn name(&self) -> &str {
@@ -793,7 +834,18 @@ macro_rules! read_side {
         ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
             transactions(&self.shared, start, stop)
         }
-        fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+        fn has_transaction(&self, tid: Tid) -> Result<bool> {
+            self.shared.check_open()?;
+            Ok(self.shared.find_txn(tid)?.is_some())
+        }
+        fn cursor(&self, after: Tid) -> Cursor {
+            Box::new(FileCursor {
+                shared: self.shared.clone(),
+                pos: None,
+                after,
+            })
+        }
+        fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
             Box::new(FileStorageReader {
                 shared: self.shared.clone(),
             })
@@ -801,9 +853,11 @@ macro_rules! read_side {
     };
 }
 
-impl Storage for FileStorage {
+impl ReadStorage for FileStorage {
     read_side!();
+}
 
+impl Storage for FileStorage {
     fn set_format(&mut self, format: Format) -> Result<()> {
         self.check_writable()?;
         match self.shared.format() {
@@ -1080,15 +1134,8 @@ pub struct After {
     pub bytes: u64,
 }
 
-impl Storage for FileStorageReader {
+impl ReadStorage for FileStorageReader {
     read_side!();
-
-    crate::refuse_writes!();
-    fn tpc_abort(&mut self) {}
-    fn close(&mut self) -> Result<()> {
-        // Closing a handle closes nothing: the storage owns the file.
-        Ok(())
-    }
 }
 
 #[cfg(test)]
