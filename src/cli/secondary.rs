@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use zrs::net::{parse_address, Driver, DriverOptions};
+use zrs::net::{parse_address, Driver, DriverOptions, Listener};
+use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
 use zrs::storage::{Durability, FileStorage, Format, Options, ReadStorage};
 
@@ -37,6 +38,11 @@ pub struct Args {
     /// a new file takes the primary's (its pickles tell), and an existing file must match.
     #[arg(long, value_name = "fs30|fs21")]
     format: Option<Format>,
+    /// Also serve downstream secondaries from this storage (chaining): HOST:PORT,
+    /// [IPV6]:PORT, :PORT (every interface) or unix:PATH. Each transaction goes downstream
+    /// as soon as it is committed here.
+    #[arg(long, value_name = "ADDRESS", value_parser = super::primary::parse_listen)]
+    listen: Option<Address>,
     #[command(flatten)]
     observe: super::observe::ObserveArgs,
 }
@@ -92,7 +98,7 @@ pub fn run(args: Args) -> Result<(), String> {
         role: zrs::net::status::Role::Secondary,
         reader: storage.file_reader(),
         replicate_from: Some(super::observe::address_text(&args.primary)),
-        replicate_to: None,
+        replicate_to: args.listen.as_ref().map(super::observe::address_text),
         primary_status: args.observe.primary_status.clone(),
     }
     .start(args.observe.progress)?;
@@ -110,8 +116,23 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let driver =
+    let served = match &args.listen {
+        Some(address) => {
+            let listener =
+                Listener::bind(address).map_err(|e| format!("listening on {address}: {e}"))?;
+            let reader: Box<dyn ReadStorage + Send + Sync> = Box::new(storage.file_reader());
+            Some((
+                Primary::new(reader, zrs::primary::Config::new(address.clone())),
+                listener,
+            ))
+        }
+        None => None,
+    };
+    let mut driver =
         Driver::new(Secondary::new(storage, config), DriverOptions::default()).with_status(node);
+    if let Some((primary, listener)) = served {
+        driver = driver.serve(primary, listener);
+    }
     let stop = driver.stop_handle();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {

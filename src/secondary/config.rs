@@ -51,27 +51,6 @@ pub struct Config {
     /// The storage format to replicate into; `None` (the default) takes the primary's,
     /// detected from its pickles (Python 2's `str` opcodes: `FS21`, else `FS30`).
     pub format: Option<Format>,
-    /// A deliberately broken behaviour, for mutation testing only (see [`Bug`]).
-    #[cfg(feature = "deliberate-bugs")]
-    pub bug: Option<Bug>,
-}
-
-/// Mutation-testing hooks (feature `deliberate-bugs`, off by default): each variant breaks
-/// the secondary at one point, so that the simulator's fault-injection oracles can be
-/// shown to catch it. Never enabled in a release build.
-#[cfg(feature = "deliberate-bugs")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bug {
-    /// `C`'s checksum is not checked.
-    IgnoreChecksum,
-    /// A partial transaction is not aborted when the connection ends.
-    KeepPartialTransaction,
-    /// The start tid sent is the last *received* transaction's, not the last committed.
-    StartFromReceived,
-    /// No reconnect is scheduled after a rejected connection attempt.
-    NoReconnectAfterReject,
-    /// The keep-alive timer is left running after a disconnect.
-    KeepAliveAfterDisconnect,
 }
 
 impl Default for Config {
@@ -83,8 +62,6 @@ impl Default for Config {
             check_checksums: true,
             frame_limit: DEFAULT_SECONDARY_LIMIT,
             format: None,
-            #[cfg(feature = "deliberate-bugs")]
-            bug: None,
         }
     }
 }

@@ -209,6 +209,21 @@ impl FileStorage {
         })
     }
 
+    /// For a storage opened read-only on a file another process writes (a ZODB or ZEO
+    /// server): indexes the transactions it has finished since, so that readers and
+    /// cursors see them. Never a transaction still in progress (status `c`) or a torn
+    /// tail: those are looked at again on the next call. Returns how many were added.
+    pub fn refresh(&self) -> Result<u64> {
+        self.shared.check_open()?;
+        if !self.read_only {
+            return Err(StorageError::Transaction(
+                "refresh: only a read-only storage follows another writer".into(),
+            ));
+        }
+        let mut index = self.shared.index_mut();
+        scan::scan_appended(self.shared.backend.as_ref(), &mut index)
+    }
+
     /// A shareable read handle.
     pub fn file_reader(&self) -> FileStorageReader {
         FileStorageReader {
