@@ -250,6 +250,31 @@ fn no_address_means_no_connection_until_one_is_set() {
     );
 }
 
+#[test]
+fn a_primary_that_closes_before_sending_anything_is_explained() {
+    // From a non-empty storage: the start is not zero.
+    let mut s = connected();
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    s.connection_lost(&LossReason::Done);
+    s.timeout(Timer::Connect);
+    drain(&mut s);
+    s.connected("peer");
+    let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Done));
+    assert!(
+        text.contains("peer: The primary closed the connection without sending anything after start b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x05'"),
+        "{text}"
+    );
+    assert!(text.contains("another database's history"), "{text}");
+    // Not after a connection that carried data, nor from an empty storage.
+    let mut s = connected();
+    let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Done));
+    assert!(!text.contains("without sending anything"), "{text}");
+}
+
 /// `('T', (tid 0x03d2a71b4ccccccc, ' ', '', '', {'note': u'ok'}))` as a Python 2 zc.zrs
 /// primary pickles it (cPickle, protocol 1, fast; tests/fixtures/pickles/extension_py2.txt).
 const PY2_T: &str = "2855015428550803d2a71b4ccccccc550120550055007d55046e6f7465580200\
@@ -313,7 +338,7 @@ fn a_storage_of_the_other_format_is_an_input_error_unless_configured() {
     drain(&mut s);
     s.connected("peer");
     drain(&mut s);
-    let logs = logged(|| s.data_received(&stream));
+    let ((), logs) = crate::test_log::capture(|| s.data_received(&stream));
     assert!(drain(&mut s).contains(&Action::Disconnect));
     assert_eq!(s.storage().last_transaction(), Tid::ZERO);
     assert!(
@@ -342,29 +367,4 @@ fn a_storage_of_the_other_format_is_an_input_error_unless_configured() {
             Value::Str("ok".into())
         )]))
     );
-}
-
-/// What is logged while `f` runs.
-fn logged(f: impl FnOnce()) -> String {
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl std::io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
-    let w = buf.clone();
-    let sub = tracing_subscriber::fmt()
-        .with_writer(move || w.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(sub, f);
-    let text = buf.0.lock().unwrap().clone();
-    String::from_utf8(text).unwrap()
 }
