@@ -174,16 +174,33 @@ fn write_all_at(file: &File, pos: u64, data: &[u8]) -> io::Result<()> {
 /// queue holds while letting a batch of transactions be in flight.
 const WRITE_BEHIND_LIMIT: usize = 16 << 20;
 
+/// The writer thread is woken once this much is queued (or when a caller needs the
+/// writes made): small transactions then cost one system call per megabyte, not two each.
+const WRITE_BEHIND_CHUNK: usize = 1 << 20;
+
 /// Writes made in order by a thread of their own, behind the caller's back but never out
 /// of its sight: every read waits for the queued writes it overlaps, and `len`,
 /// `set_len` and `sync` for all of them, so what the backend answers is exactly what it
 /// would answer writing in place. The first failed write is kept and returned by every
 /// later call; the writes queued after it are dropped (never, say, a status byte flipped
-/// over data that did not reach the file).
+/// over data that did not reach the file). Queued writes are merged: an append to the
+/// last queued write extends it, and a write inside it (a transaction's status flip)
+/// patches it, so that a catch-up's many small transactions reach the kernel in large
+/// writes.
 #[derive(Debug)]
 struct WriteBehind {
-    shared: Arc<(Mutex<Queue>, Condvar)>,
+    shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
+}
+
+/// The queue and its two wake-ups: `work` for the writer thread, `done` for callers
+/// waiting on it. Each is signalled only when someone waits on it (a futex call per
+/// write would cost more than the write).
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    work: Condvar,
+    done: Condvar,
 }
 
 #[derive(Debug, Default)]
@@ -194,6 +211,10 @@ struct Queue {
     queued_bytes: usize,
     error: Option<(io::ErrorKind, String)>,
     closing: bool,
+    /// The writer thread waits for work.
+    idle: bool,
+    /// Callers waiting for the writer.
+    waiting: usize,
 }
 
 impl Queue {
@@ -213,7 +234,7 @@ impl Queue {
 
 impl WriteBehind {
     fn start(file: Arc<File>) -> io::Result<WriteBehind> {
-        let shared = Arc::new((Mutex::new(Queue::default()), Condvar::new()));
+        let shared = Arc::new(Shared::default());
         let worker = shared.clone();
         let thread = std::thread::Builder::new()
             .name("zrs-writer".into())
@@ -225,42 +246,88 @@ impl WriteBehind {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
-        self.shared.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.shared.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait for the writer thread until `until` holds (or a write failed).
+    fn wait_for<'a>(
+        &'a self,
+        mut q: std::sync::MutexGuard<'a, Queue>,
+        until: impl Fn(&Queue) -> bool,
+    ) -> std::sync::MutexGuard<'a, Queue> {
+        while q.error.is_none() && !until(&q) {
+            q.waiting += 1;
+            q = self.shared.done.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.waiting -= 1;
+        }
+        q
     }
 
     fn queue(&self, pos: u64, data: &[u8]) -> io::Result<()> {
         let mut q = self.lock();
-        while q.error.is_none()
-            && q.queued_bytes > 0
-            && q.queued_bytes + data.len() > WRITE_BEHIND_LIMIT
-        {
-            q = self.shared.1.wait(q).unwrap_or_else(|p| p.into_inner());
-        }
         q.failed()?;
+        let end = pos + data.len() as u64;
+        if let Some((p, job)) = q.jobs.back_mut() {
+            let job_end = *p + job.len() as u64;
+            if *p <= pos && end <= job_end {
+                let at = (pos - *p) as usize;
+                job[at..at + data.len()].copy_from_slice(data);
+                return Ok(());
+            }
+            if job_end == pos && job.len() < WRITE_BEHIND_CHUNK {
+                job.extend_from_slice(data);
+                q.queued_bytes += data.len();
+                self.wake(&q);
+                return Ok(());
+            }
+        }
+        if q.queued_bytes + data.len() > WRITE_BEHIND_LIMIT {
+            self.wake_now(&q);
+            q = self.wait_for(q, |q| {
+                q.queued_bytes == 0 || q.queued_bytes + data.len() <= WRITE_BEHIND_LIMIT
+            });
+            q.failed()?;
+        }
         q.queued_bytes += data.len();
         q.jobs.push_back((pos, data.to_vec()));
-        self.shared.1.notify_all();
+        self.wake(&q);
         Ok(())
     }
 
-    fn settle(&self, range: Option<(u64, u64)>) -> io::Result<()> {
-        let mut q = self.lock();
-        while q.error.is_none() && q.overlaps(range) {
-            q = self.shared.1.wait(q).unwrap_or_else(|p| p.into_inner());
+    /// Wake the writer thread if enough is queued to be worth a write.
+    fn wake(&self, q: &Queue) {
+        if q.queued_bytes >= WRITE_BEHIND_CHUNK {
+            self.wake_now(q);
         }
-        q.failed()
+    }
+
+    fn wake_now(&self, q: &Queue) {
+        if q.idle {
+            self.shared.work.notify_one();
+        }
+    }
+
+    fn settle(&self, range: Option<(u64, u64)>) -> io::Result<()> {
+        let q = self.lock();
+        if !q.overlaps(range) {
+            return q.failed();
+        }
+        self.wake_now(&q);
+        self.wait_for(q, |q| !q.overlaps(range)).failed()
     }
 }
 
-fn write_loop(file: &File, shared: &(Mutex<Queue>, Condvar)) {
-    let lock = || shared.0.lock().unwrap_or_else(|p| p.into_inner());
+fn write_loop(file: &File, shared: &Shared) {
+    let lock = || shared.queue.lock().unwrap_or_else(|p| p.into_inner());
     let mut q = lock();
     loop {
         let Some((pos, data)) = q.jobs.pop_front() else {
             if q.closing {
                 return;
             }
-            q = shared.1.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.idle = true;
+            q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.idle = false;
             continue;
         };
         q.in_flight = Some((pos, pos + data.len() as u64));
@@ -277,7 +344,9 @@ fn write_loop(file: &File, shared: &(Mutex<Queue>, Condvar)) {
             q.queued_bytes = 0;
             q.jobs.clear();
         }
-        shared.1.notify_all();
+        if q.waiting > 0 {
+            shared.done.notify_all();
+        }
     }
 }
 
@@ -285,7 +354,7 @@ impl Drop for WriteBehind {
     fn drop(&mut self) {
         // Queued writes are still made: dropping the backend is not a crash.
         self.lock().closing = true;
-        self.shared.1.notify_all();
+        self.shared.work.notify_one();
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
@@ -445,6 +514,14 @@ mod tests {
             one[0]
         });
         assert_eq!(t.join().unwrap(), b'X');
+        // A transaction and its status flip, queued together: the flip patches it.
+        b.write_at(pos, b"cccc").unwrap();
+        b.write_at(pos + 4, b"dddd").unwrap();
+        b.write_at(pos + 2, b" ").unwrap();
+        let mut txn = [0u8; 8];
+        b.read_exact_at(pos, &mut txn).unwrap();
+        assert_eq!(&txn, b"cc cdddd");
+        b.set_len(pos).unwrap();
         assert_eq!(b.len().unwrap(), pos);
         drop(b);
         let bytes = std::fs::read(&path).unwrap();
