@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use zrs::storage::ReadStorage;
 use zrs::storage::{
     copy_transactions, DataRecord, Durability, FileStorage, MemoryStorage, Options, Storage,
     TransactionMeta, TransactionRecord,

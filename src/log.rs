@@ -14,6 +14,16 @@ pub fn warning(logger: &'static str, message: &str) {
     emit(logger, "WARNING", message)
 }
 
+/// Logs `message` at ERROR under `logger`.
+pub fn error(logger: &'static str, message: &str) {
+    emit(logger, "ERROR", message)
+}
+
+/// Logs `message` at DEBUG under `logger`.
+pub fn debug(logger: &'static str, message: &str) {
+    emit(logger, "DEBUG", message)
+}
+
 /// Logs `message` at CRITICAL under `logger`.
 pub fn critical(logger: &'static str, message: &str) {
     emit(logger, "CRITICAL", message)
@@ -26,6 +36,7 @@ fn emit(logger: &'static str, level: &'static str, message: &str) {
             match level {
                 "INFO" => tracing::info!(target: $target, py_level = level, "{message}"),
                 "WARNING" => tracing::warn!(target: $target, py_level = level, "{message}"),
+                "DEBUG" => tracing::debug!(target: $target, py_level = level, "{message}"),
                 _ => tracing::error!(target: $target, py_level = level, "{message}"),
             }
         };

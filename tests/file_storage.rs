@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use zrs::storage::file::backend::{Backend, MemoryBackend};
+use zrs::storage::ReadStorage;
 use zrs::storage::{
     Durability, FileStorage, Options, Storage, StorageError, TransactionMeta, TransactionRecord,
 };
@@ -543,6 +544,13 @@ fn legacy_undone_status_is_skipped_by_the_index_but_found_by_restore() {
     assert_eq!(s.load(o(1)).unwrap(), (b"b".to_vec(), t(40)));
 }
 
+/// The writer below commits `oid@n` to object `n % 10` in transaction `n` (2..=300), after
+/// `0@1` in transaction 1: the last revision of `oid` as of transaction `last`, if any.
+fn latest_revision(oid: u64, last: u64) -> Option<u64> {
+    let writer = (2..=last.min(300)).rev().find(|n| n % 10 == oid);
+    writer.or((oid == 0 && last >= 1).then_some(1))
+}
+
 #[test]
 fn readers_load_consistently_while_the_writer_appends() {
     let dir = tempfile::tempdir().unwrap();
@@ -570,10 +578,36 @@ fn readers_load_consistently_while_the_writer_appends() {
                         assert!(before >= last_seen);
                         last_seen = before;
                         for oid in 0..10 {
-                            if let Ok((data, serial)) = r.load(o(oid)) {
-                                // Every revision says which object and serial it is.
-                                assert_eq!(data, format!("{oid}@{}", serial.as_u64()).into_bytes());
-                                assert!(serial <= r.last_transaction());
+                            match r.load(o(oid)) {
+                                Ok((data, serial)) => {
+                                    // Every revision says which object and serial it is,
+                                    // and is no older than the one committed by `before`.
+                                    assert_eq!(
+                                        data,
+                                        format!("{oid}@{}", serial.as_u64()).into_bytes()
+                                    );
+                                    assert!(serial <= r.last_transaction());
+                                    if let Some(latest) = latest_revision(oid, before.as_u64()) {
+                                        assert!(
+                                            serial.as_u64() >= latest,
+                                            "oid {oid}: serial {} older than {latest}",
+                                            serial.as_u64()
+                                        );
+                                    }
+                                }
+                                // Only an object not yet committed when the load began may
+                                // be missing; any other error (a half-written record read)
+                                // fails.
+                                Err(StorageError::NoSuchKey(missing)) => {
+                                    assert_eq!(missing, o(oid));
+                                    assert_eq!(
+                                        latest_revision(oid, before.as_u64()),
+                                        None,
+                                        "oid {oid} committed by {} but not found",
+                                        before.as_u64()
+                                    );
+                                }
+                                Err(e) => panic!("oid {oid}: {e}"),
                             }
                         }
                         let mut n = 0u64;
@@ -602,12 +636,16 @@ fn readers_load_consistently_while_the_writer_appends() {
 }
 
 /// Damaged files never panic: every open either fails with a typed error or yields a
-/// storage whose every read answers (possibly with an error).
+/// storage whose every read answers consistently. A truncated file, or one with garbage
+/// appended, reads as a prefix of what was written; flipped bytes may change what reads
+/// back, but never its consistency (increasing tids, loads that agree with `load_serial`),
+/// and every error is a typed storage error, never I/O trouble from reading past the end.
 #[test]
 fn random_damage_never_panics() {
     let (bytes, _) = three_txns();
+    let original = all(&open_bytes(bytes.clone(), Options::default()).0.unwrap());
     let mut rng = ChaCha8Rng::seed_from_u64(99);
-    let mut outcomes = [0usize; 3];
+    let mut outcomes = [0usize; 4];
     for case in 0..600 {
         let mut b = bytes.clone();
         match case % 3 {
@@ -624,7 +662,7 @@ fn random_damage_never_panics() {
             }
         }
         let read_only = rng.gen_bool(0.5);
-        match open_bytes(
+        let s = match open_bytes(
             b,
             Options {
                 read_only,
@@ -633,20 +671,94 @@ fn random_damage_never_panics() {
         )
         .0
         {
-            Ok(s) => {
-                outcomes[0] += 1;
-                for txn in s.iterator(None, None) {
-                    let _ = txn;
+            Ok(s) => s,
+            Err(StorageError::Corrupt { .. }) => {
+                outcomes[1] += 1;
+                continue;
+            }
+            Err(e) => panic!("case {case}: unexpected error {e}"),
+        };
+        outcomes[0] += 1;
+        let mut expected_error = |what: &str, e: &StorageError| {
+            assert!(
+                matches!(
+                    e,
+                    StorageError::Corrupt { .. }
+                        | StorageError::NoSuchKey(_)
+                        | StorageError::NoSuchSerial { .. }
+                ),
+                "case {case}: {what}: unexpected error {e}"
+            );
+            outcomes[3] += 1;
+        };
+        let mut txns = Vec::new();
+        for txn in s.iterator(None, None) {
+            match txn {
+                Ok(txn) => txns.push(txn),
+                Err(e) => expected_error("iterator", &e),
+            }
+        }
+        let last = s.last_transaction();
+        assert!(
+            txns.windows(2).all(|w| w[0].meta.tid < w[1].meta.tid),
+            "case {case}: tids not increasing"
+        );
+        assert!(txns.iter().all(|t| t.meta.tid <= last), "case {case}");
+        // Flipped bytes may change what reads back (ZODB does not check a data record's
+        // serial against its transaction either): only typed errors, never a panic.
+        let intact = case % 3 != 0;
+        if intact {
+            // Cut or extended, never altered: what reads back is what was written.
+            assert_eq!(txns, original[..txns.len()], "case {case}");
+            assert_eq!(last, txns.last().map_or(Tid::ZERO, |t| t.meta.tid));
+        }
+        for oid in 0..4 {
+            // The newest revision in what was kept, and the newest before tid 25.
+            let revisions: Vec<(Tid, Option<Vec<u8>>)> = txns
+                .iter()
+                .flat_map(|t| &t.records)
+                .filter(|r| r.oid == o(oid))
+                .map(|r| (r.serial, r.data.clone()))
+                .collect();
+            let newest = revisions.last().cloned();
+            let before_25 = revisions.iter().rev().find(|r| r.0 < t(25)).cloned();
+            match s.load(o(oid)) {
+                Ok((data, serial)) => {
+                    if intact {
+                        assert_eq!(Some((serial, Some(data.clone()))), newest, "case {case}");
+                        assert_eq!(s.load_serial(o(oid), serial).unwrap(), data);
+                        let history = s.history(o(oid), 5).unwrap();
+                        assert_eq!(history.first().map(|e| e.tid), Some(serial));
+                    } else {
+                        if let Err(e) = s.load_serial(o(oid), serial) {
+                            expected_error("load_serial", &e);
+                        }
+                        if let Err(e) = s.history(o(oid), 5) {
+                            expected_error("history", &e);
+                        }
+                    }
                 }
-                for oid in 0..4 {
-                    let _ = s.load(o(oid));
-                    let _ = s.load_before(o(oid), t(25));
-                    let _ = s.load_serial(o(oid), t(20));
-                    let _ = s.history(o(oid), 5);
+                Err(e) => {
+                    if intact {
+                        assert!(newest.is_none(), "case {case}: oid {oid}: {e}");
+                    }
+                    expected_error("load", &e);
                 }
             }
-            Err(StorageError::Corrupt { .. }) => outcomes[1] += 1,
-            Err(e) => panic!("case {case}: unexpected error {e}"),
+            match s.load_before(o(oid), t(25)) {
+                Ok(found) => {
+                    if intact {
+                        let found = found.map(|(data, serial, _)| (serial, Some(data)));
+                        assert_eq!(found, before_25, "case {case}: oid {oid}");
+                    }
+                }
+                Err(e) => {
+                    if intact {
+                        assert!(before_25.is_none(), "case {case}: oid {oid}: {e}");
+                    }
+                    expected_error("load_before", &e);
+                }
+            }
         }
         outcomes[2] += 1;
     }

@@ -75,7 +75,7 @@ struct Primary {
 
 impl Primary {
     /// Serves `path` (building it first with `create` transactions, if given).
-    fn start(path: &Path, create: Option<u32>, port: u16, throttle: Option<&str>) -> Primary {
+    fn start(path: &Path, create: Option<u32>, port: u16, extra: &[&str]) -> Primary {
         let mut cmd = Command::new(python());
         cmd.arg(root().join("tests/python/zrs_primary.py"))
             .arg(path)
@@ -83,9 +83,7 @@ impl Primary {
         if let Some(n) = create {
             cmd.args(["--create", &n.to_string()]);
         }
-        if let Some(t) = throttle {
-            cmd.args(["--throttle", t]);
-        }
+        cmd.args(extra);
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -235,7 +233,7 @@ fn dir() -> Dir {
 #[ignore = "needs Python: run by .ci/test"]
 fn catches_up_and_follows_new_commits() {
     let d = dir();
-    let mut primary = Primary::start(&d.primary, Some(200), 0, None);
+    let mut primary = Primary::start(&d.primary, Some(200), 0, &[]);
     let secondary = start_secondary(&d.secondary, primary.port, &d.log);
     wait_identical(&d.primary, &d.secondary, &d.log);
 
@@ -262,30 +260,60 @@ fn catches_up_and_follows_new_commits() {
     assert_same(&d.primary, &d.secondary);
 }
 
+/// Where each transaction of a Data.fs ends: after the 4-byte magic, a transaction's
+/// header holds its length at bytes 8..16, and the length is repeated after it.
+fn transaction_ends(path: &Path) -> Vec<u64> {
+    let bytes = fs::read(path).unwrap();
+    let mut ends = Vec::new();
+    let mut pos = 4usize;
+    while pos < bytes.len() {
+        let len = u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap());
+        pos += len as usize + 8;
+        ends.push(pos as u64);
+    }
+    assert_eq!(
+        pos,
+        bytes.len(),
+        "{}: transactions do not add up",
+        path.display()
+    );
+    ends
+}
+
+/// The primary (`--stall-in 120`) stops mid-way through its 120th transaction: the secondary
+/// commits the 119 before it, exactly, and nothing more (an event, whatever the load).
+const STALL_IN: usize = 120;
+
+fn wait_for_stall(primary: &mut Primary, d: &Dir) {
+    assert_eq!(primary.line("stalled"), STALL_IN.to_string());
+    let before = transaction_ends(&d.primary)[STALL_IN - 2];
+    wait_until(
+        "the secondary commits what came before the stall",
+        &d.log,
+        || size(&d.secondary) == before,
+    );
+}
+
 #[test]
 #[ignore = "needs Python: run by .ci/test"]
 fn reconnects_after_the_primary_dies_mid_stream() {
     let d = dir();
-    // A slow primary: 3 ms before each message, a few seconds for the whole file.
-    let primary = Primary::start(&d.primary, Some(200), 0, Some("0.003"));
+    let mut primary = Primary::start(&d.primary, Some(200), 0, &["--stall-in", "120"]);
     let port = primary.port;
     let full = size(&d.primary);
     let secondary = start_secondary(&d.secondary, port, &d.log);
-    wait_until("the secondary starts replicating", &d.log, || {
-        size(&d.secondary) > full / 5
-    });
-    assert!(
-        size(&d.secondary) < full,
-        "the primary should have been mid-stream"
-    );
-    drop(primary); // SIGKILL: the connection ends without a goodbye, mid-transaction maybe
+    wait_for_stall(&mut primary, &d);
+    assert!(size(&d.secondary) < full);
+    drop(primary); // SIGKILL, mid-transaction: the connection ends without a goodbye
 
-    // The secondary waits out refused reconnects, then finds the primary back.
-    wait_until("the secondary notices", &d.log, || {
-        fs::read_to_string(&d.log).is_ok_and(|l| l.contains(": Disconnected "))
+    // The secondary notices, and has a reconnect refused (its factory stopped twice: at the
+    // loss, and at the refusal) before the primary is back.
+    wait_until("a refused reconnect", &d.log, || {
+        fs::read_to_string(&d.log).is_ok_and(|l| {
+            l.contains(": Disconnected ") && l.matches("Stopping factory").count() >= 2
+        })
     });
-    std::thread::sleep(Duration::from_millis(800));
-    let mut primary = Primary::start(&d.primary, None, port, None);
+    let mut primary = Primary::start(&d.primary, None, port, &[]);
     wait_identical(&d.primary, &d.secondary, &d.log);
     primary.commit(5);
     wait_identical(&d.primary, &d.secondary, &d.log);
@@ -303,19 +331,17 @@ fn reconnects_after_the_primary_dies_mid_stream() {
 #[ignore = "needs Python: run by .ci/test"]
 fn resumes_after_the_secondary_is_killed_mid_stream() {
     let d = dir();
-    let primary = Primary::start(&d.primary, Some(200), 0, Some("0.003"));
+    let mut primary = Primary::start(&d.primary, Some(200), 0, &["--stall-in", "120"]);
     let full = size(&d.primary);
     let mut secondary = start_secondary(&d.secondary, primary.port, &d.log);
-    wait_until("the secondary starts replicating", &d.log, || {
-        size(&d.secondary) > full / 4
-    });
+    wait_for_stall(&mut primary, &d);
     assert!(secondary.is_running());
     secondary.signal("KILL");
     secondary.wait("zrs secondary");
     assert!(size(&d.secondary) < full, "killed mid-stream");
 
-    // Restarted on the file it left (its tail possibly a half-written transaction), it
-    // asks for what follows its last durable transaction.
+    // Restarted on the file it left, it asks for what follows its last transaction (the
+    // primary's next stream is not stalled).
     let secondary = start_secondary(&d.secondary, primary.port, &d.log);
     wait_identical(&d.primary, &d.secondary, &d.log);
     stop(secondary, &d.log);

@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{python, root};
-use zrs::storage::{FileStorage, Options, Storage, StorageError};
+use zrs::storage::{FileStorage, Options, ReadStorage, Storage, StorageError};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 

@@ -7,7 +7,8 @@ mod common;
 use std::sync::Arc;
 
 use zrs::storage::file::backend::MemoryBackend;
-use zrs::storage::{copy_transactions, FileStorage, MemoryStorage, Options, Storage};
+use zrs::storage::ReadStorage;
+use zrs::storage::{copy_transactions, FileStorage, MemoryStorage, Options};
 
 fn fixture() -> std::path::PathBuf {
     common::root().join("tests/fixtures/storage/small.fs")

@@ -7,6 +7,7 @@
 //! - [`scenario`]: the `.scn` language; [`runner`] runs it into a transcript.
 //! - [`transcript`]: log capture, formatted as zc.zrs's tests print logs.
 //! - [`zodb`]: reading the secondary's root like a ZODB client.
+//! - [`reference`]: differential runs against the real zc.zrs secondary.
 //!
 //! Nothing here reads the wall clock or the OS's randomness: a run is a function of its
 //! scenario (and, for campaigns, of its seed).
@@ -16,6 +17,7 @@ pub mod fuzz;
 pub mod network;
 pub mod primary;
 pub mod reactor;
+pub mod reference;
 pub mod runner;
 pub mod scenario;
 pub mod storage;

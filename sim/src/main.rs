@@ -45,6 +45,10 @@ enum Command {
         /// Keep the secondary's storage files in this directory instead of a temporary one.
         #[arg(long)]
         storage_dir: Option<PathBuf>,
+        /// Also run each scenario against the real zc.zrs secondary (Python: `ZRS_PYTHON`
+        /// or `.venv`) and compare the transcripts, up to README's listed deviations.
+        #[arg(long, conflicts_with = "storage_dir")]
+        reference: bool,
     },
     /// Run a fault-injection campaign: seeded runs checked by oracles after every step;
     /// each failing run is shrunk into a scenario file.
@@ -82,6 +86,10 @@ enum Command {
         /// Replays shrinking a failing run may spend (0: keep it whole).
         #[arg(long, default_value_t = 2000)]
         shrink_budget: usize,
+        /// Also send N of the campaign's runs (evenly spread over it) through the real
+        /// zc.zrs secondary, as scenario text, and report where the transcripts disagree.
+        #[arg(long, value_name = "N")]
+        reference_sample: Option<u64>,
     },
     /// Merge shard summaries (`fuzz --shard I/N --summary FILE`) into the campaign's.
     Merge {
@@ -93,7 +101,14 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { files, storage_dir } => {
+        Command::Run {
+            files,
+            reference: true,
+            ..
+        } => compare_with_reference(&files),
+        Command::Run {
+            files, storage_dir, ..
+        } => {
             let options = RunOptions {
                 storage_dir,
                 ..RunOptions::default()
@@ -128,6 +143,7 @@ fn main() -> ExitCode {
             check_determinism,
             no_progress,
             shrink_budget,
+            reference_sample,
         } => {
             // The one place OS randomness is used: to pick a seed when none is given.
             let seed = seed.unwrap_or_else(rand::random);
@@ -142,7 +158,11 @@ fn main() -> ExitCode {
                 shrink_budget,
                 options: RunOptions::default(),
             };
-            fuzz(&campaign, &out, summary.as_deref(), no_progress)
+            let code = fuzz(&campaign, &out, summary.as_deref(), no_progress);
+            match reference_sample {
+                Some(n) if code == ExitCode::SUCCESS => sample_against_reference(&campaign, n),
+                _ => code,
+            }
         }
         Command::Merge { files } => {
             let mut shards = Vec::new();
@@ -240,5 +260,83 @@ fn fuzz(
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// `run --reference`: each file run by zrs-sim and by zc.zrs, compared.
+fn compare_with_reference(files: &[PathBuf]) -> ExitCode {
+    let python = match zrs_sim::reference::python() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("zrs-sim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut failed = false;
+    for file in files {
+        match zrs_sim::reference::compare_file(&python, file) {
+            Ok(c) => {
+                println!("{c}");
+                failed |= !c.agrees();
+            }
+            Err(e) => {
+                println!("{}: cannot compare: {e}", file.display());
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// `fuzz --reference-sample N`: N of the campaign's runs, evenly spread, replayed as
+/// scenario text by zrs-sim and by zc.zrs, compared.
+fn sample_against_reference(campaign: &Campaign, n: u64) -> ExitCode {
+    let python = match zrs_sim::reference::python() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("zrs-sim: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let indices = campaign.indices();
+    let picked = zrs_sim::reference::sample(&indices, n);
+    println!(
+        "reference sample: {} of {} runs through zc.zrs",
+        picked.len(),
+        indices.len()
+    );
+    let (mut agree, mut partial, mut disagree) = (0, 0, 0);
+    for index in picked {
+        let text = zrs_sim::reference::generated_scenario(campaign, index);
+        let name = format!("seed {} run {index}", campaign.seed);
+        match zrs_sim::reference::compare_text(&python, &name, &text) {
+            Ok(c) => match c.verdict {
+                zrs_sim::reference::Verdict::Agree => agree += 1,
+                zrs_sim::reference::Verdict::NotComparable { .. } => {
+                    partial += 1;
+                    println!("{c}");
+                }
+                zrs_sim::reference::Verdict::Disagree { .. } => {
+                    disagree += 1;
+                    println!("{c}");
+                }
+            },
+            Err(e) => {
+                disagree += 1;
+                println!("{name}: cannot compare: {e}");
+            }
+        }
+    }
+    println!(
+        "reference sample: {agree} agree, {partial} agree up to a step zc.zrs cannot express, {disagree} disagree"
+    );
+    if disagree > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
 }

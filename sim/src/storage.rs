@@ -19,8 +19,8 @@ use zrs::storage::file::backend::{Backend, FileBackend};
 use zrs::storage::file::{Durability, FileStorage, Options};
 use zrs::storage::memory::MemoryStorage;
 use zrs::storage::{
-    HistoryEntry, LoadBefore, Result as StorageResult, Storage, StorageError, TransactionMeta,
-    TransactionRecord,
+    HistoryEntry, LoadBefore, ReadStorage, Result as StorageResult, Storage, StorageError,
+    TransactionMeta, TransactionRecord,
 };
 use zrs::{Oid, Tid};
 
@@ -137,7 +137,7 @@ impl SimStorage {
     }
 
     /// Runs `f` on the storage as it is now (`None` while crashed).
-    pub fn with<R>(&self, f: impl FnOnce(Option<&dyn Storage>) -> R) -> R {
+    pub fn with<R>(&self, f: impl FnOnce(Option<&dyn ReadStorage>) -> R) -> R {
         let slot = self.lock();
         match &slot.storage {
             Some(Inner::Memory(s)) => f(Some(s)),
@@ -220,7 +220,7 @@ macro_rules! delegate {
     }};
 }
 
-impl Storage for SimStorage {
+impl ReadStorage for SimStorage {
     fn name(&self) -> &str {
         &self.name
     }
@@ -261,6 +261,19 @@ impl Storage for SimStorage {
         );
         Box::new(items.into_iter())
     }
+    fn has_transaction(&self, tid: Tid) -> StorageResult<bool> {
+        delegate!(self, s => s.has_transaction(tid), Err(StorageError::Closed))
+    }
+    fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
+        delegate!(self, s => s.reader(), Box::new(MemoryStorage::new("crashed").reader()))
+    }
+    fn cursor(&self, after: Tid) -> zrs::storage::Cursor {
+        // The storage's own cursor (this handle's iterator collects: it cannot lend its lock).
+        delegate!(self, s => s.cursor(after), MemoryStorage::new("crashed").cursor(after))
+    }
+}
+
+impl Storage for SimStorage {
     fn tpc_begin(&mut self, meta: TransactionMeta) -> StorageResult<()> {
         let mut slot = self.lock();
         let r = match slot.storage.as_mut() {
@@ -309,9 +322,6 @@ impl Storage for SimStorage {
     }
     fn sync(&mut self) -> StorageResult<()> {
         delegate!(self, s => s.sync(), Err(StorageError::Closed))
-    }
-    fn reader(&self) -> Box<dyn Storage + Send + Sync> {
-        delegate!(self, s => s.reader(), Box::new(MemoryStorage::new("crashed").reader()))
     }
     fn close(&mut self) -> StorageResult<()> {
         let mut slot = self.lock();

@@ -20,7 +20,7 @@ use zrs::protocol::handshake::{HandshakeReader, Received};
 use zrs::protocol::message::{RecordHeader, TransactionHeader};
 use zrs::protocol::{FrameSink, StreamEncoder};
 use zrs::secondary::{Action, LossReason, Phase, Secondary, Timer};
-use zrs::storage::Storage;
+use zrs::storage::ReadStorage;
 use zrs::{Oid, Tid};
 
 use crate::disk::CrashReport;
@@ -755,7 +755,7 @@ const MAX_ROUNDS: usize = 100_000;
 
 /// A chunk size for `chunking random`: often tiny (inside a header), often a few hundred
 /// bytes, sometimes tens of KiB.
-fn random_chunk(rng: &mut ChaCha8Rng) -> usize {
+pub fn random_chunk(rng: &mut ChaCha8Rng) -> usize {
     match rng.gen_range(0..10) {
         0..=2 => rng.gen_range(1..=16),
         3..=6 => rng.gen_range(17..=1024),

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use zrs::storage::file::{Durability, FileStorage, Options};
+use zrs::storage::ReadStorage;
 use zrs::storage::{Storage, TransactionMeta};
 use zrs::{Oid, Tid};
 use zrs_sim::disk::SimDisk;

@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use zrs::storage::{copy_transactions, Durability, FileStorage, Options, Storage, StorageError};
+use zrs::storage::{
+    copy_transactions, Durability, FileStorage, Options, ReadStorage, Storage, StorageError,
+};
 
 /// Copy the transactions of the FileStorage SRC into the FileStorage DST (created if
 /// missing; when it already holds transactions, the copy resumes after its last one), the

@@ -1,9 +1,16 @@
 //! Command-line parsing and dispatch for the `zrs` binary.
 
 mod capture;
+mod check;
 mod copy;
 mod logfmt;
+mod observe;
+mod primary;
+mod promote;
+mod run;
 mod secondary;
+mod status;
+mod zconfig;
 
 use std::process::ExitCode;
 
@@ -28,7 +35,12 @@ struct Cli {
 enum Command {
     Copy(copy::Args),
     Secondary(secondary::Args),
+    Primary(primary::Args),
     Capture(capture::Args),
+    Status(status::Args),
+    Check(check::Args),
+    Run(run::Args),
+    Promote(promote::Args),
 }
 
 pub fn main() -> ExitCode {
@@ -44,7 +56,13 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Copy(args) => copy::run(args),
         Command::Secondary(args) => secondary::run(args),
+        Command::Primary(args) => primary::run(args),
         Command::Capture(args) => capture::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Promote(args) => promote::run(args),
+        // Nagios's exit codes, not ours.
+        Command::Check(args) => return check::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -52,5 +70,14 @@ pub fn main() -> ExitCode {
             eprintln!("zrs: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use zrs::net::{parse_address, Driver, DriverOptions};
+use zrs::net::{parse_address, Driver, DriverOptions, Listener};
+use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{Durability, FileStorage, Options};
+use zrs::storage::{Durability, FileStorage, Options, ReadStorage};
 
 /// Replicate a zc.zrs primary into a FileStorage (a Data.fs), as zc.zrs's secondary does,
 /// until interrupted (SIGINT or SIGTERM close it cleanly). Logs to stderr.
@@ -33,6 +34,13 @@ pub struct Args {
     /// replication does not fetch again).
     #[arg(long, value_name = "every|batch:N", default_value = "batch:1000", value_parser = parse_durability)]
     durability: Durability,
+    /// Also serve downstream secondaries from this storage (chaining): HOST:PORT,
+    /// [IPV6]:PORT, :PORT (every interface) or unix:PATH. Each transaction goes downstream
+    /// as soon as it is committed here.
+    #[arg(long, value_name = "ADDRESS", value_parser = super::primary::parse_listen)]
+    listen: Option<Address>,
+    #[command(flatten)]
+    observe: super::observe::ObserveArgs,
 }
 
 fn parse_primary(s: &str) -> Result<Address, String> {
@@ -48,7 +56,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("{s:?}: seconds must be a finite number, 0 or more"))
 }
 
-fn parse_durability(s: &str) -> Result<Durability, String> {
+pub fn parse_durability(s: &str) -> Result<Durability, String> {
     if s == "every" {
         return Ok(Durability::EveryTransaction);
     }
@@ -72,6 +80,19 @@ pub fn run(args: Args) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("opening {}: {e}", args.storage.display()))?;
+    let node = super::observe::Watched {
+        id: "1".into(),
+        role: zrs::net::status::Role::Secondary,
+        reader: storage.file_reader(),
+        replicate_from: Some(super::observe::address_text(&args.primary)),
+        replicate_to: args.listen.as_ref().map(super::observe::address_text),
+        primary_status: args.observe.primary_status.clone(),
+    }
+    .start(args.observe.progress)?;
+    super::observe::serve(
+        args.observe.status.as_ref(),
+        vec![("1".into(), node.clone())],
+    )?;
     let config = Config {
         address: Some(args.primary),
         reconnect_delay: args.reconnect,
@@ -81,7 +102,23 @@ pub fn run(args: Args) -> Result<(), String> {
     };
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let driver = Driver::new(Secondary::new(storage, config), DriverOptions::default());
+    let served = match &args.listen {
+        Some(address) => {
+            let listener =
+                Listener::bind(address).map_err(|e| format!("listening on {address}: {e}"))?;
+            let reader: Box<dyn ReadStorage + Send + Sync> = Box::new(storage.file_reader());
+            Some((
+                Primary::new(reader, zrs::primary::Config::new(address.clone())),
+                listener,
+            ))
+        }
+        None => None,
+    };
+    let mut driver =
+        Driver::new(Secondary::new(storage, config), DriverOptions::default()).with_status(node);
+    if let Some((primary, listener)) = served {
+        driver = driver.serve(primary, listener);
+    }
     let stop = driver.stop_handle();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {

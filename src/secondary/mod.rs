@@ -15,8 +15,8 @@
 //! connector's `Starting factory` / `Stopping factory` under `zc.zrs.reactor`), so that a
 //! transcript of a run reads like the reference's.
 //!
-//! Reads pass through to the storage; writes fail with [`StorageError::ReadOnly`]: see the
-//! [`Storage`] implementation.
+//! To clients it is a read-only storage: it implements [`ReadStorage`](crate::storage::ReadStorage)
+//! (reads pass through) and nothing that writes.
 
 mod action;
 mod config;
@@ -26,12 +26,11 @@ mod stream;
 use std::collections::VecDeque;
 
 pub use action::{Action, LossReason, Timer};
-#[cfg(feature = "deliberate-bugs")]
-pub use config::Bug;
 pub use config::{format_delay, Address, Config};
 pub use stream::InputError;
 
 use crate::log;
+use crate::planted::{planted, Bug};
 use crate::protocol::framing::frame;
 use crate::protocol::{handshake, ZRS_2_0, ZRS_2_1};
 use crate::storage::{Storage, StorageError};
@@ -73,8 +72,8 @@ pub struct Secondary<S: Storage> {
     phase: Phase,
     connection: Option<Connection>,
     actions: VecDeque<Action>,
-    /// Mutation hook `Bug::StartFromReceived`: the last `T` received, committed or not.
-    #[cfg(feature = "deliberate-bugs")]
+    /// For the planted bug `StartFromReceived` only: the last `T` received, committed or
+    /// not (never set otherwise).
     last_received: Option<crate::tid::Tid>,
 }
 
@@ -87,7 +86,6 @@ impl<S: Storage> Secondary<S> {
             phase: Phase::Idle,
             connection: None,
             actions: VecDeque::new(),
-            #[cfg(feature = "deliberate-bugs")]
             last_received: None,
         };
         log::info(
@@ -156,13 +154,10 @@ impl<S: Storage> Secondary<S> {
             debug_assert!(false, "connected while {:?}", self.phase);
             return;
         }
-        let start = self.storage.last_transaction();
-        // Mutation hook 3: start from the last transaction received, not committed.
-        #[cfg(feature = "deliberate-bugs")]
-        let start = match self.last_received {
-            Some(tid) if self.config.bug == Some(Bug::StartFromReceived) && tid > start => tid,
-            _ => start,
-        };
+        let mut start = self.storage.last_transaction();
+        if planted(Bug::StartFromReceived) {
+            start = start.max(self.last_received.unwrap_or(start));
+        }
         for message in handshake::hello(self.protocol(), start) {
             self.transmit(message);
         }
@@ -187,9 +182,7 @@ impl<S: Storage> Secondary<S> {
         }
         self.phase = Phase::Idle;
         self.stop_factory();
-        // Mutation hook 4: no reconnect after a rejected attempt.
-        #[cfg(feature = "deliberate-bugs")]
-        if self.config.bug == Some(Bug::NoReconnectAfterReject) {
+        if planted(Bug::NoReconnectAfterReject) {
             return;
         }
         self.schedule_reconnect();
@@ -210,10 +203,7 @@ impl<S: Storage> Secondary<S> {
             return;
         };
         let actions = &mut self.actions;
-        let check_checksums = self.config.check_checksums;
-        // Mutation hook 1: checksums not checked.
-        #[cfg(feature = "deliberate-bugs")]
-        let check_checksums = check_checksums && self.config.bug != Some(Bug::IgnoreChecksum);
+        let check_checksums = self.config.check_checksums && !planted(Bug::IgnoreChecksum);
         let result =
             connection
                 .stream
@@ -327,25 +317,14 @@ impl<S: Storage> Secondary<S> {
         let Some(connection) = self.connection.take() else {
             return;
         };
-        let cancel_keep_alive = connection.keep_alive_pending;
-        // Mutation hook 5: the keep-alive timer left running after a disconnect.
-        #[cfg(feature = "deliberate-bugs")]
-        let cancel_keep_alive =
-            cancel_keep_alive && self.config.bug != Some(Bug::KeepAliveAfterDisconnect);
-        if cancel_keep_alive {
+        if connection.keep_alive_pending && !planted(Bug::KeepAliveAfterDisconnect) {
             self.actions
                 .push_back(Action::CancelTimer(Timer::KeepAlive));
         }
-        let abort = connection.stream.in_transaction();
-        // Mutation hook 2: the partial transaction is not aborted (hook 3 remembers it).
-        #[cfg(feature = "deliberate-bugs")]
-        let abort = {
-            if let Some(tid) = connection.stream.transaction() {
-                self.last_received = Some(tid);
-            }
-            abort && self.config.bug != Some(Bug::KeepPartialTransaction)
-        };
-        if abort {
+        if planted(Bug::StartFromReceived) {
+            self.last_received = connection.stream.transaction().or(self.last_received);
+        }
+        if connection.stream.in_transaction() && !planted(Bug::KeepPartialTransaction) {
             self.storage.tpc_abort();
         }
         log::info(LOGGER, &format!("{}Disconnected {reason}", connection.peer));

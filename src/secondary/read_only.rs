@@ -1,10 +1,13 @@
-//! A secondary is a read-only storage: reads pass through, writes are refused.
+//! A secondary is a read-only storage: it reads its storage and has no write methods
+//! (replication's writes reach the storage through the secondary's stream only).
 
 use super::Secondary;
-use crate::storage::{HistoryEntry, LoadBefore, Result, Storage, TransactionRecord};
+use crate::storage::{
+    Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, TransactionRecord,
+};
 use crate::tid::{Oid, Tid};
 
-impl<S: Storage> Storage for Secondary<S> {
+impl<S: Storage> ReadStorage for Secondary<S> {
     fn name(&self) -> &str {
         self.storage.name()
     }
@@ -16,6 +19,9 @@ impl<S: Storage> Storage for Secondary<S> {
     }
     fn size(&self) -> u64 {
         self.storage.size()
+    }
+    fn keeps_blobs(&self) -> bool {
+        self.storage.keeps_blobs()
     }
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
         self.storage.load(oid)
@@ -36,14 +42,13 @@ impl<S: Storage> Storage for Secondary<S> {
     ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
         self.storage.iterator(start, stop)
     }
-    crate::refuse_writes!();
-    /// Nothing to abort: a client can never begin a transaction here. Replication's own
-    /// transaction is not the client's to abort.
-    fn tpc_abort(&mut self) {}
-    fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+    fn has_transaction(&self, tid: Tid) -> Result<bool> {
+        self.storage.has_transaction(tid)
+    }
+    fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
         self.storage.reader()
     }
-    fn close(&mut self) -> Result<()> {
-        Secondary::close(self)
+    fn cursor(&self, after: Tid) -> Cursor {
+        self.storage.cursor(after)
     }
 }

@@ -93,8 +93,7 @@ impl Stream {
         self.replication.transaction.is_some()
     }
 
-    /// The tid of the transaction in progress (mutation hook `Bug::StartFromReceived`).
-    #[cfg(feature = "deliberate-bugs")]
+    /// The tid of the transaction begun on the storage, if any.
     pub fn transaction(&self) -> Option<Tid> {
         self.replication.transaction
     }

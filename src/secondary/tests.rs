@@ -6,6 +6,7 @@ use super::*;
 use crate::pickle::Value;
 use crate::protocol::{Message, RecordHeader, StreamEncoder, TransactionHeader};
 use crate::storage::memory::MemoryStorage;
+use crate::storage::ReadStorage;
 use crate::tid::{Oid, Tid};
 
 fn config() -> Config {
@@ -219,23 +220,22 @@ fn close_in_each_phase_never_reconnects() {
 }
 
 #[test]
-fn writes_through_the_secondary_are_refused() {
+fn the_secondary_reads_as_a_read_only_storage() {
+    // A secondary is a ReadStorage and nothing more: writing through it does not compile.
     let mut s = connected();
-    let meta = crate::storage::TransactionMeta {
-        tid: Tid::from_u64(1),
-        status: b' ',
-        user: vec![],
-        description: vec![],
-        extension: vec![],
-    };
-    assert!(matches!(
-        Storage::tpc_begin(&mut s, meta),
-        Err(StorageError::ReadOnly)
-    ));
-    assert!(matches!(
-        Storage::restore(&mut s, Oid::ZERO, Tid::ZERO, None, b"", None),
-        Err(StorageError::ReadOnly)
-    ));
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    let reads: &dyn ReadStorage = &s;
+    assert_eq!(reads.last_transaction(), Tid::from_u64(5));
+    assert_eq!(
+        reads.load(Oid::ZERO).unwrap(),
+        (b"root".to_vec(), Tid::from_u64(5))
+    );
+    assert!(reads.has_transaction(Tid::from_u64(5)).unwrap());
+    assert_eq!(reads.reader().iterator(None, None).count(), 1);
 }
 
 #[test]

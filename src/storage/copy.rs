@@ -4,7 +4,7 @@
 //! `data_txn`, then voted and finished. Copying a FileStorage into an empty FileStorage
 //! therefore produces a byte-identical file.
 
-use crate::storage::{replicated_extension, Result, Storage, TransactionMeta};
+use crate::storage::{replicated_extension, ReadStorage, Result, Storage, TransactionMeta};
 use crate::tid::Tid;
 
 /// What a copy did.
@@ -18,7 +18,7 @@ pub struct CopyStats {
 
 /// Copy every transaction of `src` later than `dst`'s last one (so an interrupted copy
 /// resumes where it stopped), in order.
-pub fn copy_transactions(src: &dyn Storage, dst: &mut dyn Storage) -> Result<CopyStats> {
+pub fn copy_transactions(src: &dyn ReadStorage, dst: &mut dyn Storage) -> Result<CopyStats> {
     let last = dst.last_transaction();
     let start = (last != Tid::ZERO).then(|| Tid::from_u64(last.as_u64().saturating_add(1)));
     let mut stats = CopyStats::default();

@@ -3,7 +3,7 @@
 //!
 //! Records keep the same shape as in a `Data.fs` (data, or a backpointer to an earlier
 //! record, or the "creation undone" backpointer 0), `restore` resolves `data_txn` the same
-//! way, and [`Storage::size`] is the size the same transactions take in a `Data.fs`, so the
+//! way, and [`ReadStorage::size`] is the size the same transactions take in a `Data.fs`, so the
 //! two storages can be compared directly. What is durable is explicit: finished
 //! transactions are; [`MemoryStorage::crash`] drops a transaction in progress, as a process
 //! crash would.
@@ -12,8 +12,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::storage::{
-    DataRecord, HistoryEntry, LoadBefore, Result, Storage, StorageError, TransactionMeta,
-    TransactionRecord,
+    DataRecord, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
+    TransactionMeta, TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
@@ -347,7 +347,12 @@ macro_rules! read_side {
         ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
             transactions(&self.state, start, stop)
         }
-        fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+        fn has_transaction(&self, tid: Tid) -> Result<bool> {
+            let state = read(&self.state);
+            state.check_open()?;
+            Ok(state.txn_index(tid).is_some())
+        }
+        fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
             Box::new(MemoryStorageReader {
                 name: self.name.clone(),
                 state: self.state.clone(),
@@ -356,9 +361,11 @@ macro_rules! read_side {
     };
 }
 
-impl Storage for MemoryStorage {
+impl ReadStorage for MemoryStorage {
     read_side!();
+}
 
+impl Storage for MemoryStorage {
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.check_open()?;
         if self.txn.is_some() {
@@ -510,12 +517,6 @@ impl Storage for MemoryStorage {
     }
 }
 
-impl Storage for MemoryStorageReader {
+impl ReadStorage for MemoryStorageReader {
     read_side!();
-
-    crate::refuse_writes!();
-    fn tpc_abort(&mut self) {}
-    fn close(&mut self) -> Result<()> {
-        Ok(())
-    }
 }

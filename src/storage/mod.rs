@@ -1,19 +1,25 @@
 //! The storage interface replication needs, and its two implementations.
 //!
-//! Writes follow ZODB's two-phase commit as replication uses it (`tpc_begin`, `restore`
-//! per record, `tpc_vote`, `tpc_finish`, or `tpc_abort`); reads follow ZODB's client API.
+//! Two traits: [`ReadStorage`], ZODB's client reads of committed transactions (what a
+//! client, a primary and the oracles need), and [`Storage`], replication's writes on top
+//! of them, following ZODB's two-phase commit (`tpc_begin`, `restore` per record,
+//! `tpc_vote`, `tpc_finish`, or `tpc_abort`). Read handles and a secondary are
+//! `ReadStorage` only: a write to them does not compile.
 //!
 //! - [`memory::MemoryStorage`]: the same semantics in memory, for simulation;
 //! - [`file::FileStorage`]: ZODB's `Data.fs`, byte-identical to what Python ZODB writes;
 //! - [`extension`]: the one place a replicated transaction's extension is re-encoded;
-//! - [`copy`]: replaying one storage into another (`zrs copy`).
+//! - [`copy`]: replaying one storage into another (`zrs copy`);
+//! - [`cursor`]: an owned position in the committed transactions, for a primary's stream.
 
 pub mod copy;
+pub mod cursor;
 pub mod extension;
 pub mod file;
 pub mod memory;
 
 pub use copy::{copy_transactions, CopyStats};
+pub use cursor::{Cursor, IteratorCursor, TransactionCursor};
 pub use extension::replicated_extension;
 pub use file::{Durability, FileStorage, FileStorageReader, Options};
 pub use memory::MemoryStorage;
@@ -95,8 +101,8 @@ pub type Result<T> = std::result::Result<T, StorageError>;
 /// What `load_before` finds: data, its serial, and the serial that replaced it (if any).
 pub type LoadBefore = (Vec<u8>, Tid, Option<Tid>);
 
-/// A ZODB storage as replication writes it and clients read it.
-pub trait Storage {
+/// A ZODB storage as clients (and a primary) read it: committed transactions only.
+pub trait ReadStorage {
     /// The name ZODB prints (`Data.fs` for a FileStorage opened as `Data.fs`).
     fn name(&self) -> &str;
     /// The last committed tid, [`Tid::ZERO`] when empty.
@@ -127,7 +133,27 @@ pub trait Storage {
         start: Option<Tid>,
         stop: Option<Tid>,
     ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a>;
+    /// Whether a transaction with this tid is committed. The default reads it through
+    /// [`iterator`](Self::iterator); indexed storages answer from their index.
+    fn has_transaction(&self, tid: Tid) -> Result<bool> {
+        match self.iterator(Some(tid), Some(tid)).next() {
+            None => Ok(false),
+            Some(r) => r.map(|t| t.meta.tid == tid),
+        }
+    }
+    /// A read handle that can be used from other threads while the storage is written:
+    /// it sees committed transactions only.
+    fn reader(&self) -> Box<dyn ReadStorage + Send + Sync>;
+    /// An owned cursor returning the committed transactions after `after` (all of them for
+    /// [`Tid::ZERO`]), then later commits as they are finished; see [`cursor`].
+    fn cursor(&self, after: Tid) -> Cursor {
+        Box::new(IteratorCursor::new(self, after))
+    }
+}
 
+/// A ZODB storage as replication writes it: ZODB's two-phase commit, a record at a time
+/// as the primary sent it. Reading is [`ReadStorage`]'s.
+pub trait Storage: ReadStorage {
     /// Begin a transaction with the given metadata. One at a time; the tid must be later
     /// than the last transaction.
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()>;
@@ -151,45 +177,11 @@ pub trait Storage {
     fn sync(&mut self) -> Result<()> {
         Ok(())
     }
-    /// A read-only handle that can be used from other threads while this storage writes:
-    /// it sees committed transactions only, and its write methods fail with `ReadOnly`.
-    fn reader(&self) -> Box<dyn Storage + Send + Sync>;
     fn close(&mut self) -> Result<()>;
 }
 
-/// The write methods of a read-only storage (a reader handle, a secondary): each fails
-/// with [`StorageError::ReadOnly`].
-#[macro_export]
-#[doc(hidden)]
-macro_rules! refuse_writes {
-    () => {
-        fn tpc_begin(
-            &mut self,
-            _meta: $crate::storage::TransactionMeta,
-        ) -> $crate::storage::Result<()> {
-            Err($crate::storage::StorageError::ReadOnly)
-        }
-        fn restore(
-            &mut self,
-            _oid: $crate::Oid,
-            _serial: $crate::Tid,
-            _data: Option<&[u8]>,
-            _version: &[u8],
-            _data_txn: Option<$crate::Tid>,
-        ) -> $crate::storage::Result<()> {
-            Err($crate::storage::StorageError::ReadOnly)
-        }
-        fn tpc_vote(&mut self) -> $crate::storage::Result<()> {
-            Err($crate::storage::StorageError::ReadOnly)
-        }
-        fn tpc_finish(&mut self) -> $crate::storage::Result<$crate::Tid> {
-            Err($crate::storage::StorageError::ReadOnly)
-        }
-    };
-}
-
 /// A boxed storage is a storage (the simulator picks file or memory at run time).
-impl<T: Storage + ?Sized> Storage for Box<T> {
+impl<T: ReadStorage + ?Sized> ReadStorage for Box<T> {
     fn name(&self) -> &str {
         (**self).name()
     }
@@ -224,6 +216,18 @@ impl<T: Storage + ?Sized> Storage for Box<T> {
     ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
         (**self).iterator(start, stop)
     }
+    fn has_transaction(&self, tid: Tid) -> Result<bool> {
+        (**self).has_transaction(tid)
+    }
+    fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
+        (**self).reader()
+    }
+    fn cursor(&self, after: Tid) -> Cursor {
+        (**self).cursor(after)
+    }
+}
+
+impl<T: Storage + ?Sized> Storage for Box<T> {
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         (**self).tpc_begin(meta)
     }
@@ -248,9 +252,6 @@ impl<T: Storage + ?Sized> Storage for Box<T> {
     }
     fn sync(&mut self) -> Result<()> {
         (**self).sync()
-    }
-    fn reader(&self) -> Box<dyn Storage + Send + Sync> {
-        (**self).reader()
     }
     fn close(&mut self) -> Result<()> {
         (**self).close()

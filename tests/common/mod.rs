@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use zrs::storage::Storage;
+use zrs::storage::ReadStorage;
 use zrs::{Oid, Tid};
 
 /// The workspace root (the root package's manifest directory).
@@ -61,7 +61,7 @@ fn ho(b: Option<&[u8]>) -> String {
 }
 
 /// The same dump `tests/python/dump_datafs.py` writes (see its docstring).
-pub fn dump(s: &dyn Storage) -> String {
+pub fn dump(s: &(impl ReadStorage + ?Sized)) -> String {
     let mut out = String::new();
     let mut oids: Vec<Oid> = Vec::new();
     let mut seen = std::collections::BTreeSet::new();

@@ -2,7 +2,7 @@
 
 Usage:
     zrs_primary.py PATH [--create N] [--shapes mixed|mappings] [--seed S] [--port P]
-                        [--throttle SECS] [--no-serve]
+                        [--throttle SECS] [--stall-in K] [--no-serve]
 
 --create N   (re)build PATH first with N transactions (a few more when the last step is an
              undo); without it PATH is served as it is.
@@ -11,6 +11,12 @@ Usage:
 --port P     listen on 127.0.0.1:P (default 0: a free port). Always loopback.
 --throttle   sleep this long before each message the primary sends (a slow primary, so that
              a test can kill it mid-stream). Only the pace changes, not the bytes.
+--stall-in K the first stream the primary serves stops in the middle of the K-th transaction
+             it sends (counting from 1): after its T and first S message, before that
+             record's data. It prints `stalled K` and sends nothing more on that connection
+             until the connection ends or the primary quits; later connections are served
+             whole. So a test can stop a primary, or a secondary, mid-stream on an event
+             rather than on a guess at how fast the stream goes.
 --no-serve   build and exit.
 
 Prints `port N` once listening, then `size N` (the file's size in bytes); flushes each line.
@@ -173,6 +179,7 @@ def main():
     p.add_argument("--seed", type=int, default=7)
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--throttle", type=float, default=0.0)
+    p.add_argument("--stall-in", type=int)
     p.add_argument("--no-serve", action="store_true")
     args = p.parse_args()
 
@@ -191,14 +198,32 @@ def main():
 
     import zc.zrs.primary
 
-    if args.throttle > 0:
+    if args.throttle > 0 or args.stall_in is not None:
         write = zc.zrs.primary.PrimaryProducer.write
+        next_transaction = zc.zrs.primary.FileStorageIterator.__next__
+        # Each connection's producer thread iterates and writes: count per thread.
+        here = threading.local()
+        armed = [args.stall_in is not None]
 
-        def slow_write(self, data):
-            time.sleep(args.throttle)
+        def counting_next(self):
+            trans = next_transaction(self)
+            here.transactions = getattr(here, "transactions", 0) + 1
+            here.writes = 0
+            return trans
+
+        def paced_write(self, data):
+            if args.throttle > 0:
+                time.sleep(args.throttle)
+            here.writes = getattr(here, "writes", 0) + 1
+            if armed[0] and getattr(here, "transactions", 0) == args.stall_in and here.writes == 3:
+                armed[0] = False
+                say("stalled %d" % args.stall_in)
+                while not (self.stopped or self.closed):
+                    time.sleep(0.01)
             write(self, data)
 
-        zc.zrs.primary.PrimaryProducer.write = slow_write
+        zc.zrs.primary.FileStorageIterator.__next__ = counting_next
+        zc.zrs.primary.PrimaryProducer.write = paced_write
 
     fs = ZODB.FileStorage.FileStorage(args.path)
     primary = zc.zrs.primary.Primary(fs, ("127.0.0.1", args.port))

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::time::Duration;
 
-use zrs::storage::Storage;
+use zrs::storage::ReadStorage;
 
 use crate::runner::{End, RunOptions, Session};
 use crate::scenario::Step;

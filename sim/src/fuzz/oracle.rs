@@ -24,7 +24,7 @@ use std::fmt;
 
 use zrs::pickle::dumps_extension;
 use zrs::secondary::{Phase, Timer};
-use zrs::storage::{Storage, TransactionRecord};
+use zrs::storage::{ReadStorage, TransactionRecord};
 use zrs::Tid;
 
 use crate::primary::Transaction;
@@ -157,7 +157,7 @@ impl Checker {
         })
     }
 
-    fn verify(&mut self, s: &dyn Storage, history: &[Transaction]) -> Result<(), Violation> {
+    fn verify(&mut self, s: &dyn ReadStorage, history: &[Transaction]) -> Result<(), Violation> {
         let last = s.last_transaction();
         if last == self.verified_tid && self.verified > 0 {
             return Ok(());

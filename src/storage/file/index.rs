@@ -188,6 +188,17 @@ impl Index {
         }
     }
 
+    /// [`Index::walk_start`], with the number of transactions before that position.
+    pub fn walk_start_counted(&self, tid: Tid) -> (u64, u64) {
+        let i = self.marks.partition_point(|&(t, _)| t < tid);
+        if i == 0 {
+            (self.start, 0)
+        } else {
+            // Mark k is transaction number k * MARK_EVERY (see add_txn).
+            (self.marks[i - 1].1, (i as u64 - 1) * MARK_EVERY)
+        }
+    }
+
     fn add_txn(&mut self, tid: Tid, pos: u64, end: u64) {
         debug_assert!(self.txn_count == 0 || self.last_tid < tid);
         debug_assert!(end <= MAX_POS);

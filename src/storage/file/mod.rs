@@ -28,8 +28,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::storage::{
-    DataRecord, HistoryEntry, LoadBefore, Result, Storage, StorageError, TransactionMeta,
-    TransactionRecord,
+    Cursor, DataRecord, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
+    TransactionCursor, TransactionMeta, TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
@@ -102,7 +102,7 @@ pub struct FileStorage {
 }
 
 /// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
-/// storage appends. Sees committed transactions only. Write methods fail with `ReadOnly`.
+/// storage appends. Sees committed transactions only; it has no write methods.
 #[derive(Clone, Debug)]
 pub struct FileStorageReader {
     shared: Arc<Shared>,
@@ -178,6 +178,21 @@ impl FileStorage {
             data_txn_records: None,
             lock: None,
         })
+    }
+
+    /// For a storage opened read-only on a file another process writes (a ZODB or ZEO
+    /// server): indexes the transactions it has finished since, so that readers and
+    /// cursors see them. Never a transaction still in progress (status `c`) or a torn
+    /// tail: those are looked at again on the next call. Returns how many were added.
+    pub fn refresh(&self) -> Result<u64> {
+        self.shared.check_open()?;
+        if !self.read_only {
+            return Err(StorageError::Transaction(
+                "refresh: only a read-only storage follows another writer".into(),
+            ));
+        }
+        let mut index = self.shared.index_mut();
+        scan::scan_appended(self.shared.backend.as_ref(), &mut index)
     }
 
     /// A shareable read handle.
@@ -715,6 +730,47 @@ impl Iterator for TxnIter {
     }
 }
 
+/// A FileStorage's [`TransactionCursor`]: the position of the next transaction header,
+/// kept between calls (so each step reads one transaction, however long the file).
+struct FileCursor {
+    shared: Arc<Shared>,
+    /// Where the next transaction starts; `None` until the start is found.
+    pos: Option<u64>,
+    after: Tid,
+}
+
+impl TransactionCursor for FileCursor {
+    fn after(&self) -> Tid {
+        self.after
+    }
+
+    fn next(&mut self) -> Result<Option<TransactionRecord>> {
+        self.shared.check_open()?;
+        let (mut pos, end) = {
+            let ix = self.shared.index();
+            if ix.last_tid() <= self.after {
+                return Ok(None);
+            }
+            let first = Tid::from_u64(self.after.as_u64() + 1);
+            (self.pos.unwrap_or_else(|| ix.walk_start(first)), ix.end())
+        };
+        while pos < end {
+            let h = self.shared.txn_header(pos)?;
+            let next = self.shared.next_txn(pos, &h, end)?;
+            if Tid(h.tid) <= self.after {
+                pos = next;
+                continue;
+            }
+            let txn = self.shared.read_transaction(pos, &h, end)?;
+            self.pos = Some(next);
+            self.after = txn.meta.tid;
+            return Ok(Some(txn));
+        }
+        self.pos = Some(pos);
+        Ok(None)
+    }
+}
+
 macro_rules! read_side {
     () => {
         fn name(&self) -> &str {
@@ -748,7 +804,18 @@ macro_rules! read_side {
         ) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a> {
             transactions(&self.shared, start, stop)
         }
-        fn reader(&self) -> Box<dyn Storage + Send + Sync> {
+        fn has_transaction(&self, tid: Tid) -> Result<bool> {
+            self.shared.check_open()?;
+            Ok(self.shared.find_txn(tid)?.is_some())
+        }
+        fn cursor(&self, after: Tid) -> Cursor {
+            Box::new(FileCursor {
+                shared: self.shared.clone(),
+                pos: None,
+                after,
+            })
+        }
+        fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
             Box::new(FileStorageReader {
                 shared: self.shared.clone(),
             })
@@ -756,9 +823,11 @@ macro_rules! read_side {
     };
 }
 
-impl Storage for FileStorage {
+impl ReadStorage for FileStorage {
     read_side!();
+}
 
+impl Storage for FileStorage {
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.check_writable()?;
         if self.txn.is_some() {
@@ -971,15 +1040,48 @@ impl Storage for FileStorage {
     }
 }
 
-impl Storage for FileStorageReader {
-    read_side!();
-
-    crate::refuse_writes!();
-    fn tpc_abort(&mut self) {}
-    fn close(&mut self) -> Result<()> {
-        // Closing a handle closes nothing: the storage owns the file.
-        Ok(())
+impl FileStorageReader {
+    /// How far the committed file goes past `tid`: the number of transactions later than
+    /// `tid` and their bytes. A primary's status answers a secondary's lag with this; it
+    /// reads at most a mark's worth of transaction headers.
+    pub fn after(&self, tid: Tid) -> Result<After> {
+        let shared = &self.shared;
+        shared.check_open()?;
+        let (mut pos, mut before, count, end) = {
+            let ix = shared.index();
+            let (pos, before) =
+                ix.walk_start_counted(Tid::from_u64(tid.as_u64().saturating_add(1)));
+            (pos, before, ix.transaction_count(), ix.end())
+        };
+        while pos < end {
+            let h = shared.txn_header(pos)?;
+            if Tid(h.tid) > tid {
+                break;
+            }
+            pos = shared.next_txn(pos, &h, end)?;
+            before += 1;
+        }
+        Ok(After {
+            transactions: count - before.min(count),
+            bytes: end - pos.min(end),
+        })
     }
+
+    /// The number of committed transactions.
+    pub fn transaction_count(&self) -> u64 {
+        self.shared.index().transaction_count()
+    }
+}
+
+/// What [`FileStorageReader::after`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct After {
+    pub transactions: u64,
+    pub bytes: u64,
+}
+
+impl ReadStorage for FileStorageReader {
+    read_side!();
 }
 
 #[cfg(test)]

@@ -1,0 +1,435 @@
+//! The primary: a sans-IO state machine that streams a storage's transactions to
+//! secondaries.
+//!
+//! It holds no socket, no clock, no thread and no randomness. Its host (the real driver in
+//! [`crate::net`], or a simulator) listens, accepts, moves bytes and reports what happened;
+//! the primary decides everything else and queues [`Action`]s. It reads the storage it is
+//! given only through [`ReadStorage`]: whoever commits to that storage (a ZODB writing the
+//! same file, a secondary replicating into it, a simulated workload) tells the primary with
+//! [`Primary::committed`].
+//!
+//! # API (for hosts)
+//!
+//! - [`Primary::new`]`(storage: S: ReadStorage, config: `[`Config`]`)`: logs
+//!   `Opening <name> <address>`. The host listens on the address itself.
+//! - Events, each naming the connection by a host-chosen [`ConnectionId`]:
+//!   - [`Primary::connected`]`(id, peer)`: a secondary connected (`peer` as Twisted prints
+//!     it, `IPv4Address(TCP, '127.0.0.1', 47245)`); logs `<peer>: Connected`;
+//!   - [`Primary::data_received`]`(id, bytes)`: bytes in any chunking;
+//!   - [`Primary::writable`]`(id)`: the host has written everything handed to it for this
+//!     connection and can take more (flow control, below);
+//!   - [`Primary::connection_lost`]`(id, reason)`: the secondary went away (not reported for
+//!     connections the primary closed itself with [`Action::Disconnect`]);
+//!   - [`Primary::committed`]`()`: new transactions are committed in the storage;
+//!   - [`Primary::replace_storage`]`(storage)`: the file was packed and reopened; streams go
+//!     on from where they were;
+//!   - [`Primary::close`]`()`: stop listening, send what is committed, then close.
+//! - Work out, drained in order with [`Primary::poll_action`]:
+//!   - [`Action::Transmit`]`(id, bytes)`: write these bytes on the connection;
+//!   - [`Action::Disconnect`]`(id)`: close the connection once the bytes transmitted before
+//!     are written; the primary already counts it as gone;
+//!   - [`Action::StopListening`]: accept no more connections (after `close`).
+//! - [`Primary::is_closed`]: `close` was called and every connection is gone.
+//!
+//! # Behaviour (zc.zrs's `primary.py`, and where zrs does better)
+//!
+//! Logs go to `zc.zrs.primary` as zc.zrs words them. The handshake is checked by
+//! [`HandshakeReader`] and the framing limit of 8 bytes: an unknown protocol, a message over
+//! 8 bytes (`message too large: (8, 15)`), a start tid that is not 8 bytes, or a non-empty
+//! message after the start (`Too many messages`) logs an error and closes that connection
+//! (`Disconnected …`, then `Closed`, as zc.zrs). Empty messages after the start are
+//! keep-alives (logged at DEBUG). On the start tid the primary logs
+//! `<peer>: start b'…' (<timestamp>)`, then:
+//!
+//! - a start later than the last transaction is zc.zrs's `TidTooHigh`: logged, closed;
+//! - a start that is not zero and names no transaction of the storage is refused with an
+//!   error naming the tid: the secondary holds another history (zc.zrs would stream the
+//!   later transactions into it, mixing two databases);
+//! - otherwise every later transaction is streamed — `T`, `S` + data per record, `C` with the
+//!   running md5 ([`StreamEncoder`]) — and then new commits as they are reported.
+//!
+//! **Flow control.** A connection is *writable* right after its start tid, and again each
+//! time the host calls [`Primary::writable`]. Only then does the primary read transactions
+//! (through an owned [`Cursor`], [`ReadStorage::cursor`]) and transmit, about [`Config::send_window`] bytes at a time
+//! (whole transactions, so one large transaction may exceed it); after a `Transmit` it
+//! waits for the next `writable`. So however far behind a secondary is, its connection holds
+//! at most one window (or one transaction) in the primary and whatever the host buffers.
+//!
+//! **Close.** [`Primary::close`] logs `Closing <name> <address>`, stops listening, closes
+//! connections still in their handshake, and lets streaming connections catch up with what
+//! is committed: each is disconnected once its cursor has nothing more and its last bytes
+//! were written.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+
+use crate::log;
+use crate::protocol::framing::{FrameDecoder, FrameError, PRIMARY_LIMIT};
+use crate::protocol::handshake::{HandshakeReader, Received};
+use crate::protocol::StreamEncoder;
+use crate::repr::py3_bytes_repr;
+use crate::secondary::{Address, LossReason};
+use crate::storage::{Cursor, ReadStorage};
+use crate::tid::Tid;
+
+/// The logger zc.zrs's primary logs under.
+pub const LOGGER: &str = "zc.zrs.primary";
+
+/// Bytes handed to the host per `writable` (unless one transaction is larger).
+pub const DEFAULT_SEND_WINDOW: usize = 1 << 20;
+
+/// A connection, as the host names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ConnectionId(pub u64);
+
+/// Work for the host, drained with [`Primary::poll_action`] in order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Write these bytes on the connection; call [`Primary::writable`] once they (and
+    /// everything before) are written.
+    Transmit(ConnectionId, Vec<u8>),
+    /// Close the connection after writing what was transmitted before. The primary
+    /// already counts it as gone: do not report its loss.
+    Disconnect(ConnectionId),
+    /// Stop accepting connections.
+    StopListening,
+}
+
+/// The primary's settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Where the host listens (only printed: `Opening Data.fs ('', 8000)`).
+    pub address: Address,
+    /// About how many bytes to hand the host per [`Primary::writable`].
+    pub send_window: usize,
+}
+
+impl Config {
+    pub fn new(address: Address) -> Config {
+        Config {
+            address,
+            send_window: DEFAULT_SEND_WINDOW,
+        }
+    }
+}
+
+/// One secondary's connection.
+struct Connection {
+    /// The peer as zc.zrs prints it, followed by `: `.
+    peer: String,
+    frames: FrameDecoder,
+    handshake: HandshakeReader,
+    /// Set once the start tid is accepted.
+    stream: Option<Stream>,
+    /// `close` was called: disconnect once caught up.
+    closing: bool,
+}
+
+/// A connection's outbound stream.
+struct Stream {
+    cursor: Cursor,
+    encoder: StreamEncoder,
+    /// The host can take more output.
+    writable: bool,
+}
+
+/// Why a connection is to be closed.
+enum Failure {
+    /// A bad handshake: logged, then closed as zc.zrs's `error` does (`Closed` follows).
+    Handshake(String),
+    /// The stream cannot go on: logged, closed (no `Closed`, as zc.zrs's producer ends).
+    Stream(String),
+}
+
+/// A primary serving storage `S`; see the module docs.
+pub struct Primary<S: ReadStorage> {
+    storage: S,
+    config: Config,
+    connections: BTreeMap<ConnectionId, Connection>,
+    actions: VecDeque<Action>,
+    closing: bool,
+}
+
+impl<S: ReadStorage> Primary<S> {
+    /// A primary serving `storage`.
+    pub fn new(storage: S, config: Config) -> Primary<S> {
+        log::info(
+            LOGGER,
+            &format!("Opening {} {}", storage.name(), config.address),
+        );
+        Primary {
+            storage,
+            config,
+            connections: BTreeMap::new(),
+            actions: VecDeque::new(),
+            closing: false,
+        }
+    }
+
+    /// The storage served.
+    pub fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The next thing for the host to do.
+    pub fn poll_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    /// Connections open now.
+    pub fn connections(&self) -> usize {
+        self.connections.len()
+    }
+
+    /// Whether `close` was called and every connection is gone.
+    pub fn is_closed(&self) -> bool {
+        self.closing && self.connections.is_empty()
+    }
+
+    /// A secondary connected.
+    pub fn connected(&mut self, id: ConnectionId, peer: &str) {
+        let connection = Connection {
+            peer: format!("{peer}: "),
+            frames: FrameDecoder::new(PRIMARY_LIMIT),
+            handshake: HandshakeReader::new(self.storage.keeps_blobs()),
+            stream: None,
+            closing: self.closing,
+        };
+        log::info(LOGGER, &format!("{}Connected", connection.peer));
+        self.connections.insert(id, connection);
+        if self.closing {
+            // Accepted before the listener stopped: nothing to stream, so close at once.
+            self.disconnect(id);
+        }
+    }
+
+    /// Bytes arrived from a secondary.
+    pub fn data_received(&mut self, id: ConnectionId, bytes: &[u8]) {
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        connection.frames.feed(bytes);
+        loop {
+            let Some(connection) = self.connections.get_mut(&id) else {
+                return;
+            };
+            let message = match connection.frames.next_frame() {
+                Ok(Some(message)) => message,
+                Ok(None) => return,
+                Err(FrameError::TooLarge { length, limit, .. }) => {
+                    let what = format!("message too large: ({limit}, {length})");
+                    return self.fail(id, Failure::Handshake(what));
+                }
+                Err(e) => return self.fail(id, Failure::Handshake(e.to_string())),
+            };
+            match connection.handshake.receive(&message) {
+                Ok(Received::Protocol(_)) => {}
+                Ok(Received::KeepAlive) => {
+                    log::debug(LOGGER, &format!("{}keep-alive", connection.peer));
+                }
+                Ok(Received::Start(start)) => self.start(id, start),
+                Err(e) => return self.fail(id, Failure::Handshake(e.to_string())),
+            }
+        }
+    }
+
+    /// The host wrote everything transmitted on the connection: it can take more.
+    pub fn writable(&mut self, id: ConnectionId) {
+        if let Some(stream) = self
+            .connections
+            .get_mut(&id)
+            .and_then(|c| c.stream.as_mut())
+        {
+            stream.writable = true;
+            self.pump(id);
+        }
+    }
+
+    /// New transactions are committed in the storage: stream them to every connection
+    /// that can take them.
+    pub fn committed(&mut self) {
+        let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        for id in ids {
+            self.pump(id);
+        }
+    }
+
+    /// The storage was replaced by another holding the same history and more (the file
+    /// was packed by its writer and reopened): every stream goes on from the last
+    /// transaction it sent, its checksum unchanged, as zc.zrs's iterator reopens the file.
+    pub fn replace_storage(&mut self, storage: S) {
+        self.storage = storage;
+        for connection in self.connections.values_mut() {
+            if let Some(stream) = connection.stream.as_mut() {
+                stream.cursor = self.storage.cursor(stream.cursor.after());
+            }
+        }
+        self.committed();
+    }
+
+    /// A connection ended (the secondary closed it, or it broke).
+    pub fn connection_lost(&mut self, id: ConnectionId, reason: &LossReason) {
+        if let Some(connection) = self.connections.remove(&id) {
+            log::info(LOGGER, &format!("{}Disconnected {reason}", connection.peer));
+        }
+    }
+
+    /// Stops listening, closes connections still in their handshake, and disconnects the
+    /// others once they have everything committed.
+    pub fn close(&mut self) {
+        if self.closing {
+            return;
+        }
+        self.closing = true;
+        log::info(
+            LOGGER,
+            &format!("Closing {} {}", self.storage.name(), self.config.address),
+        );
+        self.actions.push_back(Action::StopListening);
+        let ids: Vec<ConnectionId> = self.connections.keys().copied().collect();
+        for id in ids {
+            let connection = self.connections.get_mut(&id).expect("listed");
+            connection.closing = true;
+            if connection.stream.is_some() {
+                log::info(LOGGER, &format!("{}Closed", connection.peer));
+                self.pump(id);
+            } else {
+                let peer = connection.peer.clone();
+                self.disconnect(id);
+                log::info(LOGGER, &format!("{peer}Closed"));
+            }
+        }
+    }
+
+    /// The start tid arrived: check it, then stream.
+    fn start(&mut self, id: ConnectionId, start: Tid) {
+        let connection = self.connections.get_mut(&id).expect("caller found it");
+        log::info(
+            LOGGER,
+            &format!(
+                "{}start {} ({start})",
+                connection.peer,
+                py3_bytes_repr(start.as_bytes())
+            ),
+        );
+        let last = self.storage.last_transaction();
+        if start > last {
+            let what = format!(
+                "TidTooHigh: {}: the start is later than the last transaction, {} ({last})",
+                py3_bytes_repr(start.as_bytes()),
+                py3_bytes_repr(last.as_bytes()),
+            );
+            return self.fail(id, Failure::Stream(what));
+        }
+        if start != Tid::ZERO {
+            match self.storage.has_transaction(start) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let what = format!(
+                        "Refusing start {} ({start}): no transaction of {} has this id, so the \
+                         secondary holds another history (a wrong address, or a primary that \
+                         diverged from it); it must be rebuilt from this primary",
+                        py3_bytes_repr(start.as_bytes()),
+                        self.storage.name(),
+                    );
+                    return self.fail(id, Failure::Stream(what));
+                }
+                Err(e) => return self.fail(id, Failure::Stream(e.to_string())),
+            }
+        }
+        let stream = Stream {
+            cursor: self.storage.cursor(start),
+            encoder: StreamEncoder::new(start),
+            writable: true,
+        };
+        connection.stream = Some(stream);
+        self.pump(id);
+    }
+
+    /// Streams what the connection can take now; disconnects a closing connection that
+    /// has everything.
+    fn pump(&mut self, id: ConnectionId) {
+        let window = self.config.send_window;
+        let Some(connection) = self.connections.get_mut(&id) else {
+            return;
+        };
+        let Some(stream) = connection.stream.as_mut() else {
+            return;
+        };
+        if !stream.writable {
+            return;
+        }
+        let mut out = Vec::new();
+        let mut caught_up = false;
+        while out.len() < window {
+            match stream.cursor.next() {
+                // Undone transactions (status 'u', a legacy of old undo) are skipped, as
+                // zc.zrs's iterator skips them.
+                Ok(Some(txn)) if txn.meta.status == b'u' => {}
+                Ok(Some(txn)) => {
+                    if let Err(e) = stream.encoder.transaction(&txn, &mut out) {
+                        return self.fail(id, Failure::Stream(e.to_string()));
+                    }
+                }
+                Ok(None) => {
+                    caught_up = true;
+                    break;
+                }
+                Err(e) => return self.fail(id, Failure::Stream(e.to_string())),
+            }
+        }
+        if !out.is_empty() {
+            stream.writable = false;
+            self.actions.push_back(Action::Transmit(id, out));
+        } else if caught_up && connection.closing {
+            self.disconnect(id);
+        }
+    }
+
+    /// Logs why the connection is closed, and closes it as zc.zrs does.
+    fn fail(&mut self, id: ConnectionId, failure: Failure) {
+        let Some(connection) = self.connections.get(&id) else {
+            return;
+        };
+        let peer = connection.peer.clone();
+        match failure {
+            Failure::Handshake(what) => {
+                log::error(LOGGER, &format!("{peer}{what}"));
+                self.disconnect(id);
+                log::info(LOGGER, &format!("{peer}Closed"));
+            }
+            Failure::Stream(what) => {
+                log::error(LOGGER, &format!("{peer}{what}"));
+                self.disconnect(id);
+            }
+        }
+    }
+
+    /// Closes the connection from this side.
+    fn disconnect(&mut self, id: ConnectionId) {
+        if let Some(connection) = self.connections.remove(&id) {
+            self.actions.push_back(Action::Disconnect(id));
+            log::info(
+                LOGGER,
+                &format!("{}Disconnected {}", connection.peer, LossReason::Done),
+            );
+        }
+    }
+}
+
+impl<S: ReadStorage> fmt::Debug for Primary<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Primary")
+            .field("storage", &self.storage.name())
+            .field("connections", &self.connections.len())
+            .field("closing", &self.closing)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests;
