@@ -19,7 +19,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use zrs::protocol::encoder::StreamEncoder;
-use zrs::storage::{Durability, FileStorage, Options, Storage};
+use zrs::storage::{Durability, FileStorage, Options, ReadStorage, Storage};
 use zrs::Tid;
 
 fn main() {
