@@ -9,6 +9,7 @@
 //! - [`primary`]: the primary as a state machine: events in, actions out.
 //! - [`secondary`]: the secondary as a state machine: events in, actions out.
 //! - [`net`]: the real TCP driver of that state machine.
+//! - [`planted`]: deliberate bugs for mutation testing, compiled away without the feature.
 
 pub mod pickle;
 pub mod protocol;
@@ -19,5 +20,8 @@ pub mod tid;
 pub use tid::{Oid, Tid};
 pub mod log;
 pub mod net;
+pub mod planted;
 pub mod primary;
 pub mod secondary;
+#[cfg(test)]
+mod test_log;

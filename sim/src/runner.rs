@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use zrs::pickle::Value;
+use zrs::planted::{plant, Bug};
 use zrs::secondary::{Config, LossReason, Secondary};
 use zrs::storage::file::Durability;
 use zrs::storage::ReadStorage;
@@ -30,8 +31,7 @@ use crate::transcript::{Capture, Sink};
 use crate::world::{SimSecondary, World, WorldError};
 use crate::zodb::root_repr;
 
-/// Adjusts every secondary's configuration (tests use it to switch on a deliberately
-/// broken secondary).
+/// Adjusts every secondary's configuration.
 #[derive(Clone)]
 pub struct ConfigHook(pub Arc<dyn Fn(&mut Config) + Send + Sync>);
 
@@ -48,6 +48,9 @@ pub struct RunOptions {
     pub storage_dir: Option<PathBuf>,
     /// Applied to every secondary's configuration after the scenario's options.
     pub configure: Option<ConfigHook>,
+    /// A deliberate bug planted in zrs while each step runs (mutation tests; needs zrs's
+    /// feature `deliberate-bugs`, see [`zrs::planted`]).
+    pub bug: Option<Bug>,
 }
 
 /// A step that could not be carried out: `file:line: step: what`.
@@ -159,6 +162,7 @@ impl Session {
 
     /// Carries out one step, then (when on) checks the oracles.
     pub fn execute(&mut self, step: &Step) -> Outcome {
+        let _planted = plant(self.options.bug);
         let result = self.step(step);
         let mut output = self.sink.take();
         let mut end = None;

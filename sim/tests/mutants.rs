@@ -1,18 +1,16 @@
-//! The oracles bite: each deliberately broken secondary (zrs feature `deliberate-bugs`)
+//! The oracles bite: each deliberately broken zrs (`zrs::planted`, feature `deliberate-bugs`)
 //! is caught within a fixed number of runs of a fixed seed, and shrunk to a scenario of a
 //! few dozen steps at most that `zrs-sim run`'s runner replays to the same violation.
 
-use std::sync::Arc;
-
-use zrs::secondary::Bug;
+use zrs::planted::Bug;
 use zrs_sim::fuzz::campaign::{scenario_text, Campaign};
 use zrs_sim::fuzz::generate::Settings;
 use zrs_sim::fuzz::oracle::Oracle;
-use zrs_sim::runner::{run_file, ConfigHook, RunError, RunOptions};
+use zrs_sim::runner::{run_file, RunError, RunOptions};
 
 fn options(bug: Bug) -> RunOptions {
     RunOptions {
-        configure: Some(ConfigHook(Arc::new(move |c| c.bug = Some(bug)))),
+        bug: Some(bug),
         ..RunOptions::default()
     }
 }

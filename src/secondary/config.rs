@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::protocol::framing::DEFAULT_SECONDARY_LIMIT;
 use crate::repr::py_str_repr;
+use crate::storage::Format;
 
 /// Where the primary listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,27 +48,9 @@ pub struct Config {
     pub check_checksums: bool,
     /// Largest message accepted from the primary.
     pub frame_limit: u32,
-    /// A deliberately broken behaviour, for mutation testing only (see [`Bug`]).
-    #[cfg(feature = "deliberate-bugs")]
-    pub bug: Option<Bug>,
-}
-
-/// Mutation-testing hooks (feature `deliberate-bugs`, off by default): each variant breaks
-/// the secondary at one point, so that the simulator's fault-injection oracles can be
-/// shown to catch it. Never enabled in a release build.
-#[cfg(feature = "deliberate-bugs")]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Bug {
-    /// `C`'s checksum is not checked.
-    IgnoreChecksum,
-    /// A partial transaction is not aborted when the connection ends.
-    KeepPartialTransaction,
-    /// The start tid sent is the last *received* transaction's, not the last committed.
-    StartFromReceived,
-    /// No reconnect is scheduled after a rejected connection attempt.
-    NoReconnectAfterReject,
-    /// The keep-alive timer is left running after a disconnect.
-    KeepAliveAfterDisconnect,
+    /// The storage format to replicate into; `None` (the default) takes the primary's,
+    /// detected from its pickles (Python 2's `str` opcodes: `FS21`, else `FS30`).
+    pub format: Option<Format>,
 }
 
 impl Default for Config {
@@ -78,8 +61,7 @@ impl Default for Config {
             keep_alive_delay: Duration::ZERO,
             check_checksums: true,
             frame_limit: DEFAULT_SECONDARY_LIMIT,
-            #[cfg(feature = "deliberate-bugs")]
-            bug: None,
+            format: None,
         }
     }
 }

@@ -26,12 +26,11 @@ mod stream;
 use std::collections::VecDeque;
 
 pub use action::{Action, LossReason, Timer};
-#[cfg(feature = "deliberate-bugs")]
-pub use config::Bug;
 pub use config::{format_delay, Address, Config};
 pub use stream::InputError;
 
 use crate::log;
+use crate::planted::{planted, Bug};
 use crate::protocol::framing::frame;
 use crate::protocol::{handshake, ZRS_2_0, ZRS_2_1};
 use crate::storage::{Storage, StorageError};
@@ -64,6 +63,10 @@ struct Connection {
     /// Whether a keep-alive is scheduled (the first firing only reschedules).
     keep_alive_pending: bool,
     keep_alive_started: bool,
+    /// The start tid sent in the handshake.
+    start: crate::tid::Tid,
+    /// Whether the primary sent anything on this connection.
+    received: bool,
 }
 
 /// A replicating secondary over storage `S`.
@@ -73,8 +76,8 @@ pub struct Secondary<S: Storage> {
     phase: Phase,
     connection: Option<Connection>,
     actions: VecDeque<Action>,
-    /// Mutation hook `Bug::StartFromReceived`: the last `T` received, committed or not.
-    #[cfg(feature = "deliberate-bugs")]
+    /// For the planted bug `StartFromReceived` only: the last `T` received, committed or
+    /// not (never set otherwise).
     last_received: Option<crate::tid::Tid>,
 }
 
@@ -87,7 +90,6 @@ impl<S: Storage> Secondary<S> {
             phase: Phase::Idle,
             connection: None,
             actions: VecDeque::new(),
-            #[cfg(feature = "deliberate-bugs")]
             last_received: None,
         };
         log::info(
@@ -156,22 +158,21 @@ impl<S: Storage> Secondary<S> {
             debug_assert!(false, "connected while {:?}", self.phase);
             return;
         }
-        let start = self.storage.last_transaction();
-        // Mutation hook 3: start from the last transaction received, not committed.
-        #[cfg(feature = "deliberate-bugs")]
-        let start = match self.last_received {
-            Some(tid) if self.config.bug == Some(Bug::StartFromReceived) && tid > start => tid,
-            _ => start,
-        };
+        let mut start = self.storage.last_transaction();
+        if planted(Bug::StartFromReceived) {
+            start = start.max(self.last_received.unwrap_or(start));
+        }
         for message in handshake::hello(self.protocol(), start) {
             self.transmit(message);
         }
         self.phase = Phase::Connected;
         self.connection = Some(Connection {
             peer: format!("{peer}: "),
-            stream: Stream::new(start, self.config.frame_limit),
+            stream: Stream::new(start, self.config.frame_limit, self.config.format),
             keep_alive_pending: false,
             keep_alive_started: false,
+            start,
+            received: false,
         });
         self.info("Connected");
         if !self.config.keep_alive_delay.is_zero() {
@@ -187,9 +188,7 @@ impl<S: Storage> Secondary<S> {
         }
         self.phase = Phase::Idle;
         self.stop_factory();
-        // Mutation hook 4: no reconnect after a rejected attempt.
-        #[cfg(feature = "deliberate-bugs")]
-        if self.config.bug == Some(Bug::NoReconnectAfterReject) {
+        if planted(Bug::NoReconnectAfterReject) {
             return;
         }
         self.schedule_reconnect();
@@ -201,7 +200,28 @@ impl<S: Storage> Secondary<S> {
             debug_assert!(false, "connection lost while {:?}", self.phase);
             return;
         }
+        let refused = self.connection.as_ref().and_then(|c| {
+            let silent = *reason == LossReason::Done && !c.received;
+            (silent && c.start != crate::tid::Tid::ZERO).then(|| (c.peer.clone(), c.start))
+        });
         self.lose_connection(reason);
+        if let Some((peer, start)) = refused {
+            // The protocol has no error message: a primary that refuses a start just
+            // closes. Say what that means, once per such connection.
+            log::warning(
+                LOGGER,
+                &format!(
+                    "{peer}The primary closed the connection without sending anything after \
+                     start {} ({start}). Unless it was being stopped, it refused the start: a \
+                     zrs primary refuses a tid it holds no transaction of (this secondary then \
+                     holds another database's history: a wrong address, or a failover to a \
+                     primary that diverged; rebuild it from the primary), and one later than \
+                     its last transaction (TidTooHigh: the primary is behind this secondary). \
+                     The primary's log says which.",
+                    crate::repr::py3_bytes_repr(start.as_bytes())
+                ),
+            );
+        }
     }
 
     /// Bytes arrived from the primary.
@@ -209,11 +229,9 @@ impl<S: Storage> Secondary<S> {
         let Some(connection) = self.connection.as_mut() else {
             return;
         };
+        connection.received |= !bytes.is_empty();
         let actions = &mut self.actions;
-        let check_checksums = self.config.check_checksums;
-        // Mutation hook 1: checksums not checked.
-        #[cfg(feature = "deliberate-bugs")]
-        let check_checksums = check_checksums && self.config.bug != Some(Bug::IgnoreChecksum);
+        let check_checksums = self.config.check_checksums && !planted(Bug::IgnoreChecksum);
         let result =
             connection
                 .stream
@@ -327,25 +345,14 @@ impl<S: Storage> Secondary<S> {
         let Some(connection) = self.connection.take() else {
             return;
         };
-        let cancel_keep_alive = connection.keep_alive_pending;
-        // Mutation hook 5: the keep-alive timer left running after a disconnect.
-        #[cfg(feature = "deliberate-bugs")]
-        let cancel_keep_alive =
-            cancel_keep_alive && self.config.bug != Some(Bug::KeepAliveAfterDisconnect);
-        if cancel_keep_alive {
+        if connection.keep_alive_pending && !planted(Bug::KeepAliveAfterDisconnect) {
             self.actions
                 .push_back(Action::CancelTimer(Timer::KeepAlive));
         }
-        let abort = connection.stream.in_transaction();
-        // Mutation hook 2: the partial transaction is not aborted (hook 3 remembers it).
-        #[cfg(feature = "deliberate-bugs")]
-        let abort = {
-            if let Some(tid) = connection.stream.transaction() {
-                self.last_received = Some(tid);
-            }
-            abort && self.config.bug != Some(Bug::KeepPartialTransaction)
-        };
-        if abort {
+        if planted(Bug::StartFromReceived) {
+            self.last_received = connection.stream.transaction().or(self.last_received);
+        }
+        if connection.stream.in_transaction() && !planted(Bug::KeepPartialTransaction) {
             self.storage.tpc_abort();
         }
         log::info(LOGGER, &format!("{}Disconnected {reason}", connection.peer));
