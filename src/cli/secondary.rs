@@ -8,7 +8,7 @@ use signal_hook::iterator::Signals;
 use zrs::net::{parse_address, Driver, DriverOptions, Listener};
 use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{Durability, FileStorage, Options, ReadStorage};
+use zrs::storage::{BlobStorage, Durability, FileStorage, Options, ReadStorage, Storage};
 
 /// Replicate a zc.zrs primary into a FileStorage (a Data.fs), as zc.zrs's secondary does,
 /// until interrupted (SIGINT or SIGTERM close it cleanly). Logs to stderr.
@@ -34,6 +34,10 @@ pub struct Args {
     /// replication does not fetch again).
     #[arg(long, value_name = "every|batch:N", default_value = "batch:1000", value_parser = parse_durability)]
     durability: Durability,
+    /// Keep blobs in this ZODB blob directory (created if missing; `bushy` layout, an
+    /// existing `lawn` one is used as it is): the secondary then speaks protocol zrs2.1.
+    #[arg(long, value_name = "DIR")]
+    blob_dir: Option<PathBuf>,
     /// Also serve downstream secondaries from this storage (chaining): HOST:PORT,
     /// [IPV6]:PORT, :PORT (every interface) or unix:PATH. Each transaction goes downstream
     /// as soon as it is committed here.
@@ -93,6 +97,22 @@ pub fn run(args: Args) -> Result<(), String> {
         args.observe.status.as_ref(),
         vec![("1".into(), node.clone())],
     )?;
+    match &args.blob_dir {
+        Some(dir) => {
+            // Fsyncs as the Data.fs does: a blob is durable before its transaction commits.
+            let storage = BlobStorage::open(storage, dir, true)
+                .map_err(|e| format!("opening {}: {e}", dir.display()))?;
+            replicate(storage, args, node)
+        }
+        None => replicate(storage, args, node),
+    }
+}
+
+fn replicate<S: Storage + Send + 'static>(
+    storage: S,
+    args: Args,
+    node: std::sync::Arc<zrs::net::status::NodeStatus>,
+) -> Result<(), String> {
     let config = Config {
         address: Some(args.primary),
         reconnect_delay: args.reconnect,
@@ -106,7 +126,8 @@ pub fn run(args: Args) -> Result<(), String> {
         Some(address) => {
             let listener =
                 Listener::bind(address).map_err(|e| format!("listening on {address}: {e}"))?;
-            let reader: Box<dyn ReadStorage + Send + Sync> = Box::new(storage.file_reader());
+            // The storage's own read handle: with blobs, it reads the blob files too.
+            let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
             Some((
                 Primary::new(reader, zrs::primary::Config::new(address.clone())),
                 listener,

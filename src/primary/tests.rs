@@ -2,9 +2,6 @@
 //! `tests.py` exercise it: events in, actions and logs out, over a MemoryStorage; what it
 //! streams is replayed into a real secondary.
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
 use super::*;
 use crate::protocol::framing::{frame, FrameDecoder};
 use crate::protocol::Message;
@@ -19,31 +16,7 @@ type P = Primary<Box<dyn ReadStorage + Send + Sync>>;
 
 const PEER: &str = "IPv4Address(TCP, '127.0.0.1', 47245)";
 
-/// Log lines captured while `f` runs.
-fn logs<R>(f: impl FnOnce() -> R) -> (R, String) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .without_time()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let r = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    (r, text)
-}
+use crate::test_log::capture as logs;
 
 fn tid(n: u64) -> Tid {
     // 2007-03-21 20:32:57 and on, a second apart, as in primary.test.

@@ -3,7 +3,8 @@
 
 use super::Secondary;
 use crate::storage::{
-    Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, TransactionRecord,
+    CommittedBlob, Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage,
+    TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
@@ -22,6 +23,9 @@ impl<S: Storage> ReadStorage for Secondary<S> {
     }
     fn keeps_blobs(&self) -> bool {
         self.storage.keeps_blobs()
+    }
+    fn open_blob(&self, oid: Oid, serial: Tid) -> Result<Option<CommittedBlob>> {
+        self.storage.open_blob(oid, serial)
     }
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
         self.storage.load(oid)

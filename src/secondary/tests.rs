@@ -248,3 +248,28 @@ fn no_address_means_no_connection_until_one_is_set() {
         vec![Action::Connect(Address::tcp("primary", 8100))]
     );
 }
+
+#[test]
+fn a_primary_that_closes_before_sending_anything_is_explained() {
+    // From a non-empty storage: the start is not zero.
+    let mut s = connected();
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    s.connection_lost(&LossReason::Done);
+    s.timeout(Timer::Connect);
+    drain(&mut s);
+    s.connected("peer");
+    let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Done));
+    assert!(
+        text.contains("peer: The primary closed the connection without sending anything after start b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x05'"),
+        "{text}"
+    );
+    assert!(text.contains("another database's history"), "{text}");
+    // Not after a connection that carried data, nor from an empty storage.
+    let mut s = connected();
+    let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Done));
+    assert!(!text.contains("without sending anything"), "{text}");
+}

@@ -10,14 +10,17 @@
 //! - [`file::FileStorage`]: ZODB's `Data.fs`, byte-identical to what Python ZODB writes;
 //! - [`extension`]: the one place a replicated transaction's extension is re-encoded;
 //! - [`copy`]: replaying one storage into another (`zrs copy`);
-//! - [`cursor`]: an owned position in the committed transactions, for a primary's stream.
+//! - [`cursor`]: an owned position in the committed transactions, for a primary's stream;
+//! - [`blob`]: a ZODB blob directory beside any of them ([`BlobStorage`]).
 
+pub mod blob;
 pub mod copy;
 pub mod cursor;
 pub mod extension;
 pub mod file;
 pub mod memory;
 
+pub use blob::{BlobReader, BlobStorage, CommittedBlob};
 pub use copy::{copy_transactions, CopyStats};
 pub use cursor::{Cursor, IteratorCursor, TransactionCursor};
 pub use extension::replicated_extension;
@@ -94,6 +97,10 @@ pub enum StorageError {
     /// Another writer holds the storage's lock file (`Data.fs.lock`).
     #[error("{0}")]
     Locked(#[from] file::lock::LockError),
+    #[error("this storage keeps no blobs")]
+    NoBlobs,
+    #[error("blob of oid {oid:?} at serial {serial:?}: {what}")]
+    Blob { oid: Oid, serial: Tid, what: String },
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -149,6 +156,10 @@ pub trait ReadStorage {
     fn cursor(&self, after: Tid) -> Cursor {
         Box::new(IteratorCursor::new(self, after))
     }
+    /// The committed blob file of `oid` at `serial`, if the storage keeps blobs and has it.
+    fn open_blob(&self, _oid: Oid, _serial: Tid) -> Result<Option<CommittedBlob>> {
+        Ok(None)
+    }
 }
 
 /// A ZODB storage as replication writes it: ZODB's two-phase commit, a record at a time
@@ -178,6 +189,36 @@ pub trait Storage: ReadStorage {
         Ok(())
     }
     fn close(&mut self) -> Result<()>;
+
+    // Blobs (ZODB's `IBlobStorage`), for storages that keep them; the defaults keep none.
+
+    /// Start the blob file of the record the next [`Storage::restore_blob`] restores; the
+    /// file is then written chunk by chunk with [`Storage::blob_write`].
+    fn blob_begin(&mut self) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// Append a chunk to the blob file begun.
+    fn blob_write(&mut self, _chunk: &[u8]) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// ZODB's `restoreBlob`: [`Storage::restore`] the record, with the blob file written
+    /// since [`Storage::blob_begin`] as its blob. The file becomes visible with the
+    /// transaction, and an aborted transaction leaves none.
+    fn restore_blob(
+        &mut self,
+        _oid: Oid,
+        _serial: Tid,
+        _data: Option<&[u8]>,
+        _version: &[u8],
+        _data_txn: Option<Tid>,
+    ) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// Give `oid` at `serial`, in the transaction in progress, a copy of its committed blob
+    /// file at `from` (as ZODB's undo does); does nothing when there is no such file.
+    fn copy_blob(&mut self, _oid: Oid, _from: Tid, _serial: Tid) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
 }
 
 /// A boxed storage is a storage (the simulator picks file or memory at run time).
@@ -225,6 +266,9 @@ impl<T: ReadStorage + ?Sized> ReadStorage for Box<T> {
     fn cursor(&self, after: Tid) -> Cursor {
         (**self).cursor(after)
     }
+    fn open_blob(&self, oid: Oid, serial: Tid) -> Result<Option<CommittedBlob>> {
+        (**self).open_blob(oid, serial)
+    }
 }
 
 impl<T: Storage + ?Sized> Storage for Box<T> {
@@ -255,5 +299,24 @@ impl<T: Storage + ?Sized> Storage for Box<T> {
     }
     fn close(&mut self) -> Result<()> {
         (**self).close()
+    }
+    fn blob_begin(&mut self) -> Result<()> {
+        (**self).blob_begin()
+    }
+    fn blob_write(&mut self, chunk: &[u8]) -> Result<()> {
+        (**self).blob_write(chunk)
+    }
+    fn restore_blob(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&[u8]>,
+        version: &[u8],
+        data_txn: Option<Tid>,
+    ) -> Result<()> {
+        (**self).restore_blob(oid, serial, data, version, data_txn)
+    }
+    fn copy_blob(&mut self, oid: Oid, from: Tid, serial: Tid) -> Result<()> {
+        (**self).copy_blob(oid, from, serial)
     }
 }
