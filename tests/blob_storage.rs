@@ -647,3 +647,141 @@ fn python_zodb_reads_every_blob_zrs_wrote() {
         }
     }
 }
+
+// ---- the primary core with blobs, replayed into a secondary ----
+
+mod primary {
+    use super::*;
+    use zrs::primary::{Action as PAction, Config as PConfig, ConnectionId, Primary};
+    use zrs::protocol::handshake::hello;
+    use zrs::protocol::ZRS_2_0;
+
+    const C: ConnectionId = ConnectionId(1);
+
+    /// A primary storage with blobs of every awkward size, one changed, and an undone
+    /// creation (the undo's copy made as ZODB's `BlobStorage.undo` makes it).
+    fn primary_storage(p: &Place) -> BlobStorage<FileStorage> {
+        let mut s = open(p);
+        let sizes = [0usize, 1, 65_536, 65_537, 1 << 20];
+        for (i, size) in sizes.iter().enumerate() {
+            let t = tid(i as u64 + 1);
+            s.tpc_begin(meta(t)).unwrap();
+            s.restore(Oid::from_u64(0), t, Some(MAPPING_RECORD), b"", None)
+                .unwrap();
+            store_blob(&mut s, 1 + i as u64 % 3, t, &bytes(*size, i as u8));
+            s.tpc_vote().unwrap();
+            s.tpc_finish().unwrap();
+        }
+        // An undo leaving oid 2 without data (its last blob was stored at tid 5, as
+        // 1 + 4 % 3): the primary's undo copied that blob file to the undo's tid.
+        let t = tid(9);
+        s.tpc_begin(meta(t)).unwrap();
+        store_blob(&mut s, 7, t, b"seven");
+        s.restore(Oid::from_u64(2), t, None, b"", None).unwrap();
+        s.copy_blob(Oid::from_u64(2), tid(5), t).unwrap();
+        s.tpc_vote().unwrap();
+        s.tpc_finish().unwrap();
+        s.sync().unwrap();
+        s
+    }
+
+    fn drain(p: &mut Primary<Box<dyn ReadStorage + Send + Sync>>) -> (Vec<Vec<u8>>, bool) {
+        let (mut sent, mut closed) = (Vec::new(), false);
+        while let Some(a) = p.poll_action() {
+            match a {
+                PAction::Transmit(_, bytes) => sent.push(bytes),
+                PAction::Disconnect(_) => closed = true,
+                PAction::StopListening => {}
+            }
+        }
+        (sent, closed)
+    }
+
+    #[test]
+    fn streams_blobs_a_window_at_a_time_into_an_identical_replica() {
+        let (pp, sp) = (place(), place());
+        let storage = primary_storage(&pp);
+        let mut config = PConfig::new(Address::tcp("", 8000));
+        config.send_window = 10_000;
+        let mut primary = Primary::new(storage.reader(), config);
+        let mut secondary = secondary(open(&sp));
+        primary.connected(C, "peer");
+        for message in hello(ZRS_2_1, Tid::ZERO) {
+            primary.data_received(C, &message);
+        }
+        let mut largest = 0;
+        loop {
+            let (sent, closed) = drain(&mut primary);
+            assert!(!closed);
+            if sent.is_empty() {
+                break;
+            }
+            for bytes in sent {
+                largest = largest.max(bytes.len());
+                secondary.data_received(&bytes);
+            }
+            primary.writable(C);
+        }
+        assert!(!disconnected(&mut secondary));
+        // One window and one block at most, whatever the blob's size (1 MiB here).
+        assert!(largest < 10_000 + (1 << 16) + 100, "{largest}");
+        secondary.sync().unwrap();
+        assert_eq!(secondary.storage().last_transaction(), tid(9));
+        assert_eq!(
+            fs::read(&pp.data_fs).unwrap(),
+            fs::read(&sp.data_fs).unwrap()
+        );
+        let (want, got) = (files(&pp.blobs), files(&sp.blobs));
+        assert_eq!(got, want);
+        assert_eq!(want.len(), 1 + 5 + 2, "{want:?}");
+        for f in &want {
+            assert_eq!(
+                fs::read(pp.blobs.join(f)).unwrap(),
+                fs::read(sp.blobs.join(f)).unwrap(),
+                "{f}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_primary_with_blobs_refuses_zrs2_0_as_zc_zrs_does() {
+        let pp = place();
+        let storage = primary_storage(&pp);
+        let mut primary = Primary::new(storage.reader(), PConfig::new(Address::tcp("", 8000)));
+        let log = zrs_logs(|| {
+            primary.connected(C, "peer");
+            primary.data_received(C, &hello(ZRS_2_0, Tid::ZERO)[0]);
+        });
+        assert!(drain(&mut primary).1, "disconnected");
+        assert!(
+            log.contains("ERROR zc.zrs.primary: peer: Invalid protocol b'zrs2.0'. Require >= 2.1"),
+            "{log}"
+        );
+    }
+
+    /// Log lines (`LEVEL target: message`) written while `f` runs.
+    fn zrs_logs(f: impl FnOnce()) -> String {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .without_time()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::with_default(subscriber, f);
+        let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+}

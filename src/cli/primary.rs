@@ -17,7 +17,7 @@ use signal_hook::iterator::Signals;
 use zrs::net::{parse_address, Driver, DriverOptions, Follow, Followed, Listener};
 use zrs::primary::{Config, Primary};
 use zrs::secondary::Address;
-use zrs::storage::{FileStorage, Options, ReadStorage};
+use zrs::storage::{BlobReader, FileStorage, Options, ReadStorage};
 
 /// Serve a Data.fs to zc.zrs / zrs secondaries until interrupted (SIGINT or SIGTERM close
 /// it cleanly: connected secondaries first get what is committed). Another process (ZODB,
@@ -33,6 +33,11 @@ pub struct Args {
     /// How often to look for transactions another process appended (seconds).
     #[arg(long, value_name = "SECS", default_value = "0.02", value_parser = super::secondary::parse_seconds)]
     poll: Duration,
+    /// The storage's ZODB blob directory (as ZODB's `blob_dir`; it must exist): blob
+    /// records go with their files (`B` + 64 KiB blocks), and only zrs2.1 secondaries are
+    /// served, as zc.zrs's primary does when its storage keeps blobs.
+    #[arg(long, value_name = "DIR")]
+    blob_dir: Option<PathBuf>,
 }
 
 pub fn parse_listen(s: &str) -> Result<Address, String> {
@@ -44,6 +49,7 @@ struct ServedFile {
     path: PathBuf,
     storage: FileStorage,
     inode: (u64, u64),
+    blob_dir: Option<PathBuf>,
 }
 
 fn open(path: &Path) -> Result<(FileStorage, (u64, u64)), String> {
@@ -79,7 +85,7 @@ impl ServedFile {
             );
             self.storage = storage;
             self.inode = inode;
-            return Ok(Followed::Replaced(self.storage.reader()));
+            return Ok(Followed::Replaced(served(&self.storage, &self.blob_dir)?));
         }
         match self.storage.refresh() {
             Ok(0) => Ok(Followed::Unchanged),
@@ -89,15 +95,32 @@ impl ServedFile {
     }
 }
 
+/// What the primary reads: the file, with its blob files when it keeps blobs.
+fn served(
+    storage: &FileStorage,
+    blob_dir: &Option<PathBuf>,
+) -> Result<Box<dyn ReadStorage + Send + Sync>, String> {
+    match blob_dir {
+        Some(dir) => Ok(Box::new(
+            BlobReader::open(storage.reader(), dir).map_err(|e| e.to_string())?,
+        )),
+        None => Ok(storage.reader()),
+    }
+}
+
 pub fn run(args: Args) -> Result<(), String> {
     let (storage, inode) = open(&args.storage)?;
     let listener =
         Listener::bind(&args.listen).map_err(|e| format!("listening on {}: {e}", args.listen))?;
-    let primary = Primary::new(storage.reader(), Config::new(args.listen.clone()));
+    let primary = Primary::new(
+        served(&storage, &args.blob_dir)?,
+        Config::new(args.listen.clone()),
+    );
     let mut followed = ServedFile {
         path: args.storage.clone(),
         storage,
         inode,
+        blob_dir: args.blob_dir.clone(),
     };
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;

@@ -94,13 +94,7 @@ impl StreamEncoder {
         blob: &mut impl Read,
         out: &mut impl FrameSink,
     ) -> io::Result<()> {
-        let blocks = len.div_ceil(BLOB_BLOCK_SIZE as u64);
-        let header = Message::Blob {
-            record: record.clone(),
-            blocks,
-        };
-        self.message(&header.encode_fast(), out);
-        self.message(data.unwrap_or_default(), out);
+        let blocks = self.blob_header(record, data, len, out);
         let mut block = vec![0u8; BLOB_BLOCK_SIZE.min(usize::try_from(len).unwrap_or(usize::MAX))];
         for sent in 0..blocks {
             let n = read_block(blob, &mut block)?;
@@ -116,6 +110,26 @@ impl StreamEncoder {
             self.message(&block[..n], out);
         }
         Ok(())
+    }
+
+    /// The `B` message and the record's data; returns how many blocks must follow (each a
+    /// [`StreamEncoder::message`] of [`BLOB_BLOCK_SIZE`] bytes, the last one shorter), for
+    /// a sender that sends them as its connection can take them.
+    pub fn blob_header(
+        &mut self,
+        record: &RecordHeader,
+        data: Option<&[u8]>,
+        len: u64,
+        out: &mut impl FrameSink,
+    ) -> u64 {
+        let blocks = len.div_ceil(BLOB_BLOCK_SIZE as u64);
+        let header = Message::Blob {
+            record: record.clone(),
+            blocks,
+        };
+        self.message(&header.encode_fast(), out);
+        self.message(data.unwrap_or_default(), out);
+        blocks
     }
 
     /// `('C', (md5,))`: the transaction ends; the digest covers everything sent before.
@@ -151,7 +165,7 @@ impl StreamEncoder {
 }
 
 /// Reads until `buf` is full or the input ends, as Python's `file.read(n)` does.
-fn read_block(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_block(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match input.read(&mut buf[done..]) {

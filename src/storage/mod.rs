@@ -20,7 +20,7 @@ pub mod extension;
 pub mod file;
 pub mod memory;
 
-pub use blob::{BlobStorage, CommittedBlob};
+pub use blob::{BlobReader, BlobStorage, CommittedBlob};
 pub use copy::{copy_transactions, CopyStats};
 pub use cursor::{Cursor, IteratorCursor, TransactionCursor};
 pub use extension::replicated_extension;

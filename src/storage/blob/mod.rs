@@ -204,10 +204,28 @@ impl<S: Storage> ReadStorage for BlobStorage<S> {
     delegate_reads!();
 }
 
-/// A read handle on a blob storage: committed records and their blob files.
-struct BlobReader {
+/// A read handle on a blob storage: committed records and their blob files. Also what a
+/// primary serves when another process (ZODB) writes the storage and its blob directory.
+pub struct BlobReader {
     inner: Box<dyn ReadStorage + Send + Sync>,
     dir: Arc<BlobDir>,
+}
+
+impl BlobReader {
+    /// Reads `inner` with the blob files of the existing blob directory `dir` (its layout
+    /// as its `.layout` marker says; nothing is created or written).
+    pub fn open(inner: Box<dyn ReadStorage + Send + Sync>, dir: &Path) -> Result<BlobReader> {
+        let dir = BlobDir::open_read_only(dir).map_err(|e| {
+            StorageError::Io(std::io::Error::new(
+                e.kind(),
+                format!("blob directory {}: {e}", dir.display()),
+            ))
+        })?;
+        Ok(BlobReader {
+            inner,
+            dir: Arc::new(dir),
+        })
+    }
 }
 
 impl ReadStorage for BlobReader {
