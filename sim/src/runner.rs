@@ -259,7 +259,7 @@ impl Session {
                 w.virtual_clock = true;
                 Ok(None)
             }
-            Step::Serve(limit) => world(w.serve(*limit)),
+            Step::Serve(limit) => world(w.serve(*limit).map(|_| ())),
             Step::Corrupt { offset, mask } => world(w.corrupt(*offset, *mask)),
             Step::Truncate(n) => world(w.truncate(*n)),
             Step::Duplicate => world(w.duplicate()),
