@@ -163,6 +163,13 @@ impl PrimaryNode {
         self.collect();
     }
 
+    /// The primary's `close`: stops listening, lets streaming connections catch up, then
+    /// closes them.
+    pub fn close(&mut self) {
+        self.primary().close();
+        self.collect();
+    }
+
     /// The primary's process crashes: its connections vanish with it; the storage keeps
     /// every finished transaction (the workload commits whole transactions only).
     pub fn crash(&mut self) {
