@@ -24,8 +24,8 @@ pub use dir::{BlobDir, TempBlob};
 pub use layout::Layout;
 
 use super::{
-    Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError, TransactionMeta,
-    TransactionRecord,
+    Cursor, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
+    TransactionMeta, TransactionRecord,
 };
 use crate::pickle::{loads_sequence, Value};
 use crate::tid::{Oid, Tid};
@@ -148,6 +148,9 @@ macro_rules! delegate_reads {
         fn size(&self) -> u64 {
             self.inner.size()
         }
+        fn format(&self) -> Option<Format> {
+            self.inner.format()
+        }
         fn keeps_blobs(&self) -> bool {
             true
         }
@@ -233,6 +236,9 @@ impl ReadStorage for BlobReader {
 }
 
 impl<S: Storage> Storage for BlobStorage<S> {
+    fn set_format(&mut self, format: Format) -> Result<()> {
+        self.inner.set_format(format)
+    }
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.inner.tpc_begin(meta)?;
         // Left by a transaction that ended without finish or abort, if any.
