@@ -1368,6 +1368,13 @@ class Run:
                 w.virtual_clock = True
             elif sub == "restart":
                 w.lose(failure(twisted.internet.error.ConnectionLost()))
+            elif sub in ("close", "checkpoint", "failover"):
+                raise NotComparable(
+                    "'primary %s' acts on zrs's real primary; this harness runs zc.zrs's"
+                    " secondary only" % sub
+                )
+        elif word == "client":
+            raise NotComparable("scripted clients talk to zrs's real primary; this harness runs zc.zrs's secondary only")
         elif word == "send":
             self.send(rest)
         elif word == "chunking":
