@@ -119,7 +119,11 @@ impl FileStorage {
         } else {
             Some(lock::LockFile::acquire(&lock::lock_path(path))?)
         };
-        let backend = FileBackend::open(path, options.read_only)?;
+        let backend = if options.read_only {
+            FileBackend::open(path, true)?
+        } else {
+            FileBackend::open_write_behind(path)?
+        };
         let mut storage =
             FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)?;
         storage.lock = lock;
