@@ -19,8 +19,8 @@ use zrs::storage::file::backend::{Backend, FileBackend};
 use zrs::storage::file::{Durability, FileStorage, Options};
 use zrs::storage::memory::MemoryStorage;
 use zrs::storage::{
-    BlobStorage, CommittedBlob, HistoryEntry, LoadBefore, ReadStorage, Result as StorageResult,
-    Storage, StorageError, TransactionMeta, TransactionRecord,
+    BlobStorage, CommittedBlob, Format, HistoryEntry, LoadBefore, ReadStorage,
+    Result as StorageResult, Storage, StorageError, TransactionMeta, TransactionRecord,
 };
 use zrs::{Oid, Tid};
 
@@ -312,6 +312,9 @@ impl ReadStorage for SimStorage {
     fn open_blob(&self, oid: Oid, serial: Tid) -> StorageResult<Option<CommittedBlob>> {
         delegate!(self, s => s.open_blob(oid, serial), Err(StorageError::Closed))
     }
+    fn format(&self) -> Option<Format> {
+        delegate!(self, s => s.format(), None)
+    }
     fn load(&self, oid: Oid) -> StorageResult<(Vec<u8>, Tid)> {
         delegate!(self, s => s.load(oid), Err(StorageError::Closed))
     }
@@ -350,6 +353,9 @@ impl ReadStorage for SimStorage {
 }
 
 impl Storage for SimStorage {
+    fn set_format(&mut self, format: Format) -> StorageResult<()> {
+        delegate!(self, s => s.set_format(format), Err(StorageError::Closed))
+    }
     fn tpc_begin(&mut self, meta: TransactionMeta) -> StorageResult<()> {
         let mut slot = self.lock();
         let r = match slot.storage.as_mut() {
