@@ -268,7 +268,7 @@ impl Session {
                 w.virtual_clock = true;
                 Ok(None)
             }
-            Step::Serve(limit) => world(w.serve(*limit)),
+            Step::Serve(limit) => world(w.serve(*limit).map(|_| ())),
             Step::Corrupt { offset, mask } => world(w.corrupt(*offset, *mask)),
             Step::Truncate(n) => world(w.truncate(*n)),
             Step::Duplicate => world(w.duplicate()),
@@ -290,6 +290,13 @@ impl Session {
             Step::Restart => world(w.restart()),
             Step::PrimaryRestart => world(w.primary_restart()),
             Step::Outage(length) => world(w.outage(*length)),
+            Step::Client { index, action } => w.client(*index, action),
+            Step::PrimaryClose => world(w.primary_close()),
+            Step::PrimaryCheckpoint => {
+                w.checkpoint();
+                Ok(None)
+            }
+            Step::PrimaryFailover => world(w.failover()),
             Step::Heal(bound) => w.heal(*bound).map(Some).map_err(|e| e.to_string()),
         }
     }

@@ -1,17 +1,24 @@
-//! The real network driver of the sans-IO [`Secondary`]: sockets, a clock, and signals.
+//! The real network driver of the sans-IO cores: sockets, a clock, and signals.
 //!
-//! [`Driver::run`] performs the secondary's [`Action`]s on real sockets (TCP, or a
-//! Unix-domain socket) and feeds it what happens (`connected`, `connection_failed`,
-//! `connection_lost`, `data_received`, `timeout`). Every protocol decision stays in the
-//! core; the driver only moves bytes, keeps time, and decides when to fsync.
+//! One [`Driver`] runs a node in either role or both: a [`Secondary`] (it performs its
+//! [`Action`]s on real sockets — TCP, or a Unix-domain socket — and feeds it `connected`,
+//! `connection_failed`, `connection_lost`, `data_received`, `timeout`), a
+//! [`Primary`](crate::primary::Primary) served on a [`Listener`] (`connected`,
+//! `data_received`, `writable`, `connection_lost`, `committed`, `close`), or a secondary
+//! that serves its own storage downstream (chaining: each of its commits is announced to
+//! its primary). Every protocol decision stays in the cores; the driver only moves bytes,
+//! keeps time, polls a followed file, and decides when to fsync.
 //!
-//! How it runs: one loop on the calling thread owns the secondary and waits on a bounded
+//! How it runs: one loop on the calling thread owns the cores and waits on a bounded
 //! channel. A connection attempt runs on a short-lived thread (so that a 30 s connect
 //! timeout never holds up timers or a stop); an established connection has one reader
-//! thread that forwards what it reads. Each attempt and connection has an id, so whatever
-//! arrives from one the secondary already gave up on is dropped. The channel is bounded, so
-//! a primary that sends faster than the storage writes is held back by TCP flow control,
-//! not buffered here. Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
+//! thread that forwards what it reads; a served connection also has a writer thread, which
+//! reports when it has written what the primary transmitted — the primary's cue to read
+//! more (so a secondary that does not read holds back only its own writer, and the primary
+//! holds at most one window for it). Each attempt and connection has an id, so whatever
+//! arrives from one already given up on is dropped. The channel is bounded, so a primary
+//! that sends faster than the storage writes is held back by TCP flow control, not buffered
+//! here. Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
 //! [`std::time::Instant`] — the one place in the crate a clock is used.
 //!
 //! Durability: a secondary opened on a FileStorage with `Durability::Batch(n)` fsyncs once
@@ -20,6 +27,10 @@
 //! batch while each transaction of the steady state is durable moments after it arrives.
 //! (Nothing is lost to a crash in between: replication asks again from the last durable
 //! transaction.)
+//!
+//! Stopping ([`StopHandle::stop`]): a served primary is closed first (it stops listening
+//! and sends each secondary what is committed, for at most 10 s), then the secondary and
+//! its storage.
 
 pub mod address;
 pub mod listen;
