@@ -30,6 +30,7 @@ use zrs::secondary::{Action, LossReason, Phase, Secondary, Timer};
 use zrs::storage::ReadStorage;
 use zrs::{Oid, Tid};
 
+use crate::clients::Clients;
 use crate::disk::CrashReport;
 use crate::link::{Link, Source};
 use crate::network::{peer, Chunking, Network};
@@ -37,7 +38,10 @@ use crate::primary::database::{DatabaseError, START_TIME};
 use crate::primary::{Change, Database, Meta, Transaction};
 use crate::primary_node::PrimaryNode;
 use crate::reactor::{DelayedCall, Reactor};
+use crate::scenario::literal::repr;
+use crate::scenario::ClientAction;
 use crate::storage::SimStorage;
+use zrs::pickle::Value as PickleValue;
 
 /// A simulated secondary.
 pub type SimSecondary = Secondary<SimStorage>;
@@ -69,6 +73,8 @@ pub enum WorldError {
     Running,
     #[error("the secondary is not running")]
     NotRunning,
+    #[error("no checkpoint to fail over to (primary checkpoint first)")]
+    NoCheckpoint,
     #[error("reopening the storage: {0}")]
     Reopen(String),
 }
@@ -146,6 +152,10 @@ pub struct World {
     pub link: Option<Link>,
     /// The handshake the secondary sent on that connection (judges what follows).
     handshake: Option<HandshakeReader>,
+    /// Scripted clients of the primary node (`client …` steps).
+    clients: Clients,
+    /// The history `primary checkpoint` remembered.
+    checkpoint: Option<Database>,
     /// The stream `chunking random` draws sizes from.
     chunk_rng: Option<ChaCha8Rng>,
     /// Whether the primary's tids come from the virtual clock.
@@ -187,6 +197,8 @@ impl World {
             node,
             link: None,
             handshake: None,
+            clients: Clients::default(),
+            checkpoint: None,
             chunk_rng: None,
             virtual_clock: false,
             events: Vec::new(),
@@ -633,13 +645,18 @@ impl World {
     /// Closes the connections the primary closed: what it transmitted before is delivered
     /// first, then the secondary sees the connection end cleanly.
     fn primary_disconnects(&mut self) -> Result<(), WorldError> {
-        let closed = self.node.take_disconnects();
-        let Some(port) = self.network.connection.as_ref().map(|c| c.port) else {
+        let port = self.network.connection.as_ref().map(|c| c.port);
+        let mut ours = false;
+        for id in self.node.take_disconnects() {
+            if self.clients.owns(id) {
+                self.clients.closed_by_primary(id);
+            } else if port.map(|p| ConnectionId(u64::from(p))) == Some(id) {
+                ours = true;
+            }
+        }
+        let Some(port) = port.filter(|_| ours) else {
             return Ok(());
         };
-        if !closed.contains(&ConnectionId(u64::from(port))) {
-            return Ok(());
-        }
         let rest = self.take(None);
         if !rest.is_empty() {
             self.deliver(&rest)?;
@@ -667,6 +684,86 @@ impl World {
         }
         self.primary_disconnects()?;
         Ok(bytes.len())
+    }
+
+    /// A scripted client's step against the primary node; returns what it prints.
+    pub fn client(
+        &mut self,
+        index: Option<usize>,
+        action: &ClientAction,
+    ) -> Result<Option<String>, String> {
+        let node = &mut self.node;
+        let printed = match action {
+            ClientAction::Connect => {
+                let port = self.network.take_port();
+                self.clients.connect(port, node);
+                None
+            }
+            ClientAction::Send(bytes) => {
+                self.clients
+                    .send(index, bytes, node)
+                    .map_err(|e| e.to_string())?;
+                None
+            }
+            ClientAction::Read { raw } => {
+                let message = self.clients.read(index, node).map_err(|e| e.to_string())?;
+                Some(if *raw {
+                    repr(&PickleValue::Bytes(message))
+                } else {
+                    match zrs::pickle::loads(&message) {
+                        Ok(value) => repr(&value),
+                        Err(e) => {
+                            format!("not a pickle ({e}): {}", repr(&PickleValue::Bytes(message)))
+                        }
+                    }
+                })
+            }
+            ClientAction::HasData => {
+                let has = self
+                    .clients
+                    .has_data(index, node)
+                    .map_err(|e| e.to_string())?;
+                Some(if has { "True" } else { "False" }.to_string())
+            }
+            ClientAction::Close => {
+                self.clients.close(index, node).map_err(|e| e.to_string())?;
+                None
+            }
+        };
+        self.primary_disconnects().map_err(|e| e.to_string())?;
+        Ok(printed)
+    }
+
+    /// `primary checkpoint`: remembers the workload's history as it is now.
+    pub fn checkpoint(&mut self) {
+        self.checkpoint = Some(self.primary.clone());
+    }
+
+    /// `primary failover`: the primary's process is lost with its connection (the
+    /// secondary sees `ConnectionLost`), and a node holding the last checkpoint's history
+    /// takes over at the same address; the workload goes on from that history.
+    pub fn failover(&mut self) -> Result<(), WorldError> {
+        let history = self.checkpoint.clone().ok_or(WorldError::NoCheckpoint)?;
+        self.node.crash();
+        if self.network.connection.is_some() {
+            self.end_connection(None);
+            let generation = self.current()?;
+            self.secondaries[generation].connection_lost(&LossReason::Lost);
+            self.dispatch(generation);
+        }
+        let mut node = PrimaryNode::default();
+        for t in history.transactions() {
+            node.commit(t).map_err(WorldError::Reopen)?;
+        }
+        self.node = node;
+        self.primary = history;
+        Ok(())
+    }
+
+    /// The primary node's `close`.
+    pub fn primary_close(&mut self) -> Result<(), WorldError> {
+        self.node.close();
+        self.primary_disconnects()
     }
 
     /// Runs a fault on the current link.
