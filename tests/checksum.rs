@@ -77,3 +77,13 @@ fn known_digests() {
     sum.update(&[0; 100]);
     assert_eq!(hex(&sum.digest()), "cb8fb610e1fb2eeea96f2b79b6d820fd");
 }
+
+#[test]
+fn debug_shows_the_running_digest() {
+    // md5 of the 8 zero bytes of an empty storage's start tid.
+    let c = zrs::protocol::checksum::StreamChecksum::new(zrs::Tid::ZERO);
+    assert_eq!(
+        format!("{c:?}"),
+        "StreamChecksum(7dea362b3fac8e00956a4952a3d4f474)"
+    );
+}

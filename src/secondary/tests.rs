@@ -368,3 +368,49 @@ fn a_storage_of_the_other_format_is_an_input_error_unless_configured() {
         )]))
     );
 }
+
+#[test]
+fn with_checksums_off_a_wrong_checksum_is_not_checked() {
+    // zc.zrs's `check_checksums=False`: the `C`'s digest is not compared at all.
+    let config = Config {
+        check_checksums: false,
+        ..config()
+    };
+    let mut s = Secondary::new(MemoryStorage::new("Data.fs"), config);
+    s.connected("peer");
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(Some([0; 16]));
+    s.data_received(&p.out);
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+    assert!(!drain(&mut s).contains(&Action::Disconnect));
+}
+
+#[test]
+fn a_close_is_explained_only_when_the_primary_closed_cleanly_having_sent_nothing() {
+    // From a non-empty storage (start 5): a connection that carried a transaction and then
+    // closed is not explained, nor one lost (not closed) before anything came.
+    let mut s = connected();
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    s.connection_lost(&LossReason::Done);
+    s.timeout(Timer::Connect);
+    drain(&mut s);
+    s.connected("peer");
+    let mut p = Primary::new(Tid::from_u64(5));
+    p.transaction(Tid::from_u64(6), &[(Oid::ZERO, b"root 2")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(6));
+    let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Done));
+    assert!(!text.contains("without sending anything"), "{text}");
+    s.timeout(Timer::Connect);
+    drain(&mut s);
+    s.connected("peer");
+    let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Lost));
+    assert!(!text.contains("without sending anything"), "{text}");
+}
