@@ -279,6 +279,7 @@ impl Session {
                 Err(e) => Err(e.to_string()),
             },
             Step::Restart => world(w.restart()),
+            Step::Disk(fault) => world(w.disk(*fault)),
             Step::PrimaryRestart => world(w.primary_restart()),
             Step::Outage(length) => world(w.outage(*length)),
             Step::Heal(bound) => w.heal(*bound).map(Some).map_err(|e| e.to_string()),

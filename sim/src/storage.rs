@@ -136,6 +136,24 @@ impl SimStorage {
         }
     }
 
+    /// Whether the storage is a FileStorage whose disk failed it (it refuses everything
+    /// until the secondary reopens it), or is crashed.
+    pub fn failed(&self) -> bool {
+        match &self.lock().storage {
+            Some(Inner::File(s)) => s.failed(),
+            Some(Inner::Memory(_)) => false,
+            None => true,
+        }
+    }
+
+    /// The path of a storage in a real file.
+    pub fn path(&self) -> Option<PathBuf> {
+        match &self.lock().place {
+            Place::File { path, .. } => Some(path.clone()),
+            _ => None,
+        }
+    }
+
     /// Runs `f` on the storage as it is now (`None` while crashed).
     pub fn with<R>(&self, f: impl FnOnce(Option<&dyn ReadStorage>) -> R) -> R {
         let slot = self.lock();
@@ -331,5 +349,8 @@ impl Storage for SimStorage {
             Some(Inner::File(s)) => s.close(),
             None => Ok(()),
         }
+    }
+    fn recover(&mut self) -> StorageResult<bool> {
+        delegate!(self, s => s.recover(), Err(StorageError::Closed))
     }
 }

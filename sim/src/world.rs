@@ -62,6 +62,8 @@ pub enum WorldError {
     NotRunning,
     #[error("reopening the storage: {0}")]
     Reopen(String),
+    #[error("the storage is not on a simulated disk (open it with storage=disk)")]
+    NoDisk,
 }
 
 /// What the world noticed that an oracle judges.
@@ -636,6 +638,23 @@ impl World {
         Ok(())
     }
 
+    /// Arms a fault on the current storage's simulated disk, or (`None`) heals it.
+    pub fn disk(
+        &mut self,
+        fault: Option<zrs::storage::file::faulty::DiskFault>,
+    ) -> Result<(), WorldError> {
+        let disk = self
+            .secondary()?
+            .storage()
+            .disk()
+            .ok_or(WorldError::NoDisk)?;
+        match fault {
+            Some(f) => disk.arm(f),
+            None => disk.heal(),
+        }
+        Ok(())
+    }
+
     /// The primary restarts: the connection, if any, is lost.
     pub fn primary_restart(&mut self) -> Result<(), WorldError> {
         self.lose_connection(LossReason::Lost)
@@ -677,6 +696,9 @@ impl World {
     /// Returns what it prints.
     pub fn heal(&mut self, bound: Option<Duration>) -> Result<String, WorldError> {
         let g = self.current()?;
+        if let Some(disk) = self.secondaries[g].storage().disk() {
+            disk.heal();
+        }
         if !self.running() {
             return Ok("the secondary is not running: nothing to catch up".into());
         }

@@ -98,6 +98,11 @@ impl Stream {
         self.replication.transaction
     }
 
+    /// Records restored so far in the transaction in progress.
+    pub fn records(&self) -> usize {
+        self.replication.oids.len()
+    }
+
     /// Feeds received bytes; every transaction they complete is finished on `storage` and
     /// reported to `committed`. On error the stream must not be fed again.
     pub fn receive<S: Storage + ?Sized>(

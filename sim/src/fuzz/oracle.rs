@@ -15,6 +15,8 @@
 //!   keep-alive if configured. After close (zc.zrs does not cancel a pending reconnect):
 //!   no keep-alive, at most the one reconnect already pending, and no attempt survives it.
 //! - [`Oracle::Protocol`]: the handshake names `zrs2.0`; after it only keep-alives.
+//! - [`Oracle::Reader`], [`Oracle::Durable`]: the replica's bytes as Python ZODB would read
+//!   them, and what its disk made durable (see [`super::reader`]).
 //! - [`Oracle::Liveness`]: after `heal`, the secondary caught up within the bound.
 //! - [`Oracle::Panic`]: nothing panicked (the campaign catches panics per run).
 //! - [`Oracle::Determinism`]: a run executed twice leaves the same trace (checked by the
@@ -30,6 +32,8 @@ use zrs::Tid;
 use crate::primary::Transaction;
 use crate::world::{Event, World};
 
+use super::reader::ReaderCheck;
+
 /// Which oracle a violation is of (a shrunk scenario must fail the same one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Oracle {
@@ -41,10 +45,12 @@ pub enum Oracle {
     Liveness,
     Panic,
     Determinism,
+    Reader,
+    Durable,
 }
 
 impl Oracle {
-    pub const ALL: [Oracle; 8] = [
+    pub const ALL: [Oracle; 10] = [
         Oracle::Prefix,
         Oracle::Partial,
         Oracle::StartTid,
@@ -53,6 +59,8 @@ impl Oracle {
         Oracle::Liveness,
         Oracle::Panic,
         Oracle::Determinism,
+        Oracle::Reader,
+        Oracle::Durable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -65,6 +73,8 @@ impl Oracle {
             Oracle::Liveness => "liveness",
             Oracle::Panic => "panic",
             Oracle::Determinism => "determinism",
+            Oracle::Reader => "reader",
+            Oracle::Durable => "durable",
         }
     }
 
@@ -100,13 +110,14 @@ fn violation(oracle: Oracle, message: impl Into<String>) -> Violation {
 }
 
 /// Checks the oracles; remembers how much of the storage it has verified.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Checker {
     /// Transactions of the storage verified so far, and the last one's tid.
     verified: usize,
     verified_tid: Tid,
     /// The world's reopen count when last checked.
     reopens: u64,
+    reader: ReaderCheck,
 }
 
 impl Checker {
@@ -151,10 +162,27 @@ impl Checker {
             self.verified_tid = Tid::ZERO;
         }
         let history = world.primary.transactions();
-        storage.with(|s| match s {
-            Some(s) => self.verify(s, history),
-            None => Ok(()),
-        })
+        if storage.with(|s| s.is_none()) {
+            // Crashed, not reopened yet: nothing reads it (the reopening cuts a torn tail).
+            return Ok(());
+        }
+        if storage.failed() {
+            // A storage its disk failed refuses reads until reopened: only the disk is
+            // judged (the durable image), by the reader's-eye check.
+            return self.reader.check(storage, history, self.verified);
+        }
+        let mut check = || {
+            storage.with(|s| match s {
+                Some(s) => self.verify(s, history),
+                None => Ok(()),
+            })
+        };
+        // The oracle's reads neither consume nor meet the disk's faults.
+        match storage.disk() {
+            Some(disk) => disk.without_faults(check)?,
+            None => check()?,
+        }
+        self.reader.check(storage, history, self.verified)
     }
 
     fn verify(&mut self, s: &dyn ReadStorage, history: &[Transaction]) -> Result<(), Violation> {

@@ -6,6 +6,7 @@
 //!   extended at finish;
 //! - [`scan`]: the open-time scan and crash recovery;
 //! - [`lock`]: `Data.fs.lock`, the writer's lock, as ZODB takes it;
+//! - [`faulty`]: a backend that fails chosen writes, fsyncs and reads (tests);
 //! - this module: the storage (writer) and [`FileStorageReader`] (shared read handles).
 //!
 //! Writes follow ZODB: `tpc_vote` appends the whole transaction with status `c`,
@@ -18,6 +19,7 @@
 //! sparse tid table and a short walk over transaction headers) and its record headers.
 
 pub mod backend;
+pub mod faulty;
 pub mod format;
 pub mod index;
 pub mod lock;
@@ -27,6 +29,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::planted::{planted, Bug};
 use crate::storage::{
     Cursor, DataRecord, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
     TransactionCursor, TransactionMeta, TransactionRecord,
@@ -99,6 +102,11 @@ pub struct FileStorage {
     data_txn_records: Option<(Tid, Vec<(Oid, u64)>)>,
     /// `Data.fs.lock`, held from open to close by a writer opened by path.
     lock: Option<lock::LockFile>,
+    /// The file's length at the last successful fsync (or at open): what is known durable.
+    synced_end: u64,
+    /// A write, truncation or fsync failed: the file's state is unknown, the storage refuses
+    /// everything until [`Storage::recover`].
+    failed: bool,
 }
 
 /// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
@@ -159,6 +167,7 @@ impl FileStorage {
             backend.write_at(0, MAGIC)?;
             backend.sync()?;
         }
+        let synced_end = scan.index.end();
         Ok(FileStorage {
             shared: Arc::new(Shared {
                 name: name.to_string(),
@@ -173,6 +182,8 @@ impl FileStorage {
             tail: scan.tail,
             data_txn_records: None,
             lock: None,
+            synced_end,
+            failed: false,
         })
     }
 
@@ -190,6 +201,12 @@ impl FileStorage {
     pub fn crash(self) {
         self.shared.closed.store(true, Ordering::SeqCst);
         // Drop sees a closed storage and does nothing.
+    }
+
+    /// Whether a write, truncation or fsync failed: the storage refuses everything until
+    /// [`Storage::recover`] succeeds.
+    pub fn failed(&self) -> bool {
+        self.failed
     }
 
     /// The damaged tail the open cut off (or, read-only, ignored), if any.
@@ -211,7 +228,7 @@ impl FileStorage {
         }
         self.durability = durability;
         if durability == Durability::EveryTransaction {
-            self.sync_now()?;
+            self.sync_now(self.committed_end())?;
         }
         Ok(())
     }
@@ -231,21 +248,41 @@ impl FileStorage {
             .ok_or_else(|| StorageError::Transaction(format!("{what}: no transaction in progress")))
     }
 
-    fn sync_now(&mut self) -> Result<()> {
+    /// A failed storage, closing: cut the file back to what is known durable, so that the
+    /// next process to open it does not read (from the page cache) writes a failed fsync
+    /// may never have made durable. If the disk still fails, nothing more can be done.
+    fn cut_back(&mut self) {
+        let backend = &self.shared.backend;
+        if backend.set_len(self.synced_end).is_ok() && backend.sync().is_ok() {
+            self.failed = false;
+        }
+    }
+
+    /// Where the committed transactions end.
+    fn committed_end(&self) -> u64 {
+        self.shared.index().end()
+    }
+
+    /// fsyncs what was finished, the file being `end` bytes long.
+    fn sync_now(&mut self, end: u64) -> Result<()> {
         if self.unsynced > 0 {
             if let Err(e) = self.shared.backend.sync() {
-                // After a failed fsync nothing about the file can be trusted (the kernel may
-                // have dropped the dirty pages): stop using it; reopening rescans it.
+                // After a failed fsync nothing about the unsynced writes can be trusted: the
+                // kernel may have dropped the dirty pages and will not report it again, so
+                // a retry that succeeds proves nothing (PostgreSQL's lesson). Stop; only
+                // `recover` goes on, from the last length known durable.
                 self.fail();
                 return Err(e.into());
             }
             self.unsynced = 0;
+            self.synced_end = end;
         }
         Ok(())
     }
 
     fn fail(&mut self) {
         self.txn = None;
+        self.failed = true;
         self.shared.closed.store(true, Ordering::SeqCst);
     }
 
@@ -946,7 +983,7 @@ impl Storage for FileStorage {
             .write_at(pos, &self.txn.as_ref().expect("pending").buf);
         if let Err(e) = written {
             // Leave no partial transaction behind (ZODB truncates too).
-            if self.shared.backend.set_len(pos).is_err() {
+            if !planted(Bug::AbortKeepsFailedWrite) && self.shared.backend.set_len(pos).is_err() {
                 self.fail();
             }
             if let Some(t) = self.txn.as_mut() {
@@ -982,7 +1019,7 @@ impl Storage for FileStorage {
             Durability::Batch(n) => self.unsynced >= n,
         };
         if due {
-            self.sync_now()?;
+            self.sync_now(end)?;
         }
         self.shared
             .index_mut()
@@ -1005,19 +1042,59 @@ impl Storage for FileStorage {
 
     fn sync(&mut self) -> Result<()> {
         self.shared.check_open()?;
-        self.sync_now()
+        self.sync_now(self.committed_end())
     }
 
     fn close(&mut self) -> Result<()> {
+        if self.failed {
+            self.cut_back();
+            self.lock = None;
+            return Ok(());
+        }
         if self.shared.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
         self.tpc_abort();
-        let r = self.sync_now();
+        let r = self.sync_now(self.committed_end());
+        if self.failed {
+            self.cut_back();
+        }
         self.shared.closed.store(true, Ordering::SeqCst);
         // Another writer may take the file now (readers keep reading nothing: closed).
         self.lock = None;
         r
+    }
+
+    fn recover(&mut self) -> Result<bool> {
+        if !self.failed {
+            return Ok(false);
+        }
+        // Back to what the last successful fsync covered, made durable; then the file is
+        // read afresh, as an open would.
+        let backend = &self.shared.backend;
+        let name = &self.shared.name;
+        backend.set_len(self.synced_end)?;
+        backend.sync()?;
+        let scan = scan::scan(backend.as_ref(), name)?;
+        if let Some(tail) = &scan.tail {
+            backend.set_len(tail.pos)?;
+            backend.sync()?;
+        }
+        let end = scan.index.end();
+        tracing::warn!(
+            target: "zrs.storage",
+            "{name}: reopened after a storage failure, at the last length known durable \
+             ({end} bytes)"
+        );
+        *self.shared.index_mut() = scan.index;
+        self.synced_end = end;
+        self.tail = scan.tail;
+        self.txn = None;
+        self.unsynced = 0;
+        self.data_txn_records = None;
+        self.failed = false;
+        self.shared.closed.store(false, Ordering::SeqCst);
+        Ok(true)
     }
 }
 
