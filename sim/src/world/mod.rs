@@ -17,12 +17,12 @@
 //! the secondary catches up.
 //!
 //! One concept per module, each an `impl World` block over the state kept here:
-//! - [`secondaries`]: the secondary nodes, their actions, connection events, crashes;
-//! - [`workload`]: commits on the primary's history, written into the node's storage;
-//! - [`serving`]: hosting the real primary node (links, scripted clients, close);
-//! - [`script`]: the scripted primary (`send …`, `read`);
-//! - [`delivery`]: chunked delivery on the secondary's connection;
-//! - [`faults`]: link faults, primary crash / failover, outages, the heal phase.
+//! - `secondaries`: the secondary nodes, their actions, connection events, crashes;
+//! - `workload`: commits on the primary's history, written into the node's storage;
+//! - `serving`: hosting the real primary node (links, scripted clients, close);
+//! - `script`: the scripted primary (`send …`, `read`);
+//! - `delivery`: chunked delivery on the secondary's connection;
+//! - `faults`: link faults, primary crash / failover, outages, the heal phase.
 
 use std::time::Duration;
 
