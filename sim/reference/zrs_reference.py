@@ -1369,7 +1369,10 @@ class Run:
             elif sub == "restart":
                 w.lose(failure(twisted.internet.error.ConnectionLost()))
             elif sub in ("close", "checkpoint", "failover"):
-                raise NotComparable("the primary's close is zrs's real primary's; this harness runs zc.zrs's secondary only")
+                raise NotComparable(
+                    "'primary %s' acts on zrs's real primary; this harness runs zc.zrs's"
+                    " secondary only" % sub
+                )
         elif word == "client":
             raise NotComparable("scripted clients talk to zrs's real primary; this harness runs zc.zrs's secondary only")
         elif word == "send":
