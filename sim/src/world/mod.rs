@@ -103,6 +103,8 @@ pub enum Event {
         protocol: Vec<u8>,
         start: Tid,
         committed: Tid,
+        /// The secondary's storage keeps blobs (it must then ask for `zrs2.1`).
+        blobs: bool,
     },
     /// The secondary sent something other than a keep-alive after its handshake.
     Unexpected(Vec<u8>),

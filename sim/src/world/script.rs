@@ -106,13 +106,15 @@ impl World {
 
     /// Sends the current transaction's `C` with the connection's running md5 (or, `legacy`,
     /// without a checksum, as old primaries do).
+    /// Without a transaction of the primary's begun (`send T`), it ends a transaction
+    /// scripted with `send message` / `send raw` (blob records, say).
     pub fn send_c(&mut self, legacy: bool) -> Result<(), WorldError> {
-        let (index, _) = self.feed.current.ok_or(WorldError::NoCurrentTransaction)?;
         if self.network.connection.is_none() {
             return Err(WorldError::NotConnected);
         }
-        self.feed.sent = self.transaction(index).tid;
-        self.feed.current = None;
+        if let Some((index, _)) = self.feed.current.take() {
+            self.feed.sent = self.transaction(index).tid;
+        }
         self.send_with(|encoder, out| {
             if legacy {
                 encoder.legacy_commit(out)

@@ -43,11 +43,13 @@ impl World {
                 self.events.push(Event::Unexpected(message));
                 return Err(WorldError::NoHandshake);
             };
-            let committed = self.secondary()?.storage().last_transaction();
+            let storage = self.secondary()?.storage();
+            let (committed, blobs) = (storage.last_transaction(), storage.keeps_blobs());
             self.events.push(Event::Handshake {
                 protocol: protocol.clone(),
                 start,
                 committed,
+                blobs,
             });
             if let Some(address) = self.secondary()?.config().address.clone() {
                 self.node.set_address(address);
