@@ -23,3 +23,5 @@ pub mod net;
 pub mod planted;
 pub mod primary;
 pub mod secondary;
+#[cfg(test)]
+mod test_log;

@@ -202,3 +202,50 @@ fn blob_block_counts_beyond_i64_still_encode() {
         "bad 'B' message: blocks out of range"
     );
 }
+
+/// `Message::decode` reads a Python 3 primary's `S` and `C` without the pickle machine
+/// (the catch-up's hot path). It must agree with the general decoder on every fixture, on
+/// the bad messages, and on every one-byte change and truncation of the `S` / `C` bytes.
+#[test]
+fn fast_path_agrees_with_the_general_decoder() {
+    let mut checked = 0;
+    let mut agree = |payload: &[u8]| {
+        let fast = Message::decode(payload);
+        let general = Message::decode_general(payload);
+        match (&fast, &general) {
+            (Ok(a), Ok(b)) => assert!(same_message(a, b), "{}: {a:?} != {b:?}", hex(payload)),
+            (Err(a), Err(b)) => assert_eq!(a, b, "{}", hex(payload)),
+            _ => panic!("{}: {fast:?} vs {general:?}", hex(payload)),
+        }
+        checked += 1;
+    };
+    let mut seeds = Vec::new();
+    for file in [
+        "messages_py3.txt",
+        "messages_py2.txt",
+        "bad_messages_py3.txt",
+    ] {
+        for row in cases(file) {
+            let payload = unhex(&row[1]);
+            if file == "messages_py3.txt" && (row[0].starts_with("S_") || row[0].starts_with("C_"))
+            {
+                seeds.push(payload.clone());
+            }
+            agree(&payload);
+        }
+    }
+    assert!(seeds.len() >= 6);
+    for seed in &seeds {
+        for i in 0..seed.len() {
+            agree(&seed[..i]);
+            for b in [
+                0u8, 0x01, 0x7f, 0x80, 0xbf, 0xc2, 0xc3, 0xc4, 0xff, b'N', b'X', b't',
+            ] {
+                let mut m = seed.clone();
+                m[i] = b;
+                agree(&m);
+            }
+        }
+    }
+    assert!(checked > 5000, "{checked}");
+}

@@ -5,6 +5,7 @@ mod check;
 mod copy;
 mod logfmt;
 mod observe;
+mod primary;
 mod promote;
 mod run;
 mod secondary;
@@ -34,6 +35,7 @@ struct Cli {
 enum Command {
     Copy(copy::Args),
     Secondary(secondary::Args),
+    Primary(primary::Args),
     Capture(capture::Args),
     Status(status::Args),
     Check(check::Args),
@@ -54,6 +56,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Copy(args) => copy::run(args),
         Command::Secondary(args) => secondary::run(args),
+        Command::Primary(args) => primary::run(args),
         Command::Capture(args) => capture::run(args),
         Command::Status(args) => status::run(args),
         Command::Run(args) => run::run(args),

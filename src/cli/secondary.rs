@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use zrs::net::{parse_address, Driver, DriverOptions};
+use zrs::net::{parse_address, Driver, DriverOptions, Listener};
+use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{Durability, FileStorage, Options};
+use zrs::storage::{BlobStorage, Durability, FileStorage, Format, Options, ReadStorage, Storage};
 
 /// Replicate a zc.zrs primary into a FileStorage (a Data.fs), as zc.zrs's secondary does,
 /// until interrupted (SIGINT or SIGTERM close it cleanly). Logs to stderr.
@@ -33,6 +34,19 @@ pub struct Args {
     /// replication does not fetch again).
     #[arg(long, value_name = "every|batch:N", default_value = "batch:1000", value_parser = parse_durability)]
     durability: Durability,
+    /// The Data.fs format: `fs30` (Python 3 ZODB) or `fs21` (Python 2 ZODB 4). By default
+    /// a new file takes the primary's (its pickles tell), and an existing file must match.
+    #[arg(long, value_name = "fs30|fs21")]
+    format: Option<Format>,
+    /// Keep blobs in this ZODB blob directory (created if missing; `bushy` layout, an
+    /// existing `lawn` one is used as it is): the secondary then speaks protocol zrs2.1.
+    #[arg(long, value_name = "DIR")]
+    blob_dir: Option<PathBuf>,
+    /// Also serve downstream secondaries from this storage (chaining): HOST:PORT,
+    /// [IPV6]:PORT, :PORT (every interface) or unix:PATH. Each transaction goes downstream
+    /// as soon as it is committed here.
+    #[arg(long, value_name = "ADDRESS", value_parser = super::primary::parse_listen)]
+    listen: Option<Address>,
     #[command(flatten)]
     observe: super::observe::ObserveArgs,
 }
@@ -74,12 +88,25 @@ pub fn run(args: Args) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("opening {}: {e}", args.storage.display()))?;
+    if let (Some(want), Some(have)) = (args.format, storage.format()) {
+        if want != have {
+            return Err(format!(
+                "{} is an {have} file; --format {} would mix formats in it",
+                args.storage.display(),
+                want.name()
+            ));
+        }
+    }
     let node = super::observe::Watched {
         id: "1".into(),
-        role: zrs::net::status::Role::Secondary,
+        role: if args.listen.is_some() {
+            zrs::net::status::Role::Chain
+        } else {
+            zrs::net::status::Role::Secondary
+        },
         reader: storage.file_reader(),
         replicate_from: Some(super::observe::address_text(&args.primary)),
-        replicate_to: None,
+        replicate_to: args.listen.as_ref().map(super::observe::address_text),
         primary_status: args.observe.primary_status.clone(),
     }
     .start(args.observe.progress)?;
@@ -87,17 +114,50 @@ pub fn run(args: Args) -> Result<(), String> {
         args.observe.status.as_ref(),
         vec![("1".into(), node.clone())],
     )?;
+    match &args.blob_dir {
+        Some(dir) => {
+            // Fsyncs as the Data.fs does: a blob is durable before its transaction commits.
+            let storage = BlobStorage::open(storage, dir, true)
+                .map_err(|e| format!("opening {}: {e}", dir.display()))?;
+            replicate(storage, args, node)
+        }
+        None => replicate(storage, args, node),
+    }
+}
+
+fn replicate<S: Storage + Send + 'static>(
+    storage: S,
+    args: Args,
+    node: std::sync::Arc<zrs::net::status::NodeStatus>,
+) -> Result<(), String> {
     let config = Config {
         address: Some(args.primary),
         reconnect_delay: args.reconnect,
         keep_alive_delay: args.keep_alive,
         check_checksums: !args.no_checksums,
+        format: args.format,
         ..Config::default()
     };
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let driver =
+    let served = match &args.listen {
+        Some(address) => {
+            let listener =
+                Listener::bind(address).map_err(|e| format!("listening on {address}: {e}"))?;
+            // The storage's own read handle: with blobs, it reads the blob files too.
+            let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
+            Some((
+                Primary::new(reader, zrs::primary::Config::new(address.clone())),
+                listener,
+            ))
+        }
+        None => None,
+    };
+    let mut driver =
         Driver::new(Secondary::new(storage, config), DriverOptions::default()).with_status(node);
+    if let Some((primary, listener)) = served {
+        driver = driver.serve(primary, listener);
+    }
     let stop = driver.stop_handle();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {

@@ -1,17 +1,24 @@
-//! The real network driver of the sans-IO [`Secondary`]: sockets, a clock, and signals.
+//! The real network driver of the sans-IO cores: sockets, a clock, and signals.
 //!
-//! [`Driver::run`] performs the secondary's [`Action`]s on real sockets (TCP, or a
-//! Unix-domain socket) and feeds it what happens (`connected`, `connection_failed`,
-//! `connection_lost`, `data_received`, `timeout`). Every protocol decision stays in the
-//! core; the driver only moves bytes, keeps time, and decides when to fsync.
+//! One [`Driver`] runs a node in either role or both: a [`Secondary`] (it performs its
+//! [`Action`]s on real sockets — TCP, or a Unix-domain socket — and feeds it `connected`,
+//! `connection_failed`, `connection_lost`, `data_received`, `timeout`), a
+//! [`Primary`](crate::primary::Primary) served on a [`Listener`] (`connected`,
+//! `data_received`, `writable`, `connection_lost`, `committed`, `close`), or a secondary
+//! that serves its own storage downstream (chaining: each of its commits is announced to
+//! its primary). Every protocol decision stays in the cores; the driver only moves bytes,
+//! keeps time, polls a followed file, and decides when to fsync.
 //!
-//! How it runs: one loop on the calling thread owns the secondary and waits on a bounded
+//! How it runs: one loop on the calling thread owns the cores and waits on a bounded
 //! channel. A connection attempt runs on a short-lived thread (so that a 30 s connect
 //! timeout never holds up timers or a stop); an established connection has one reader
-//! thread that forwards what it reads. Each attempt and connection has an id, so whatever
-//! arrives from one the secondary already gave up on is dropped. The channel is bounded, so
-//! a primary that sends faster than the storage writes is held back by TCP flow control,
-//! not buffered here. Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
+//! thread that forwards what it reads; a served connection also has a writer thread, which
+//! reports when it has written what the primary transmitted — the primary's cue to read
+//! more (so a secondary that does not read holds back only its own writer, and the primary
+//! holds at most one window for it). Each attempt and connection has an id, so whatever
+//! arrives from one already given up on is dropped. The channel is bounded, so a primary
+//! that sends faster than the storage writes is held back by TCP flow control, not buffered
+//! here. Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
 //! [`std::time::Instant`] — the one place in the crate a clock is used.
 //!
 //! Durability: a secondary opened on a FileStorage with `Durability::Batch(n)` fsyncs once
@@ -20,12 +27,18 @@
 //! batch while each transaction of the steady state is durable moments after it arrives.
 //! (Nothing is lost to a crash in between: replication asks again from the last durable
 //! transaction.)
+//!
+//! Stopping ([`StopHandle::stop`]): a served primary is closed first (it stops listening
+//! and sends each secondary what is committed, for at most 10 s), then the secondary and
+//! its storage.
 
 pub mod address;
+pub mod listen;
 pub mod status;
 pub mod stream;
 mod timers;
 
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
@@ -33,11 +46,13 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 pub use address::{parse_address, tcp_peer, unix_peer, AddressError};
+pub use listen::Listener;
 pub use stream::{connect, Stream, DEFAULT_CONNECT_TIMEOUT};
 use timers::Timers;
 
+use crate::primary::{self, ConnectionId, Primary};
 use crate::secondary::{Action, LossReason, Secondary};
-use crate::storage::{Storage, StorageError};
+use crate::storage::{ReadStorage, Storage, StorageError};
 
 /// The target of the driver's own (debug) log events.
 pub const LOG_TARGET: &str = "zrs.net";
@@ -76,6 +91,30 @@ pub enum DriverError {
     Sync(#[source] StorageError),
     #[error("closing the storage: {0}")]
     Close(#[source] StorageError),
+    #[error("listening: {0}")]
+    Listen(#[source] io::Error),
+    #[error("this driver runs no secondary (made by Driver::serving): use run_primary")]
+    NoSecondary,
+}
+
+/// The primary a driver serves, reading its storage through a shared handle.
+pub type ServedPrimary = Primary<Box<dyn ReadStorage + Send + Sync>>;
+
+/// What a [`Follow`] poll found in the served storage.
+pub enum Followed {
+    /// Nothing new.
+    Unchanged,
+    /// New transactions are committed (another process appended them).
+    Appended,
+    /// The file was replaced (packed): serve from this handle on it from now on.
+    Replaced(Box<dyn ReadStorage + Send + Sync>),
+}
+
+/// A poll of a storage that another process writes, run every `interval`: how a primary
+/// learns of commits it does not make (see `zrs primary`).
+pub struct Follow {
+    pub interval: Duration,
+    pub poll: Box<dyn FnMut() -> Result<Followed, String> + Send>,
 }
 
 /// What reaches the loop from the other threads.
@@ -97,6 +136,15 @@ enum Event {
     Closed {
         link: u64,
         error: Option<io::Error>,
+    },
+    /// A secondary connected to the primary served.
+    Accepted {
+        stream: Stream,
+        peer: String,
+    },
+    /// A served connection's writer wrote everything it was given.
+    Written {
+        link: u64,
     },
     Stop,
 }
@@ -122,9 +170,32 @@ struct Link {
     write_failed: bool,
 }
 
-/// Runs a [`Secondary`] over real sockets.
+/// A connection of the primary served, from the loop's side.
+struct Downstream {
+    /// The secondary as Twisted prints it (for the status).
+    peer: String,
+    writer: SyncSender<listen::Out>,
+    /// To shut the socket down at once (a stop that cannot wait for a slow writer).
+    socket: Stream,
+    /// A write failed: the loss that follows is reported as `Lost`.
+    write_failed: bool,
+}
+
+/// The primary role: the core, its listener, its connections, and how it learns of commits.
+struct Serving {
+    primary: ServedPrimary,
+    listener: Option<Listener>,
+    accepting: Option<listen::Accepting>,
+    downstream: BTreeMap<u64, Downstream>,
+    follow: Option<Follow>,
+    follow_at: Option<Instant>,
+}
+
+/// Runs a [`Secondary`], a [`Primary`], or both (a chained secondary that serves others)
+/// over real sockets.
 pub struct Driver<S: Storage> {
-    secondary: Secondary<S>,
+    secondary: Option<Secondary<S>>,
+    serving: Option<Serving>,
     options: DriverOptions,
     sender: SyncSender<Event>,
     events: Receiver<Event>,
@@ -144,7 +215,8 @@ impl<S: Storage> Driver<S> {
     pub fn new(secondary: Secondary<S>, options: DriverOptions) -> Driver<S> {
         let (sender, events) = mpsc::sync_channel(options.queue_depth.max(1));
         Driver {
-            secondary,
+            secondary: Some(secondary),
+            serving: None,
             options,
             sender,
             events,
@@ -155,6 +227,49 @@ impl<S: Storage> Driver<S> {
             sync_at: None,
             status: None,
         }
+    }
+
+    /// A driver of a primary alone (`zrs primary`): it serves `primary` on `listener` and
+    /// runs no secondary (its storage type is unused). Run it with [`Driver::run_primary`].
+    pub fn serving(primary: ServedPrimary, listener: Listener, options: DriverOptions) -> Self {
+        let (sender, events) = mpsc::sync_channel(options.queue_depth.max(1));
+        Driver {
+            secondary: None,
+            serving: None,
+            options,
+            sender,
+            events,
+            timers: Timers::default(),
+            next_id: 0,
+            attempt: None,
+            link: None,
+            sync_at: None,
+            status: None,
+        }
+        .serve(primary, listener)
+    }
+
+    /// Also serves `primary` on `listener`. Over a secondary's storage (chaining), every
+    /// transaction the secondary commits is announced to the primary as it is committed.
+    pub fn serve(mut self, primary: ServedPrimary, listener: Listener) -> Self {
+        self.serving = Some(Serving {
+            primary,
+            listener: Some(listener),
+            accepting: None,
+            downstream: BTreeMap::new(),
+            follow: None,
+            follow_at: None,
+        });
+        self
+    }
+
+    /// Polls the served storage for commits made by another process (see [`Follow`]).
+    pub fn follow(mut self, follow: Follow) -> Self {
+        if let Some(serving) = self.serving.as_mut() {
+            serving.follow_at = Some(Instant::now() + follow.interval);
+            serving.follow = Some(follow);
+        }
+        self
     }
 
     /// Reports connection state and commits to `status` as they happen.
@@ -177,27 +292,69 @@ impl<S: Storage> Driver<S> {
     }
 
     /// Runs until stopped; then closes the secondary (and its storage) and returns it.
+    /// A primary served too is closed first: it sends what is committed, then closes.
     pub fn run(mut self) -> Result<Secondary<S>, DriverError> {
+        if self.secondary.is_none() {
+            return Err(DriverError::NoSecondary);
+        }
+        self.run_loop()?;
+        Ok(self.secondary.take().expect("checked above"))
+    }
+
+    /// Runs a driver made by [`Driver::serving`] until stopped and its primary closed.
+    pub fn run_primary(mut self) -> Result<(), DriverError> {
+        self.run_loop()
+    }
+
+    /// How long a stopping primary waits for its secondaries to take what is committed.
+    const CLOSE_GRACE: Duration = Duration::from_secs(10);
+
+    fn run_loop(&mut self) -> Result<(), DriverError> {
+        self.start_listening()?;
+        let mut stopping: Option<Instant> = None;
         loop {
             self.dispatch();
             let now = Instant::now();
+            if let Some(deadline) = stopping {
+                let served_closed = self.serving.as_ref().is_none_or(|s| s.primary.is_closed());
+                if served_closed || now >= deadline {
+                    return self.finish();
+                }
+            }
             // Timers first, even while data keeps arriving, so keep-alives are not starved.
             if let Some(timer) = self.timers.pop_due(now) {
-                self.secondary.timeout(timer);
+                if let Some(secondary) = self.secondary.as_mut() {
+                    secondary.timeout(timer);
+                }
                 continue;
             }
             if self.sync_at.is_some_and(|at| at <= now) {
                 self.sync_at = None;
-                if let Err(e) = self.secondary.sync() {
+                if let Some(Err(e)) = self.secondary.as_mut().map(Secondary::sync) {
                     self.drop_link();
                     return Err(DriverError::Sync(e));
                 }
                 continue;
             }
-            let deadline = match (self.timers.next_deadline(), self.sync_at) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
+            if let Some(serving) = self.serving.as_mut() {
+                if serving.follow_at.is_some_and(|at| at <= now) {
+                    if serving.poll_follow(now) {
+                        if let Some(status) = &self.status {
+                            status.appended();
+                        }
+                    }
+                    continue;
+                }
+            }
+            let deadline = [
+                self.timers.next_deadline(),
+                self.sync_at,
+                self.serving.as_ref().and_then(|s| s.follow_at),
+                stopping,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let event = match deadline {
                 Some(at) => match self.events.recv_timeout(at.saturating_duration_since(now)) {
                     Ok(event) => event,
@@ -211,17 +368,54 @@ impl<S: Storage> Driver<S> {
                 },
             };
             if let Event::Stop = event {
-                self.report_connection("closed");
-                let closed = self.secondary.close();
-                self.dispatch();
-                self.drop_link();
-                return match closed {
-                    Ok(()) => Ok(self.secondary),
-                    Err(e) => Err(DriverError::Close(e)),
-                };
+                if stopping.is_some() {
+                    return self.finish(); // asked twice: do not wait
+                }
+                stopping = Some(Instant::now() + Self::CLOSE_GRACE);
+                if let Some(serving) = self.serving.as_mut() {
+                    serving.primary.close();
+                }
+                continue;
             }
             self.handle(event);
         }
+    }
+
+    /// After a stop: closes what is still open (the secondary and its storage last).
+    fn finish(&mut self) -> Result<(), DriverError> {
+        if let Some(serving) = self.serving.as_mut() {
+            if let Some(accepting) = serving.accepting.take() {
+                accepting.stop();
+            }
+            for (_, d) in std::mem::take(&mut serving.downstream) {
+                let _ = d.socket.shutdown();
+            }
+        }
+        self.report_connection("closed");
+        let Some(secondary) = self.secondary.as_mut() else {
+            return Ok(());
+        };
+        let closed = secondary.close();
+        self.dispatch();
+        self.drop_link();
+        closed.map_err(DriverError::Close)
+    }
+
+    /// Starts accepting connections for the primary served, if any.
+    fn start_listening(&mut self) -> Result<(), DriverError> {
+        let Some(serving) = self.serving.as_mut() else {
+            return Ok(());
+        };
+        let Some(listener) = serving.listener.take() else {
+            return Ok(());
+        };
+        tracing::info!(target: LOG_TARGET, "listening on {}", listener.local());
+        let sender = self.sender.clone();
+        let accepting = listener
+            .start(move |stream, peer| sender.send(Event::Accepted { stream, peer }).is_ok())
+            .map_err(DriverError::Listen)?;
+        serving.accepting = Some(accepting);
+        Ok(())
     }
 
     fn handle(&mut self, event: Event) {
@@ -235,17 +429,19 @@ impl<S: Storage> Driver<S> {
                     return; // given up on: dropping the stream closes it
                 }
                 self.attempt = None;
-                match self.start_link(stream) {
-                    Ok(()) => {
-                        self.report_connection("connected");
+                let Some(secondary) = self.secondary.as_mut() else {
+                    return;
+                };
+                match start_link(stream, &self.options, &mut self.next_id, &self.sender) {
+                    Ok(link) => {
+                        self.link = Some(link);
                         if let Some(status) = &self.status {
+                            status.set_connection("connected");
                             status.set_peers(vec![peer.clone()]);
                         }
-                        self.secondary.connected(&peer)
+                        secondary.connected(&peer)
                     }
-                    Err(e) => self
-                        .secondary
-                        .connection_failed(&LossReason::Other(e.to_string())),
+                    Err(e) => secondary.connection_failed(&LossReason::Other(e.to_string())),
                 }
             }
             Event::ConnectFailed { attempt, error } => {
@@ -255,16 +451,47 @@ impl<S: Storage> Driver<S> {
                 self.attempt = None;
                 self.report_connection("disconnected");
                 tracing::debug!(target: LOG_TARGET, "connection attempt failed: {error}");
-                self.secondary
-                    .connection_failed(&LossReason::Other(error.to_string()));
+                if let Some(secondary) = self.secondary.as_mut() {
+                    secondary.connection_failed(&LossReason::Other(error.to_string()));
+                }
             }
             Event::Data { link, bytes } => {
                 if self.link.as_ref().is_some_and(|l| l.id == link) {
-                    self.secondary.data_received(&bytes);
+                    if let Some(secondary) = self.secondary.as_mut() {
+                        secondary.data_received(&bytes);
+                    }
                     self.sync_at = Some(Instant::now() + self.options.idle_sync);
+                } else if let Some(serving) = self.serving.as_mut() {
+                    if serving.downstream.contains_key(&link) {
+                        serving.primary.data_received(ConnectionId(link), &bytes);
+                    }
+                }
+            }
+            Event::Accepted { stream, peer } => self.accept(stream, peer),
+            Event::Written { link } => {
+                if let Some(serving) = self.serving.as_mut() {
+                    if serving.downstream.contains_key(&link) {
+                        serving.primary.writable(ConnectionId(link));
+                    }
                 }
             }
             Event::Closed { link, error } => {
+                if let Some(serving) = self.serving.as_mut() {
+                    if let Some(d) = serving.downstream.remove(&link) {
+                        if let Some(e) = &error {
+                            tracing::debug!(target: LOG_TARGET, "served connection error: {e}");
+                        }
+                        let _ = d.socket.shutdown();
+                        let reason = if error.is_some() || d.write_failed {
+                            LossReason::Lost
+                        } else {
+                            LossReason::Done
+                        };
+                        serving.primary.connection_lost(ConnectionId(link), &reason);
+                        report_secondaries(self.status.as_deref(), &serving.downstream);
+                        return;
+                    }
+                }
                 let Some(link) = self.link.take_if(|l| l.id == link) else {
                     return; // a connection already given up on
                 };
@@ -277,21 +504,81 @@ impl<S: Storage> Driver<S> {
                 } else {
                     LossReason::Done
                 };
-                self.secondary.connection_lost(&reason);
+                if let Some(secondary) = self.secondary.as_mut() {
+                    secondary.connection_lost(&reason);
+                }
             }
             Event::Stop => {}
         }
     }
 
-    /// Performs every queued action.
+    /// Performs every queued action, the secondary's then the primary's (a secondary's
+    /// commit announces new transactions to the primary it feeds).
     fn dispatch(&mut self) {
-        while let Some(action) = self.secondary.poll_action() {
+        self.dispatch_secondary();
+        self.dispatch_primary();
+    }
+
+    /// A connection accepted for the primary served.
+    fn accept(&mut self, stream: Stream, peer: String) {
+        let Some(serving) = self.serving.as_mut() else {
+            return;
+        };
+        if serving.accepting.is_none() {
+            return; // no longer listening: dropping the stream closes it
+        }
+        match start_downstream(stream, &self.options, &mut self.next_id, &self.sender) {
+            Ok((link, mut downstream)) => {
+                downstream.peer = peer.clone();
+                serving.downstream.insert(link, downstream);
+                report_secondaries(self.status.as_deref(), &serving.downstream);
+                serving.primary.connected(ConnectionId(link), &peer);
+            }
+            Err(e) => tracing::debug!(target: LOG_TARGET, "{peer}: {e}"),
+        }
+    }
+
+    fn dispatch_primary(&mut self) {
+        let Some(serving) = self.serving.as_mut() else {
+            return;
+        };
+        while let Some(action) = serving.primary.poll_action() {
+            match action {
+                primary::Action::Transmit(ConnectionId(link), bytes) => {
+                    if let Some(d) = serving.downstream.get_mut(&link) {
+                        if d.writer.send(listen::Out::Bytes(bytes)).is_err() {
+                            d.write_failed = true;
+                        }
+                    }
+                }
+                primary::Action::Disconnect(ConnectionId(link)) => {
+                    if let Some(d) = serving.downstream.remove(&link) {
+                        let _ = d.writer.send(listen::Out::Close);
+                    }
+                    report_secondaries(self.status.as_deref(), &serving.downstream);
+                }
+                primary::Action::StopListening => {
+                    if let Some(accepting) = serving.accepting.take() {
+                        accepting.stop();
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch_secondary(&mut self) {
+        let Some(secondary) = self.secondary.as_mut() else {
+            return;
+        };
+        while let Some(action) = secondary.poll_action() {
             match action {
                 Action::Connect(address) => {
                     self.next_id += 1;
                     let attempt = self.next_id;
                     self.attempt = Some(attempt);
-                    self.report_connection("connecting");
+                    if let Some(status) = &self.status {
+                        status.set_connection("connecting");
+                    }
                     let sender = self.sender.clone();
                     let timeout = self.options.connect_timeout;
                     let spawned =
@@ -310,8 +597,7 @@ impl<S: Storage> Driver<S> {
                             });
                     if let Err(e) = spawned {
                         self.attempt = None;
-                        self.secondary
-                            .connection_failed(&LossReason::Other(e.to_string()));
+                        secondary.connection_failed(&LossReason::Other(e.to_string()));
                     }
                 }
                 Action::AbortConnect => self.attempt = None,
@@ -329,35 +615,24 @@ impl<S: Storage> Driver<S> {
                         tracing::debug!(target: LOG_TARGET, "nothing to transmit on: not connected")
                     }
                 },
-                Action::Disconnect => self.drop_link(),
+                Action::Disconnect => {
+                    if let Some(link) = self.link.take() {
+                        let _ = link.writer.shutdown();
+                    }
+                }
                 Action::SetTimer { timer, delay } => self.timers.set(timer, Instant::now(), delay),
                 Action::CancelTimer(timer) => self.timers.cancel(timer),
                 Action::Invalidate { tid, oids } => {
                     tracing::debug!(target: LOG_TARGET, "committed {tid:?}: {} objects", oids.len());
                     if let Some(status) = &self.status {
-                        status.committed(self.secondary.storage().size());
+                        status.committed(secondary.storage().size());
+                    }
+                    if let Some(serving) = self.serving.as_mut() {
+                        serving.primary.committed();
                     }
                 }
             }
         }
-    }
-
-    fn start_link(&mut self, stream: Stream) -> io::Result<()> {
-        stream.set_write_timeout(Some(self.options.write_timeout))?;
-        let reader = stream.try_clone()?;
-        self.next_id += 1;
-        let id = self.next_id;
-        let sender = self.sender.clone();
-        let read_size = self.options.read_size.max(1);
-        thread::Builder::new()
-            .name("zrs-reader".into())
-            .spawn(move || read_loop(reader, id, read_size, sender))?;
-        self.link = Some(Link {
-            id,
-            writer: stream,
-            write_failed: false,
-        });
-        Ok(())
     }
 
     /// Closes the connection without reporting it (the secondary already counts it lost).
@@ -366,6 +641,97 @@ impl<S: Storage> Driver<S> {
             let _ = link.writer.shutdown();
         }
     }
+}
+
+impl Serving {
+    /// Runs the follow poll and tells the primary what it found; true when transactions
+    /// were appended.
+    fn poll_follow(&mut self, now: Instant) -> bool {
+        let Some(follow) = self.follow.as_mut() else {
+            self.follow_at = None;
+            return false;
+        };
+        self.follow_at = Some(now + follow.interval);
+        match (follow.poll)() {
+            Ok(Followed::Unchanged) => false,
+            Ok(Followed::Appended) => {
+                self.primary.committed();
+                true
+            }
+            Ok(Followed::Replaced(storage)) => {
+                self.primary.replace_storage(storage);
+                false
+            }
+            Err(e) => {
+                tracing::error!(target: LOG_TARGET, "following the storage: {e}");
+                false
+            }
+        }
+    }
+}
+
+/// Tells the status which secondaries are connected to the primary served.
+fn report_secondaries(status: Option<&status::NodeStatus>, downstream: &BTreeMap<u64, Downstream>) {
+    if let Some(status) = status {
+        status.set_secondaries(downstream.values().map(|d| d.peer.clone()).collect());
+    }
+}
+
+/// Starts the reader thread of an established connection (to the primary replicated from,
+/// or from a secondary served); returns its link.
+fn start_link(
+    stream: Stream,
+    options: &DriverOptions,
+    next_id: &mut u64,
+    sender: &SyncSender<Event>,
+) -> io::Result<Link> {
+    stream.set_write_timeout(Some(options.write_timeout))?;
+    let reader = stream.try_clone()?;
+    *next_id += 1;
+    let id = *next_id;
+    let sender = sender.clone();
+    let read_size = options.read_size.max(1);
+    thread::Builder::new()
+        .name("zrs-reader".into())
+        .spawn(move || read_loop(reader, id, read_size, sender))?;
+    Ok(Link {
+        id,
+        writer: stream,
+        write_failed: false,
+    })
+}
+
+/// Starts a served connection: its reader and its writer thread.
+fn start_downstream(
+    stream: Stream,
+    options: &DriverOptions,
+    next_id: &mut u64,
+    sender: &SyncSender<Event>,
+) -> io::Result<(u64, Downstream)> {
+    let link = start_link(stream, options, next_id, sender)?;
+    let id = link.id;
+    let socket = link.writer.try_clone()?;
+    let written = sender.clone();
+    let failed = sender.clone();
+    let writer = listen::start_writer(
+        link.writer,
+        move || written.send(Event::Written { link: id }).is_ok(),
+        move |error| {
+            let _ = failed.send(Event::Closed {
+                link: id,
+                error: Some(error),
+            });
+        },
+    )?;
+    Ok((
+        id,
+        Downstream {
+            peer: String::new(),
+            writer,
+            socket,
+            write_failed: false,
+        },
+    ))
 }
 
 /// The reader thread: forwards what the socket yields until it ends or the loop is gone.

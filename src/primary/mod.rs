@@ -46,7 +46,10 @@
 //!   error naming the tid: the secondary holds another history (zc.zrs would stream the
 //!   later transactions into it, mixing two databases);
 //! - otherwise every later transaction is streamed — `T`, `S` + data per record, `C` with the
-//!   running md5 ([`StreamEncoder`]) — and then new commits as they are reported.
+//!   running md5 ([`StreamEncoder`]) — and then new commits as they are reported. Where the
+//!   storage keeps blobs (protocol `zrs2.1`; a `zrs2.0` secondary is refused, `Invalid
+//!   protocol b'zrs2.0'. Require >= 2.1`), a blob record goes as `B` + data + its file in
+//!   64 KiB blocks, sent a window at a time ([`blobs`]).
 //!
 //! **Flow control.** A connection is *writable* right after its start tid, and again each
 //! time the host calls [`Primary::writable`]. Only then does the primary read transactions
@@ -59,6 +62,8 @@
 //! connections still in their handshake, and lets streaming connections catch up with what
 //! is committed: each is disconnected once its cursor has nothing more and its last bytes
 //! were written.
+
+mod blobs;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
@@ -131,6 +136,8 @@ struct Stream {
     encoder: StreamEncoder,
     /// The host can take more output.
     writable: bool,
+    /// With blobs: the transaction being sent, when a window ended inside it.
+    outgoing: Option<blobs::Outgoing>,
 }
 
 /// Why a connection is to be closed.
@@ -345,6 +352,7 @@ impl<S: ReadStorage> Primary<S> {
             cursor: self.storage.cursor(start),
             encoder: StreamEncoder::new(start),
             writable: true,
+            outgoing: None,
         };
         connection.stream = Some(stream);
         self.pump(id);
@@ -363,13 +371,28 @@ impl<S: ReadStorage> Primary<S> {
         if !stream.writable {
             return;
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(window.saturating_add(window / 4).min(64 << 20));
         let mut caught_up = false;
         while out.len() < window {
+            if let Some(outgoing) = stream.outgoing.as_mut() {
+                match outgoing.fill(&self.storage, &mut stream.encoder, &mut out, window) {
+                    Ok(true) => stream.outgoing = None,
+                    Ok(false) => break,
+                    Err(e) => return self.fail(id, Failure::Stream(e)),
+                }
+                continue;
+            }
             match stream.cursor.next() {
                 // Undone transactions (status 'u', a legacy of old undo) are skipped, as
                 // zc.zrs's iterator skips them.
                 Ok(Some(txn)) if txn.meta.status == b'u' => {}
+                // Blob records go block by block, a window at a time (see `blobs`).
+                Ok(Some(txn)) if self.storage.keeps_blobs() => {
+                    match blobs::Outgoing::start(txn, &mut stream.encoder, &mut out) {
+                        Ok(outgoing) => stream.outgoing = Some(outgoing),
+                        Err(e) => return self.fail(id, Failure::Stream(e)),
+                    }
+                }
                 Ok(Some(txn)) => {
                     if let Err(e) = stream.encoder.transaction(&txn, &mut out) {
                         return self.fail(id, Failure::Stream(e.to_string()));

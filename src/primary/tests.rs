@@ -2,9 +2,6 @@
 //! `tests.py` exercise it: events in, actions and logs out, over a MemoryStorage; what it
 //! streams is replayed into a real secondary.
 
-use std::io;
-use std::sync::{Arc, Mutex};
-
 use super::*;
 use crate::protocol::framing::{frame, FrameDecoder};
 use crate::protocol::Message;
@@ -19,31 +16,7 @@ type P = Primary<Box<dyn ReadStorage + Send + Sync>>;
 
 const PEER: &str = "IPv4Address(TCP, '127.0.0.1', 47245)";
 
-/// Log lines captured while `f` runs.
-fn logs<R>(f: impl FnOnce() -> R) -> (R, String) {
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl io::Write for Buf {
-        fn write(&mut self, b: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .without_time()
-        .with_ansi(false)
-        .with_max_level(tracing::Level::DEBUG)
-        .with_writer(move || writer.clone())
-        .finish();
-    let r = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
-    (r, text)
-}
+use crate::test_log::capture as logs;
 
 fn tid(n: u64) -> Tid {
     // 2007-03-21 20:32:57 and on, a second apart, as in primary.test.
@@ -402,4 +375,30 @@ fn a_connection_accepted_while_closing_is_closed_at_once() {
         [Action::StopListening, Action::Disconnect(A)]
     );
     assert!(p.is_closed());
+}
+
+#[test]
+fn a_replaced_storage_is_streamed_on_from_where_the_stream_was() {
+    // The writer packed: the file is replaced by one with the same later history. The
+    // stream goes on after the last transaction sent, its md5 unbroken.
+    let mut before = database();
+    let mut p = primary(&before);
+    p.connected(A, PEER);
+    hello(&mut p, A, Tid::ZERO);
+    let first = transmitted(&drain(&mut p), A);
+    let mut packed = MemoryStorage::new("Data.fs");
+    commit(
+        &mut packed,
+        1,
+        &[(0, Some(b"root 1"), None), (1, Some(b"x 1"), None)],
+    );
+    commit(&mut packed, 2, &[(2, Some(b"after the pack"), None)]);
+    commit(&mut before, 2, &[(2, Some(b"after the pack"), None)]);
+    p.writable(A);
+    p.replace_storage(packed.reader());
+    let rest = transmitted(&drain(&mut p), A);
+    assert_eq!(kinds(&rest), ["T", "S", "data", "C"]);
+    let replica = replicate(MemoryStorage::new("S.fs"), &[first, rest].concat());
+    let expected: Vec<_> = before.iterator(None, None).map(Result::unwrap).collect();
+    assert_eq!(replica, expected);
 }

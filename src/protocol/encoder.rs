@@ -8,8 +8,10 @@
 //! simulator's scripted `send` steps and every test that plays a primary go through it, so
 //! there is one definition of what a primary sends.
 //!
-//! Blob records (`B` + data + blocks, protocol `zrs2.1`) belong here too, beside
-//! [`StreamEncoder::store`]; they are not written yet.
+//! Blob records (protocol `zrs2.1`): [`StreamEncoder::blob`] sends `B`, the record's data,
+//! then the blob file in 64 KiB blocks ([`BLOB_BLOCK_SIZE`]), read as they are sent.
+
+use std::io::{self, Read};
 
 use crate::pickle::{loads, Value};
 use crate::protocol::checksum::StreamChecksum;
@@ -30,10 +32,16 @@ impl FrameSink for Vec<u8> {
     }
 }
 
+/// The size of a blob's blocks on the wire, as zc.zrs's primary sends them (the last block
+/// of a blob is shorter, unless the blob's size is a multiple of it).
+pub const BLOB_BLOCK_SIZE: usize = 1 << 16;
+
 /// The primary's encoder of one connection's stream; see the module docs.
 #[derive(Clone, Debug)]
 pub struct StreamEncoder {
     checksum: StreamChecksum,
+    /// Reused for `S` messages, the one message sent per record.
+    scratch: Vec<u8>,
 }
 
 impl StreamEncoder {
@@ -41,6 +49,7 @@ impl StreamEncoder {
     pub fn new(start: Tid) -> StreamEncoder {
         StreamEncoder {
             checksum: StreamChecksum::new(start),
+            scratch: Vec::new(),
         }
     }
 
@@ -59,8 +68,68 @@ impl StreamEncoder {
     /// `('S', (oid, serial, version, data_txn))` followed by the record's data as a raw
     /// message (empty where the record has no data: it undoes the object's creation).
     pub fn store(&mut self, record: &RecordHeader, data: Option<&[u8]>, out: &mut impl FrameSink) {
-        self.message(&Message::Store(record.clone()).encode_fast(), out);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        if record.version.is_empty() {
+            store_message(record, &mut scratch);
+        } else {
+            scratch.extend_from_slice(&Message::Store(record.clone()).encode_fast());
+        }
+        self.message(&scratch, out);
+        self.scratch = scratch;
         self.message(data.unwrap_or_default(), out);
+    }
+
+    /// `('B', (oid, serial, version, data_txn, blocks))`, the record's data as a raw
+    /// message, then the blob file, `len` bytes read from `blob`, in `blocks` messages of
+    /// [`BLOB_BLOCK_SIZE`] — what zc.zrs's primary sends for a record whose blob file it
+    /// has. Memory stays one block whatever the size. A file shorter than `len` is an
+    /// error (zc.zrs: "Too much blob data") that leaves the stream mid-blob: the caller
+    /// must drop the connection.
+    pub fn blob(
+        &mut self,
+        record: &RecordHeader,
+        data: Option<&[u8]>,
+        len: u64,
+        blob: &mut impl Read,
+        out: &mut impl FrameSink,
+    ) -> io::Result<()> {
+        let blocks = self.blob_header(record, data, len, out);
+        let mut block = vec![0u8; BLOB_BLOCK_SIZE.min(usize::try_from(len).unwrap_or(usize::MAX))];
+        for sent in 0..blocks {
+            let n = read_block(blob, &mut block)?;
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "blob of oid {:?} at {:?}: the file ended after {sent} of {blocks} blocks",
+                        record.oid, record.serial
+                    ),
+                ));
+            }
+            self.message(&block[..n], out);
+        }
+        Ok(())
+    }
+
+    /// The `B` message and the record's data; returns how many blocks must follow (each a
+    /// [`StreamEncoder::message`] of [`BLOB_BLOCK_SIZE`] bytes, the last one shorter), for
+    /// a sender that sends them as its connection can take them.
+    pub fn blob_header(
+        &mut self,
+        record: &RecordHeader,
+        data: Option<&[u8]>,
+        len: u64,
+        out: &mut impl FrameSink,
+    ) -> u64 {
+        let blocks = len.div_ceil(BLOB_BLOCK_SIZE as u64);
+        let header = Message::Blob {
+            record: record.clone(),
+            blocks,
+        };
+        self.message(&header.encode_fast(), out);
+        self.message(data.unwrap_or_default(), out);
+        blocks
     }
 
     /// `('C', (md5,))`: the transaction ends; the digest covers everything sent before.
@@ -93,6 +162,52 @@ impl StreamEncoder {
     pub fn digest(&self) -> [u8; 16] {
         self.checksum.digest()
     }
+}
+
+/// Reads until `buf` is full or the input ends, as Python's `file.read(n)` does.
+pub fn read_block(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    let mut done = 0;
+    while done < buf.len() {
+        match input.read(&mut buf[done..]) {
+            Ok(0) => break,
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(done)
+}
+
+/// `('S', (oid, serial, '', data_txn))` exactly as [`Message::encode_fast`] pickles it (protocol
+/// 1, fast mode: Python 3 writes each 8-byte id as `_codecs.encode(<latin-1 str>, 'latin1')`),
+/// written directly: it is the one message sent per record, and building the generic value
+/// tree for it cost as much as the rest of the serving. `tests` check it against the generic
+/// encoder.
+fn store_message(record: &RecordHeader, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"(X\x01\x00\x00\x00S(");
+    id(&record.oid.0, out);
+    id(&record.serial.0, out);
+    out.extend_from_slice(b"X\x00\x00\x00\x00");
+    match &record.data_txn {
+        None => out.push(b'N'),
+        Some(t) => id(&t.0, out),
+    }
+    out.extend_from_slice(b"tt.");
+}
+
+/// An 8-byte id as protocol 1 pickles Python 3 bytes: the latin-1 text (as UTF-8) re-encoded.
+fn id(bytes: &[u8; 8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"c_codecs\nencode\n(X");
+    let len: u32 = bytes.iter().map(|&b| if b < 0x80 { 1 } else { 2 }).sum();
+    out.extend_from_slice(&len.to_le_bytes());
+    for &b in bytes {
+        if b < 0x80 {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[0xc0 | (b >> 6), 0x80 | (b & 0x3f)]);
+        }
+    }
+    out.extend_from_slice(b"X\x06\x00\x00\x00latin1tR");
 }
 
 /// A stored transaction extension that is not a pickled dict (it cannot be sent as the
@@ -204,6 +319,33 @@ mod tests {
     }
 
     #[test]
+    fn the_direct_s_encoding_is_the_generic_one() {
+        let ids = [
+            0u64,
+            1,
+            0x036c_6b90_f777_7778,
+            0x8080_8080_ffff_ffff,
+            u64::MAX,
+            0x7f80_00ff_1234_c3a9,
+        ];
+        for &a in &ids {
+            for &b in &ids {
+                for data_txn in [None, Some(Tid::from_u64(a ^ b))] {
+                    let record = RecordHeader {
+                        oid: Oid::from_u64(a),
+                        serial: Tid::from_u64(b),
+                        version: Vec::new(),
+                        data_txn,
+                    };
+                    let mut direct = Vec::new();
+                    store_message(&record, &mut direct);
+                    assert_eq!(direct, Message::Store(record).encode_fast());
+                }
+            }
+        }
+    }
+
+    #[test]
     fn an_extension_that_is_not_a_dict_is_refused_naming_the_transaction() {
         let meta = TransactionMeta {
             tid: Tid::from_u64(3),
@@ -219,5 +361,59 @@ mod tests {
             ..meta
         })
         .is_err());
+    }
+
+    #[test]
+    fn a_blob_goes_in_64_kib_blocks_hashed_like_everything_else() {
+        let record = RecordHeader {
+            oid: Oid::from_u64(3),
+            serial: Tid::from_u64(9),
+            version: Vec::new(),
+            data_txn: None,
+        };
+        for (len, sizes) in [
+            (0usize, vec![]),
+            (1, vec![1]),
+            (65_536, vec![65_536]),
+            (65_537, vec![65_536, 1]),
+            (200_000, vec![65_536, 65_536, 65_536, 3_392]),
+        ] {
+            let content: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut encoder = StreamEncoder::new(Tid::ZERO);
+            let mut out = Vec::new();
+            encoder
+                .blob(
+                    &record,
+                    Some(b"data"),
+                    len as u64,
+                    &mut &content[..],
+                    &mut out,
+                )
+                .unwrap();
+            let mut d = FrameDecoder::new(u32::MAX);
+            d.feed(&out);
+            let frames: Vec<Vec<u8>> = std::iter::from_fn(|| d.next_frame().unwrap()).collect();
+            assert_eq!(
+                Message::decode(&frames[0]).unwrap(),
+                Message::Blob {
+                    record: record.clone(),
+                    blocks: sizes.len() as u64
+                }
+            );
+            assert_eq!(frames[1], b"data");
+            let blocks: Vec<usize> = frames[2..].iter().map(Vec::len).collect();
+            assert_eq!(blocks, sizes, "a blob of {len} bytes");
+            assert_eq!(frames[2..].concat(), content);
+            let mut md5 = StreamChecksum::new(Tid::ZERO);
+            for f in &frames {
+                md5.update(f);
+            }
+            assert_eq!(encoder.digest(), md5.digest());
+        }
+        // A file shorter than announced: an error naming the blob.
+        let e = StreamEncoder::new(Tid::ZERO)
+            .blob(&record, None, 70_000, &mut &[0u8; 10][..], &mut Vec::new())
+            .unwrap_err();
+        assert!(e.to_string().contains("after 1 of 2 blocks"), "{e}");
     }
 }

@@ -9,7 +9,7 @@
 //! [`MessageError`]. [`Message::encode_fast`] writes the bytes a Python 3 zc.zrs primary
 //! writes; [`Message::encode`] what `pickle.dumps` writes at a given protocol.
 
-use crate::pickle::{dumps, dumps_fast, loads, PickleError, Value};
+use crate::pickle::{dumps, dumps_fast, loads, loads_with_stats, Limits, PickleError, Value};
 use crate::tid::{Oid, Tid};
 
 /// `('T', (tid, status, user, description, extension))`: a transaction begins.
@@ -169,10 +169,117 @@ fn message(kind: &str, args: Vec<Value>) -> Value {
     Value::Tuple(vec![Value::Str(kind.into()), Value::Tuple(args)])
 }
 
+/// The exact bytes a Python 3 zc.zrs primary pickles an `S` or `C` message to (protocol
+/// 1, fast mode; see [`Message::encode_fast`]), read without building a pickle value: the
+/// catch-up decodes one `S` per record. Anything else — Python 2 primaries, other
+/// protocols, versions, whatever deviates by one byte — is `None`, for the general path.
+mod fast {
+    use super::{Message, RecordHeader};
+    use crate::tid::{Oid, Tid};
+
+    const BYTES_HEAD: &[u8] = b"c_codecs\nencode\n(X";
+    const BYTES_TAIL: &[u8] = b"X\x06\x00\x00\x00latin1tR";
+
+    struct Reader<'a>(&'a [u8]);
+
+    impl<'a> Reader<'a> {
+        fn tag(&mut self, t: &[u8]) -> Option<()> {
+            self.0 = self.0.strip_prefix(t)?;
+            Some(())
+        }
+
+        /// `_codecs.encode(<latin-1 text>, 'latin1')`: Python 3 bytes at protocol 1.
+        fn bytes<const N: usize>(&mut self) -> Option<[u8; N]> {
+            self.tag(BYTES_HEAD)?;
+            let len = u32::from_le_bytes(self.0.get(..4)?.try_into().ok()?) as usize;
+            let text = self.0.get(4..4 + len)?;
+            self.0 = &self.0[4 + len..];
+            let mut out = [0u8; N];
+            let mut n = 0;
+            let mut i = 0;
+            while i < text.len() {
+                let b = text[i];
+                let c = if b < 0x80 {
+                    i += 1;
+                    b
+                } else if (b == 0xc2 || b == 0xc3)
+                    && text.get(i + 1).is_some_and(|c| c & 0xc0 == 0x80)
+                {
+                    i += 2;
+                    ((b & 0x1f) << 6) | (text[i - 1] & 0x3f)
+                } else {
+                    return None;
+                };
+                *out.get_mut(n)? = c;
+                n += 1;
+            }
+            (n == N).then_some(())?;
+            self.tag(BYTES_TAIL)?;
+            Some(out)
+        }
+    }
+
+    pub(super) fn decode(payload: &[u8]) -> Option<Message> {
+        let mut r = Reader(payload);
+        r.tag(b"(X\x01\x00\x00\x00")?;
+        let message = match *r.0.first()? {
+            b'S' => {
+                r.tag(b"S(")?;
+                let oid = Oid(r.bytes::<8>()?);
+                let serial = Tid(r.bytes::<8>()?);
+                r.tag(b"X\x00\x00\x00\x00")?;
+                let data_txn = if r.tag(b"N").is_some() {
+                    None
+                } else {
+                    Some(Tid(r.bytes::<8>()?))
+                };
+                Message::Store(RecordHeader {
+                    oid,
+                    serial,
+                    version: Vec::new(),
+                    data_txn,
+                })
+            }
+            b'C' => {
+                r.tag(b"C(")?;
+                Message::Commit {
+                    checksum: Some(r.bytes::<16>()?),
+                }
+            }
+            _ => return None,
+        };
+        r.tag(b"tt.")?;
+        r.0.is_empty().then_some(message)
+    }
+}
+
 impl Message {
     /// Decode one pickled message as a Python 2 or Python 3 primary sends it.
     pub fn decode(payload: &[u8]) -> Result<Message, MessageError> {
-        let v = loads(payload)?;
+        if let Some(m) = fast::decode(payload) {
+            return Ok(m);
+        }
+        Message::decode_general(payload)
+    }
+
+    /// [`Message::decode`] without the fast path for a Python 3 primary's `S` and `C`.
+    pub fn decode_general(payload: &[u8]) -> Result<Message, MessageError> {
+        Message::from_value(loads(payload)?)
+    }
+
+    /// [`Message::decode`], also telling whether Python 2 pickled the message: it holds
+    /// Python 2 `str` opcodes (STRING, BINSTRING, SHORT_BINSTRING), which Python 3 never
+    /// writes (its bytes are BINBYTES, or `_codecs.encode` below protocol 3).
+    pub fn decode_python2(payload: &[u8]) -> Result<(Message, bool), MessageError> {
+        // The fast path reads only what a Python 3 primary pickles.
+        if let Some(m) = fast::decode(payload) {
+            return Ok((m, false));
+        }
+        let (v, stats) = loads_with_stats(payload, &Limits::default());
+        Ok((Message::from_value(v?)?, stats.py2_strings > 0))
+    }
+
+    fn from_value(v: Value) -> Result<Message, MessageError> {
         let (kind, args) = match v {
             Value::Tuple(mut items) if items.len() == 2 => {
                 let args = items.pop().expect("2 items");
@@ -242,7 +349,12 @@ impl Message {
             'B' => {
                 let items = f.args(&args, &[5])?;
                 let record = f.record(&items[..4])?;
-                let blocks = match &items[4] {
+                // A long (even a small one) is as good a count as an int.
+                let count = match &items[4] {
+                    Value::BigInt(b) => crate::pickle::num::twos_to_value(b),
+                    v => v.clone(),
+                };
+                let blocks = match &count {
                     Value::Int(n) if *n >= 0 => *n as u64,
                     Value::Int(_) => return Err(f.bad("blocks must not be negative".into())),
                     // Beyond i64 but within u64 (decoded BigInts are minimal, so a

@@ -63,6 +63,10 @@ struct Connection {
     /// Whether a keep-alive is scheduled (the first firing only reschedules).
     keep_alive_pending: bool,
     keep_alive_started: bool,
+    /// The start tid sent in the handshake.
+    start: crate::tid::Tid,
+    /// Whether the primary sent anything on this connection.
+    received: bool,
 }
 
 /// A replicating secondary over storage `S`.
@@ -164,9 +168,11 @@ impl<S: Storage> Secondary<S> {
         self.phase = Phase::Connected;
         self.connection = Some(Connection {
             peer: format!("{peer}: "),
-            stream: Stream::new(start, self.config.frame_limit),
+            stream: Stream::new(start, self.config.frame_limit, self.config.format),
             keep_alive_pending: false,
             keep_alive_started: false,
+            start,
+            received: false,
         });
         self.info("Connected");
         if !self.config.keep_alive_delay.is_zero() {
@@ -194,7 +200,28 @@ impl<S: Storage> Secondary<S> {
             debug_assert!(false, "connection lost while {:?}", self.phase);
             return;
         }
+        let refused = self.connection.as_ref().and_then(|c| {
+            let silent = *reason == LossReason::Done && !c.received;
+            (silent && c.start != crate::tid::Tid::ZERO).then(|| (c.peer.clone(), c.start))
+        });
         self.lose_connection(reason);
+        if let Some((peer, start)) = refused {
+            // The protocol has no error message: a primary that refuses a start just
+            // closes. Say what that means, once per such connection.
+            log::warning(
+                LOGGER,
+                &format!(
+                    "{peer}The primary closed the connection without sending anything after \
+                     start {} ({start}). Unless it was being stopped, it refused the start: a \
+                     zrs primary refuses a tid it holds no transaction of (this secondary then \
+                     holds another database's history: a wrong address, or a failover to a \
+                     primary that diverged; rebuild it from the primary), and one later than \
+                     its last transaction (TidTooHigh: the primary is behind this secondary). \
+                     The primary's log says which.",
+                    crate::repr::py3_bytes_repr(start.as_bytes())
+                ),
+            );
+        }
     }
 
     /// Bytes arrived from the primary.
@@ -202,6 +229,7 @@ impl<S: Storage> Secondary<S> {
         let Some(connection) = self.connection.as_mut() else {
             return;
         };
+        connection.received |= !bytes.is_empty();
         let actions = &mut self.actions;
         let check_checksums = self.config.check_checksums && !planted(Bug::IgnoreChecksum);
         let result =

@@ -3,7 +3,8 @@
 
 use super::Secondary;
 use crate::storage::{
-    Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, TransactionRecord,
+    CommittedBlob, Cursor, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage,
+    TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
@@ -20,8 +21,14 @@ impl<S: Storage> ReadStorage for Secondary<S> {
     fn size(&self) -> u64 {
         self.storage.size()
     }
+    fn format(&self) -> Option<Format> {
+        self.storage.format()
+    }
     fn keeps_blobs(&self) -> bool {
         self.storage.keeps_blobs()
+    }
+    fn open_blob(&self, oid: Oid, serial: Tid) -> Result<Option<CommittedBlob>> {
+        self.storage.open_blob(oid, serial)
     }
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
         self.storage.load(oid)

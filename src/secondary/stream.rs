@@ -1,16 +1,29 @@
 //! One connection's replication stream: frames in, transactions out.
 //!
-//! Decodes sized messages, keeps the running checksum, and applies `T` / `S` + data / `C`
-//! to the storage through its two-phase commit. A transaction reaches the storage's
-//! `tpc_finish` only on a `C` whose checksum matches; anything else leaves it begun, for
-//! the caller to abort when the connection ends.
+//! Decodes sized messages, keeps the running checksum, and applies `T` / `S` + data /
+//! `B` + data + blocks / `C` to the storage through its two-phase commit. A transaction
+//! reaches the storage's `tpc_finish` only on a `C` whose checksum matches; anything else
+//! leaves it begun, for the caller to abort when the connection ends (which drops its blob
+//! files too).
+//!
+//! Blobs (protocol `zrs2.1`): every message after a `B`'s data message is one of its
+//! `blocks` chunks, whatever it holds, as zc.zrs reads them; each goes to the storage as it
+//! arrives, so memory does not grow with a blob. Where zrs does better than zc.zrs (README,
+//! "Where zrs differs"): a `B` with 0 blocks restores an empty blob file, not a record
+//! without one; and a record without data (an undo of an object's creation) whose object
+//! currently has a blob gets a copy of that blob file, as the primary's undo made one.
+//!
+//! Each `T` also settles the storage's [`Format`]: the configured one, else the primary's
+//! as its pickles show it (Python 2 writes `str` opcodes, Python 3 never does); a new
+//! storage takes it, an existing one of another format is an input error rather than a
+//! file of mixed pickles. The extension is re-encoded for that format.
 
-use crate::pickle;
 use crate::protocol::checksum::StreamChecksum;
 use crate::protocol::framing::{FrameDecoder, FrameError};
 use crate::protocol::message::{MessageError, RecordHeader};
 use crate::protocol::Message;
-use crate::storage::{Storage, StorageError, TransactionMeta};
+use crate::storage::blob::is_blob_record;
+use crate::storage::{encode_extension, Format, Storage, StorageError, TransactionMeta};
 use crate::tid::{Oid, Tid};
 
 /// Why the secondary gave up on its input.
@@ -32,6 +45,17 @@ pub enum InputError {
     },
     #[error("message {index}: {what}")]
     Sequence { index: u64, what: String },
+    #[error(
+        "message {index}: the primary writes {want} files ({how}), but {name} is an {have} \
+         file; not mixing them: replicate into a new file, or choose with --format"
+    )]
+    Format {
+        index: u64,
+        name: String,
+        have: Format,
+        want: Format,
+        how: &'static str,
+    },
     #[error("message {index}: storage refused it: {source}")]
     Storage {
         index: u64,
@@ -46,6 +70,14 @@ enum Expect {
     Message,
     /// The raw data of the record announced by an `S`.
     RecordData(RecordHeader),
+    /// The raw data of the record announced by a `B`, then its blob's chunks.
+    BlobData { record: RecordHeader, blocks: u64 },
+    /// The `remaining` chunks of a blob, then its record is restored with `data`.
+    BlobChunks {
+        record: RecordHeader,
+        data: Option<Vec<u8>>,
+        remaining: u64,
+    },
 }
 
 /// A transaction that was committed, for invalidation.
@@ -71,11 +103,14 @@ struct Replication {
     oids: Vec<Oid>,
     /// Messages received so far (for error messages).
     index: u64,
+    /// The format chosen by configuration, overriding what the primary's pickles say.
+    format: Option<Format>,
 }
 
 impl Stream {
-    /// A stream that continues from `start`, the last tid the secondary holds.
-    pub fn new(start: Tid, frame_limit: u32) -> Stream {
+    /// A stream that continues from `start`, the last tid the secondary holds, into a
+    /// storage of `format` (`None`: the primary's).
+    pub fn new(start: Tid, frame_limit: u32, format: Option<Format>) -> Stream {
         Stream {
             frames: FrameDecoder::new(frame_limit),
             replication: Replication {
@@ -84,6 +119,7 @@ impl Stream {
                 transaction: None,
                 oids: Vec::new(),
                 index: 0,
+                format,
             },
         }
     }
@@ -138,23 +174,71 @@ impl Replication {
             index,
             what: what.to_string(),
         };
-        if let Expect::RecordData(record) = std::mem::replace(&mut self.expect, Expect::Message) {
-            // An empty data message means "no data": the record undoes the object's creation.
-            let data = (!message.is_empty()).then_some(message);
-            storage
-                .restore(
-                    record.oid,
-                    record.serial,
-                    data,
-                    &record.version,
-                    record.data_txn,
-                )
-                .map_err(storage_error)?;
-            self.oids.push(record.oid);
-            return Ok(());
+        match std::mem::replace(&mut self.expect, Expect::Message) {
+            Expect::Message => {}
+            Expect::RecordData(record) => {
+                // An empty data message means "no data": the record undoes the object's
+                // creation.
+                let data = (!message.is_empty()).then_some(message);
+                let copy_from = match data {
+                    None if storage.keeps_blobs() => {
+                        current_blob_serial(storage, record.oid).map_err(storage_error)?
+                    }
+                    _ => None,
+                };
+                storage
+                    .restore(
+                        record.oid,
+                        record.serial,
+                        data,
+                        &record.version,
+                        record.data_txn,
+                    )
+                    .map_err(storage_error)?;
+                if let Some(from) = copy_from {
+                    // The primary's undo copied the blob file to the undo's tid.
+                    storage
+                        .copy_blob(record.oid, from, record.serial)
+                        .map_err(storage_error)?;
+                }
+                self.oids.push(record.oid);
+                return Ok(());
+            }
+            Expect::BlobData { record, blocks } => {
+                let data = (!message.is_empty()).then(|| message.to_vec());
+                self.oids.push(record.oid);
+                storage.blob_begin().map_err(storage_error)?;
+                if blocks == 0 {
+                    restore_blob(storage, &record, data.as_deref()).map_err(storage_error)?;
+                } else {
+                    self.expect = Expect::BlobChunks {
+                        record,
+                        data,
+                        remaining: blocks,
+                    };
+                }
+                return Ok(());
+            }
+            Expect::BlobChunks {
+                record,
+                data,
+                remaining,
+            } => {
+                storage.blob_write(message).map_err(storage_error)?;
+                if remaining == 1 {
+                    restore_blob(storage, &record, data.as_deref()).map_err(storage_error)?;
+                } else {
+                    self.expect = Expect::BlobChunks {
+                        record,
+                        data,
+                        remaining: remaining - 1,
+                    };
+                }
+                return Ok(());
+            }
         }
-        let decoded =
-            Message::decode(message).map_err(|source| InputError::Message { index, source })?;
+        let (decoded, python2) = Message::decode_python2(message)
+            .map_err(|source| InputError::Message { index, source })?;
         match decoded {
             Message::Transaction(header) => {
                 if let Some(tid) = self.transaction {
@@ -163,12 +247,13 @@ impl Replication {
                         header.tid, tid
                     )));
                 }
+                let format = self.storage_format(storage, python2, index)?;
                 let meta = TransactionMeta {
                     tid: header.tid,
                     status: header.status,
                     user: header.user,
                     description: header.description,
-                    extension: pickle::dumps_extension(&header.extension),
+                    extension: encode_extension(&header.extension, format),
                 };
                 storage.tpc_begin(meta).map_err(storage_error)?;
                 self.transaction = Some(header.tid);
@@ -180,10 +265,16 @@ impl Replication {
                 }
                 self.expect = Expect::RecordData(record);
             }
-            Message::Blob { .. } => {
-                return Err(sequence(
-                    "'B' (a blob record) but this secondary keeps no blobs (protocol zrs2.0)",
-                ));
+            Message::Blob { record, blocks } => {
+                if !storage.keeps_blobs() {
+                    return Err(sequence(
+                        "'B' (a blob record) but this secondary keeps no blobs (protocol zrs2.0)",
+                    ));
+                }
+                if self.transaction.is_none() {
+                    return Err(sequence("'B' outside a transaction"));
+                }
+                self.expect = Expect::BlobData { record, blocks };
             }
             Message::Commit { checksum } => {
                 let computed = self.checksum.digest();
@@ -207,6 +298,65 @@ impl Replication {
             }
         }
         Ok(())
+    }
+}
+
+fn restore_blob<S: Storage + ?Sized>(
+    storage: &mut S,
+    record: &RecordHeader,
+    data: Option<&[u8]>,
+) -> Result<(), StorageError> {
+    storage.restore_blob(
+        record.oid,
+        record.serial,
+        data,
+        &record.version,
+        record.data_txn,
+    )
+}
+
+/// The serial of `oid`'s current revision, if that revision is a blob's.
+fn current_blob_serial<S: Storage + ?Sized>(
+    storage: &S,
+    oid: Oid,
+) -> Result<Option<Tid>, StorageError> {
+    match storage.load(oid) {
+        Ok((data, serial)) => Ok(is_blob_record(&data).then_some(serial)),
+        Err(StorageError::NoSuchKey(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl Replication {
+    /// The format a transaction is written in: the configured one, else the primary's
+    /// (Python 2 pickles: `FS21`). A new storage takes it; an existing one must have it.
+    fn storage_format<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        python2: bool,
+        index: u64,
+    ) -> Result<Format, InputError> {
+        let (want, how) = match (self.format, python2) {
+            (Some(f), _) => (f, "as configured"),
+            (None, true) => (Format::Fs21, "it pickles as Python 2 does"),
+            (None, false) => (Format::Fs30, "it pickles as Python 3 does"),
+        };
+        match storage.format() {
+            Some(have) if have != want => Err(InputError::Format {
+                index,
+                name: storage.name().to_string(),
+                have,
+                want,
+                how,
+            }),
+            Some(_) => Ok(want),
+            None => {
+                storage
+                    .set_format(want)
+                    .map_err(|source| InputError::Storage { index, source })?;
+                Ok(want)
+            }
+        }
     }
 }
 

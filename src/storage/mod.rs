@@ -10,21 +10,69 @@
 //! - [`file::FileStorage`]: ZODB's `Data.fs`, byte-identical to what Python ZODB writes;
 //! - [`extension`]: the one place a replicated transaction's extension is re-encoded;
 //! - [`copy`]: replaying one storage into another (`zrs copy`);
-//! - [`cursor`]: an owned position in the committed transactions, for a primary's stream.
+//! - [`cursor`]: an owned position in the committed transactions, for a primary's stream;
+//! - [`blob`]: a ZODB blob directory beside any of them ([`BlobStorage`]).
 
+pub mod blob;
 pub mod copy;
 pub mod cursor;
 pub mod extension;
 pub mod file;
 pub mod memory;
 
+pub use blob::{BlobReader, BlobStorage, CommittedBlob};
 pub use copy::{copy_transactions, CopyStats};
 pub use cursor::{Cursor, IteratorCursor, TransactionCursor};
-pub use extension::replicated_extension;
+pub use extension::{encode_extension, replicated_extension};
 pub use file::{Durability, FileStorage, FileStorageReader, Options};
 pub use memory::MemoryStorage;
 
 use crate::tid::{Oid, Tid};
+
+/// Which ZODB a storage's bytes are for: the Data.fs magic, and how transaction extensions
+/// are pickled. A replica takes its primary's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `FS30`: Python 3 ZODB (5.x, 6.x); extensions pickled at protocol 3.
+    Fs30,
+    /// `FS21`: Python 2 ZODB (4.x, 5.x on Python 2); extensions as cPickle at protocol 1.
+    Fs21,
+}
+
+impl Format {
+    /// The file magic.
+    pub fn magic(self) -> &'static [u8; 4] {
+        match self {
+            Format::Fs30 => b"FS30",
+            Format::Fs21 => b"FS21",
+        }
+    }
+
+    /// `fs30` / `fs21`, as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Fs30 => "fs30",
+            Format::Fs21 => "fs21",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::str::from_utf8(self.magic()).expect("ASCII"))
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Format, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "fs30" | "py3" => Ok(Format::Fs30),
+            "fs21" | "py2" => Ok(Format::Fs21),
+            _ => Err(format!("unknown format {s:?}: expected fs30 or fs21")),
+        }
+    }
+}
 
 /// Transaction metadata exactly as a storage keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -34,7 +82,8 @@ pub struct TransactionMeta {
     pub status: u8,
     pub user: Vec<u8>,
     pub description: Vec<u8>,
-    /// The extension as stored: ZODB's `pickle.dumps(ext, 3)`, empty for an empty dict.
+    /// The extension as stored: ZODB's pickle of the dict (see [`Format`]), empty for an
+    /// empty dict.
     pub extension: Vec<u8>,
 }
 
@@ -91,9 +140,19 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("storage is closed")]
     Closed,
+    #[error("{name} is an {have} file; refusing to write {want} transactions into it")]
+    FormatMismatch {
+        name: String,
+        have: Format,
+        want: Format,
+    },
     /// Another writer holds the storage's lock file (`Data.fs.lock`).
     #[error("{0}")]
     Locked(#[from] file::lock::LockError),
+    #[error("this storage keeps no blobs")]
+    NoBlobs,
+    #[error("blob of oid {oid:?} at serial {serial:?}: {what}")]
+    Blob { oid: Oid, serial: Tid, what: String },
 }
 
 pub type Result<T> = std::result::Result<T, StorageError>;
@@ -117,6 +176,11 @@ pub trait ReadStorage {
     /// Whether the storage keeps blobs (a secondary over it then speaks `zrs2.1`).
     fn keeps_blobs(&self) -> bool {
         false
+    }
+    /// The storage's [`Format`]; `None` while a new storage has none yet (its first
+    /// transaction, or [`Storage::set_format`], decides), and for storages without one.
+    fn format(&self) -> Option<Format> {
+        None
     }
 
     /// Current data and serial of an object.
@@ -149,11 +213,20 @@ pub trait ReadStorage {
     fn cursor(&self, after: Tid) -> Cursor {
         Box::new(IteratorCursor::new(self, after))
     }
+    /// The committed blob file of `oid` at `serial`, if the storage keeps blobs and has it.
+    fn open_blob(&self, _oid: Oid, _serial: Tid) -> Result<Option<CommittedBlob>> {
+        Ok(None)
+    }
 }
 
 /// A ZODB storage as replication writes it: ZODB's two-phase commit, a record at a time
 /// as the primary sent it. Reading is [`ReadStorage`]'s.
 pub trait Storage: ReadStorage {
+    /// Decides the format of a storage that has none yet; fails if it has another one.
+    /// Storages without a format accept any.
+    fn set_format(&mut self, _format: Format) -> Result<()> {
+        Ok(())
+    }
     /// Begin a transaction with the given metadata. One at a time; the tid must be later
     /// than the last transaction.
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()>;
@@ -187,6 +260,36 @@ pub trait Storage: ReadStorage {
     fn recover(&mut self) -> Result<bool> {
         Ok(false)
     }
+
+    // Blobs (ZODB's `IBlobStorage`), for storages that keep them; the defaults keep none.
+
+    /// Start the blob file of the record the next [`Storage::restore_blob`] restores; the
+    /// file is then written chunk by chunk with [`Storage::blob_write`].
+    fn blob_begin(&mut self) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// Append a chunk to the blob file begun.
+    fn blob_write(&mut self, _chunk: &[u8]) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// ZODB's `restoreBlob`: [`Storage::restore`] the record, with the blob file written
+    /// since [`Storage::blob_begin`] as its blob. The file becomes visible with the
+    /// transaction, and an aborted transaction leaves none.
+    fn restore_blob(
+        &mut self,
+        _oid: Oid,
+        _serial: Tid,
+        _data: Option<&[u8]>,
+        _version: &[u8],
+        _data_txn: Option<Tid>,
+    ) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
+    /// Give `oid` at `serial`, in the transaction in progress, a copy of its committed blob
+    /// file at `from` (as ZODB's undo does); does nothing when there is no such file.
+    fn copy_blob(&mut self, _oid: Oid, _from: Tid, _serial: Tid) -> Result<()> {
+        Err(StorageError::NoBlobs)
+    }
 }
 
 /// A boxed storage is a storage (the simulator picks file or memory at run time).
@@ -205,6 +308,9 @@ impl<T: ReadStorage + ?Sized> ReadStorage for Box<T> {
     }
     fn keeps_blobs(&self) -> bool {
         (**self).keeps_blobs()
+    }
+    fn format(&self) -> Option<Format> {
+        (**self).format()
     }
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
         (**self).load(oid)
@@ -234,9 +340,15 @@ impl<T: ReadStorage + ?Sized> ReadStorage for Box<T> {
     fn cursor(&self, after: Tid) -> Cursor {
         (**self).cursor(after)
     }
+    fn open_blob(&self, oid: Oid, serial: Tid) -> Result<Option<CommittedBlob>> {
+        (**self).open_blob(oid, serial)
+    }
 }
 
 impl<T: Storage + ?Sized> Storage for Box<T> {
+    fn set_format(&mut self, format: Format) -> Result<()> {
+        (**self).set_format(format)
+    }
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         (**self).tpc_begin(meta)
     }
@@ -267,5 +379,24 @@ impl<T: Storage + ?Sized> Storage for Box<T> {
     }
     fn recover(&mut self) -> Result<bool> {
         (**self).recover()
+    }
+    fn blob_begin(&mut self) -> Result<()> {
+        (**self).blob_begin()
+    }
+    fn blob_write(&mut self, chunk: &[u8]) -> Result<()> {
+        (**self).blob_write(chunk)
+    }
+    fn restore_blob(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&[u8]>,
+        version: &[u8],
+        data_txn: Option<Tid>,
+    ) -> Result<()> {
+        (**self).restore_blob(oid, serial, data, version, data_txn)
+    }
+    fn copy_blob(&mut self, oid: Oid, from: Tid, serial: Tid) -> Result<()> {
+        (**self).copy_blob(oid, from, serial)
     }
 }

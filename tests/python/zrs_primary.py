@@ -2,7 +2,7 @@
 
 Usage:
     zrs_primary.py PATH [--create N] [--shapes mixed|mappings] [--seed S] [--port P]
-                        [--throttle SECS] [--stall-in K] [--no-serve]
+                        [--throttle SECS] [--stall-in K] [--no-serve] [--blobs DIR]
 
 --create N   (re)build PATH first with N transactions (a few more when the last step is an
              undo); without it PATH is served as it is.
@@ -18,6 +18,10 @@ Usage:
              whole. So a test can stop a primary, or a secondary, mid-stream on an event
              rather than on a guess at how fast the stream goes.
 --no-serve   build and exit.
+--blobs DIR  keep blobs in DIR: the storage is ZODB's BlobStorage around the FileStorage
+             (zc.zrs's documented blob primary), and the workload adds blob steps: new blobs
+             of 0, 1, 64 KiB, 64 KiB + 1 bytes ... up to 3 MB, changed blobs, and undos of
+             both (the undo of a creation copies the blob file to the undo's tid).
 
 Prints `port N` once listening, then `size N` (the file's size in bytes); flushes each line.
 Then reads commands from stdin, one a line:
@@ -41,6 +45,7 @@ import BTrees.OOBTree
 import transaction
 import ZODB
 import ZODB.BaseStorage
+import ZODB.blob
 import ZODB.FileStorage
 from persistent.list import PersistentList
 from persistent.mapping import PersistentMapping
@@ -67,10 +72,11 @@ ZODB.BaseStorage.time = FakeClock()
 class Workload:
     """Commits transactions of varied shapes, one per `step`."""
 
-    def __init__(self, db, shapes, seed):
+    def __init__(self, db, shapes, seed, blobs=False):
         import random
 
         self.db = db
+        self.blobs = blobs
         self.mixed = shapes == "mixed"
         self.rng = random.Random(seed)
         self.tm = transaction.TransactionManager()
@@ -115,6 +121,8 @@ class Workload:
         folders = self.folders()
         names = sorted(folders)
         # Fixed points so that even a short run has each shape.
+        if self.blobs and i % 10 in (3, 7):
+            return self.blob(i)
         if i % 50 == 5:
             return self.big(names)
         if i % 10 == 8:
@@ -151,6 +159,28 @@ class Workload:
         self.folders()[self.rng.choice(names)]["big"] = PersistentMapping({"payload": payload})
         self.commit("big")
 
+    BLOB_SIZES = [0, 1, 65536, 65537, 100, 300_000, 5000, 3_000_000, 65535, 131072]
+
+    def blob(self, i):
+        blobs = self.root.get("blobs")
+        if blobs is None:
+            blobs = self.root["blobs"] = PersistentMapping()
+        size = self.BLOB_SIZES[(i // 5) % len(self.BLOB_SIZES)]
+        data = self.rng.randbytes(size)
+        names = sorted(blobs)
+        # New blobs at 3 (undone at 8 when 7 is a change), alternately new or changed at 7.
+        if i % 10 == 3 or (i // 10) % 2 == 0 or not names:
+            blob = ZODB.blob.Blob()
+            if size or i % 20 != 3:
+                # Written, even with nothing: otherwise still an empty blob file.
+                with blob.open("w") as f:
+                    f.write(data)
+            blobs["b%d" % i] = blob
+            return self.commit("new blob")
+        with blobs[self.rng.choice(names)].open("w") as f:
+            f.write(data)
+        return self.commit("changed blob")
+
     def undo_last(self):
         # The last transaction is always undoable. Undoing a creation writes backpointer 0
         # for the new object; anything else, backpointers to the earlier data.
@@ -181,14 +211,25 @@ def main():
     p.add_argument("--throttle", type=float, default=0.0)
     p.add_argument("--stall-in", type=int)
     p.add_argument("--no-serve", action="store_true")
+    p.add_argument("--blobs")
     args = p.parse_args()
+
+    def open_storage(create=False):
+        fs = ZODB.FileStorage.FileStorage(args.path, create=create)
+        if args.blobs:
+            return ZODB.blob.BlobStorage(args.blobs, fs)
+        return fs
 
     if args.create is not None:
         for suffix in ("", ".index", ".lock", ".tmp"):
             if os.path.exists(args.path + suffix):
                 os.remove(args.path + suffix)
-        db = ZODB.DB(ZODB.FileStorage.FileStorage(args.path, create=True))
-        w = Workload(db, args.shapes, args.seed)
+        if args.blobs and os.path.exists(args.blobs):
+            import shutil
+
+            shutil.rmtree(args.blobs)
+        db = ZODB.DB(open_storage(create=True))
+        w = Workload(db, args.shapes, args.seed, bool(args.blobs))
         w.run(args.create)
         w.close()
         db.close()
@@ -225,8 +266,7 @@ def main():
         zc.zrs.primary.FileStorageIterator.__next__ = counting_next
         zc.zrs.primary.PrimaryProducer.write = paced_write
 
-    fs = ZODB.FileStorage.FileStorage(args.path)
-    primary = zc.zrs.primary.Primary(fs, ("127.0.0.1", args.port))
+    primary = zc.zrs.primary.Primary(open_storage(), ("127.0.0.1", args.port))
     deadline = time.time() + 30
     while primary._listener is None:
         if time.time() > deadline:
@@ -236,7 +276,7 @@ def main():
     say("size %d" % os.path.getsize(args.path))
 
     db = ZODB.DB(primary)
-    w = Workload(db, args.shapes, args.seed + 1)
+    w = Workload(db, args.shapes, args.seed + 1, bool(args.blobs))
     for line in sys.stdin:
         words = line.split()
         if words[:1] == ["commit"] and len(words) == 2:

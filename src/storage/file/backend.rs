@@ -1,17 +1,22 @@
 //! The byte store under a FileStorage: a small trait every read and write goes through.
 //!
 //! The real backend is a plain [`std::fs::File`] used with positional reads and writes, so
-//! one open file serves the writer and any number of readers at once. [`MemoryBackend`]
+//! one open file serves the writer and any number of readers at once. Opened with
+//! [`FileBackend::open_write_behind`] (what a writable `FileStorage::open` does), its writes
+//! go to the kernel on a thread of their own, so that during a catch-up copying into the
+//! page cache overlaps decoding and hashing the next transaction; see [`WriteBehind`]. [`MemoryBackend`]
 //! keeps the bytes in memory (tests, benchmarks). The simulator implements the same trait
 //! as a disk that loses unsynced writes or tears the last one at a crash, which is why the
 //! storage treats [`Backend::sync`] as the only durability point and the trait is
 //! `Send + Sync` with `&self` methods.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 
 /// Positional byte storage.
 pub trait Backend: Send + Sync + fmt::Debug {
@@ -67,12 +72,13 @@ impl<B: Backend + ?Sized> Backend for std::sync::Arc<B> {
 /// A file on disk.
 #[derive(Debug)]
 pub struct FileBackend {
-    file: File,
+    file: Arc<File>,
+    behind: Option<WriteBehind>,
 }
 
 impl FileBackend {
     /// Open `path` for reading and, unless `read_only`, writing; a writable open creates the
-    /// file if it is missing.
+    /// file if it is missing. Writes are made before `write_at` returns.
     pub fn open(path: &Path, read_only: bool) -> io::Result<FileBackend> {
         let file = if read_only {
             File::open(path)?
@@ -84,20 +90,42 @@ impl FileBackend {
                 .truncate(false)
                 .open(path)?
         };
-        Ok(FileBackend { file })
+        Ok(FileBackend::from_file(file))
+    }
+
+    /// Open `path` for reading and writing (created if missing), with writes made by a
+    /// thread of their own ([`WriteBehind`]).
+    pub fn open_write_behind(path: &Path) -> io::Result<FileBackend> {
+        let mut b = FileBackend::open(path, false)?;
+        b.behind = Some(WriteBehind::start(b.file.clone())?);
+        Ok(b)
     }
 
     pub fn from_file(file: File) -> FileBackend {
-        FileBackend { file }
+        FileBackend {
+            file: Arc::new(file),
+            behind: None,
+        }
+    }
+
+    /// Wait for queued writes overlapping `pos..end` (all of them for `None`); fails with
+    /// the error a queued write met.
+    fn settle(&self, range: Option<(u64, u64)>) -> io::Result<()> {
+        match &self.behind {
+            Some(b) => b.settle(range),
+            None => Ok(()),
+        }
     }
 }
 
 impl Backend for FileBackend {
     fn len(&self) -> io::Result<u64> {
+        self.settle(None)?;
         Ok(self.file.metadata()?.len())
     }
 
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.settle(Some((pos, pos.saturating_add(buf.len() as u64))))?;
         let mut done = 0;
         while done < buf.len() {
             match pread(&self.file, &mut buf[done..], pos + done as u64) {
@@ -111,25 +139,225 @@ impl Backend for FileBackend {
     }
 
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
-        let mut done = 0;
-        while done < data.len() {
-            match pwrite(&self.file, &data[done..], pos + done as u64) {
-                Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
-                Ok(n) => done += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
+        match &self.behind {
+            Some(b) => b.queue(pos, data),
+            None => write_all_at(&self.file, pos, data),
         }
-        Ok(())
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {
+        self.settle(None)?;
         self.file.set_len(len)
     }
 
     fn sync(&self) -> io::Result<()> {
+        self.settle(None)?;
         // Data and size: a truncation or an append must survive too.
         self.file.sync_all()
+    }
+}
+
+fn write_all_at(file: &File, pos: u64, data: &[u8]) -> io::Result<()> {
+    let mut done = 0;
+    while done < data.len() {
+        match pwrite(file, &data[done..], pos + done as u64) {
+            Ok(0) => return Err(io::Error::from(io::ErrorKind::WriteZero)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Most bytes queued for the writer thread before `write_at` waits: bounds the memory the
+/// queue holds while letting a batch of transactions be in flight.
+const WRITE_BEHIND_LIMIT: usize = 16 << 20;
+
+/// The writer thread is woken once this much is queued (or when a caller needs the
+/// writes made): small transactions then cost one system call per megabyte, not two each.
+const WRITE_BEHIND_CHUNK: usize = 1 << 20;
+
+/// Writes made in order by a thread of their own, behind the caller's back but never out
+/// of its sight: every read waits for the queued writes it overlaps, and `len`,
+/// `set_len` and `sync` for all of them, so what the backend answers is exactly what it
+/// would answer writing in place. The first failed write is kept and returned by every
+/// later call; the writes queued after it are dropped (never, say, a status byte flipped
+/// over data that did not reach the file). Queued writes are merged: an append to the
+/// last queued write extends it, and a write inside it (a transaction's status flip)
+/// patches it, so that a catch-up's many small transactions reach the kernel in large
+/// writes.
+#[derive(Debug)]
+struct WriteBehind {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The queue and its two wake-ups: `work` for the writer thread, `done` for callers
+/// waiting on it. Each is signalled only when someone waits on it (a futex call per
+/// write would cost more than the write).
+#[derive(Debug, Default)]
+struct Shared {
+    queue: Mutex<Queue>,
+    work: Condvar,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    jobs: VecDeque<(u64, Vec<u8>)>,
+    /// The range being written now.
+    in_flight: Option<(u64, u64)>,
+    queued_bytes: usize,
+    error: Option<(io::ErrorKind, String)>,
+    closing: bool,
+    /// The writer thread waits for work.
+    idle: bool,
+    /// Callers waiting for the writer.
+    waiting: usize,
+}
+
+impl Queue {
+    fn overlaps(&self, range: Option<(u64, u64)>) -> bool {
+        let hit = |(s, e): (u64, u64)| range.is_none_or(|(a, b)| s < b && a < e);
+        self.in_flight.is_some_and(hit)
+            || self.jobs.iter().any(|(p, d)| hit((*p, p + d.len() as u64)))
+    }
+
+    fn failed(&self) -> io::Result<()> {
+        match &self.error {
+            Some((kind, what)) => Err(io::Error::new(*kind, what.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl WriteBehind {
+    fn start(file: Arc<File>) -> io::Result<WriteBehind> {
+        let shared = Arc::new(Shared::default());
+        let worker = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("zrs-writer".into())
+            .spawn(move || write_loop(&file, &worker))?;
+        Ok(WriteBehind {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.shared.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wait for the writer thread until `until` holds (or a write failed).
+    fn wait_for<'a>(
+        &'a self,
+        mut q: std::sync::MutexGuard<'a, Queue>,
+        until: impl Fn(&Queue) -> bool,
+    ) -> std::sync::MutexGuard<'a, Queue> {
+        while q.error.is_none() && !until(&q) {
+            q.waiting += 1;
+            q = self.shared.done.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.waiting -= 1;
+        }
+        q
+    }
+
+    fn queue(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+        let mut q = self.lock();
+        q.failed()?;
+        let end = pos + data.len() as u64;
+        if let Some((p, job)) = q.jobs.back_mut() {
+            let job_end = *p + job.len() as u64;
+            if *p <= pos && end <= job_end {
+                let at = (pos - *p) as usize;
+                job[at..at + data.len()].copy_from_slice(data);
+                return Ok(());
+            }
+            if job_end == pos && job.len() < WRITE_BEHIND_CHUNK {
+                job.extend_from_slice(data);
+                q.queued_bytes += data.len();
+                self.wake(&q);
+                return Ok(());
+            }
+        }
+        if q.queued_bytes + data.len() > WRITE_BEHIND_LIMIT {
+            self.wake_now(&q);
+            q = self.wait_for(q, |q| {
+                q.queued_bytes == 0 || q.queued_bytes + data.len() <= WRITE_BEHIND_LIMIT
+            });
+            q.failed()?;
+        }
+        q.queued_bytes += data.len();
+        q.jobs.push_back((pos, data.to_vec()));
+        self.wake(&q);
+        Ok(())
+    }
+
+    /// Wake the writer thread if enough is queued to be worth a write.
+    fn wake(&self, q: &Queue) {
+        if q.queued_bytes >= WRITE_BEHIND_CHUNK {
+            self.wake_now(q);
+        }
+    }
+
+    fn wake_now(&self, q: &Queue) {
+        if q.idle {
+            self.shared.work.notify_one();
+        }
+    }
+
+    fn settle(&self, range: Option<(u64, u64)>) -> io::Result<()> {
+        let q = self.lock();
+        if !q.overlaps(range) {
+            return q.failed();
+        }
+        self.wake_now(&q);
+        self.wait_for(q, |q| !q.overlaps(range)).failed()
+    }
+}
+
+fn write_loop(file: &File, shared: &Shared) {
+    let lock = || shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+    let mut q = lock();
+    loop {
+        let Some((pos, data)) = q.jobs.pop_front() else {
+            if q.closing {
+                return;
+            }
+            q.idle = true;
+            q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.idle = false;
+            continue;
+        };
+        q.in_flight = Some((pos, pos + data.len() as u64));
+        drop(q);
+        let r = write_all_at(file, pos, &data);
+        q = lock();
+        q.in_flight = None;
+        q.queued_bytes -= data.len();
+        if let Err(e) = r {
+            q.error = Some((
+                e.kind(),
+                format!("write of {} bytes at {pos}: {e}", data.len()),
+            ));
+            q.queued_bytes = 0;
+            q.jobs.clear();
+        }
+        if q.waiting > 0 {
+            shared.done.notify_all();
+        }
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        // Queued writes are still made: dropping the backend is not a crash.
+        self.lock().closing = true;
+        self.shared.work.notify_one();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
     }
 }
 
@@ -254,5 +482,60 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let b = FileBackend::open(&dir.path().join("x.fs"), false).unwrap();
         exercise(&b);
+        let b = FileBackend::open_write_behind(&dir.path().join("y.fs")).unwrap();
+        exercise(&b);
+    }
+
+    /// Writes queued behind are seen by every read that follows them, in order, from
+    /// any thread, and reach the file by the time the backend is dropped.
+    #[test]
+    fn write_behind_reads_what_was_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("z.fs");
+        let b = Arc::new(FileBackend::open_write_behind(&path).unwrap());
+        let reader = b.clone();
+        let chunk = |i: u64| vec![(i % 251) as u8; 1000 + (i as usize % 7) * 100_000];
+        let mut pos = 0u64;
+        let mut ends = Vec::new();
+        for i in 0..200u64 {
+            let c = chunk(i);
+            b.write_at(pos, &c).unwrap();
+            pos += c.len() as u64;
+            ends.push(pos);
+            // A read of what was just written, and of the middle of the file.
+            let mut last = [0u8; 1];
+            assert_eq!(b.read_at(pos - 1, &mut last).unwrap(), 1);
+            assert_eq!(last[0], (i % 251) as u8);
+        }
+        b.write_at(3, b"X").unwrap();
+        let t = std::thread::spawn(move || {
+            let mut one = [0u8; 1];
+            reader.read_exact_at(3, &mut one).unwrap();
+            one[0]
+        });
+        assert_eq!(t.join().unwrap(), b'X');
+        // A transaction and its status flip, queued together: the flip patches it.
+        b.write_at(pos, b"cccc").unwrap();
+        b.write_at(pos + 4, b"dddd").unwrap();
+        b.write_at(pos + 2, b" ").unwrap();
+        let mut txn = [0u8; 8];
+        b.read_exact_at(pos, &mut txn).unwrap();
+        assert_eq!(&txn, b"cc cdddd");
+        b.set_len(pos).unwrap();
+        assert_eq!(b.len().unwrap(), pos);
+        drop(b);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len() as u64, pos);
+        let mut start = 0usize;
+        for (i, &end) in ends.iter().enumerate() {
+            let want = (i % 251) as u8;
+            let got = &bytes[start..end as usize];
+            let ok = got
+                .iter()
+                .enumerate()
+                .all(|(k, &x)| x == want || (start + k == 3 && x == b'X'));
+            assert!(ok, "chunk {i}");
+            start = end as usize;
+        }
     }
 }

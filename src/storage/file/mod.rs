@@ -9,6 +9,10 @@
 //! - [`faulty`]: a backend that fails chosen writes, fsyncs and reads (tests);
 //! - this module: the storage (writer) and [`FileStorageReader`] (shared read handles).
 //!
+//! A new (empty) file gets its magic only when its [`Format`] is decided: by
+//! [`Storage::set_format`] (a replica takes its primary's), else at the first `tpc_begin`
+//! (`FS30`, as Python 3 ZODB creates files). An existing file keeps its own.
+//!
 //! Writes follow ZODB: `tpc_vote` appends the whole transaction with status `c`,
 //! `tpc_finish` flips the status to `' '` (or `'p'`) and, by default, fsyncs. Only then does
 //! the transaction enter the index that readers share, so readers never see a transaction
@@ -26,19 +30,19 @@ pub mod lock;
 pub mod scan;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::planted::{planted, Bug};
 use crate::storage::{
-    Cursor, DataRecord, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
-    TransactionCursor, TransactionMeta, TransactionRecord,
+    Cursor, DataRecord, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage,
+    StorageError, TransactionCursor, TransactionMeta, TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
 use backend::{Backend, FileBackend};
 use format::{
-    encode_record, DataHeader, RecordBody, TxnHeader, DATA_HEADER_LEN, MAGIC, MAX_META_LEN,
+    encode_record, DataHeader, RecordBody, TxnHeader, DATA_HEADER_LEN, MAGIC_PY2, MAX_META_LEN,
     STATUS_CHECKPOINT, STATUS_COMMITTED, STATUS_OFFSET, STATUS_PACKED, TXN_HEADER_LEN,
 };
 use index::{Index, MAX_POS};
@@ -71,6 +75,25 @@ struct Shared {
     backend: Box<dyn Backend>,
     index: RwLock<Index>,
     closed: AtomicBool,
+    /// The file's [`Format`] as a number (see [`format_code`]); 0 while a new file has no
+    /// magic yet.
+    format: AtomicU8,
+}
+
+fn format_code(format: Option<Format>) -> u8 {
+    match format {
+        None => 0,
+        Some(Format::Fs30) => 1,
+        Some(Format::Fs21) => 2,
+    }
+}
+
+fn format_of(code: u8) -> Option<Format> {
+    match code {
+        1 => Some(Format::Fs30),
+        2 => Some(Format::Fs21),
+        _ => None,
+    }
 }
 
 /// A transaction between `tpc_begin` and `tpc_finish`/`tpc_abort`.
@@ -127,7 +150,11 @@ impl FileStorage {
         } else {
             Some(lock::LockFile::acquire(&lock::lock_path(path))?)
         };
-        let backend = FileBackend::open(path, options.read_only)?;
+        let backend = if options.read_only {
+            FileBackend::open(path, true)?
+        } else {
+            FileBackend::open_write_behind(path)?
+        };
         let mut storage =
             FileStorage::open_with_backend(&path.to_string_lossy(), Box::new(backend), options)?;
         storage.lock = lock;
@@ -163,17 +190,27 @@ impl FileStorage {
                 backend.sync()?;
             }
         }
-        if scan.empty && !options.read_only {
-            backend.write_at(0, MAGIC)?;
-            backend.sync()?;
-        }
-        let synced_end = scan.index.end();
+        // A new file gets its magic with its first transaction (or `set_format`), so that
+        // a replica can take its primary's format; the others keep theirs.
+        let format = if scan.empty {
+            None
+        } else {
+            let mut magic = [0u8; 4];
+            backend.read_exact_at(0, &mut magic)?;
+            Some(if &magic == MAGIC_PY2 {
+                Format::Fs21
+            } else {
+                Format::Fs30
+            })
+        };
+        let synced_end = if scan.empty { 0 } else { scan.index.end() };
         Ok(FileStorage {
             shared: Arc::new(Shared {
                 name: name.to_string(),
                 backend,
                 index: RwLock::new(scan.index),
                 closed: AtomicBool::new(false),
+                format: AtomicU8::new(format_code(format)),
             }),
             read_only: options.read_only,
             durability: options.durability,
@@ -185,6 +222,21 @@ impl FileStorage {
             synced_end,
             failed: false,
         })
+    }
+
+    /// For a storage opened read-only on a file another process writes (a ZODB or ZEO
+    /// server): indexes the transactions it has finished since, so that readers and
+    /// cursors see them. Never a transaction still in progress (status `c`) or a torn
+    /// tail: those are looked at again on the next call. Returns how many were added.
+    pub fn refresh(&self) -> Result<u64> {
+        self.shared.check_open()?;
+        if !self.read_only {
+            return Err(StorageError::Transaction(
+                "refresh: only a read-only storage follows another writer".into(),
+            ));
+        }
+        let mut index = self.shared.index_mut();
+        scan::scan_appended(self.shared.backend.as_ref(), &mut index)
     }
 
     /// A shareable read handle.
@@ -341,6 +393,19 @@ impl Drop for FileStorage {
 }
 
 impl Shared {
+    fn format(&self) -> Option<Format> {
+        format_of(self.format.load(Ordering::SeqCst))
+    }
+
+    /// The file's length: nothing before a new file has its magic.
+    fn size(&self) -> u64 {
+        if self.format().is_none() {
+            0
+        } else {
+            self.index().end()
+        }
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
             Err(StorageError::Closed)
@@ -801,7 +866,10 @@ macro_rules! read_side {
             self.shared.index().len()
         }
         fn size(&self) -> u64 {
-            self.shared.index().end()
+            self.shared.size()
+        }
+        fn format(&self) -> Option<Format> {
+            self.shared.format()
         }
         fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
             self.shared.load(oid)
@@ -846,8 +914,43 @@ impl ReadStorage for FileStorage {
 }
 
 impl Storage for FileStorage {
+    fn set_format(&mut self, format: Format) -> Result<()> {
+        self.check_writable()?;
+        match self.shared.format() {
+            Some(have) if have == format => Ok(()),
+            Some(have) => Err(StorageError::FormatMismatch {
+                name: self.shared.name.clone(),
+                have,
+                want: format,
+            }),
+            None => {
+                let backend = &self.shared.backend;
+                let written = backend
+                    .write_at(0, format.magic())
+                    .and_then(|()| backend.sync());
+                if let Err(e) = written {
+                    // A failed write may have landed part of the magic, a failed fsync
+                    // left it of unknown state: the file goes back to empty, or the storage
+                    // stops.
+                    if backend.set_len(0).is_err() {
+                        self.fail();
+                    }
+                    return Err(e.into());
+                }
+                self.shared
+                    .format
+                    .store(format_code(Some(format)), Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.check_writable()?;
+        if self.shared.format().is_none() {
+            // Nobody chose: Python 3 ZODB's format, as it creates files.
+            self.set_format(Format::Fs30)?;
+        }
         if self.txn.is_some() {
             return Err(StorageError::Transaction(
                 "tpc_begin: a transaction is already in progress".into(),
@@ -1086,6 +1189,13 @@ impl Storage for FileStorage {
             "{name}: reopened after a storage failure, at the last length known durable \
              ({end} bytes)"
         );
+        if scan.empty {
+            // Cut back to nothing: the magic comes again with the first transaction.
+            self.shared
+                .format
+                .store(format_code(None), Ordering::SeqCst);
+        }
+        let end = if scan.empty { 0 } else { end };
         *self.shared.index_mut() = scan.index;
         self.synced_end = end;
         self.tail = scan.tail;

@@ -110,7 +110,7 @@ pub fn scan(backend: &dyn Backend, name: &str) -> Result<Scan> {
     };
     let mut magic = [0u8; 4];
     let n = backend.read_at(0, &mut magic)?;
-    if n < 4 && MAGIC.starts_with(&magic[..n]) {
+    if n < 4 && (MAGIC.starts_with(&magic[..n]) || MAGIC_PY2.starts_with(&magic[..n])) {
         // A crash while a new file got its magic: the file is as good as empty.
         return Ok(Scan {
             index: Index::new(MAGIC.len() as u64),
@@ -181,6 +181,40 @@ pub fn scan(backend: &dyn Backend, name: &str) -> Result<Scan> {
         tail,
         empty: false,
     })
+}
+
+/// Indexes the transactions another process finished after the index's end (a ZODB or
+/// ZEO server appending to the file a primary serves). Stops at the first transaction not
+/// finished yet — status `c` (voted, not finished), a torn or short tail — to be tried
+/// again later; returns how many transactions were added.
+pub fn scan_appended(backend: &dyn Backend, index: &mut Index) -> Result<u64> {
+    let file_len = backend.len()?.min(MAX_POS);
+    let mut chunks = Chunks {
+        backend,
+        file_len,
+        start: 0,
+        buf: Vec::new(),
+    };
+    let mut records: Vec<(Oid, u64)> = Vec::new();
+    let mut pos = index.end();
+    let mut added = 0;
+    while pos < file_len {
+        records.clear();
+        match check_txn(&mut chunks, pos, index.last_tid(), &mut records)? {
+            Check::Ok { header, end } => {
+                let tid = Tid(header.tid);
+                if header.status == STATUS_UNDONE {
+                    index.add_unindexed_transaction(tid, pos, end);
+                } else {
+                    index.add_transaction(tid, pos, &records, end);
+                }
+                pos = end;
+                added += 1;
+            }
+            Check::Damaged(_) => break,
+        }
+    }
+    Ok(added)
 }
 
 /// Check the transaction at `pos`, collecting its records' (oid, position).

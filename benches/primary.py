@@ -1,0 +1,206 @@
+"""Serving benchmark: how fast a primary streams a catch-up over loopback, the Rust `zrs
+primary` next to the Python zc.zrs 3.1.0 primary, and md5 over the same stream.
+
+Usage (from the workspace root; Python with ZODB + zc.zrs, e.g. .venv/bin/python):
+    cargo build --release --bin zrs
+    .venv/bin/python benches/primary.py [--transactions 5000] [--repeat 5] [--dir DIR]
+
+The Data.fs is built once, deterministically, by tests/python/zrs_primary.py. Each run
+starts a fresh primary process on it and times a client that asks for everything (start tid
+zero) until it has received the whole stream:
+
+- `zrs capture` (stores nothing but the bytes: the primary's own pace) from each primary,
+  stopped by --max-bytes at the stream's length (learned from a first capture, which is also
+  checked identical across primaries: same bytes, md5s included);
+- `zrs secondary` (batch durability) from `zrs primary`, until its Data.fs is byte-identical;
+- md5 over the captured stream in memory (hashlib: OpenSSL's md5), the checksum's own cost,
+  the goal's yardstick;
+- ten `zrs capture` clients at once from one `zrs primary`: the aggregate rate, and the
+  primary's peak resident memory (VmHWM) after the run minus before the connections,
+  divided by ten.
+
+Prints a Markdown table of medians.
+"""
+import argparse
+import hashlib
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ZRS = os.path.join(ROOT, "target", "release", "zrs")
+PY = sys.executable
+PY_PRIMARY = os.path.join(ROOT, "tests", "python", "zrs_primary.py")
+PATIENCE = 300
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def start_python_primary(path):
+    p = subprocess.Popen([PY, PY_PRIMARY, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    port = int(p.stdout.readline().split()[1])
+    p.stdout.readline()  # size
+    return p, port
+
+
+def stop_python_primary(p):
+    p.stdin.write("quit\n")
+    p.stdin.flush()
+    p.wait(PATIENCE)
+
+
+def start_zrs_primary(path):
+    port = free_port()
+    p = subprocess.Popen(
+        [ZRS, "--log-format", "plain", "primary", "--storage", path, "--listen", "127.0.0.1:%d" % port],
+        stderr=subprocess.PIPE, text=True)
+    for line in p.stderr:
+        if "listening on" in line:
+            break
+    else:
+        raise SystemExit("zrs primary did not start")
+    # Drain its log so it never blocks on a full pipe.
+    import threading
+    threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
+    return p, port
+
+
+def stop_zrs_primary(p):
+    p.terminate()
+    p.wait(PATIENCE)
+
+
+def capture(port, out, max_bytes=None):
+    args = [ZRS, "capture", "127.0.0.1:%d" % port, out, "--idle", "1"]
+    if max_bytes:
+        args += ["--max-bytes", str(max_bytes)]
+    t0 = time.time()
+    subprocess.run(args, check=True, stderr=subprocess.DEVNULL, timeout=PATIENCE)
+    elapsed = time.time() - t0
+    return elapsed if max_bytes else elapsed - 1.0
+
+
+def vm_kib(pid, field):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--transactions", type=int, default=5000)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--clients", type=int, default=10)
+    ap.add_argument("--dir", default="/tmp/zrs-bench-primary")
+    args = ap.parse_args()
+    os.makedirs(args.dir, exist_ok=True)
+    primary_fs = os.path.join(args.dir, "primary-%d.fs" % args.transactions)
+    if not os.path.exists(primary_fs):
+        subprocess.run([PY, PY_PRIMARY, primary_fs, "--create", str(args.transactions), "--no-serve"],
+                       check=True, stdout=subprocess.DEVNULL)
+    size = os.path.getsize(primary_fs)
+
+    # The stream, from each primary: identical bytes.
+    streams = {}
+    for kind in ("python", "zrs"):
+        p, port = (start_python_primary if kind == "python" else start_zrs_primary)(primary_fs)
+        out = os.path.join(args.dir, "stream-%s.bin" % kind)
+        capture(port, out)
+        (stop_python_primary if kind == "python" else stop_zrs_primary)(p)
+        with open(out, "rb") as f:
+            streams[kind] = f.read()
+    assert streams["python"] == streams["zrs"], "the two primaries sent different streams"
+    stream = streams["zrs"]
+    n = len(stream)
+    print("Data.fs: %d transactions, %d bytes; stream: %d bytes" % (args.transactions + 1, size, n))
+
+    rows = []
+
+    def row(name, times, nbytes=n, extra=""):
+        med = statistics.median(times)
+        rows.append("| %s | %.3f s | %.1f | %s | %s |" % (
+            name, med, nbytes / med / 1e6, extra, ", ".join("%.3f" % t for t in times)))
+        return med
+
+    # md5 over the same stream.
+    md5_times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        hashlib.md5(stream).digest()
+        md5_times.append(time.perf_counter() - t0)
+
+    out = os.path.join(args.dir, "capture.bin")
+    times = {"python": [], "zrs": [], "secondary": []}
+    for _ in range(args.repeat):
+        for kind in ("python", "zrs"):
+            p, port = (start_python_primary if kind == "python" else start_zrs_primary)(primary_fs)
+            times[kind].append(capture(port, out, n))
+            (stop_python_primary if kind == "python" else stop_zrs_primary)(p)
+        p, port = start_zrs_primary(primary_fs)
+        sfs = os.path.join(args.dir, "secondary.fs")
+        for suffix in ("", ".lock"):
+            if os.path.exists(sfs + suffix):
+                os.remove(sfs + suffix)
+        t0 = time.time()
+        s = subprocess.Popen([ZRS, "secondary", "--storage", sfs, "--primary", "127.0.0.1:%d" % port],
+                             stderr=subprocess.DEVNULL)
+        deadline = t0 + PATIENCE
+        while not (os.path.exists(sfs) and os.path.getsize(sfs) == size):
+            assert time.time() < deadline, "zrs secondary did not catch up"
+            time.sleep(0.002)
+        times["secondary"].append(time.time() - t0)
+        s.terminate()
+        s.wait(PATIENCE)
+        stop_zrs_primary(p)
+        with open(sfs, "rb") as f, open(primary_fs, "rb") as g:
+            assert f.read() == g.read(), "the secondary is not byte-identical"
+
+    py = row("Python zc.zrs 3.1.0 primary → `zrs capture`", times["python"])
+    rs = row("`zrs primary` → `zrs capture`", times["zrs"])
+    row("`zrs primary` → `zrs secondary` (batch:1000), until byte-identical", times["secondary"], size,
+        "(Data.fs bytes)")
+    md = row("md5 over the stream (hashlib)", md5_times)
+
+    # Ten clients at once.
+    agg = []
+    per_conn = []
+    for _ in range(args.repeat):
+        p, port = start_zrs_primary(primary_fs)
+        base = vm_kib(p.pid, "VmRSS")
+        t0 = time.time()
+        clients = [subprocess.Popen([ZRS, "capture", "127.0.0.1:%d" % port,
+                                     os.path.join(args.dir, "c%d.bin" % i), "--idle", "5",
+                                     "--max-bytes", str(n)], stderr=subprocess.DEVNULL)
+                   for i in range(args.clients)]
+        for c in clients:
+            c.wait(PATIENCE)
+        agg.append(time.time() - t0)
+        peak = vm_kib(p.pid, "VmHWM")
+        per_conn.append((peak - base) / args.clients)
+        stop_zrs_primary(p)
+    row("`zrs primary` → %d × `zrs capture` at once (aggregate)" % args.clients, agg, n * args.clients,
+        "%.0f KiB per connection (peak RSS − RSS before, / %d; median)" % (statistics.median(per_conn), args.clients))
+
+    print()
+    print("| what | time (median of %d) | MB/s | notes | all runs (s) |" % args.repeat)
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(r)
+    print()
+    print("zrs primary / Python primary: %.1f×; zrs primary / md5: %.0f%%" % (py / rs, 100 * md / rs))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,114 @@
+//! A transaction on its way to a secondary record by record, blobs block by block: how a
+//! primary whose storage keeps blobs sends (protocol `zrs2.1`).
+//!
+//! As zc.zrs's `PrimaryProducer`: a record whose data is a blob's (its class pickle is
+//! `ZODB.blob.Blob`) and whose blob file the storage has goes as `B`, the data, then the
+//! file in 64 KiB blocks; any other record (a blob record whose file is gone included) as
+//! `S` + data. Unlike zc.zrs, which writes a whole blob at once, [`Outgoing::fill`] stops
+//! when the connection's window is full, mid-transaction or mid-blob, and goes on at the
+//! next `writable`: a primary holds one window per connection whatever the blob's size.
+
+use std::fs::File;
+
+use crate::protocol::encoder::{header, read_block, record_header, BLOB_BLOCK_SIZE};
+use crate::protocol::StreamEncoder;
+use crate::storage::blob::is_blob_record;
+use crate::storage::{DataRecord, ReadStorage, TransactionRecord};
+use crate::tid::{Oid, Tid};
+
+/// The rest of a transaction being sent.
+pub(super) struct Outgoing {
+    records: std::vec::IntoIter<DataRecord>,
+    blob: Option<BlobBlocks>,
+    /// One block, reused.
+    block: Vec<u8>,
+}
+
+/// The blocks of a blob still to send.
+struct BlobBlocks {
+    oid: Oid,
+    serial: Tid,
+    file: File,
+    left: u64,
+    blocks: u64,
+}
+
+impl Outgoing {
+    /// Sends the transaction's `T`; the rest follows with [`Outgoing::fill`].
+    pub(super) fn start(
+        txn: TransactionRecord,
+        encoder: &mut StreamEncoder,
+        out: &mut Vec<u8>,
+    ) -> Result<Outgoing, String> {
+        encoder.transaction_header(&header(&txn.meta).map_err(|e| e.to_string())?, out);
+        Ok(Outgoing {
+            records: txn.records.into_iter(),
+            blob: None,
+            block: Vec::new(),
+        })
+    }
+
+    /// Sends until `out` holds `window` bytes or the transaction is done (its `C` sent);
+    /// returns whether it is done. An error leaves the stream mid-transaction: the
+    /// connection must be closed.
+    pub(super) fn fill<S: ReadStorage + ?Sized>(
+        &mut self,
+        storage: &S,
+        encoder: &mut StreamEncoder,
+        out: &mut Vec<u8>,
+        window: usize,
+    ) -> Result<bool, String> {
+        while out.len() < window {
+            if let Some(blob) = self.blob.as_mut() {
+                if blob.left == 0 {
+                    self.blob = None;
+                    continue;
+                }
+                self.block.resize(BLOB_BLOCK_SIZE, 0);
+                let n = read_block(&mut blob.file, &mut self.block).map_err(|e| {
+                    format!(
+                        "reading the blob of {:?} at {:?}: {e}",
+                        blob.oid, blob.serial
+                    )
+                })?;
+                if n == 0 {
+                    // zc.zrs: AssertionError("Too much blob data").
+                    return Err(format!(
+                        "the blob file of {:?} at {:?} ended after {} of {} blocks",
+                        blob.oid,
+                        blob.serial,
+                        blob.blocks - blob.left,
+                        blob.blocks
+                    ));
+                }
+                encoder.message(&self.block[..n], out);
+                blob.left -= 1;
+                continue;
+            }
+            let Some(record) = self.records.next() else {
+                encoder.commit(out);
+                return Ok(true);
+            };
+            let header = record_header(&record);
+            let data = record.data.as_deref();
+            if let Some(data) = data.filter(|d| is_blob_record(d)) {
+                let file = storage
+                    .open_blob(record.oid, record.serial)
+                    .map_err(|e| e.to_string())?;
+                if let Some(file) = file {
+                    let blocks = encoder.blob_header(&header, Some(data), file.len, out);
+                    self.blob = Some(BlobBlocks {
+                        oid: record.oid,
+                        serial: record.serial,
+                        file: file.file,
+                        left: blocks,
+                        blocks,
+                    });
+                    continue;
+                }
+            }
+            encoder.store(&header, data, out);
+        }
+        Ok(false)
+    }
+}

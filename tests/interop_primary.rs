@@ -1,0 +1,601 @@
+//! `zrs primary` and `zrs secondary --listen` against real Python, over 127.0.0.1:
+//!
+//! - `zrs primary` → the Python zc.zrs 3.1.0 secondary (with the one-attribute
+//!   `extension_bytes` shim of `tests/python/zrs_secondary.py`: zc.zrs 3.1.0's secondary does
+//!   not run on ZODB ≥ 5.6 without it): byte-identical Data.fs;
+//! - the Python zc.zrs primary → `zrs secondary --listen` → a chained `zrs secondary`: all
+//!   three byte-identical, also after new commits;
+//! - `zrs primary` on a Data.fs a plain ZODB application keeps committing to → `zrs
+//!   secondary`: equal after every burst; the follow latency (commit returned in Python →
+//!   the secondary's file holds it) is measured and printed; then the writer packs (ZODB
+//!   replaces the file) and the primary goes on from the new file.
+//!
+//! Needs the Python venv (`ZRS_PYTHON`, else `<root>/.venv/bin/python`); every wait is
+//! bounded and on an event (a line printed, a file's bytes); children are killed when a test
+//! fails.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{python, root, run_python};
+
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A child process killed (and reaped) when dropped.
+struct Guard {
+    child: Child,
+    what: String,
+}
+
+impl Guard {
+    fn terminate(mut self) -> String {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                assert!(status.success(), "{} exited with {status}", self.what);
+                return std::mem::take(&mut self.what);
+            }
+            assert!(Instant::now() < deadline, "{} did not exit", self.what);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A free port on 127.0.0.1 (bound, then released for the child to take).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn zrs(args: &[&str], log: &Path) -> Guard {
+    let log_file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args(["--log-format", "plain"])
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log_file)
+        .spawn()
+        .expect("start zrs");
+    Guard {
+        child,
+        what: format!("zrs {}", args[0]),
+    }
+}
+
+fn wait_until(what: &str, logs: &[&Path], mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        if Instant::now() >= deadline {
+            let text: Vec<String> = logs
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{}:\n{}",
+                        l.display(),
+                        fs::read_to_string(l).unwrap_or_default()
+                    )
+                })
+                .collect();
+            panic!("{what}: not within {PATIENCE:?}\n{}", text.join("\n"));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn log_has(log: &Path, needle: &str) -> bool {
+    fs::read_to_string(log).is_ok_and(|t| t.contains(needle))
+}
+
+fn identical(a: &Path, b: &Path) -> bool {
+    let (Ok(x), Ok(y)) = (fs::read(a), fs::read(b)) else {
+        return false;
+    };
+    x.len() > 4 && x == y
+}
+
+/// ZODB agrees too: fstest, every transaction and record, every object loads.
+fn assert_same(a: &Path, b: &Path) {
+    assert!(
+        identical(a, b),
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
+    let out = run_python("check_datafs.py", &[Path::new("same"), a, b]);
+    assert!(out.starts_with("ok: "), "{out}");
+}
+
+/// A Python script driven by lines on its stdin, answering with lines on its stdout.
+struct Script {
+    guard: Guard,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+}
+
+impl Script {
+    fn start(script: &str, args: &[&str]) -> Script {
+        let mut child = Command::new(python())
+            .arg(root().join("tests/python").join(script))
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Script {
+            guard: Guard {
+                child,
+                what: script.to_string(),
+            },
+            stdin,
+            lines,
+        }
+    }
+
+    /// The value of the next `WORD value` line.
+    fn line(&mut self, word: &str) -> String {
+        let line = self
+            .lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("{}: no `{word}` line", self.guard.what));
+        line.strip_prefix(&format!("{word} "))
+            .unwrap_or_else(|| panic!("{}: expected `{word} …`, got {line:?}", self.guard.what))
+            .to_string()
+    }
+
+    fn send(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().unwrap();
+        writeln!(stdin, "{command}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Ends its input and waits for it to exit cleanly.
+    fn quit(mut self) {
+        drop(self.stdin.take());
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.guard.child.try_wait().unwrap() {
+                assert!(status.success(), "{} exited with {status}", self.guard.what);
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} did not exit",
+                self.guard.what
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+struct Dir {
+    temp: tempfile::TempDir,
+}
+
+impl Dir {
+    fn new() -> Dir {
+        Dir {
+            temp: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.temp.path().join(name)
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Starts `zrs primary` on `storage`; returns it and its port once it listens.
+fn start_primary(storage: &Path, log: &Path) -> (Guard, u16) {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let guard = zrs(
+        &["primary", "--storage", s(storage), "--listen", &listen],
+        log,
+    );
+    wait_until("zrs primary listens", &[log], || {
+        log_has(log, &format!("listening on {listen}"))
+    });
+    (guard, port)
+}
+
+#[test]
+#[ignore = "needs Python: run by .ci/test"]
+fn zrs_primary_serves_the_python_secondary() {
+    let d = Dir::new();
+    let (p, sec, plog) = (
+        d.path("primary.fs"),
+        d.path("secondary.fs"),
+        d.path("primary.log"),
+    );
+    let out = run_python(
+        "zrs_primary.py",
+        &[
+            &p,
+            Path::new("--create"),
+            Path::new("300"),
+            Path::new("--no-serve"),
+        ],
+    );
+    assert!(out.starts_with("size "), "{out}");
+    let (primary, port) = start_primary(&p, &plog);
+    let mut secondary = Script::start("zrs_secondary.py", &[s(&sec), &format!("127.0.0.1:{port}")]);
+    secondary.line("start");
+    wait_until("the Python secondary catches up", &[&plog], || {
+        identical(&p, &sec)
+    });
+    // SIGTERM closes the Python secondary, then the primary.
+    secondary.guard.terminate();
+    primary.terminate();
+    let log = fs::read_to_string(&plog).unwrap();
+    assert!(log.contains(": Connected"), "{log}");
+    assert!(
+        log.contains(
+            "start b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00' (1900-01-01 00:00:00.000000)"
+        ),
+        "{log}"
+    );
+    assert!(log.contains("INFO zc.zrs.primary: Closing "), "{log}");
+    assert_same(&p, &sec);
+}
+
+#[test]
+#[ignore = "needs Python: run by .ci/test"]
+fn python_primary_feeds_a_chain_of_zrs_secondaries() {
+    let d = Dir::new();
+    let (p, s1, s2) = (d.path("primary.fs"), d.path("s1.fs"), d.path("s2.fs"));
+    let (log1, log2) = (d.path("s1.log"), d.path("s2.log"));
+    let mut primary = Script::start("zrs_primary.py", &[s(&p), "--create", "200"]);
+    let port: u16 = primary.line("port").parse().unwrap();
+    primary.line("size");
+    let middle = free_port();
+    let first = zrs(
+        &[
+            "secondary",
+            "--storage",
+            s(&s1),
+            "--primary",
+            &format!("127.0.0.1:{port}"),
+            "--listen",
+            &format!("127.0.0.1:{middle}"),
+            "--reconnect",
+            "0.2",
+        ],
+        &log1,
+    );
+    wait_until("the middle secondary listens", &[&log1], || {
+        log_has(&log1, &format!("listening on 127.0.0.1:{middle}"))
+    });
+    let second = zrs(
+        &[
+            "secondary",
+            "--storage",
+            s(&s2),
+            "--primary",
+            &format!("127.0.0.1:{middle}"),
+            "--reconnect",
+            "0.2",
+        ],
+        &log2,
+    );
+    wait_until("the chain catches up", &[&log1, &log2], || {
+        identical(&p, &s1) && identical(&p, &s2)
+    });
+    primary.send("commit 40");
+    primary.line("size");
+    wait_until("new commits go down the chain", &[&log1, &log2], || {
+        identical(&p, &s1) && identical(&p, &s2)
+    });
+    second.terminate();
+    first.terminate();
+    primary.quit();
+    let middle_log = fs::read_to_string(&log1).unwrap();
+    assert!(
+        middle_log.contains("INFO zc.zrs.primary: Opening "),
+        "{middle_log}"
+    );
+    assert!(
+        middle_log.contains("INFO zc.zrs.primary: Closing "),
+        "{middle_log}"
+    );
+    assert_same(&p, &s1);
+    assert_same(&p, &s2);
+}
+
+/// The tid of a Data.fs's last transaction (through the redundant length at its end).
+fn last_tid(path: &Path) -> Option<[u8; 8]> {
+    let b = fs::read(path).ok()?;
+    if b.len() < 12 {
+        return None;
+    }
+    let tlen = u64::from_be_bytes(b[b.len() - 8..].try_into().unwrap()) as usize;
+    let start = b.len().checked_sub(8 + tlen)?;
+    b.get(start..start + 8)?.try_into().ok()
+}
+
+#[test]
+#[ignore = "needs Python: run by .ci/test"]
+fn zrs_primary_follows_a_zodb_application_writing_the_file() {
+    let d = Dir::new();
+    let (p, sec) = (d.path("primary.fs"), d.path("secondary.fs"));
+    let (plog, slog) = (d.path("primary.log"), d.path("secondary.log"));
+    let mut writer = Script::start("zodb_writer.py", &[s(&p)]);
+    writer.line("size");
+    writer.send("commit 50");
+    writer.line("committed");
+    let (primary, port) = start_primary(&p, &plog);
+    let secondary = zrs(
+        &[
+            "secondary",
+            "--storage",
+            s(&sec),
+            "--primary",
+            &format!("127.0.0.1:{port}"),
+            "--reconnect",
+            "0.2",
+        ],
+        &slog,
+    );
+    wait_until("the secondary catches up", &[&plog, &slog], || {
+        identical(&p, &sec)
+    });
+
+    // Bursts while both run: the latency from Python's commit returning to the
+    // secondary's file holding it.
+    let mut latencies = Vec::new();
+    for _ in 0..20 {
+        writer.send("commit 2");
+        let line = writer.line("committed");
+        let committed: f64 = line.split(' ').next().unwrap().parse().unwrap();
+        wait_until("the commit reaches the secondary", &[&plog, &slog], || {
+            identical(&p, &sec)
+        });
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64();
+        latencies.push(now - committed);
+    }
+    latencies.sort_by(f64::total_cmp);
+    let ms = |x: f64| x * 1000.0;
+    eprintln!(
+        "follow latency (ZODB commit returned -> secondary's Data.fs holds it), 20 bursts, \
+         --poll 0.02: median {:.1} ms, max {:.1} ms",
+        ms(latencies[10]),
+        ms(latencies[19])
+    );
+    assert!(latencies[19] < 5.0, "a commit took {:.1} s", latencies[19]);
+
+    // The writer packs: ZODB replaces the file; the primary reopens it and goes on.
+    writer.send("pack");
+    writer.line("size");
+    writer.send("commit 3");
+    writer.line("committed");
+    wait_until("the primary reopens the packed file", &[&plog], || {
+        log_has(&plog, "was replaced (packed): reopened")
+    });
+    wait_until(
+        "commits after the pack reach the secondary",
+        &[&plog, &slog],
+        || last_tid(&p).is_some() && last_tid(&p) == last_tid(&sec),
+    );
+    secondary.terminate();
+    primary.terminate();
+    writer.quit();
+    // The secondary holds the unpacked history: fstest accepts it and it loads every
+    // object as the packed primary does.
+    let out = run_python("check_datafs.py", &[Path::new("prefix"), &sec, &sec]);
+    assert!(out.starts_with("ok: "), "{out}");
+}
+
+/// Every file under a blob directory (its `tmp` folder aside) with its bytes, sorted.
+fn blob_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<u8>)>) {
+        for entry in fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let relative = path.strip_prefix(root).unwrap().display().to_string();
+            if path.is_dir() {
+                if relative != "tmp" {
+                    walk(root, &path, out);
+                }
+            } else {
+                out.push((relative, fs::read(&path).unwrap()));
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+const EMPTY_MD5: &str = "d41d8cd98f00b204e9800998ecf8427e";
+
+#[test]
+#[ignore = "needs Python: run by .ci/test"]
+fn zrs_primary_sends_blobs_to_the_python_blob_secondary() {
+    let d = Dir::new();
+    let (p, pb, sec, sb, plog) = (
+        d.path("primary.fs"),
+        d.path("primary.blobs"),
+        d.path("secondary.fs"),
+        d.path("secondary.blobs"),
+        d.path("primary.log"),
+    );
+    // Blobs of 0, 1, 64 KiB ± 1 ... 3 MB, changed and undone, by ZODB's BlobStorage.
+    let out = run_python(
+        "zrs_primary.py",
+        &[
+            &p,
+            Path::new("--create"),
+            Path::new("80"),
+            Path::new("--blobs"),
+            &pb,
+            Path::new("--no-serve"),
+        ],
+    );
+    assert!(out.starts_with("size "), "{out}");
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let primary = zrs(
+        &[
+            "primary",
+            "--storage",
+            s(&p),
+            "--listen",
+            &listen,
+            "--blob-dir",
+            s(&pb),
+        ],
+        &plog,
+    );
+    wait_until("zrs primary listens", &[&plog], || {
+        log_has(&plog, &format!("listening on {listen}"))
+    });
+    let mut secondary = Script::start("zrs_secondary.py", &[s(&sec), &listen, s(&sb)]);
+    secondary.line("start");
+    wait_until("the Python blob secondary catches up", &[&plog], || {
+        identical(&p, &sec)
+    });
+    secondary.guard.terminate();
+    primary.terminate();
+    assert_same(&p, &sec);
+
+    // Every blob the Python secondary can hold is there, with the primary's bytes; what it
+    // lacks is what zc.zrs's secondary never stores (empty blobs: README, "Where zrs
+    // differs").
+    let want = run_python("check_blobs.py", &[&p, &pb]);
+    let got = run_python("check_blobs.py", &[&sec, &sb]);
+    let (want, got): (Vec<&str>, Vec<&str>) = (want.lines().collect(), got.lines().collect());
+    assert_eq!(want.len(), got.len(), "{want:?}\n{got:?}");
+    let mut empty = 0;
+    for (w, g) in want.iter().zip(&got) {
+        if w.starts_with("blobs ") {
+            continue;
+        }
+        if w.ends_with(EMPTY_MD5) && g.ends_with(" missing") {
+            empty += 1;
+            continue;
+        }
+        assert_eq!(w, g);
+    }
+    assert!(empty > 0, "the workload has empty blobs: {want:?}");
+    let read = got
+        .iter()
+        .filter(|l| l.len() > 32 && !l.ends_with(" missing"));
+    assert!(read.count() > 20, "{got:?}");
+}
+
+#[test]
+#[ignore = "needs Python: run by .ci/test"]
+fn chained_zrs_secondaries_pass_blobs_on() {
+    let d = Dir::new();
+    let (p, pb) = (d.path("primary.fs"), d.path("primary.blobs"));
+    let (s1, b1, s2, b2) = (
+        d.path("s1.fs"),
+        d.path("s1.blobs"),
+        d.path("s2.fs"),
+        d.path("s2.blobs"),
+    );
+    let (log1, log2) = (d.path("s1.log"), d.path("s2.log"));
+    let mut primary = Script::start(
+        "zrs_primary.py",
+        &[s(&p), "--create", "60", "--blobs", s(&pb)],
+    );
+    let port: u16 = primary.line("port").parse().unwrap();
+    primary.line("size");
+    let middle = free_port();
+    let first = zrs(
+        &[
+            "secondary",
+            "--storage",
+            s(&s1),
+            "--blob-dir",
+            s(&b1),
+            "--primary",
+            &format!("127.0.0.1:{port}"),
+            "--listen",
+            &format!("127.0.0.1:{middle}"),
+            "--reconnect",
+            "0.2",
+        ],
+        &log1,
+    );
+    wait_until("the middle secondary listens", &[&log1], || {
+        log_has(&log1, &format!("listening on 127.0.0.1:{middle}"))
+    });
+    let second = zrs(
+        &[
+            "secondary",
+            "--storage",
+            s(&s2),
+            "--blob-dir",
+            s(&b2),
+            "--primary",
+            &format!("127.0.0.1:{middle}"),
+            "--reconnect",
+            "0.2",
+        ],
+        &log2,
+    );
+    wait_until("the chain catches up", &[&log1, &log2], || {
+        identical(&p, &s1) && identical(&p, &s2)
+    });
+    primary.send("commit 25");
+    primary.line("size");
+    wait_until("new commits go down the chain", &[&log1, &log2], || {
+        identical(&p, &s1) && identical(&p, &s2)
+    });
+    second.terminate();
+    first.terminate();
+    primary.quit();
+    assert_same(&p, &s1);
+    assert_same(&p, &s2);
+    let want = blob_files(&pb);
+    assert!(want.len() > 20, "{}", want.len());
+    assert!(
+        blob_files(&b1) == want,
+        "the middle secondary's blobs differ"
+    );
+    assert!(
+        blob_files(&b2) == want,
+        "the chained secondary's blobs differ"
+    );
+}
