@@ -21,9 +21,13 @@ printed as Markdown and kept in DIR/results-*.json.
   `--durability every`, a plain write + fsync per transaction of the same sizes.
 - open: `FileStorage::open` (index scan) as its own process (`workload open`), Python
   ZODB's `FileStorage(read_only=True)` with no .index file (so it scans), and
-  `zrs copy --batch 1000`, at each size; peak RSS of each process (wait4's ru_maxrss),
-  and for Python the growth over its baseline after imports.
-- memory: peak RSS of opening N objects × 1 revision against N objects × 10 revisions.
+  `zrs copy --batch 1000`, at each size; peak RSS of each process (GNU time's %M), and
+  for Python the growth over its baseline after imports.
+- memory: peak RSS of opening N objects × 1 revision against N objects × 10 revisions,
+  zrs over its RSS opening a one-object file, Python over its baseline after imports.
+
+The machine these figures come from is shared: run the rounds interleaved (the script
+does) and read medians with the spread.
 """
 import argparse
 import hashlib
