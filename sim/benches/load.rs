@@ -12,7 +12,6 @@
 //! piece at a time. Files are generated once into DIR and kept.
 
 #[path = "../../benches/workload.rs"]
-#[allow(dead_code)]
 mod workload;
 
 use std::io::Write;
