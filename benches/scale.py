@@ -427,7 +427,7 @@ def svg(results):
     py = lambda y: H - B - (math.log10(y) - y0) / (y1 - y0) * (H - T - B)
     o = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (W, H),
          '<rect width="100%" height="100%" fill="white"/>',
-         '<text x="%d" y="18" font-size="14">Open / copy time against database size (log-log)</text>' % L]
+         '<text x="%d" y="18" font-size="14">Open, copy and catch-up time against database size (log-log)</text>' % L]
     for e in range(int(y0), int(y1) + 1):
         y = py(10 ** e)
         o.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>' % (L, W - R, y, y))
