@@ -14,6 +14,9 @@ fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
     entries.sort();
     for path in entries {
         if path.is_dir() {
+            // Cargo watches a directory's own entries only: each folder is watched, so a
+            // file added to a subfolder is a new test too.
+            println!("cargo:rerun-if-changed={}", path.display());
             scenario_files(&path, out);
         } else if path.extension().is_some_and(|e| e == "scn") {
             out.push(path);

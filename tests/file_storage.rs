@@ -13,7 +13,8 @@ use rand_chacha::ChaCha8Rng;
 use zrs::storage::file::backend::{Backend, MemoryBackend};
 use zrs::storage::ReadStorage;
 use zrs::storage::{
-    Durability, FileStorage, Options, Storage, StorageError, TransactionMeta, TransactionRecord,
+    Durability, FileStorage, Format, Options, Storage, StorageError, TransactionMeta,
+    TransactionRecord,
 };
 use zrs::{Oid, Tid};
 
@@ -103,8 +104,10 @@ fn reopen_finds_everything_and_appends() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Data.fs");
     let mut s = FileStorage::open(&path, Options::default()).unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), b"FS30");
+    // The magic waits for the first transaction (a replica takes its primary's format).
+    assert_eq!(std::fs::read(&path).unwrap(), b"");
     commit(&mut s, 10, &[(0, b"root"), (1, b"one")]);
+    assert_eq!(&std::fs::read(&path).unwrap()[..4], b"FS30");
     commit(&mut s, 20, &[(1, b"one-v2")]);
     let before = all(&s);
     s.close().unwrap();
@@ -274,16 +277,56 @@ fn bad_magic_and_empty_files() {
     // A magic cut short by a crash at creation: an empty storage.
     let (s, backend) = open_bytes(b"FS".to_vec(), Options::default());
     assert_eq!(s.unwrap().recovered_tail().map(|t| t.len), Some(2));
-    assert_eq!(backend.contents(), b"FS30");
+    assert_eq!(backend.contents(), b"");
+    let (s, backend) = open_bytes(b"FS2".to_vec(), Options::default());
+    assert_eq!(s.unwrap().recovered_tail().map(|t| t.len), Some(3));
+    assert_eq!(backend.contents(), b"");
     // Python 2's magic: same layout, read as is.
     let mut b = bytes.clone();
     b[..4].copy_from_slice(b"FS21");
     let s = open_bytes(b, Options::default()).0.unwrap();
     assert_eq!(s.last_transaction(), t(30));
-    // An empty file becomes an empty storage with the magic written.
+    // An empty file is an empty storage, without a format until one is chosen.
     let (s, backend) = open_bytes(Vec::new(), Options::default());
-    assert_eq!(s.unwrap().size(), 4);
-    assert_eq!(backend.contents(), b"FS30");
+    let s = s.unwrap();
+    assert_eq!((s.size(), s.format()), (0, None));
+    assert_eq!(backend.contents(), b"");
+}
+
+#[test]
+fn a_new_file_takes_the_format_chosen_and_an_existing_one_keeps_its_own() {
+    // Chosen before the first transaction: FS21, and the transactions follow it.
+    let (s, backend) = open_bytes(Vec::new(), Options::default());
+    let mut s = s.unwrap();
+    s.set_format(Format::Fs21).unwrap();
+    assert_eq!(backend.contents(), b"FS21");
+    assert_eq!((s.size(), s.format()), (4, Some(Format::Fs21)));
+    commit(&mut s, 10, &[(0, b"root")]);
+    s.set_format(Format::Fs21).unwrap();
+    let err = s.set_format(Format::Fs30).unwrap_err();
+    assert!(matches!(
+        err,
+        StorageError::FormatMismatch {
+            have: Format::Fs21,
+            want: Format::Fs30,
+            ..
+        }
+    ));
+    assert!(err.to_string().contains("is an FS21 file"), "{err}");
+    s.close().unwrap();
+    let bytes = backend.contents();
+    assert_eq!(&bytes[..4], b"FS21");
+    // Reopened, it keeps it (and so do its read handles).
+    let (s, _) = open_bytes(bytes.clone(), Options::default());
+    let s = s.unwrap();
+    assert_eq!(s.format(), Some(Format::Fs21));
+    assert_eq!(s.reader().format(), Some(Format::Fs21));
+    // Nobody chose: the first transaction writes FS30, as Python 3 ZODB creates files.
+    let (s, backend) = open_bytes(Vec::new(), Options::default());
+    let mut s = s.unwrap();
+    commit(&mut s, 10, &[(0, b"root")]);
+    assert_eq!(s.format(), Some(Format::Fs30));
+    assert_eq!(&backend.contents()[..4], b"FS30");
 }
 
 #[test]
@@ -303,6 +346,7 @@ fn durability_modes_fsync_per_transaction_or_per_batch() {
             },
         )
         .unwrap();
+        s.set_format(Format::Fs30).unwrap();
         let base = b.syncs(); // the magic of a new file
         for n in 1..=7 {
             commit(&mut s, n, &[(n, b"x")]);
@@ -499,7 +543,7 @@ fn crash_at_any_point_leaves_a_clean_prefix() {
                     got.len() <= 4 || final_bytes.starts_with(&got),
                     "seed {seed} crash {crash}: not a prefix"
                 );
-                assert_eq!(s.size(), got.len().max(4) as u64);
+                assert_eq!(s.size(), got.len() as u64);
                 // Reopening again finds nothing left to repair.
                 drop(s);
                 let again =

@@ -92,7 +92,8 @@ fn empty_storage() {
         assert_eq!(s.last_transaction(), Tid::ZERO);
         assert_eq!(s.len(), 0);
         assert!(s.is_empty());
-        assert_eq!(s.size(), 4);
+        // No magic yet: a new storage takes its format with its first transaction.
+        assert_eq!(s.size(), 0);
         assert!(matches!(s.load(o(0)), Err(StorageError::NoSuchKey(k)) if k == o(0)));
         assert!(matches!(
             s.load_before(o(0), t(5)),

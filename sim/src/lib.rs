@@ -2,7 +2,10 @@
 //!
 //! - [`reactor`]: the virtual clock and the queue of delayed calls.
 //! - [`network`]: connection attempts, the connection, chunked delivery.
-//! - [`primary`]: the simulated primary database and the records it writes.
+//! - [`primary`]: the workload, a model of what a ZODB application commits.
+//! - [`primary_node`]: the real primary over a real storage the workload commits into.
+//! - [`clients`]: scripted clients of the primary node (`client …` steps).
+//! - [`link`]: a connection's bytes in flight from the primary, and the stream faults.
 //! - [`world`]: one run's world, and the dispatch of the secondary's actions.
 //! - [`scenario`]: the `.scn` language; [`runner`] runs it into a transcript.
 //! - [`transcript`]: log capture, formatted as zc.zrs's tests print logs.
@@ -12,10 +15,13 @@
 //! Nothing here reads the wall clock or the OS's randomness: a run is a function of its
 //! scenario (and, for campaigns, of its seed).
 
+pub mod clients;
 pub mod disk;
 pub mod fuzz;
+pub mod link;
 pub mod network;
 pub mod primary;
+pub mod primary_node;
 pub mod reactor;
 pub mod reference;
 pub mod runner;

@@ -160,7 +160,9 @@ fn main() -> ExitCode {
             };
             let code = fuzz(&campaign, &out, summary.as_deref(), no_progress);
             match reference_sample {
-                Some(n) if code == ExitCode::SUCCESS => sample_against_reference(&campaign, n),
+                Some(n) if code == ExitCode::SUCCESS => {
+                    sample_against_reference(&campaign, n, &out)
+                }
                 _ => code,
             }
         }
@@ -294,7 +296,7 @@ fn compare_with_reference(files: &[PathBuf]) -> ExitCode {
 
 /// `fuzz --reference-sample N`: N of the campaign's runs, evenly spread, replayed as
 /// scenario text by zrs-sim and by zc.zrs, compared.
-fn sample_against_reference(campaign: &Campaign, n: u64) -> ExitCode {
+fn sample_against_reference(campaign: &Campaign, n: u64, out: &std::path::Path) -> ExitCode {
     let python = match zrs_sim::reference::python() {
         Ok(p) => p,
         Err(e) => {
@@ -323,6 +325,19 @@ fn sample_against_reference(campaign: &Campaign, n: u64) -> ExitCode {
                 zrs_sim::reference::Verdict::Disagree { .. } => {
                     disagree += 1;
                     println!("{c}");
+                    // Kept as a scenario, so `run --reference` replays the disagreement.
+                    let path = out.join(format!("{}-{index}-reference.scn", campaign.seed));
+                    let header = format!(
+                        "# Run {index} of `zrs-sim fuzz --seed {}`: zrs and zc.zrs disagree \
+                         (zrs-sim run --reference replays it).\n",
+                        campaign.seed
+                    );
+                    match std::fs::create_dir_all(out)
+                        .and_then(|()| std::fs::write(&path, header + &text))
+                    {
+                        Ok(()) => println!("  written to {}", path.display()),
+                        Err(e) => eprintln!("zrs-sim: {}: {e}", path.display()),
+                    }
                 }
             },
             Err(e) => {

@@ -109,9 +109,15 @@ impl Network {
 
     /// The secondary starts an attempt: it takes the next port.
     pub fn start_attempt(&mut self) {
+        let port = self.take_port();
+        self.clients.push(Attempt { port });
+    }
+
+    /// The next client port (every connection to the primary takes one).
+    pub fn take_port(&mut self) -> u32 {
         let port = self.next_port;
         self.next_port += 1;
-        self.clients.push(Attempt { port });
+        port
     }
 
     /// The secondary gives its attempt up.

@@ -247,6 +247,15 @@ impl Session {
                 w.set_chunking(chunking.clone());
                 Ok(None)
             }
+            Step::Blob(e) => {
+                let oid = match self.eval(e)? {
+                    Value::Bytes(b) => zrs::Oid::from_slice(&b),
+                    _ => None,
+                }
+                .ok_or("blob takes an oid: 8 bytes")?;
+                let secondary = self.world.secondary().map_err(|e| e.to_string())?;
+                crate::zodb::blob_repr(secondary.storage(), oid).map(Some)
+            }
             Step::Root => {
                 let secondary = w.secondary().map_err(|e| e.to_string())?;
                 root_repr(secondary.storage()).map(Some)
@@ -259,7 +268,7 @@ impl Session {
                 w.virtual_clock = true;
                 Ok(None)
             }
-            Step::Serve(limit) => world(w.serve(*limit)),
+            Step::Serve(limit) => world(w.serve(*limit).map(|_| ())),
             Step::Corrupt { offset, mask } => world(w.corrupt(*offset, *mask)),
             Step::Truncate(n) => world(w.truncate(*n)),
             Step::Duplicate => world(w.duplicate()),
@@ -281,6 +290,13 @@ impl Session {
             Step::Restart => world(w.restart()),
             Step::PrimaryRestart => world(w.primary_restart()),
             Step::Outage(length) => world(w.outage(*length)),
+            Step::Client { index, action } => w.client(*index, action),
+            Step::PrimaryClose => world(w.primary_close()),
+            Step::PrimaryCheckpoint => {
+                w.checkpoint();
+                Ok(None)
+            }
+            Step::PrimaryFailover => world(w.failover()),
             Step::Heal(bound) => w.heal(*bound).map(Some).map_err(|e| e.to_string()),
         }
     }
@@ -370,7 +386,12 @@ impl Session {
                 },
             },
         };
-        let storage = SimStorage::open(&open.name, place)?;
+        let blob_dir = if open.blobs {
+            Some(self.dir().0.join(format!("{}.blobs", open.name)))
+        } else {
+            None
+        };
+        let storage = SimStorage::open(&open.name, place, blob_dir)?;
         let mut config = Config {
             address: open.address.clone(),
             reconnect_delay: open.reconnect,

@@ -1,5 +1,5 @@
 //! The simulated world of one run: the reactor, the network, the secondary under test and
-//! the primary database — and the dispatch of the secondary's actions, which is all the
+//! the primary node — and the dispatch of the secondary's actions, which is all the
 //! "driver" the simulator is.
 //!
 //! Secondaries are kept by generation: a scenario may close one and open another on the
@@ -7,15 +7,22 @@
 //! reference harness (where the reactor holds the old factory's bound methods). A crashed
 //! generation is dead: its calls, its attempt and its connection vanish with its process.
 //!
-//! Besides the scripted primary (`send …`), the world has a protocol-following one
-//! ([`Server`], the `serve` step), the faults that act on its stream, crashes and restarts,
-//! outages, and the heal phase that checks the secondary catches up.
+//! Two things can play the primary on a connection. The scripted steps (`send …`, `read`)
+//! play it by hand, byte for byte, through the one stream encoder. Or the connection
+//! reaches the primary node ([`PrimaryNode`]: the real [`zrs::primary::Primary`] over a
+//! real storage the workload commits into) at its first `serve`: the handshake the
+//! secondary wrote goes to it, and what it transmits crosses a [`Link`], whose faults
+//! (corrupt, truncate, duplicate, bad checksum, chunking) are the network's. Besides
+//! these: crashes and restarts of either side, outages, and the heal phase that checks
+//! the secondary catches up.
 
 use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use zrs::primary::ConnectionId;
+use zrs::protocol::framing::frame;
 use zrs::protocol::handshake::{HandshakeReader, Received};
 use zrs::protocol::message::{RecordHeader, TransactionHeader};
 use zrs::protocol::{FrameSink, StreamEncoder};
@@ -23,12 +30,18 @@ use zrs::secondary::{Action, LossReason, Phase, Secondary, Timer};
 use zrs::storage::ReadStorage;
 use zrs::{Oid, Tid};
 
+use crate::clients::Clients;
 use crate::disk::CrashReport;
+use crate::link::{Link, Source};
 use crate::network::{peer, Chunking, Network};
 use crate::primary::database::{DatabaseError, START_TIME};
-use crate::primary::{Change, Database, Meta, Server, Transaction};
+use crate::primary::{Change, Database, Meta, Transaction};
+use crate::primary_node::PrimaryNode;
 use crate::reactor::{DelayedCall, Reactor};
+use crate::scenario::literal::repr;
+use crate::scenario::ClientAction;
 use crate::storage::SimStorage;
+use zrs::pickle::Value as PickleValue;
 
 /// A simulated secondary.
 pub type SimSecondary = Secondary<SimStorage>;
@@ -60,8 +73,20 @@ pub enum WorldError {
     Running,
     #[error("the secondary is not running")]
     NotRunning,
+    #[error("no checkpoint to fail over to (primary checkpoint first)")]
+    NoCheckpoint,
     #[error("reopening the storage: {0}")]
     Reopen(String),
+}
+
+/// Why the workload could not commit.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WorkloadError {
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// The primary node's storage refused what the workload wrote.
+    #[error("{0}")]
+    Storage(String),
 }
 
 /// What the world noticed that an oracle judges.
@@ -72,6 +97,8 @@ pub enum Event {
         protocol: Vec<u8>,
         start: Tid,
         committed: Tid,
+        /// The secondary's storage keeps blobs (it must then ask for `zrs2.1`).
+        blobs: bool,
     },
     /// The secondary sent something other than a keep-alive after its handshake.
     Unexpected(Vec<u8>),
@@ -121,8 +148,16 @@ pub struct World {
     pub replicated: u64,
     /// Which generations crashed.
     dead: Vec<bool>,
-    /// The protocol primary's state on the current connection.
-    pub server: Option<Server>,
+    /// The primary node: a real storage the workload commits into, and the real primary.
+    pub node: PrimaryNode,
+    /// The link of the connection the primary node serves (faults act on it).
+    pub link: Option<Link>,
+    /// The handshake the secondary sent on that connection (judges what follows).
+    handshake: Option<HandshakeReader>,
+    /// Scripted clients of the primary node (`client …` steps).
+    clients: Clients,
+    /// The history `primary checkpoint` remembered.
+    checkpoint: Option<Database>,
     /// The stream `chunking random` draws sizes from.
     chunk_rng: Option<ChaCha8Rng>,
     /// Whether the primary's tids come from the virtual clock.
@@ -142,19 +177,30 @@ impl Default for World {
 
 impl World {
     pub fn new() -> World {
+        let primary = Database::new();
+        let mut node = PrimaryNode::default();
+        for t in primary.transactions() {
+            // The database's creation (the root): a fresh storage always takes it.
+            node.commit(t)
+                .expect("an empty storage takes the first transaction");
+        }
         World {
             reactor: Reactor::new(),
             network: Network::new(),
             secondaries: Vec::new(),
             owners: Vec::new(),
             attempt_owner: None,
-            primary: Database::new(),
+            primary,
             feed: Feed::default(),
             chunking: Chunking::Doubling,
             invalidations: Vec::new(),
             replicated: 0,
             dead: Vec::new(),
-            server: None,
+            node,
+            link: None,
+            handshake: None,
+            clients: Clients::default(),
+            checkpoint: None,
             chunk_rng: None,
             virtual_clock: false,
             events: Vec::new(),
@@ -201,15 +247,25 @@ impl World {
     }
 
     /// Commits on the primary (at the virtual clock's time, when it is on).
-    pub fn commit(&mut self, changes: &[Change], meta: &Meta) -> Result<Tid, DatabaseError> {
+    pub fn commit(&mut self, changes: &[Change], meta: &Meta) -> Result<Tid, WorkloadError> {
         self.sync_clock();
-        self.primary.commit(changes, meta)
+        let tid = self.primary.commit(changes, meta)?;
+        self.store_last()?;
+        Ok(tid)
     }
 
     /// Undoes the `n`-th last transaction on the primary.
-    pub fn undo(&mut self, n: usize) -> Result<Tid, DatabaseError> {
+    pub fn undo(&mut self, n: usize) -> Result<Tid, WorkloadError> {
         self.sync_clock();
-        self.primary.undo_back(n)
+        let tid = self.primary.undo_back(n)?;
+        self.store_last()?;
+        Ok(tid)
+    }
+
+    /// Writes the workload's last transaction into the primary node's storage.
+    fn store_last(&mut self) -> Result<(), WorkloadError> {
+        let last = self.primary.transactions().last().expect("just committed");
+        self.node.commit(last).map_err(WorkloadError::Storage)
     }
 
     fn sync_clock(&mut self) {
@@ -251,7 +307,7 @@ impl World {
                     self.attempt_owner = None;
                 }
                 Action::Transmit(bytes) => self.network.write(&bytes),
-                Action::Disconnect => self.network.connection = None,
+                Action::Disconnect => self.end_connection(Some(LossReason::Done)),
                 Action::SetTimer { timer, delay } => {
                     let n = self.reactor.call_later(timer, delay);
                     self.owners.push((n, generation));
@@ -336,12 +392,27 @@ impl World {
         Ok(())
     }
 
+    /// The connection (if any) ends; the primary node hears of it for `reason` if it
+    /// serves the connection (`None`: it does not, its process is gone).
+    fn end_connection(&mut self, reason: Option<LossReason>) {
+        let Some(connection) = self.network.connection.take() else {
+            return;
+        };
+        if let Some(link) = self.link.take() {
+            self.handshake = None;
+            if let (Some(reason), true) = (reason, link.port == connection.port) {
+                self.node
+                    .connection_lost(ConnectionId(u64::from(link.port)), &reason);
+            }
+        }
+    }
+
     /// The connection ends from the network's side, for `reason`.
     pub fn lose_connection(&mut self, reason: LossReason) -> Result<(), WorldError> {
-        self.network
-            .connection
-            .take()
-            .ok_or(WorldError::NotConnected)?;
+        if self.network.connection.is_none() {
+            return Err(WorldError::NotConnected);
+        }
+        self.end_connection(Some(reason.clone()));
         let generation = self.current()?;
         self.secondaries[generation].connection_lost(&reason);
         self.dispatch(generation);
@@ -483,13 +554,15 @@ impl World {
 
     /// Sends the current transaction's `C` with the connection's running md5 (or, `legacy`,
     /// without a checksum, as old primaries do).
+    /// Without a transaction of the primary's begun (`send T`), it ends a transaction
+    /// scripted with `send message` / `send raw` (blob records, say).
     pub fn send_c(&mut self, legacy: bool) -> Result<(), WorldError> {
-        let (index, _) = self.feed.current.ok_or(WorldError::NoCurrentTransaction)?;
         if self.network.connection.is_none() {
             return Err(WorldError::NotConnected);
         }
-        self.feed.sent = self.transaction(index).tid;
-        self.feed.current = None;
+        if let Some((index, _)) = self.feed.current.take() {
+            self.feed.sent = self.transaction(index).tid;
+        }
         self.send_with(|encoder, out| {
             if legacy {
                 encoder.legacy_commit(out)
@@ -509,17 +582,19 @@ impl World {
         self.send_c(false)
     }
 
-    /// The protocol primary of the current connection, reading the handshake first if this
-    /// connection has not been served yet.
-    fn server(&mut self) -> Result<&mut Server, WorldError> {
+    /// The link of the current connection to the primary node, attaching the connection
+    /// to the node first if it is new: the handshake the secondary wrote is read (and
+    /// judged for the oracles) on its way to the real primary.
+    fn attach(&mut self) -> Result<(), WorldError> {
         let port = self
             .network
             .connection
             .as_ref()
             .ok_or(WorldError::NotConnected)?
             .port;
-        if self.server.as_ref().map(|s| s.port) != Some(port) {
-            self.server = None;
+        let id = ConnectionId(u64::from(port));
+        if self.link.as_ref().map(|l| l.port) != Some(port) {
+            self.link = None;
             let mut handshake = HandshakeReader::new(false);
             let message = self.read().map_err(|_| WorldError::NoHandshake)?;
             let protocol = match handshake.receive(&message) {
@@ -534,44 +609,176 @@ impl World {
                 self.events.push(Event::Unexpected(message));
                 return Err(WorldError::NoHandshake);
             };
-            let committed = self.secondary()?.storage().last_transaction();
+            let storage = self.secondary()?.storage();
+            let (committed, blobs) = (storage.last_transaction(), storage.keeps_blobs());
             self.events.push(Event::Handshake {
-                protocol,
+                protocol: protocol.clone(),
                 start,
                 committed,
+                blobs,
             });
-            self.server = Some(Server::new(port, handshake, self.primary.transactions()));
+            if let Some(address) = self.secondary()?.config().address.clone() {
+                self.node.set_address(address);
+            }
+            self.link = Some(Link::new(port));
+            self.handshake = Some(handshake);
+            self.node.connected(id, &peer(port));
+            self.node.data_received(id, &frame(&protocol));
+            self.node.data_received(id, &frame(&message));
         }
         // After the handshake the secondary only sends keep-alives (empty messages).
         while let Ok(message) = self.read() {
-            let server = self.server.as_mut().expect("set above");
-            if server.handshake.receive(&message).is_err() {
-                self.events.push(Event::Unexpected(message));
+            let handshake = self.handshake.as_mut().expect("set with the link");
+            if handshake.receive(&message).is_err() {
+                self.events.push(Event::Unexpected(message.clone()));
+            }
+            self.node.data_received(id, &frame(&message));
+        }
+        Ok(())
+    }
+
+    /// Takes up to `limit` bytes (all it can, if `None`) from the current link, its
+    /// primary transmitting as the link drains.
+    fn take(&mut self, limit: Option<usize>) -> Vec<u8> {
+        let Some(link) = self.link.as_mut() else {
+            return Vec::new();
+        };
+        let id = ConnectionId(u64::from(link.port));
+        let node = &mut self.node;
+        link.take(limit, &mut || node.pull(id))
+    }
+
+    /// Closes the connections the primary closed: what it transmitted before is delivered
+    /// first, then the secondary sees the connection end cleanly.
+    fn primary_disconnects(&mut self) -> Result<(), WorldError> {
+        let port = self.network.connection.as_ref().map(|c| c.port);
+        let mut ours = false;
+        for id in self.node.take_disconnects() {
+            if self.clients.owns(id) {
+                self.clients.closed_by_primary(id);
+            } else if port.map(|p| ConnectionId(u64::from(p))) == Some(id) {
+                ours = true;
             }
         }
-        Ok(self.server.as_mut().expect("set above"))
-    }
-
-    /// `serve`: the protocol primary delivers up to `limit` bytes (all, if `None`) of what
-    /// it owes the secondary.
-    pub fn serve(&mut self, limit: Option<usize>) -> Result<(), WorldError> {
-        self.server()?;
-        let server = self.server.as_mut().expect("just set");
-        let bytes = server.take(limit, self.primary.transactions());
-        if bytes.is_empty() {
+        let Some(port) = port.filter(|_| ours) else {
             return Ok(());
+        };
+        let rest = self.take(None);
+        if !rest.is_empty() {
+            self.deliver(&rest)?;
         }
-        self.deliver(&bytes)
+        if self.network.connection.as_ref().map(|c| c.port) == Some(port) {
+            // The primary counts it gone already: only the secondary hears of it.
+            self.network.connection = None;
+            self.link = None;
+            self.handshake = None;
+            let generation = self.current()?;
+            self.secondaries[generation].connection_lost(&LossReason::Done);
+            self.dispatch(generation);
+        }
+        Ok(())
     }
 
-    /// Runs a fault on the protocol primary's stream.
-    fn damage(
+    /// `serve`: the link delivers up to `limit` bytes (all, if `None`) of what the primary
+    /// node sends the secondary. Returns how many bytes it delivered.
+    pub fn serve(&mut self, limit: Option<usize>) -> Result<usize, WorldError> {
+        self.attach()?;
+        self.primary_disconnects()?;
+        let bytes = self.take(limit);
+        if !bytes.is_empty() {
+            self.deliver(&bytes)?;
+        }
+        self.primary_disconnects()?;
+        Ok(bytes.len())
+    }
+
+    /// A scripted client's step against the primary node; returns what it prints.
+    pub fn client(
         &mut self,
-        f: impl FnOnce(&mut Server, &[Transaction]) -> bool,
-    ) -> Result<(), WorldError> {
-        self.server()?;
-        let server = self.server.as_mut().expect("just set");
-        if f(server, self.primary.transactions()) {
+        index: Option<usize>,
+        action: &ClientAction,
+    ) -> Result<Option<String>, String> {
+        let node = &mut self.node;
+        let printed = match action {
+            ClientAction::Connect => {
+                let port = self.network.take_port();
+                self.clients.connect(port, node);
+                None
+            }
+            ClientAction::Send(bytes) => {
+                self.clients
+                    .send(index, bytes, node)
+                    .map_err(|e| e.to_string())?;
+                None
+            }
+            ClientAction::Read { raw } => {
+                let message = self.clients.read(index, node).map_err(|e| e.to_string())?;
+                Some(if *raw {
+                    repr(&PickleValue::Bytes(message))
+                } else {
+                    match zrs::pickle::loads(&message) {
+                        Ok(value) => repr(&value),
+                        Err(e) => {
+                            format!("not a pickle ({e}): {}", repr(&PickleValue::Bytes(message)))
+                        }
+                    }
+                })
+            }
+            ClientAction::HasData => {
+                let has = self
+                    .clients
+                    .has_data(index, node)
+                    .map_err(|e| e.to_string())?;
+                Some(if has { "True" } else { "False" }.to_string())
+            }
+            ClientAction::Close => {
+                self.clients.close(index, node).map_err(|e| e.to_string())?;
+                None
+            }
+        };
+        self.primary_disconnects().map_err(|e| e.to_string())?;
+        Ok(printed)
+    }
+
+    /// `primary checkpoint`: remembers the workload's history as it is now.
+    pub fn checkpoint(&mut self) {
+        self.checkpoint = Some(self.primary.clone());
+    }
+
+    /// `primary failover`: the primary's process is lost with its connection (the
+    /// secondary sees `ConnectionLost`), and a node holding the last checkpoint's history
+    /// takes over at the same address; the workload goes on from that history.
+    pub fn failover(&mut self) -> Result<(), WorldError> {
+        let history = self.checkpoint.clone().ok_or(WorldError::NoCheckpoint)?;
+        self.node.crash();
+        if self.network.connection.is_some() {
+            self.end_connection(None);
+            let generation = self.current()?;
+            self.secondaries[generation].connection_lost(&LossReason::Lost);
+            self.dispatch(generation);
+        }
+        let mut node = PrimaryNode::default();
+        for t in history.transactions() {
+            node.commit(t).map_err(WorldError::Reopen)?;
+        }
+        self.node = node;
+        self.primary = history;
+        Ok(())
+    }
+
+    /// The primary node's `close`.
+    pub fn primary_close(&mut self) -> Result<(), WorldError> {
+        self.node.close();
+        self.primary_disconnects()
+    }
+
+    /// Runs a fault on the current link.
+    fn damage(&mut self, f: impl FnOnce(&mut Link, Source) -> bool) -> Result<(), WorldError> {
+        self.attach()?;
+        let link = self.link.as_mut().expect("attached");
+        let id = ConnectionId(u64::from(link.port));
+        let node = &mut self.node;
+        if f(link, &mut || node.pull(id)) {
             Ok(())
         } else {
             Err(WorldError::NothingToDamage)
@@ -579,19 +786,19 @@ impl World {
     }
 
     pub fn corrupt(&mut self, offset: usize, mask: u8) -> Result<(), WorldError> {
-        self.damage(|s, h| s.corrupt(offset, mask, h))
+        self.damage(|l, s| l.corrupt(offset, mask, s))
     }
 
     pub fn truncate(&mut self, n: usize) -> Result<(), WorldError> {
-        self.damage(|s, h| s.truncate(n, h))
+        self.damage(|l, s| l.truncate(n, s))
     }
 
     pub fn duplicate(&mut self) -> Result<(), WorldError> {
-        self.damage(|s, h| s.duplicate(h))
+        self.damage(|l, s| l.duplicate(s))
     }
 
     pub fn bad_checksum(&mut self) -> Result<(), WorldError> {
-        self.damage(|s, h| s.bad_checksum(h))
+        self.damage(|l, s| l.bad_checksum(s))
     }
 
     /// The current secondary's process crashes: its calls, attempt and connection vanish,
@@ -617,7 +824,7 @@ impl World {
             self.attempt_owner = None;
         }
         if !self.secondaries[g].is_closed() {
-            self.network.connection = None;
+            self.end_connection(Some(LossReason::Lost));
         }
         Ok(self.secondaries[g].storage().crash(keep, tear))
     }
@@ -636,9 +843,18 @@ impl World {
         Ok(())
     }
 
-    /// The primary restarts: the connection, if any, is lost.
+    /// The primary restarts: its process (and the connection, if any) is lost; its
+    /// storage is kept, and the next connection reaches a new process over it.
     pub fn primary_restart(&mut self) -> Result<(), WorldError> {
-        self.lose_connection(LossReason::Lost)
+        if self.network.connection.is_none() {
+            return Err(WorldError::NotConnected);
+        }
+        self.node.crash();
+        self.end_connection(None);
+        let generation = self.current()?;
+        self.secondaries[generation].connection_lost(&LossReason::Lost);
+        self.dispatch(generation);
+        Ok(())
     }
 
     /// The primary is unreachable for `length`: the connection is lost and every attempt
@@ -685,8 +901,8 @@ impl World {
         });
         let start = self.reactor.now();
         let deadline = start + bound;
-        let damaged = self.server.as_ref().is_some_and(|s| {
-            s.damaged && self.network.connection.as_ref().map(|c| c.port) == Some(s.port)
+        let damaged = self.link.as_ref().is_some_and(|l| {
+            l.damaged && self.network.connection.as_ref().map(|c| c.port) == Some(l.port)
         });
         if damaged {
             self.lose_connection(LossReason::Lost)?;
@@ -705,12 +921,8 @@ impl World {
             }
             if self.connected() {
                 let port = self.network.connection.as_ref().map(|c| c.port);
-                let owed = match &self.server {
-                    Some(s) => port != Some(s.port) || !s.done(self.primary.transactions()),
-                    None => true,
-                };
-                if owed {
-                    self.serve(None)?;
+                let fresh = self.link.as_ref().map(|l| l.port) != port;
+                if self.serve(None)? > 0 || fresh {
                     continue;
                 }
             }

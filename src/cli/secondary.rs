@@ -8,7 +8,7 @@ use signal_hook::iterator::Signals;
 use zrs::net::{parse_address, Driver, DriverOptions, Listener};
 use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{BlobStorage, Durability, FileStorage, Options, ReadStorage, Storage};
+use zrs::storage::{BlobStorage, Durability, FileStorage, Format, Options, ReadStorage, Storage};
 
 /// Replicate a zc.zrs primary into a FileStorage (a Data.fs), as zc.zrs's secondary does,
 /// until interrupted (SIGINT or SIGTERM close it cleanly). Logs to stderr.
@@ -34,6 +34,10 @@ pub struct Args {
     /// replication does not fetch again).
     #[arg(long, value_name = "every|batch:N", default_value = "batch:1000", value_parser = parse_durability)]
     durability: Durability,
+    /// The Data.fs format: `fs30` (Python 3 ZODB) or `fs21` (Python 2 ZODB 4). By default
+    /// a new file takes the primary's (its pickles tell), and an existing file must match.
+    #[arg(long, value_name = "fs30|fs21")]
+    format: Option<Format>,
     /// Keep blobs in this ZODB blob directory (created if missing; `bushy` layout, an
     /// existing `lawn` one is used as it is): the secondary then speaks protocol zrs2.1.
     #[arg(long, value_name = "DIR")]
@@ -84,9 +88,22 @@ pub fn run(args: Args) -> Result<(), String> {
         },
     )
     .map_err(|e| format!("opening {}: {e}", args.storage.display()))?;
+    if let (Some(want), Some(have)) = (args.format, storage.format()) {
+        if want != have {
+            return Err(format!(
+                "{} is an {have} file; --format {} would mix formats in it",
+                args.storage.display(),
+                want.name()
+            ));
+        }
+    }
     let node = super::observe::Watched {
         id: "1".into(),
-        role: zrs::net::status::Role::Secondary,
+        role: if args.listen.is_some() {
+            zrs::net::status::Role::Chain
+        } else {
+            zrs::net::status::Role::Secondary
+        },
         reader: storage.file_reader(),
         replicate_from: Some(super::observe::address_text(&args.primary)),
         replicate_to: args.listen.as_ref().map(super::observe::address_text),
@@ -118,6 +135,7 @@ fn replicate<S: Storage + Send + 'static>(
         reconnect_delay: args.reconnect,
         keep_alive_delay: args.keep_alive,
         check_checksums: !args.no_checksums,
+        format: args.format,
         ..Config::default()
     };
     let mut signals =

@@ -1,17 +1,24 @@
-//! The real network driver of the sans-IO [`Secondary`]: sockets, a clock, and signals.
+//! The real network driver of the sans-IO cores: sockets, a clock, and signals.
 //!
-//! [`Driver::run`] performs the secondary's [`Action`]s on real sockets (TCP, or a
-//! Unix-domain socket) and feeds it what happens (`connected`, `connection_failed`,
-//! `connection_lost`, `data_received`, `timeout`). Every protocol decision stays in the
-//! core; the driver only moves bytes, keeps time, and decides when to fsync.
+//! One [`Driver`] runs a node in either role or both: a [`Secondary`] (it performs its
+//! [`Action`]s on real sockets — TCP, or a Unix-domain socket — and feeds it `connected`,
+//! `connection_failed`, `connection_lost`, `data_received`, `timeout`), a
+//! [`Primary`](crate::primary::Primary) served on a [`Listener`] (`connected`,
+//! `data_received`, `writable`, `connection_lost`, `committed`, `close`), or a secondary
+//! that serves its own storage downstream (chaining: each of its commits is announced to
+//! its primary). Every protocol decision stays in the cores; the driver only moves bytes,
+//! keeps time, polls a followed file, and decides when to fsync.
 //!
-//! How it runs: one loop on the calling thread owns the secondary and waits on a bounded
+//! How it runs: one loop on the calling thread owns the cores and waits on a bounded
 //! channel. A connection attempt runs on a short-lived thread (so that a 30 s connect
 //! timeout never holds up timers or a stop); an established connection has one reader
-//! thread that forwards what it reads. Each attempt and connection has an id, so whatever
-//! arrives from one the secondary already gave up on is dropped. The channel is bounded, so
-//! a primary that sends faster than the storage writes is held back by TCP flow control,
-//! not buffered here. Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
+//! thread that forwards what it reads; a served connection also has a writer thread, which
+//! reports when it has written what the primary transmitted — the primary's cue to read
+//! more (so a secondary that does not read holds back only its own writer, and the primary
+//! holds at most one window for it). Each attempt and connection has an id, so whatever
+//! arrives from one already given up on is dropped. The channel is bounded, so a primary
+//! that sends faster than the storage writes is held back by TCP flow control, not buffered
+//! here. Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
 //! [`std::time::Instant`] — the one place in the crate a clock is used.
 //!
 //! Durability: a secondary opened on a FileStorage with `Durability::Batch(n)` fsyncs once
@@ -20,6 +27,10 @@
 //! batch while each transaction of the steady state is durable moments after it arrives.
 //! (Nothing is lost to a crash in between: replication asks again from the last durable
 //! transaction.)
+//!
+//! Stopping ([`StopHandle::stop`]): a served primary is closed first (it stops listening
+//! and sends each secondary what is committed, for at most 10 s), then the secondary and
+//! its storage.
 
 pub mod address;
 pub mod listen;
@@ -161,6 +172,8 @@ struct Link {
 
 /// A connection of the primary served, from the loop's side.
 struct Downstream {
+    /// The secondary as Twisted prints it (for the status).
+    peer: String,
     writer: SyncSender<listen::Out>,
     /// To shut the socket down at once (a stop that cannot wait for a slow writer).
     socket: Stream,
@@ -325,7 +338,11 @@ impl<S: Storage> Driver<S> {
             }
             if let Some(serving) = self.serving.as_mut() {
                 if serving.follow_at.is_some_and(|at| at <= now) {
-                    serving.poll_follow(now);
+                    if serving.poll_follow(now) {
+                        if let Some(status) = &self.status {
+                            status.appended();
+                        }
+                    }
                     continue;
                 }
             }
@@ -471,6 +488,7 @@ impl<S: Storage> Driver<S> {
                             LossReason::Done
                         };
                         serving.primary.connection_lost(ConnectionId(link), &reason);
+                        report_secondaries(self.status.as_deref(), &serving.downstream);
                         return;
                     }
                 }
@@ -510,8 +528,10 @@ impl<S: Storage> Driver<S> {
             return; // no longer listening: dropping the stream closes it
         }
         match start_downstream(stream, &self.options, &mut self.next_id, &self.sender) {
-            Ok((link, downstream)) => {
+            Ok((link, mut downstream)) => {
+                downstream.peer = peer.clone();
                 serving.downstream.insert(link, downstream);
+                report_secondaries(self.status.as_deref(), &serving.downstream);
                 serving.primary.connected(ConnectionId(link), &peer);
             }
             Err(e) => tracing::debug!(target: LOG_TARGET, "{peer}: {e}"),
@@ -535,6 +555,7 @@ impl<S: Storage> Driver<S> {
                     if let Some(d) = serving.downstream.remove(&link) {
                         let _ = d.writer.send(listen::Out::Close);
                     }
+                    report_secondaries(self.status.as_deref(), &serving.downstream);
                 }
                 primary::Action::StopListening => {
                     if let Some(accepting) = serving.accepting.take() {
@@ -623,19 +644,36 @@ impl<S: Storage> Driver<S> {
 }
 
 impl Serving {
-    /// Runs the follow poll and tells the primary what it found.
-    fn poll_follow(&mut self, now: Instant) {
+    /// Runs the follow poll and tells the primary what it found; true when transactions
+    /// were appended.
+    fn poll_follow(&mut self, now: Instant) -> bool {
         let Some(follow) = self.follow.as_mut() else {
             self.follow_at = None;
-            return;
+            return false;
         };
         self.follow_at = Some(now + follow.interval);
         match (follow.poll)() {
-            Ok(Followed::Unchanged) => {}
-            Ok(Followed::Appended) => self.primary.committed(),
-            Ok(Followed::Replaced(storage)) => self.primary.replace_storage(storage),
-            Err(e) => tracing::error!(target: LOG_TARGET, "following the storage: {e}"),
+            Ok(Followed::Unchanged) => false,
+            Ok(Followed::Appended) => {
+                self.primary.committed();
+                true
+            }
+            Ok(Followed::Replaced(storage)) => {
+                self.primary.replace_storage(storage);
+                false
+            }
+            Err(e) => {
+                tracing::error!(target: LOG_TARGET, "following the storage: {e}");
+                false
+            }
         }
+    }
+}
+
+/// Tells the status which secondaries are connected to the primary served.
+fn report_secondaries(status: Option<&status::NodeStatus>, downstream: &BTreeMap<u64, Downstream>) {
+    if let Some(status) = status {
+        status.set_secondaries(downstream.values().map(|d| d.peer.clone()).collect());
     }
 }
 
@@ -688,6 +726,7 @@ fn start_downstream(
     Ok((
         id,
         Downstream {
+            peer: String::new(),
             writer,
             socket,
             write_failed: false,

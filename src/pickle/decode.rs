@@ -63,6 +63,9 @@ pub struct DecodeStats {
     pub payload_bytes: usize,
     /// Estimated bytes of the resulting `Value` tree.
     pub output_bytes: usize,
+    /// Python 2 `str` opcodes read (STRING, BINSTRING, SHORT_BINSTRING): what tells a
+    /// Python 2 pickler's output from a Python 3 one's, which writes bytes otherwise.
+    pub py2_strings: usize,
 }
 
 /// Decode a pickle with the default [`Limits`].
@@ -494,13 +497,13 @@ impl<'a> Decoder<'a> {
                     _ => l,
                 };
                 let v = self.parse_long_text(digits)?;
-                let id = self.int_node(v)?;
+                let id = self.long_node(v)?;
                 self.push(id);
             }
             op::LONG1 => {
                 let n = self.u8()? as u64;
                 let b = self.take_len(n)?;
-                let id = self.int_node(num::twos_to_value(b))?;
+                let id = self.long_node(num::twos_to_value(b))?;
                 self.push(id);
             }
             op::LONG4 => {
@@ -509,7 +512,7 @@ impl<'a> Decoder<'a> {
                     return Err(self.err(K::NegativeLength(n as i64)));
                 }
                 let b = self.take_len(n as u64)?;
-                let id = self.int_node(num::twos_to_value(b))?;
+                let id = self.long_node(num::twos_to_value(b))?;
                 self.push(id);
             }
             op::FLOAT => {
@@ -527,11 +530,13 @@ impl<'a> Decoder<'a> {
                 self.push_new(Node::Float(f))?;
             }
             op::STRING => {
+                self.stats.py2_strings += 1;
                 let l = self.line()?;
                 let b = self.decode_string_literal(l)?;
                 self.push_new(Node::Bytes(b))?;
             }
             op::BINSTRING => {
+                self.stats.py2_strings += 1;
                 let n = self.u32()? as i32;
                 if n < 0 {
                     return Err(self.err(K::NegativeLength(n as i64)));
@@ -540,6 +545,7 @@ impl<'a> Decoder<'a> {
                 self.push_new(Node::Bytes(b))?;
             }
             op::SHORT_BINSTRING | op::SHORT_BINBYTES => {
+                self.stats.py2_strings += usize::from(code == op::SHORT_BINSTRING);
                 let n = self.u8()? as u64;
                 let b = self.take_len(n)?.to_vec();
                 self.push_new(Node::Bytes(b))?;
@@ -774,6 +780,15 @@ impl<'a> Decoder<'a> {
             Value::Int(i) => self.node(Node::Int(i)),
             Value::BigInt(b) => self.node(Node::BigInt(b)),
             _ => unreachable!("integers only"),
+        }
+    }
+
+    /// A long (LONG, LONG1, LONG4): kept as [`Value::BigInt`] whatever its size, so that a
+    /// Python 2 `long` stays a long when pickled again (`5L` is `L5L\n`, never BININT1).
+    fn long_node(&mut self, v: Value) -> R<u32> {
+        match v {
+            Value::Int(i) => self.node(Node::BigInt(num::i64_to_twos(i))),
+            v => self.int_node(v),
         }
     }
 

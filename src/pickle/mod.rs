@@ -15,16 +15,21 @@
 //!   the two forms Python 3 pickles `bytes` with at protocols 0–2, which become bytes.
 //! - [`encode`]: [`dumps`] / [`dumps_fast`] / [`dumps_extension`] — CPython 3.11's exact
 //!   output for those values.
-//! - [`value`]: the data model both share.
+//! - [`py2`]: [`dumps_py2`] / [`dumps_py2_extension`] — Python 2.7 cPickle's exact
+//!   protocol-1 output, as ZODB 4 stores a transaction's extension.
+//! - [`value`]: the data model they share.
 
 pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod num;
 pub mod opcodes;
+pub mod py2;
+mod py2_dict;
 pub mod value;
 
 pub use decode::{loads, loads_sequence, loads_with, loads_with_stats, DecodeStats, Limits};
 pub use encode::{dumps, dumps_extension, dumps_fast};
 pub use error::{PickleError, PickleErrorKind};
+pub use py2::{dumps_py2, dumps_py2_extension, Identity};
 pub use value::Value;

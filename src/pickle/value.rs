@@ -1,7 +1,8 @@
 //! The values a ZRS pickle can hold, kept losslessly.
 //!
 //! Python 2 `str` and Python 3 `bytes` both become [`Value::Bytes`]; Python 3 `str` and
-//! Python 2 `unicode` become [`Value::Str`]. Dicts keep their pickled order (no hashing,
+//! Python 2 `unicode` become [`Value::Str`]; Python 2's `int` and `long` stay apart
+//! ([`Value::Int`], [`Value::BigInt`]). Dicts keep their pickled order (no hashing,
 //! so iteration is deterministic). Anything the decoder does not interpret (a global, an
 //! object built by REDUCE/NEWOBJ/BUILD) is kept as an opaque value that can be pickled again;
 //! nothing is ever imported or executed.
@@ -11,8 +12,11 @@
 pub enum Value {
     None,
     Bool(bool),
+    /// An integer pickled as an int (INT, BININT*), Python 2's `int`.
     Int(i64),
-    /// An integer outside i64: little-endian two's-complement bytes, as LONG1/LONG4 carry it.
+    /// An integer pickled as a long (LONG, LONG1, LONG4), or too large for i64: minimal
+    /// little-endian two's-complement bytes, as LONG1 carries it. Python 3 makes no
+    /// difference; Python 2 does (`5L` is a `long`), and its pickles keep it.
     BigInt(Vec<u8>),
     Float(f64),
     Bytes(Vec<u8>),

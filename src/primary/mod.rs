@@ -371,7 +371,7 @@ impl<S: ReadStorage> Primary<S> {
         if !stream.writable {
             return;
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(window.saturating_add(window / 4).min(64 << 20));
         let mut caught_up = false;
         while out.len() < window {
             if let Some(outgoing) = stream.outgoing.as_mut() {

@@ -40,6 +40,8 @@ pub const BLOB_BLOCK_SIZE: usize = 1 << 16;
 #[derive(Clone, Debug)]
 pub struct StreamEncoder {
     checksum: StreamChecksum,
+    /// Reused for `S` messages, the one message sent per record.
+    scratch: Vec<u8>,
 }
 
 impl StreamEncoder {
@@ -47,6 +49,7 @@ impl StreamEncoder {
     pub fn new(start: Tid) -> StreamEncoder {
         StreamEncoder {
             checksum: StreamChecksum::new(start),
+            scratch: Vec::new(),
         }
     }
 
@@ -65,7 +68,15 @@ impl StreamEncoder {
     /// `('S', (oid, serial, version, data_txn))` followed by the record's data as a raw
     /// message (empty where the record has no data: it undoes the object's creation).
     pub fn store(&mut self, record: &RecordHeader, data: Option<&[u8]>, out: &mut impl FrameSink) {
-        self.message(&Message::Store(record.clone()).encode_fast(), out);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        if record.version.is_empty() {
+            store_message(record, &mut scratch);
+        } else {
+            scratch.extend_from_slice(&Message::Store(record.clone()).encode_fast());
+        }
+        self.message(&scratch, out);
+        self.scratch = scratch;
         self.message(data.unwrap_or_default(), out);
     }
 
@@ -165,6 +176,38 @@ pub fn read_block(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
         }
     }
     Ok(done)
+}
+
+/// `('S', (oid, serial, '', data_txn))` exactly as [`Message::encode_fast`] pickles it (protocol
+/// 1, fast mode: Python 3 writes each 8-byte id as `_codecs.encode(<latin-1 str>, 'latin1')`),
+/// written directly: it is the one message sent per record, and building the generic value
+/// tree for it cost as much as the rest of the serving. `tests` check it against the generic
+/// encoder.
+fn store_message(record: &RecordHeader, out: &mut Vec<u8>) {
+    out.extend_from_slice(b"(X\x01\x00\x00\x00S(");
+    id(&record.oid.0, out);
+    id(&record.serial.0, out);
+    out.extend_from_slice(b"X\x00\x00\x00\x00");
+    match &record.data_txn {
+        None => out.push(b'N'),
+        Some(t) => id(&t.0, out),
+    }
+    out.extend_from_slice(b"tt.");
+}
+
+/// An 8-byte id as protocol 1 pickles Python 3 bytes: the latin-1 text (as UTF-8) re-encoded.
+fn id(bytes: &[u8; 8], out: &mut Vec<u8>) {
+    out.extend_from_slice(b"c_codecs\nencode\n(X");
+    let len: u32 = bytes.iter().map(|&b| if b < 0x80 { 1 } else { 2 }).sum();
+    out.extend_from_slice(&len.to_le_bytes());
+    for &b in bytes {
+        if b < 0x80 {
+            out.push(b);
+        } else {
+            out.extend_from_slice(&[0xc0 | (b >> 6), 0x80 | (b & 0x3f)]);
+        }
+    }
+    out.extend_from_slice(b"X\x06\x00\x00\x00latin1tR");
 }
 
 /// A stored transaction extension that is not a pickled dict (it cannot be sent as the
@@ -273,6 +316,33 @@ mod tests {
                 checksum: Some(md5.digest())
             }
         );
+    }
+
+    #[test]
+    fn the_direct_s_encoding_is_the_generic_one() {
+        let ids = [
+            0u64,
+            1,
+            0x036c_6b90_f777_7778,
+            0x8080_8080_ffff_ffff,
+            u64::MAX,
+            0x7f80_00ff_1234_c3a9,
+        ];
+        for &a in &ids {
+            for &b in &ids {
+                for data_txn in [None, Some(Tid::from_u64(a ^ b))] {
+                    let record = RecordHeader {
+                        oid: Oid::from_u64(a),
+                        serial: Tid::from_u64(b),
+                        version: Vec::new(),
+                        data_txn,
+                    };
+                    let mut direct = Vec::new();
+                    store_message(&record, &mut direct);
+                    assert_eq!(direct, Message::Store(record).encode_fast());
+                }
+            }
+        }
     }
 
     #[test]

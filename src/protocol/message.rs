@@ -9,7 +9,7 @@
 //! [`MessageError`]. [`Message::encode_fast`] writes the bytes a Python 3 zc.zrs primary
 //! writes; [`Message::encode`] what `pickle.dumps` writes at a given protocol.
 
-use crate::pickle::{dumps, dumps_fast, loads, PickleError, Value};
+use crate::pickle::{dumps, dumps_fast, loads, loads_with_stats, Limits, PickleError, Value};
 use crate::tid::{Oid, Tid};
 
 /// `('T', (tid, status, user, description, extension))`: a transaction begins.
@@ -264,7 +264,22 @@ impl Message {
 
     /// [`Message::decode`] without the fast path for a Python 3 primary's `S` and `C`.
     pub fn decode_general(payload: &[u8]) -> Result<Message, MessageError> {
-        let v = loads(payload)?;
+        Message::from_value(loads(payload)?)
+    }
+
+    /// [`Message::decode`], also telling whether Python 2 pickled the message: it holds
+    /// Python 2 `str` opcodes (STRING, BINSTRING, SHORT_BINSTRING), which Python 3 never
+    /// writes (its bytes are BINBYTES, or `_codecs.encode` below protocol 3).
+    pub fn decode_python2(payload: &[u8]) -> Result<(Message, bool), MessageError> {
+        // The fast path reads only what a Python 3 primary pickles.
+        if let Some(m) = fast::decode(payload) {
+            return Ok((m, false));
+        }
+        let (v, stats) = loads_with_stats(payload, &Limits::default());
+        Ok((Message::from_value(v?)?, stats.py2_strings > 0))
+    }
+
+    fn from_value(v: Value) -> Result<Message, MessageError> {
         let (kind, args) = match v {
             Value::Tuple(mut items) if items.len() == 2 => {
                 let args = items.pop().expect("2 items");
@@ -334,7 +349,12 @@ impl Message {
             'B' => {
                 let items = f.args(&args, &[5])?;
                 let record = f.record(&items[..4])?;
-                let blocks = match &items[4] {
+                // A long (even a small one) is as good a count as an int.
+                let count = match &items[4] {
+                    Value::BigInt(b) => crate::pickle::num::twos_to_value(b),
+                    v => v.clone(),
+                };
+                let blocks = match &count {
                     Value::Int(n) if *n >= 0 => *n as u64,
                     Value::Int(_) => return Err(f.bad("blocks must not be negative".into())),
                     // Beyond i64 but within u64 (decoded BigInts are minimal, so a

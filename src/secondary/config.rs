@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::protocol::framing::DEFAULT_SECONDARY_LIMIT;
 use crate::repr::py_str_repr;
+use crate::storage::Format;
 
 /// Where the primary listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,6 +48,9 @@ pub struct Config {
     pub check_checksums: bool,
     /// Largest message accepted from the primary.
     pub frame_limit: u32,
+    /// The storage format to replicate into; `None` (the default) takes the primary's,
+    /// detected from its pickles (Python 2's `str` opcodes: `FS21`, else `FS30`).
+    pub format: Option<Format>,
 }
 
 impl Default for Config {
@@ -57,6 +61,7 @@ impl Default for Config {
             keep_alive_delay: Duration::ZERO,
             check_checksums: true,
             frame_limit: DEFAULT_SECONDARY_LIMIT,
+            format: None,
         }
     }
 }

@@ -168,7 +168,7 @@ impl<S: Storage> Secondary<S> {
         self.phase = Phase::Connected;
         self.connection = Some(Connection {
             peer: format!("{peer}: "),
-            stream: Stream::new(start, self.config.frame_limit),
+            stream: Stream::new(start, self.config.frame_limit, self.config.format),
             keep_alive_pending: false,
             keep_alive_started: false,
             start,

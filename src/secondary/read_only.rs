@@ -3,7 +3,7 @@
 
 use super::Secondary;
 use crate::storage::{
-    CommittedBlob, Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage,
+    CommittedBlob, Cursor, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage,
     TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
@@ -20,6 +20,9 @@ impl<S: Storage> ReadStorage for Secondary<S> {
     }
     fn size(&self) -> u64 {
         self.storage.size()
+    }
+    fn format(&self) -> Option<Format> {
+        self.storage.format()
     }
     fn keeps_blobs(&self) -> bool {
         self.storage.keeps_blobs()

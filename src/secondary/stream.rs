@@ -12,14 +12,18 @@
 //! "Where zrs differs"): a `B` with 0 blocks restores an empty blob file, not a record
 //! without one; and a record without data (an undo of an object's creation) whose object
 //! currently has a blob gets a copy of that blob file, as the primary's undo made one.
+//!
+//! Each `T` also settles the storage's [`Format`]: the configured one, else the primary's
+//! as its pickles show it (Python 2 writes `str` opcodes, Python 3 never does); a new
+//! storage takes it, an existing one of another format is an input error rather than a
+//! file of mixed pickles. The extension is re-encoded for that format.
 
-use crate::pickle;
 use crate::protocol::checksum::StreamChecksum;
 use crate::protocol::framing::{FrameDecoder, FrameError};
 use crate::protocol::message::{MessageError, RecordHeader};
 use crate::protocol::Message;
 use crate::storage::blob::is_blob_record;
-use crate::storage::{Storage, StorageError, TransactionMeta};
+use crate::storage::{encode_extension, Format, Storage, StorageError, TransactionMeta};
 use crate::tid::{Oid, Tid};
 
 /// Why the secondary gave up on its input.
@@ -41,6 +45,17 @@ pub enum InputError {
     },
     #[error("message {index}: {what}")]
     Sequence { index: u64, what: String },
+    #[error(
+        "message {index}: the primary writes {want} files ({how}), but {name} is an {have} \
+         file; not mixing them: replicate into a new file, or choose with --format"
+    )]
+    Format {
+        index: u64,
+        name: String,
+        have: Format,
+        want: Format,
+        how: &'static str,
+    },
     #[error("message {index}: storage refused it: {source}")]
     Storage {
         index: u64,
@@ -88,11 +103,14 @@ struct Replication {
     oids: Vec<Oid>,
     /// Messages received so far (for error messages).
     index: u64,
+    /// The format chosen by configuration, overriding what the primary's pickles say.
+    format: Option<Format>,
 }
 
 impl Stream {
-    /// A stream that continues from `start`, the last tid the secondary holds.
-    pub fn new(start: Tid, frame_limit: u32) -> Stream {
+    /// A stream that continues from `start`, the last tid the secondary holds, into a
+    /// storage of `format` (`None`: the primary's).
+    pub fn new(start: Tid, frame_limit: u32, format: Option<Format>) -> Stream {
         Stream {
             frames: FrameDecoder::new(frame_limit),
             replication: Replication {
@@ -101,6 +119,7 @@ impl Stream {
                 transaction: None,
                 oids: Vec::new(),
                 index: 0,
+                format,
             },
         }
     }
@@ -213,8 +232,8 @@ impl Replication {
                 return Ok(());
             }
         }
-        let decoded =
-            Message::decode(message).map_err(|source| InputError::Message { index, source })?;
+        let (decoded, python2) = Message::decode_python2(message)
+            .map_err(|source| InputError::Message { index, source })?;
         match decoded {
             Message::Transaction(header) => {
                 if let Some(tid) = self.transaction {
@@ -223,12 +242,13 @@ impl Replication {
                         header.tid, tid
                     )));
                 }
+                let format = self.storage_format(storage, python2, index)?;
                 let meta = TransactionMeta {
                     tid: header.tid,
                     status: header.status,
                     user: header.user,
                     description: header.description,
-                    extension: pickle::dumps_extension(&header.extension),
+                    extension: encode_extension(&header.extension, format),
                 };
                 storage.tpc_begin(meta).map_err(storage_error)?;
                 self.transaction = Some(header.tid);
@@ -299,6 +319,39 @@ fn current_blob_serial<S: Storage + ?Sized>(
         Ok((data, serial)) => Ok(is_blob_record(&data).then_some(serial)),
         Err(StorageError::NoSuchKey(_)) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+impl Replication {
+    /// The format a transaction is written in: the configured one, else the primary's
+    /// (Python 2 pickles: `FS21`). A new storage takes it; an existing one must have it.
+    fn storage_format<S: Storage + ?Sized>(
+        &self,
+        storage: &mut S,
+        python2: bool,
+        index: u64,
+    ) -> Result<Format, InputError> {
+        let (want, how) = match (self.format, python2) {
+            (Some(f), _) => (f, "as configured"),
+            (None, true) => (Format::Fs21, "it pickles as Python 2 does"),
+            (None, false) => (Format::Fs30, "it pickles as Python 3 does"),
+        };
+        match storage.format() {
+            Some(have) if have != want => Err(InputError::Format {
+                index,
+                name: storage.name().to_string(),
+                have,
+                want,
+                how,
+            }),
+            Some(_) => Ok(want),
+            None => {
+                storage
+                    .set_format(want)
+                    .map_err(|source| InputError::Storage { index, source })?;
+                Ok(want)
+            }
+        }
     }
 }
 

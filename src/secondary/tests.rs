@@ -6,6 +6,7 @@ use super::*;
 use crate::pickle::Value;
 use crate::protocol::{Message, RecordHeader, StreamEncoder, TransactionHeader};
 use crate::storage::memory::MemoryStorage;
+use crate::storage::Format;
 use crate::storage::ReadStorage;
 use crate::tid::{Oid, Tid};
 
@@ -272,4 +273,98 @@ fn a_primary_that_closes_before_sending_anything_is_explained() {
     let mut s = connected();
     let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Done));
     assert!(!text.contains("without sending anything"), "{text}");
+}
+
+/// `('T', (tid 0x03d2a71b4ccccccc, ' ', '', '', {'note': u'ok'}))` as a Python 2 zc.zrs
+/// primary pickles it (cPickle, protocol 1, fast; tests/fixtures/pickles/extension_py2.txt).
+const PY2_T: &str = "2855015428550803d2a71b4ccccccc550120550055007d55046e6f7465580200\
+                     00006f6b7374742e";
+/// What ZODB 4 on Python 2 stores for that extension (the same fixture).
+const PY2_EXT: &[u8] = b"}q\x01U\x04noteq\x02X\x02\x00\x00\x00okq\x03s.";
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// A Python 2 primary's transaction (one record), committed.
+fn python2_stream() -> (Tid, Vec<u8>) {
+    let tid = Tid::from_u64(0x03d2a71b4ccccccc);
+    let mut p = Primary::new(Tid::ZERO);
+    p.encoder.message(&unhex(PY2_T), &mut p.out);
+    let record = RecordHeader {
+        oid: Oid::ZERO,
+        serial: tid,
+        version: Vec::new(),
+        data_txn: None,
+    };
+    p.encoder.store(&record, Some(b"root"), &mut p.out);
+    p.commit(None);
+    (tid, p.out)
+}
+
+fn stored_extension<S: Storage>(s: &Secondary<S>) -> Vec<u8> {
+    let txn = s.storage().iterator(None, None).next().unwrap().unwrap();
+    txn.meta.extension
+}
+
+#[test]
+fn a_python2_primary_makes_a_new_storage_fs21_with_python2_extensions() {
+    let (tid, stream) = python2_stream();
+    let mut s = connected();
+    drain(&mut s);
+    s.data_received(&stream);
+    assert_eq!(s.storage().last_transaction(), tid);
+    assert_eq!(s.storage().format(), Some(Format::Fs21));
+    assert_eq!(stored_extension(&s), PY2_EXT);
+    // A Python 3 primary's stream leaves a new storage FS30.
+    let mut s = connected();
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    assert_eq!(s.storage().format(), Some(Format::Fs30));
+}
+
+#[test]
+fn a_storage_of_the_other_format_is_an_input_error_unless_configured() {
+    let (tid, stream) = python2_stream();
+    let mut storage = MemoryStorage::new("Data.fs");
+    storage.set_format(Format::Fs30).unwrap();
+    let mut s = Secondary::new(storage, config());
+    drain(&mut s);
+    s.connected("peer");
+    drain(&mut s);
+    let ((), logs) = crate::test_log::capture(|| s.data_received(&stream));
+    assert!(drain(&mut s).contains(&Action::Disconnect));
+    assert_eq!(s.storage().last_transaction(), Tid::ZERO);
+    assert!(
+        logs.contains("the primary writes FS21 files (it pickles as Python 2 does), but Data.fs is an FS30 file"),
+        "{logs}"
+    );
+    // Configured FS30: the transaction goes in, its extension pickled as Python 3 does.
+    let mut storage = MemoryStorage::new("Data.fs");
+    storage.set_format(Format::Fs30).unwrap();
+    let mut s = Secondary::new(
+        storage,
+        Config {
+            format: Some(Format::Fs30),
+            ..config()
+        },
+    );
+    drain(&mut s);
+    s.connected("peer");
+    drain(&mut s);
+    s.data_received(&stream);
+    assert_eq!(s.storage().last_transaction(), tid);
+    assert_eq!(
+        stored_extension(&s),
+        crate::pickle::dumps_extension(&Value::Dict(vec![(
+            Value::Bytes(b"note".to_vec()),
+            Value::Str("ok".into())
+        )]))
+    );
 }

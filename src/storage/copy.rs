@@ -1,10 +1,11 @@
 //! Copying transactions from one storage into another through the replication write
 //! path, like ZODB's `copyTransactionsFrom`: each transaction is begun with its metadata
 //! (the extension re-encoded by [`replicated_extension`]), each record restored with its
-//! `data_txn`, then voted and finished. Copying a FileStorage into an empty FileStorage
-//! therefore produces a byte-identical file.
+//! `data_txn`, then voted and finished. The destination takes the source's [`Format`]
+//! (an existing destination of another format is refused). Copying a FileStorage into an
+//! empty FileStorage therefore produces a byte-identical file.
 
-use crate::storage::{replicated_extension, ReadStorage, Result, Storage, TransactionMeta};
+use crate::storage::{replicated_extension, Format, ReadStorage, Result, Storage, TransactionMeta};
 use crate::tid::Tid;
 
 /// What a copy did.
@@ -22,10 +23,12 @@ pub fn copy_transactions(src: &dyn ReadStorage, dst: &mut dyn Storage) -> Result
     let last = dst.last_transaction();
     let start = (last != Tid::ZERO).then(|| Tid::from_u64(last.as_u64().saturating_add(1)));
     let mut stats = CopyStats::default();
+    let format = src.format().unwrap_or(Format::Fs30);
+    dst.set_format(format)?;
     for txn in src.iterator(start, None) {
         let txn = txn?;
         let meta = TransactionMeta {
-            extension: replicated_extension(&txn.meta.extension)?,
+            extension: replicated_extension(&txn.meta.extension, format)?,
             ..txn.meta
         };
         dst.tpc_begin(meta)?;

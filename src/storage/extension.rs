@@ -1,17 +1,31 @@
 //! The transaction extension as replication carries it.
 //!
-//! A primary sends the extension decoded (a dict); the secondary pickles it again with
-//! ZODB's `dumps(ext, 3)` (empty dict → empty bytes). For a replica to be byte-identical
-//! that round trip must reproduce the primary's bytes, so every writer that replays a
-//! storage (`zrs copy`) goes through [`replicated_extension`], the same decode → encode
-//! the wire imposes.
+//! A primary sends the extension decoded (a dict); the secondary pickles it again as the
+//! primary's ZODB did, which depends on the storage's [`Format`]: Python 3 ZODB's
+//! `dumps(ext, 3)` for `FS30`, Python 2 ZODB 4's `cPickle.dumps(ext, 1)` for `FS21`
+//! (empty dict → empty bytes for both). For a replica to be byte-identical that round
+//! trip must reproduce the primary's bytes, so every writer that replays a storage
+//! (`zrs copy`) goes through [`replicated_extension`], the same decode → encode the wire
+//! imposes.
+//!
+//! Python 2's pickler memoizes a string only when the writing process held it twice, which
+//! the stream does not tell; [`Identity::Referenced`] — an application that built the
+//! extension from literals and names it keeps — is assumed (see [`crate::pickle::py2`]).
 
-use crate::pickle::{dumps_extension, loads, Value};
-use crate::storage::{Result, StorageError};
+use crate::pickle::{dumps_extension, dumps_py2_extension, loads, Identity, Value};
+use crate::storage::{Format, Result, StorageError};
 
-/// The extension bytes a replica stores for a primary's `raw` extension bytes: what the
-/// primary's `('T', …)` message carries, decoded, pickled again as ZODB does.
-pub fn replicated_extension(raw: &[u8]) -> Result<Vec<u8>> {
+/// The bytes a storage of `format` keeps for a received (decoded) extension.
+pub fn encode_extension(ext: &Value, format: Format) -> Vec<u8> {
+    match format {
+        Format::Fs30 => dumps_extension(ext),
+        Format::Fs21 => dumps_py2_extension(ext, Identity::Referenced),
+    }
+}
+
+/// The extension bytes a replica of `format` stores for a primary's `raw` extension bytes:
+/// what the primary's `('T', …)` message carries, decoded, pickled again as ZODB does.
+pub fn replicated_extension(raw: &[u8], format: Format) -> Result<Vec<u8>> {
     if raw.is_empty() {
         return Ok(Vec::new());
     }
@@ -23,7 +37,7 @@ pub fn replicated_extension(raw: &[u8]) -> Result<Vec<u8>> {
             "transaction extension is not a dict".into(),
         ));
     }
-    Ok(dumps_extension(&ext))
+    Ok(encode_extension(&ext, format))
 }
 
 #[cfg(test)]
@@ -34,9 +48,18 @@ mod tests {
     fn round_trips_zodb_extension_bytes() {
         // ZODB 6.4's bytes for {'k': 1}.
         let raw = b"\x80\x03}q\x00X\x01\x00\x00\x00kq\x01K\x01s.";
-        assert_eq!(replicated_extension(raw).unwrap(), raw.to_vec());
-        assert!(replicated_extension(b"").unwrap().is_empty());
-        assert!(replicated_extension(b"garbage").is_err());
-        assert!(replicated_extension(b"\x80\x03K\x01.").is_err());
+        assert_eq!(
+            replicated_extension(raw, Format::Fs30).unwrap(),
+            raw.to_vec()
+        );
+        // ZODB 4.4.5's (Python 2.7) for {'note': u'ok'}.
+        let raw = b"}q\x01U\x04noteq\x02X\x02\x00\x00\x00okq\x03s.";
+        assert_eq!(
+            replicated_extension(raw, Format::Fs21).unwrap(),
+            raw.to_vec()
+        );
+        assert!(replicated_extension(b"", Format::Fs30).unwrap().is_empty());
+        assert!(replicated_extension(b"garbage", Format::Fs30).is_err());
+        assert!(replicated_extension(b"\x80\x03K\x01.", Format::Fs30).is_err());
     }
 }

@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::storage::{
-    DataRecord, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
+    DataRecord, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
     TransactionMeta, TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
@@ -51,6 +51,9 @@ struct State {
     /// The size a `Data.fs` holding these transactions would have.
     size: u64,
     closed: bool,
+    /// The format chosen by `set_format` (a memory storage has no bytes to show it in, but
+    /// refuses a second, different one as a file would).
+    format: Option<Format>,
 }
 
 #[derive(Debug)]
@@ -326,7 +329,16 @@ macro_rules! read_side {
             read(&self.state).objects.len()
         }
         fn size(&self) -> u64 {
-            read(&self.state).size
+            // As a new file: no bytes before its format (magic) is decided.
+            let state = read(&self.state);
+            if state.format.is_none() {
+                0
+            } else {
+                state.size
+            }
+        }
+        fn format(&self) -> Option<Format> {
+            read(&self.state).format
         }
         fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
             read(&self.state).load(oid)
@@ -366,8 +378,27 @@ impl ReadStorage for MemoryStorage {
 }
 
 impl Storage for MemoryStorage {
+    fn set_format(&mut self, format: Format) -> Result<()> {
+        self.check_open()?;
+        let mut state = self.state.write().unwrap_or_else(|p| p.into_inner());
+        match state.format {
+            Some(have) if have != format => Err(StorageError::FormatMismatch {
+                name: self.name.to_string(),
+                have,
+                want: format,
+            }),
+            _ => {
+                state.format = Some(format);
+                Ok(())
+            }
+        }
+    }
+
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.check_open()?;
+        if self.format().is_none() {
+            self.set_format(Format::Fs30)?;
+        }
         if self.txn.is_some() {
             return Err(StorageError::Transaction(
                 "tpc_begin: a transaction is already in progress".into(),

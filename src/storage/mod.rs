@@ -23,11 +23,56 @@ pub mod memory;
 pub use blob::{BlobReader, BlobStorage, CommittedBlob};
 pub use copy::{copy_transactions, CopyStats};
 pub use cursor::{Cursor, IteratorCursor, TransactionCursor};
-pub use extension::replicated_extension;
+pub use extension::{encode_extension, replicated_extension};
 pub use file::{Durability, FileStorage, FileStorageReader, Options};
 pub use memory::MemoryStorage;
 
 use crate::tid::{Oid, Tid};
+
+/// Which ZODB a storage's bytes are for: the Data.fs magic, and how transaction extensions
+/// are pickled. A replica takes its primary's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Format {
+    /// `FS30`: Python 3 ZODB (5.x, 6.x); extensions pickled at protocol 3.
+    Fs30,
+    /// `FS21`: Python 2 ZODB (4.x, 5.x on Python 2); extensions as cPickle at protocol 1.
+    Fs21,
+}
+
+impl Format {
+    /// The file magic.
+    pub fn magic(self) -> &'static [u8; 4] {
+        match self {
+            Format::Fs30 => b"FS30",
+            Format::Fs21 => b"FS21",
+        }
+    }
+
+    /// `fs30` / `fs21`, as the command line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Fs30 => "fs30",
+            Format::Fs21 => "fs21",
+        }
+    }
+}
+
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(std::str::from_utf8(self.magic()).expect("ASCII"))
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> std::result::Result<Format, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "fs30" | "py3" => Ok(Format::Fs30),
+            "fs21" | "py2" => Ok(Format::Fs21),
+            _ => Err(format!("unknown format {s:?}: expected fs30 or fs21")),
+        }
+    }
+}
 
 /// Transaction metadata exactly as a storage keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,7 +82,8 @@ pub struct TransactionMeta {
     pub status: u8,
     pub user: Vec<u8>,
     pub description: Vec<u8>,
-    /// The extension as stored: ZODB's `pickle.dumps(ext, 3)`, empty for an empty dict.
+    /// The extension as stored: ZODB's pickle of the dict (see [`Format`]), empty for an
+    /// empty dict.
     pub extension: Vec<u8>,
 }
 
@@ -94,6 +140,12 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     #[error("storage is closed")]
     Closed,
+    #[error("{name} is an {have} file; refusing to write {want} transactions into it")]
+    FormatMismatch {
+        name: String,
+        have: Format,
+        want: Format,
+    },
     /// Another writer holds the storage's lock file (`Data.fs.lock`).
     #[error("{0}")]
     Locked(#[from] file::lock::LockError),
@@ -124,6 +176,11 @@ pub trait ReadStorage {
     /// Whether the storage keeps blobs (a secondary over it then speaks `zrs2.1`).
     fn keeps_blobs(&self) -> bool {
         false
+    }
+    /// The storage's [`Format`]; `None` while a new storage has none yet (its first
+    /// transaction, or [`Storage::set_format`], decides), and for storages without one.
+    fn format(&self) -> Option<Format> {
+        None
     }
 
     /// Current data and serial of an object.
@@ -165,6 +222,11 @@ pub trait ReadStorage {
 /// A ZODB storage as replication writes it: ZODB's two-phase commit, a record at a time
 /// as the primary sent it. Reading is [`ReadStorage`]'s.
 pub trait Storage: ReadStorage {
+    /// Decides the format of a storage that has none yet; fails if it has another one.
+    /// Storages without a format accept any.
+    fn set_format(&mut self, _format: Format) -> Result<()> {
+        Ok(())
+    }
     /// Begin a transaction with the given metadata. One at a time; the tid must be later
     /// than the last transaction.
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()>;
@@ -238,6 +300,9 @@ impl<T: ReadStorage + ?Sized> ReadStorage for Box<T> {
     fn keeps_blobs(&self) -> bool {
         (**self).keeps_blobs()
     }
+    fn format(&self) -> Option<Format> {
+        (**self).format()
+    }
     fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
         (**self).load(oid)
     }
@@ -272,6 +337,9 @@ impl<T: ReadStorage + ?Sized> ReadStorage for Box<T> {
 }
 
 impl<T: Storage + ?Sized> Storage for Box<T> {
+    fn set_format(&mut self, format: Format) -> Result<()> {
+        (**self).set_format(format)
+    }
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         (**self).tpc_begin(meta)
     }

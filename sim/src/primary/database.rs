@@ -209,7 +209,8 @@ impl Database {
         // Work on copies so a failing change leaves the database as it was.
         let mut modified: Vec<(Oid, Vec<(String, Value)>)> = Vec::new();
         let mut created: Vec<Oid> = Vec::new();
-        let mut next_oid = self.next_oid;
+        // New objects get provisional ids here; their oids come when they are stored.
+        let mut provisional = PROVISIONAL;
         for change in changes {
             let (parent, key) = match change {
                 Change::AddMapping { parent, key }
@@ -229,8 +230,8 @@ impl Database {
             let items = &mut modified.iter_mut().find(|(o, _)| *o == oid).unwrap().1;
             let value = match change {
                 Change::AddMapping { .. } | Change::AddMappings { .. } => {
-                    let child = Oid::from_u64(next_oid);
-                    next_oid += 1;
+                    let child = Oid::from_u64(provisional);
+                    provisional += 1;
                     created.push(child);
                     Some(Value::Ref(child))
                 }
@@ -252,16 +253,24 @@ impl Database {
                 }
             }
         }
-        // New mappings that got no items of their own are empty mappings.
-        for oid in &created {
-            if !modified.iter().any(|(o, _)| o == oid) {
-                modified.push((*oid, Vec::new()));
-            }
-        }
-        self.next_oid = next_oid;
+        let (order, oids) = store_order(&modified, self.next_oid);
+        self.next_oid += oids.len() as u64;
+        let real = |oid: Oid| oids.get(&oid).copied().unwrap_or(oid);
         let tid = self.next_tid();
-        let mut records = Vec::with_capacity(modified.len());
-        for (oid, items) in modified {
+        let mut records = Vec::with_capacity(order.len());
+        for oid in order {
+            // A new mapping that got no items of its own is an empty one.
+            let mut items = modified
+                .iter()
+                .find(|(o, _)| *o == oid)
+                .map(|(_, items)| items.clone())
+                .unwrap_or_default();
+            for (_, value) in items.iter_mut() {
+                if let Value::Ref(child) = value {
+                    *child = real(*child);
+                }
+            }
+            let oid = real(oid);
             records.push(Record {
                 oid,
                 data: Some(mapping_record(&items)),
@@ -416,6 +425,40 @@ impl Database {
     }
 }
 
+/// Where provisional ids of a commit's new objects start (far above any real oid).
+const PROVISIONAL: u64 = 1 << 62;
+
+/// The order a commit's records are stored in, and the oids its new objects get, as ZODB's
+/// `Connection` does it: each changed existing object in the order it was first changed,
+/// each followed by the new objects its pickle reaches, depth first from a stack (ZODB's
+/// `NewObjectIterator` pops the object found last); a new object gets its oid when its
+/// parent's pickle reaches it. A new object no pickle reaches (added and removed in the same
+/// commit) is not stored and takes no oid.
+fn store_order(
+    modified: &[(Oid, Vec<(String, Value)>)],
+    next_oid: u64,
+) -> (Vec<Oid>, BTreeMap<Oid, Oid>) {
+    let is_new = |oid: &Oid| oid.as_u64() >= PROVISIONAL;
+    let mut oids = BTreeMap::new();
+    let mut order = Vec::new();
+    for (registered, _) in modified.iter().filter(|(o, _)| !is_new(o)) {
+        let mut stack = vec![*registered];
+        while let Some(oid) = stack.pop() {
+            order.push(oid);
+            let items = modified.iter().find(|(o, _)| *o == oid).map(|(_, i)| i);
+            for (_, value) in items.into_iter().flatten() {
+                if let Value::Ref(child) = value {
+                    if is_new(child) && !oids.contains_key(child) {
+                        oids.insert(*child, Oid::from_u64(next_oid + oids.len() as u64));
+                        stack.push(*child);
+                    }
+                }
+            }
+        }
+    }
+    (order, oids)
+}
+
 /// `AddMappings` spelled out as one `AddMapping` per key.
 fn expand(changes: &[Change]) -> Vec<Change> {
     let mut out = Vec::with_capacity(changes.len());
@@ -468,6 +511,55 @@ mod tests {
         assert_eq!(undo.0, *b"\x03lk\x90\xfb\xbb\xbb\xbb");
         assert_eq!(db.transactions()[0].tid.0, *b"\x03lk\x90\xf3333");
         assert_eq!(db.transactions()[1].tid.0, *b"\x03lk\x90\xf7www");
+    }
+
+    fn add_in(parent: &[&str], key: &str) -> Change {
+        Change::AddMapping {
+            parent: parent.iter().map(|p| p.to_string()).collect(),
+            key: key.into(),
+        }
+    }
+
+    #[test]
+    fn records_are_stored_and_numbered_as_zodb_stores_them() {
+        // Python ZODB 6.4 stores these three commits' records with oids [0, 2, 1, 3],
+        // [0, 4] and [1, 5, 2, 6, 0]: changed objects in the order first changed, each
+        // followed depth first (last found first) by the new objects its pickle reaches,
+        // numbered as reached; `n` and `m`, added and removed, are never stored.
+        let mut db = Database::new();
+        let oids = |db: &Database| -> Vec<u64> {
+            let t = db.transactions().last().unwrap();
+            t.records.iter().map(|r| r.oid.as_u64()).collect()
+        };
+        db.commit(&[add("a"), add_in(&["a"], "x"), add("b")], &Meta::default())
+            .unwrap();
+        assert_eq!(oids(&db), [0, 2, 1, 3]);
+        db.commit(&[add("k")], &Meta::default()).unwrap();
+        assert_eq!(oids(&db), [0, 4]);
+        let remove = Change::Remove {
+            parent: vec![],
+            key: "n".into(),
+        };
+        db.commit(
+            &[
+                add_in(&["a"], "y"),
+                add_in(&["b"], "z"),
+                add("n"),
+                add_in(&["n"], "m"),
+                remove,
+            ],
+            &Meta::default(),
+        )
+        .unwrap();
+        assert_eq!(oids(&db), [1, 5, 2, 6, 0]);
+        // The references point at the oids given.
+        assert_eq!(
+            db.items(&["a".into()]).unwrap(),
+            &[
+                ("x".to_string(), Value::Ref(Oid::from_u64(3))),
+                ("y".to_string(), Value::Ref(Oid::from_u64(5)))
+            ]
+        );
     }
 
     #[test]

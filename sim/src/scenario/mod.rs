@@ -5,4 +5,4 @@ pub mod parse;
 pub mod step;
 
 pub use parse::{Line, ParseError, Scenario};
-pub use step::{Expr, Open, Outgoing, Step, StorageKind};
+pub use step::{ClientAction, Expr, Open, Outgoing, Step, StorageKind};

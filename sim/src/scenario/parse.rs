@@ -10,7 +10,7 @@ use zrs::pickle::Value;
 use zrs::secondary::Address;
 
 use super::literal;
-use super::step::{Expr, Open, Outgoing, Step, StorageKind};
+use super::step::{ClientAction, Expr, Open, Outgoing, Step, StorageKind};
 use crate::network::Chunking;
 use crate::primary::{Change, Meta};
 
@@ -111,7 +111,9 @@ impl Scenario {
 /// The variables a step reads.
 fn variables(step: &Step) -> Vec<&str> {
     let exprs: Vec<&Expr> = match step {
-        Step::Print(e) | Step::InitMd5(e) | Step::Let { value: e, .. } => vec![e],
+        Step::Print(e) | Step::InitMd5(e) | Step::Let { value: e, .. } | Step::Blob(e) => {
+            vec![e]
+        }
         Step::Compare { left, right, .. } => vec![left, right],
         _ => vec![],
     };
@@ -148,6 +150,7 @@ fn parse_step(text: &str) -> Result<Step, String> {
         "doLater" => no_args(Step::DoLater),
         "clients" => no_args(Step::Clients),
         "root" => no_args(Step::Root),
+        "blob" => parse_expr(rest).map(Step::Blob),
         "advance" => parse_seconds(rest).map(Step::Advance),
         "init_md5" => parse_expr(rest).map(Step::InitMd5),
         "let" => {
@@ -163,6 +166,7 @@ fn parse_step(text: &str) -> Result<Step, String> {
         }
         "print" => parse_expr(rest).map(Step::Print),
         "primary" => parse_primary(rest),
+        "client" => parse_client(rest),
         "send" => parse_send(rest).map(Step::Send),
         "chunking" => parse_chunking(rest).map(Step::Chunking),
         "oracles" if rest == "on" => Ok(Step::Oracles),
@@ -372,6 +376,7 @@ fn parse_open(text: &str) -> Result<Open, String> {
         check_checksums: true,
         storage: StorageKind::File { path: None },
         frame_limit: None,
+        blobs: false,
     };
     let mut storage_path = None;
     let mut memory = false;
@@ -411,6 +416,13 @@ fn parse_open(text: &str) -> Result<Open, String> {
                     )
                 }
                 "path" => storage_path = Some(PathBuf::from(value)),
+                "blobs" => {
+                    open.blobs = match value {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("blobs=on or blobs=off, not {value:?}")),
+                    }
+                }
                 "limit" => {
                     open.frame_limit = Some(
                         value
@@ -461,6 +473,41 @@ fn parse_address(text: &str) -> Result<Option<Address>, String> {
             "address must be ('host', port), 'path' or None, got {text}"
         )),
     }
+}
+
+/// `client [N] connect|send LITERAL|read [raw]|has_data|close`.
+fn parse_client(text: &str) -> Result<Step, String> {
+    let (word, rest) = split_word(text);
+    let (index, word, rest) = match word.parse::<usize>() {
+        Ok(0) => return Err("clients are numbered from 1".into()),
+        Ok(n) => {
+            let (word, rest) = split_word(rest);
+            (Some(n), word, rest)
+        }
+        Err(_) => (None, word, rest),
+    };
+    let action = match (word, rest) {
+        ("connect", "") if index.is_none() => ClientAction::Connect,
+        ("send", literal) if !literal.is_empty() => match literal::parse(literal)? {
+            Value::Bytes(bytes) => ClientAction::Send(bytes),
+            other => {
+                return Err(format!(
+                    "client send takes a byte string, got {}",
+                    super::literal::repr(&other)
+                ))
+            }
+        },
+        ("read", "") => ClientAction::Read { raw: false },
+        ("read", "raw") => ClientAction::Read { raw: true },
+        ("has_data", "") => ClientAction::HasData,
+        ("close", "") => ClientAction::Close,
+        _ => {
+            return Err(format!(
+                "expected 'client connect' or 'client [N] send LITERAL|read [raw]|has_data|close', got {text:?}"
+            ))
+        }
+    };
+    Ok(Step::Client { index, action })
 }
 
 fn parse_primary(text: &str) -> Result<Step, String> {
@@ -526,8 +573,11 @@ fn parse_primary(text: &str) -> Result<Step, String> {
             .ok_or_else(|| format!("primary undo N needs N >= 1, not {rest:?}")),
         "clock" if rest == "virtual" => Ok(Step::VirtualClock),
         "restart" if rest.is_empty() => Ok(Step::PrimaryRestart),
+        "close" if rest.is_empty() => Ok(Step::PrimaryClose),
+        "checkpoint" if rest.is_empty() => Ok(Step::PrimaryCheckpoint),
+        "failover" if rest.is_empty() => Ok(Step::PrimaryFailover),
         _ => Err(format!(
-            "expected 'primary commit …', 'primary undo [N]', 'primary clock virtual' or 'primary restart', got {text:?}"
+            "expected 'primary commit …', 'primary undo [N]', 'primary clock virtual', 'primary restart', 'primary close', 'primary checkpoint' or 'primary failover', got {text:?}"
         )),
     }
 }

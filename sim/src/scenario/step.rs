@@ -36,6 +36,8 @@ pub struct Open {
     pub check_checksums: bool,
     pub storage: StorageKind,
     pub frame_limit: Option<u32>,
+    /// Keep blobs (a blob directory beside the storage; the secondary speaks zrs2.1).
+    pub blobs: bool,
 }
 
 /// A value in a step: a literal, a variable, or something read from the run.
@@ -76,9 +78,39 @@ pub enum Outgoing {
     File(PathBuf),
 }
 
+/// What a scripted client of the primary node does (the mirror of `send …` / `read`: a
+/// test playing a secondary by hand against the real primary, as zc.zrs's `primary.test`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientAction {
+    /// Connects to the primary node (the next client port).
+    Connect,
+    /// Sends one message (framed): the protocol, a start tid, a keep-alive, or anything.
+    Send(Vec<u8>),
+    /// Reads the primary's next message: unpickled and printed (`raw`: printed as bytes).
+    Read { raw: bool },
+    /// Prints whether a whole message from the primary is waiting.
+    HasData,
+    /// Closes the connection cleanly from the client's side.
+    Close,
+}
+
 /// One step.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Step {
+    /// A scripted client of the primary node; `index` names it (1: the first connected),
+    /// `None` the last connected.
+    Client {
+        index: Option<usize>,
+        action: ClientAction,
+    },
+    /// The primary node's `close`: stop listening, send what is committed, then close.
+    PrimaryClose,
+    /// Remembers the primary's history as it is now: what a standby that stops
+    /// replicating here would hold.
+    PrimaryCheckpoint,
+    /// Fails over to a node lagging behind: the primary's process is lost, and a new one
+    /// serves the history of the last checkpoint; the workload goes on from there.
+    PrimaryFailover,
     Open(Open),
     Close,
     /// Gives the secondary its primary's address (zc.zrs's `setReplicationAddress`).
@@ -116,6 +148,9 @@ pub enum Step {
     Send(Outgoing),
     Chunking(Chunking),
     Root,
+    /// Prints the blob file of the object with this oid at its current serial, in the
+    /// secondary's storage (or ZODB's `POSKeyError` when it has none).
+    Blob(Expr),
     /// From here on, the oracles are checked after every step (and an inapplicable step is
     /// skipped with a note instead of stopping the run).
     Oracles,
@@ -248,6 +283,9 @@ impl fmt::Display for Open {
         if let Some(limit) = self.frame_limit {
             write!(f, " limit={limit}")?;
         }
+        if self.blobs {
+            f.write_str(" blobs=on")?;
+        }
         Ok(())
     }
 }
@@ -333,6 +371,7 @@ impl fmt::Display for Step {
             Step::Send(o) => write!(f, "send {o}"),
             Step::Chunking(c) => write!(f, "chunking {c}"),
             Step::Root => f.write_str("root"),
+            Step::Blob(e) => write!(f, "blob {e}"),
             Step::Oracles => f.write_str("oracles on"),
             Step::VirtualClock => f.write_str("primary clock virtual"),
             Step::Serve(None) => f.write_str("serve"),
@@ -346,6 +385,25 @@ impl fmt::Display for Step {
             Step::Restart => f.write_str("restart"),
             Step::PrimaryRestart => f.write_str("primary restart"),
             Step::Outage(d) => write!(f, "outage {}", seconds(*d)),
+            Step::Client { index, action } => {
+                f.write_str("client")?;
+                if let Some(i) = index {
+                    write!(f, " {i}")?;
+                }
+                match action {
+                    ClientAction::Connect => f.write_str(" connect"),
+                    ClientAction::Send(bytes) => {
+                        write!(f, " send {}", repr(&Value::Bytes(bytes.clone())))
+                    }
+                    ClientAction::Read { raw: false } => f.write_str(" read"),
+                    ClientAction::Read { raw: true } => f.write_str(" read raw"),
+                    ClientAction::HasData => f.write_str(" has_data"),
+                    ClientAction::Close => f.write_str(" close"),
+                }
+            }
+            Step::PrimaryClose => f.write_str("primary close"),
+            Step::PrimaryCheckpoint => f.write_str("primary checkpoint"),
+            Step::PrimaryFailover => f.write_str("primary failover"),
             Step::Heal(None) => f.write_str("heal"),
             Step::Heal(Some(d)) => write!(f, "heal {}", seconds(*d)),
         }

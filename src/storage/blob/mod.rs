@@ -24,8 +24,8 @@ pub use dir::{BlobDir, TempBlob};
 pub use layout::Layout;
 
 use super::{
-    Cursor, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError, TransactionMeta,
-    TransactionRecord,
+    Cursor, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
+    TransactionMeta, TransactionRecord,
 };
 use crate::pickle::{loads_sequence, Value};
 use crate::tid::{Oid, Tid};
@@ -151,6 +151,9 @@ macro_rules! delegate_reads {
         fn keeps_blobs(&self) -> bool {
             true
         }
+        fn format(&self) -> Option<Format> {
+            self.inner.format()
+        }
         fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
             self.inner.load(oid)
         }
@@ -233,6 +236,9 @@ impl ReadStorage for BlobReader {
 }
 
 impl<S: Storage> Storage for BlobStorage<S> {
+    fn set_format(&mut self, format: Format) -> Result<()> {
+        self.inner.set_format(format)
+    }
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.inner.tpc_begin(meta)?;
         // Left by a transaction that ended without finish or abort, if any.

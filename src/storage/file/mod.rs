@@ -8,6 +8,10 @@
 //! - [`lock`]: `Data.fs.lock`, the writer's lock, as ZODB takes it;
 //! - this module: the storage (writer) and [`FileStorageReader`] (shared read handles).
 //!
+//! A new (empty) file gets its magic only when its [`Format`] is decided: by
+//! [`Storage::set_format`] (a replica takes its primary's), else at the first `tpc_begin`
+//! (`FS30`, as Python 3 ZODB creates files). An existing file keeps its own.
+//!
 //! Writes follow ZODB: `tpc_vote` appends the whole transaction with status `c`,
 //! `tpc_finish` flips the status to `' '` (or `'p'`) and, by default, fsyncs. Only then does
 //! the transaction enter the index that readers share, so readers never see a transaction
@@ -24,18 +28,18 @@ pub mod lock;
 pub mod scan;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crate::storage::{
-    Cursor, DataRecord, HistoryEntry, LoadBefore, ReadStorage, Result, Storage, StorageError,
-    TransactionCursor, TransactionMeta, TransactionRecord,
+    Cursor, DataRecord, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage,
+    StorageError, TransactionCursor, TransactionMeta, TransactionRecord,
 };
 use crate::tid::{Oid, Tid};
 
 use backend::{Backend, FileBackend};
 use format::{
-    encode_record, DataHeader, RecordBody, TxnHeader, DATA_HEADER_LEN, MAGIC, MAX_META_LEN,
+    encode_record, DataHeader, RecordBody, TxnHeader, DATA_HEADER_LEN, MAGIC_PY2, MAX_META_LEN,
     STATUS_CHECKPOINT, STATUS_COMMITTED, STATUS_OFFSET, STATUS_PACKED, TXN_HEADER_LEN,
 };
 use index::{Index, MAX_POS};
@@ -68,6 +72,25 @@ struct Shared {
     backend: Box<dyn Backend>,
     index: RwLock<Index>,
     closed: AtomicBool,
+    /// The file's [`Format`] as a number (see [`format_code`]); 0 while a new file has no
+    /// magic yet.
+    format: AtomicU8,
+}
+
+fn format_code(format: Option<Format>) -> u8 {
+    match format {
+        None => 0,
+        Some(Format::Fs30) => 1,
+        Some(Format::Fs21) => 2,
+    }
+}
+
+fn format_of(code: u8) -> Option<Format> {
+    match code {
+        1 => Some(Format::Fs30),
+        2 => Some(Format::Fs21),
+        _ => None,
+    }
 }
 
 /// A transaction between `tpc_begin` and `tpc_finish`/`tpc_abort`.
@@ -159,16 +182,26 @@ impl FileStorage {
                 backend.sync()?;
             }
         }
-        if scan.empty && !options.read_only {
-            backend.write_at(0, MAGIC)?;
-            backend.sync()?;
-        }
+        // A new file gets its magic with its first transaction (or `set_format`), so that
+        // a replica can take its primary's format; the others keep theirs.
+        let format = if scan.empty {
+            None
+        } else {
+            let mut magic = [0u8; 4];
+            backend.read_exact_at(0, &mut magic)?;
+            Some(if &magic == MAGIC_PY2 {
+                Format::Fs21
+            } else {
+                Format::Fs30
+            })
+        };
         Ok(FileStorage {
             shared: Arc::new(Shared {
                 name: name.to_string(),
                 backend,
                 index: RwLock::new(scan.index),
                 closed: AtomicBool::new(false),
+                format: AtomicU8::new(format_code(format)),
             }),
             read_only: options.read_only,
             durability: options.durability,
@@ -323,6 +356,19 @@ impl Drop for FileStorage {
 }
 
 impl Shared {
+    fn format(&self) -> Option<Format> {
+        format_of(self.format.load(Ordering::SeqCst))
+    }
+
+    /// The file's length: nothing before a new file has its magic.
+    fn size(&self) -> u64 {
+        if self.format().is_none() {
+            0
+        } else {
+            self.index().end()
+        }
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
             Err(StorageError::Closed)
@@ -783,7 +829,10 @@ macro_rules! read_side {
             self.shared.index().len()
         }
         fn size(&self) -> u64 {
-            self.shared.index().end()
+            self.shared.size()
+        }
+        fn format(&self) -> Option<Format> {
+            self.shared.format()
         }
         fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
             self.shared.load(oid)
@@ -828,8 +877,32 @@ impl ReadStorage for FileStorage {
 }
 
 impl Storage for FileStorage {
+    fn set_format(&mut self, format: Format) -> Result<()> {
+        self.check_writable()?;
+        match self.shared.format() {
+            Some(have) if have == format => Ok(()),
+            Some(have) => Err(StorageError::FormatMismatch {
+                name: self.shared.name.clone(),
+                have,
+                want: format,
+            }),
+            None => {
+                self.shared.backend.write_at(0, format.magic())?;
+                self.shared.backend.sync()?;
+                self.shared
+                    .format
+                    .store(format_code(Some(format)), Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
         self.check_writable()?;
+        if self.shared.format().is_none() {
+            // Nobody chose: Python 3 ZODB's format, as it creates files.
+            self.set_format(Format::Fs30)?;
+        }
         if self.txn.is_some() {
             return Err(StorageError::Transaction(
                 "tpc_begin: a transaction is already in progress".into(),

@@ -109,7 +109,7 @@ pub fn scan(backend: &dyn Backend, name: &str) -> Result<Scan> {
     };
     let mut magic = [0u8; 4];
     let n = backend.read_at(0, &mut magic)?;
-    if n < 4 && MAGIC.starts_with(&magic[..n]) {
+    if n < 4 && (MAGIC.starts_with(&magic[..n]) || MAGIC_PY2.starts_with(&magic[..n])) {
         // A crash while a new file got its magic: the file is as good as empty.
         return Ok(Scan {
             index: Index::new(MAGIC.len() as u64),

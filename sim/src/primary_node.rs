@@ -1,0 +1,230 @@
+//! The primary node: a real storage the workload commits into, and the real
+//! [`zrs::primary::Primary`] serving it — the simulator only hosts it, as the TCP driver
+//! does in production.
+//!
+//! The workload ([`crate::primary::Database`], a model of a ZODB application) decides what
+//! each commit writes; the node writes it into its [`MemoryStorage`] through the storage's
+//! replication-write path (`tpc_begin`, `restore` per record, `tpc_vote`, `tpc_finish`)
+//! and tells the primary ([`Primary::committed`]). The primary reads the storage through a
+//! read handle, exactly as it reads a `Data.fs` another process writes.
+//!
+//! The primary process is opened lazily, when a connection first reaches it (so a
+//! scenario that plays the primary by hand never sees its log lines), and a crash drops
+//! it: the next connection opens a new one over the same storage.
+//!
+//! Hosting: the node keeps what the primary transmitted per connection until the link
+//! takes it ([`PrimaryNode::pull`]); a link asks for more only once it has delivered what
+//! it holds, and only then is [`Primary::writable`] called — the flow control of a real
+//! socket. Which connections the primary closed itself is kept until the world acts on
+//! it ([`PrimaryNode::take_disconnects`]).
+
+use std::collections::{BTreeMap, VecDeque};
+
+use zrs::pickle::dumps_extension;
+use zrs::primary::{Action, Config, ConnectionId, Primary};
+
+/// The simulated primary's send window: small, so that flow control (a primary that
+/// transmits only as the link drains) is exercised by every catch-up, not only by
+/// histories of megabytes.
+pub const SEND_WINDOW: usize = 16 * 1024;
+use zrs::secondary::{Address, LossReason};
+use zrs::storage::{MemoryStorage, ReadStorage, Storage, TransactionMeta};
+
+use crate::primary::Transaction;
+
+/// What the primary serves: a read handle on the node's storage.
+type Served = Box<dyn ReadStorage + Send + Sync>;
+
+/// The primary node; see the module docs.
+pub struct PrimaryNode {
+    storage: MemoryStorage,
+    address: Address,
+    primary: Option<Primary<Served>>,
+    /// Bytes transmitted and not yet taken by the link, per connection.
+    outgoing: BTreeMap<ConnectionId, VecDeque<Vec<u8>>>,
+    /// Connections the primary closed (after the bytes transmitted before).
+    disconnects: Vec<ConnectionId>,
+    /// The largest single `Transmit` so far (bounded memory per connection: at most one
+    /// send window, or one transaction where a transaction is larger).
+    pub largest_transmit: usize,
+    /// The largest transaction committed, encoded (what may exceed the send window).
+    pub largest_transaction: usize,
+}
+
+impl std::fmt::Debug for PrimaryNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrimaryNode")
+            .field("last", &self.storage.last_transaction())
+            .field("running", &self.primary.is_some())
+            .finish()
+    }
+}
+
+impl Default for PrimaryNode {
+    fn default() -> PrimaryNode {
+        PrimaryNode::new(Address::tcp("", 8000))
+    }
+}
+
+impl PrimaryNode {
+    /// A node with an empty `Data.fs` (in memory), serving at `address` once opened.
+    pub fn new(address: Address) -> PrimaryNode {
+        PrimaryNode {
+            storage: MemoryStorage::new("Data.fs"),
+            address,
+            primary: None,
+            outgoing: BTreeMap::new(),
+            disconnects: Vec::new(),
+            largest_transmit: 0,
+            largest_transaction: 0,
+        }
+    }
+
+    /// The node's storage, as clients read it.
+    pub fn storage(&self) -> &dyn ReadStorage {
+        &self.storage
+    }
+
+    /// Where the primary listens (printed in `Opening …`).
+    pub fn set_address(&mut self, address: Address) {
+        if self.primary.is_none() {
+            self.address = address;
+        }
+    }
+
+    /// About how many bytes the primary hands the network per `writable`.
+    pub fn send_window(&self) -> usize {
+        SEND_WINDOW
+    }
+
+    /// Whether the primary process is running.
+    pub fn running(&self) -> bool {
+        self.primary.is_some()
+    }
+
+    /// Writes a transaction the workload committed into the storage, as replication
+    /// writes (records as the application's storage holds them: data, or a backpointer),
+    /// and tells the primary.
+    pub fn commit(&mut self, t: &Transaction) -> Result<(), String> {
+        let meta = TransactionMeta {
+            tid: t.tid,
+            status: t.status,
+            user: t.user.clone(),
+            description: t.description.clone(),
+            extension: dumps_extension(&t.extension),
+        };
+        let meta_extension_len = meta.extension.len();
+        let write = |s: &mut MemoryStorage| -> zrs::storage::Result<()> {
+            s.tpc_begin(meta)?;
+            for r in &t.records {
+                s.restore(r.oid, t.tid, r.data.as_deref(), b"", r.data_txn)?;
+            }
+            s.tpc_vote()?;
+            s.tpc_finish()?;
+            Ok(())
+        };
+        if let Err(e) = write(&mut self.storage) {
+            self.storage.tpc_abort();
+            return Err(format!("the primary's storage refused the commit: {e}"));
+        }
+        let size: usize = t
+            .records
+            .iter()
+            .map(|r| r.data.as_ref().map_or(0, |d| d.len()) + 100)
+            .sum::<usize>()
+            + t.user.len()
+            + t.description.len()
+            + meta_extension_len
+            + 200;
+        self.largest_transaction = self.largest_transaction.max(size);
+        if let Some(p) = self.primary.as_mut() {
+            p.committed();
+        }
+        self.collect();
+        Ok(())
+    }
+
+    /// The primary, opened over the storage if it is not running.
+    fn primary(&mut self) -> &mut Primary<Served> {
+        let address = self.address.clone();
+        let storage = &self.storage;
+        self.primary.get_or_insert_with(|| {
+            let mut config = Config::new(address);
+            config.send_window = SEND_WINDOW;
+            Primary::new(storage.reader(), config)
+        })
+    }
+
+    /// A secondary connected (`peer` as Twisted prints it).
+    pub fn connected(&mut self, id: ConnectionId, peer: &str) {
+        self.primary().connected(id, peer);
+        self.collect();
+    }
+
+    /// Bytes from a secondary.
+    pub fn data_received(&mut self, id: ConnectionId, bytes: &[u8]) {
+        self.primary().data_received(id, bytes);
+        self.collect();
+    }
+
+    /// The connection ended from the network's or the secondary's side.
+    pub fn connection_lost(&mut self, id: ConnectionId, reason: &LossReason) {
+        self.outgoing.remove(&id);
+        if let Some(p) = self.primary.as_mut() {
+            p.connection_lost(id, reason);
+        }
+        self.collect();
+    }
+
+    /// The primary's `close`: stops listening, lets streaming connections catch up, then
+    /// closes them.
+    pub fn close(&mut self) {
+        self.primary().close();
+        self.collect();
+    }
+
+    /// The primary's process crashes: its connections vanish with it; the storage keeps
+    /// every finished transaction (the workload commits whole transactions only).
+    pub fn crash(&mut self) {
+        self.primary = None;
+        self.outgoing.clear();
+        self.disconnects.clear();
+    }
+
+    /// The next bytes for connection `id`: what was transmitted, or else what the primary
+    /// transmits once told the link can take more.
+    pub fn pull(&mut self, id: ConnectionId) -> Option<Vec<u8>> {
+        if let Some(bytes) = self.outgoing.get_mut(&id).and_then(|q| q.pop_front()) {
+            return Some(bytes);
+        }
+        self.primary.as_mut()?.writable(id);
+        self.collect();
+        self.outgoing.get_mut(&id).and_then(|q| q.pop_front())
+    }
+
+    /// Connections the primary closed since the last call.
+    pub fn take_disconnects(&mut self) -> Vec<ConnectionId> {
+        std::mem::take(&mut self.disconnects)
+    }
+
+    /// Whether bytes for `id` wait to be taken.
+    pub fn has_outgoing(&self, id: ConnectionId) -> bool {
+        self.outgoing.get(&id).is_some_and(|q| !q.is_empty())
+    }
+
+    fn collect(&mut self) {
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        while let Some(action) = p.poll_action() {
+            match action {
+                Action::Transmit(id, bytes) => {
+                    self.largest_transmit = self.largest_transmit.max(bytes.len());
+                    self.outgoing.entry(id).or_default().push_back(bytes);
+                }
+                Action::Disconnect(id) => self.disconnects.push(id),
+                Action::StopListening => {}
+            }
+        }
+    }
+}

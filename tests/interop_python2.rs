@@ -1,0 +1,288 @@
+//! The `zrs secondary` binary against a real Python 2.7 zc.zrs 3.1.0 primary on ZODB 4.4.5
+//! (`tests/python/zrs_primary2.py`), over 127.0.0.1: thousands of transactions written by
+//! that stack (byte-string and non-ASCII metadata, extensions holding every value type,
+//! deletions, undos), the secondary killed mid-stream and restarted, then new commits. The
+//! replica must be an `FS21` file byte-identical to the primary's, which Python 2's ZODB
+//! opens (fstest, every object loaded, the database's folders unpickled).
+//!
+//! Needs Python 2.7 (`ZRS_PYTHON2`, else pyenv's 2.7.18) and the stack `.ci/setup-python2`
+//! installs into `<root>/.venv2`; fails, never skips, without them. Every wait is bounded
+//! and waits on an event (a line, a file size); children are killed when a test fails.
+
+mod common;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::time::{Duration, Instant};
+
+use common::root;
+
+/// How long any one wait may take (building 2000 transactions included).
+const PATIENCE: Duration = Duration::from_secs(180);
+
+/// Python 2.7: `ZRS_PYTHON2`, else pyenv's 2.7.18.
+fn python2() -> PathBuf {
+    let p = std::env::var_os("ZRS_PYTHON2").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default())
+                .join(".pyenv/versions/2.7.18/bin/python")
+        },
+        PathBuf::from,
+    );
+    assert!(
+        p.exists(),
+        "no Python 2.7 at {}: set ZRS_PYTHON2",
+        p.display()
+    );
+    p
+}
+
+/// The pinned Python 2 ZODB 4 / zc.zrs stack.
+fn stack() -> PathBuf {
+    let dir = root().join(".venv2");
+    assert!(
+        dir.join(".pins").exists(),
+        "no Python 2 stack in {}: run .ci/setup-python2",
+        dir.display()
+    );
+    dir
+}
+
+/// A child process killed (and reaped) when dropped.
+struct Guard(Child);
+
+impl Guard {
+    fn wait(&mut self, what: &str) -> ExitStatus {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.0.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "{what} did not exit in time");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.0.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} failed");
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The Python 2 primary, driven through its stdin.
+struct Primary {
+    child: Guard,
+    stdin: Option<ChildStdin>,
+    lines: Receiver<String>,
+    port: u16,
+}
+
+impl Primary {
+    fn start(path: &Path, create: u32, stall_in: usize) -> Primary {
+        let mut child = Command::new(python2())
+            .env("PYTHONPATH", stack())
+            .arg(root().join("tests/python/zrs_primary2.py"))
+            .arg("serve")
+            .arg(path)
+            .args(["--create", &create.to_string()])
+            .args(["--stall-in", &stall_in.to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the Python 2 primary");
+        let stdin = child.stdin.take();
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut primary = Primary {
+            child: Guard(child),
+            stdin,
+            lines,
+            port: 0,
+        };
+        primary.port = primary.line("port").parse().expect("port number");
+        primary.line("size");
+        primary
+    }
+
+    fn line(&mut self, word: &str) -> String {
+        let line = self
+            .lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("the primary printed no `{word}` line"));
+        line.strip_prefix(&format!("{word} "))
+            .unwrap_or_else(|| panic!("expected `{word} …` from the primary, got {line:?}"))
+            .to_string()
+    }
+
+    fn commit(&mut self, n: u32) -> u64 {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "commit {n}").expect("write to the primary");
+        stdin.flush().unwrap();
+        self.line("size").parse().unwrap()
+    }
+
+    fn quit(mut self) {
+        drop(self.stdin.take());
+        let status = self.child.wait("the Python 2 primary");
+        assert!(
+            status.success(),
+            "the Python 2 primary exited with {status}"
+        );
+    }
+}
+
+fn start_secondary(storage: &Path, port: u16, log: &Path) -> Guard {
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .expect("log file");
+    let child = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args(["secondary", "--log-format", "plain"])
+        .arg("--storage")
+        .arg(storage)
+        .args(["--primary", &format!("127.0.0.1:{port}")])
+        .args(["--reconnect", "0.5"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("start zrs secondary");
+    Guard(child)
+}
+
+fn size(path: &Path) -> u64 {
+    fs::metadata(path).map_or(0, |m| m.len())
+}
+
+fn wait_until(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {PATIENCE:?}\nsecondary log:\n{}",
+            fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn wait_identical(primary: &Path, secondary: &Path, log: &Path) {
+    wait_until("the secondary catches up", log, || {
+        size(primary) == size(secondary) && fs::read(primary).ok() == fs::read(secondary).ok()
+    });
+}
+
+/// Where each transaction of a Data.fs ends.
+fn transaction_ends(path: &Path) -> Vec<u64> {
+    let bytes = fs::read(path).unwrap();
+    let mut ends = Vec::new();
+    let mut pos = 4usize;
+    while pos < bytes.len() {
+        let len = u64::from_be_bytes(bytes[pos + 8..pos + 16].try_into().unwrap());
+        pos += len as usize + 8;
+        ends.push(pos as u64);
+    }
+    assert_eq!(pos, bytes.len(), "transactions do not add up");
+    ends
+}
+
+/// The first stream stops in the middle of this transaction.
+const STALL_IN: usize = 1200;
+
+#[test]
+#[ignore = "needs Python: run by .ci/test"]
+fn replica_of_a_python2_primary_is_byte_identical_and_opens_in_python2_zodb() {
+    let temp = tempfile::tempdir().unwrap();
+    let primary_fs = temp.path().join("primary.fs");
+    let secondary_fs = temp.path().join("secondary.fs");
+    let log = temp.path().join("secondary.log");
+
+    let mut primary = Primary::start(&primary_fs, 2000, STALL_IN);
+    assert_eq!(&fs::read(&primary_fs).unwrap()[..4], b"FS21");
+    let full = size(&primary_fs);
+    let mut secondary = start_secondary(&secondary_fs, primary.port, &log);
+
+    // Killed mid-stream: once it holds exactly the transactions before the stall.
+    assert_eq!(primary.line("stalled"), STALL_IN.to_string());
+    let before = transaction_ends(&primary_fs)[STALL_IN - 2];
+    wait_until("the transactions before the stall", &log, || {
+        size(&secondary_fs) == before
+    });
+    secondary.signal("KILL");
+    secondary.wait("zrs secondary");
+    assert!(size(&secondary_fs) < full, "killed mid-stream");
+    let prefix = fs::read(&secondary_fs).unwrap();
+    assert!(
+        fs::read(&primary_fs).unwrap().starts_with(&prefix),
+        "what the secondary held when killed is a prefix of the primary's file"
+    );
+
+    // Restarted on its file, it catches up; then it follows new commits.
+    let mut secondary = start_secondary(&secondary_fs, primary.port, &log);
+    wait_identical(&primary_fs, &secondary_fs, &log);
+    let after = primary.commit(60);
+    assert!(after > full);
+    wait_identical(&primary_fs, &secondary_fs, &log);
+
+    secondary.signal("TERM");
+    let status = secondary.wait("zrs secondary");
+    let text = fs::read_to_string(&log).unwrap();
+    assert!(
+        status.success(),
+        "zrs secondary exited with {status}:\n{text}"
+    );
+    assert!(!text.contains("CRITICAL"), "{text}");
+    assert_eq!(
+        text.matches(": Connected").count(),
+        2,
+        "one connection before the kill, one after:\n{text}"
+    );
+    primary.quit();
+
+    let a = fs::read(&primary_fs).unwrap();
+    let b = fs::read(&secondary_fs).unwrap();
+    assert_eq!(&b[..4], b"FS21");
+    assert!(
+        a == b,
+        "the replica is not byte-identical to the primary's Data.fs"
+    );
+
+    let out = Command::new(python2())
+        .env("PYTHONPATH", stack())
+        .arg(root().join("tests/python/zrs_primary2.py"))
+        .arg("check")
+        .arg(&primary_fs)
+        .arg(&secondary_fs)
+        .output()
+        .expect("run the Python 2 check");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.starts_with("ok: 2061 transactions"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
