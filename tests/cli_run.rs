@@ -26,6 +26,11 @@ fn zrs_in_root(args: &[&str]) -> Output {
 fn every_example_parses_into_its_nodes() {
     let expected = [
         (
+            "examples/blobs.conf",
+            "secondary 1 (examples/blobs.conf, line 5): /var/lib/zodb/Data.fs, \
+             blob-dir /var/lib/zodb/blobs, replicate-from primary.example.com:8000\n",
+        ),
+        (
             "examples/secondary.conf",
             "secondary 1 (examples/secondary.conf, line 11): /var/lib/zodb/Data.fs, \
              replicate-from primary.example.com:8000, keep-alive-delay 60\n",
@@ -89,6 +94,21 @@ fn errors_name_the_file_and_line() {
         .starts_with("zrs: examples/nope.conf, line 0: cannot read examples/nope.conf: "));
 }
 
+/// Waits (bounded) for `child` to exit after SIGTERM.
+fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("zrs run did not exit on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
 fn read_message(s: &mut impl Read) -> Vec<u8> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).unwrap();
@@ -138,9 +158,22 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    // Every wait on the log is bounded: lines come through a channel.
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let next = || {
+        rx.recv_timeout(Duration::from_secs(60))
+            .expect("zrs run logged nothing more within 60 s")
+    };
     let status = loop {
-        let line = lines.next().expect("zrs run ended early").unwrap();
+        let line = next();
         if let Some(a) = line.strip_prefix("INFO zrs.status: Status on ") {
             break a.to_string();
         }
@@ -176,7 +209,7 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         .last_transaction(),
     );
     let progress = loop {
-        let line = lines.next().expect("zrs run ended early").unwrap();
+        let line = next();
         if line.starts_with("INFO zrs.status: Replicated ") && line.contains(&last) {
             break line;
         }
@@ -187,8 +220,10 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         .status()
         .unwrap();
     assert!(ok.success());
-    let rest: Vec<String> = lines.map_while(Result::ok).collect();
-    let exit = child.wait().unwrap();
+    let exit = wait_exit(&mut child);
+    // Up to the end of its output (the reader's channel closes at end of file).
+    let rest: Vec<String> =
+        std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(60)).ok()).collect();
     assert!(exit.success(), "{exit}: {rest:#?}");
     assert!(
         rest.iter()
@@ -196,4 +231,109 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         "{rest:#?}"
     );
     primary.join().unwrap();
+}
+
+fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+#[test]
+fn a_configured_primary_chain_and_secondary_replicate_and_report() {
+    let fixture = root().join("tests/fixtures/capture/primary.fs");
+    let want = std::fs::read(&fixture).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("p.fs");
+    let c = dir.path().join("c.fs");
+    let s = dir.path().join("s.fs");
+    std::fs::copy(&fixture, &p).unwrap();
+    let (p_port, c_port) = (free_port(), free_port());
+    let conf = dir.path().join("zeo.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "%import zc.zrs\n\
+             <zrs primary>\n  replicate-to 127.0.0.1:{p_port}\n  <filestorage>\n    path {}\n  </filestorage>\n</zrs>\n\
+             <zrs chain>\n  replicate-from 127.0.0.1:{p_port}\n  replicate-to 127.0.0.1:{c_port}\n\
+             \x20 <filestorage>\n    path {}\n  </filestorage>\n</zrs>\n\
+             <zrs secondary>\n  replicate-from 127.0.0.1:{c_port}\n  <filestorage>\n    path {}\n  </filestorage>\n</zrs>\n",
+            p.display(),
+            c.display(),
+            s.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args([
+            "run",
+            "--log-format",
+            "plain",
+            "--config",
+            conf.to_str().unwrap(),
+        ])
+        .args(["--status", "127.0.0.1:0"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let status = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("no status address in {seen:#?}"));
+        if let Some(a) = line.strip_prefix("INFO zrs.status: Status on ") {
+            break a.to_string();
+        }
+        seen.push(line);
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while [&c, &s]
+        .iter()
+        .any(|f| std::fs::read(f).ok().as_deref() != Some(&want[..]))
+    {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let rest: Vec<String> = rx.try_iter().collect();
+            panic!("the chain never delivered: {seen:#?} {rest:#?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args(["status", "--json", "--node", &status])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["primary"]["role"], "primary");
+    assert_eq!(v["primary"]["replicate-to"], format!("127.0.0.1:{p_port}"));
+    assert_eq!(v["chain"]["role"], "chain");
+    assert_eq!(v["chain"]["connection"], "connected");
+    assert_eq!(v["secondary"]["role"], "secondary");
+    for id in ["primary", "chain", "secondary"] {
+        assert_eq!(v[id]["size"], want.len(), "{id}");
+    }
+    assert_eq!(
+        v["primary"]["secondaries"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
+    assert_eq!(
+        v["chain"]["secondaries"].as_array().unwrap().len(),
+        1,
+        "{v}"
+    );
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let exit = wait_exit(&mut child);
+    assert!(exit.success(), "{exit}");
 }

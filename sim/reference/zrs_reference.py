@@ -1368,7 +1368,7 @@ class Run:
                 w.virtual_clock = True
             elif sub == "restart":
                 w.lose(failure(twisted.internet.error.ConnectionLost()))
-            elif sub == "close":
+            elif sub in ("close", "checkpoint", "failover"):
                 raise NotComparable("the primary's close is zrs's real primary's; this harness runs zc.zrs's secondary only")
         elif word == "client":
             raise NotComparable("scripted clients talk to zrs's real primary; this harness runs zc.zrs's secondary only")

@@ -22,6 +22,11 @@ use std::collections::{BTreeMap, VecDeque};
 
 use zrs::pickle::dumps_extension;
 use zrs::primary::{Action, Config, ConnectionId, Primary};
+
+/// The simulated primary's send window: small, so that flow control (a primary that
+/// transmits only as the link drains) is exercised by every catch-up, not only by
+/// histories of megabytes.
+pub const SEND_WINDOW: usize = 16 * 1024;
 use zrs::secondary::{Address, LossReason};
 use zrs::storage::{MemoryStorage, ReadStorage, Storage, TransactionMeta};
 
@@ -87,6 +92,11 @@ impl PrimaryNode {
         }
     }
 
+    /// About how many bytes the primary hands the network per `writable`.
+    pub fn send_window(&self) -> usize {
+        SEND_WINDOW
+    }
+
     /// Whether the primary process is running.
     pub fn running(&self) -> bool {
         self.primary.is_some()
@@ -138,8 +148,11 @@ impl PrimaryNode {
     fn primary(&mut self) -> &mut Primary<Served> {
         let address = self.address.clone();
         let storage = &self.storage;
-        self.primary
-            .get_or_insert_with(|| Primary::new(storage.reader(), Config::new(address)))
+        self.primary.get_or_insert_with(|| {
+            let mut config = Config::new(address);
+            config.send_window = SEND_WINDOW;
+            Primary::new(storage.reader(), config)
+        })
     }
 
     /// A secondary connected (`peer` as Twisted prints it).

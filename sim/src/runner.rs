@@ -283,6 +283,11 @@ impl Session {
             Step::Outage(length) => world(w.outage(*length)),
             Step::Client { index, action } => w.client(*index, action),
             Step::PrimaryClose => world(w.primary_close()),
+            Step::PrimaryCheckpoint => {
+                w.checkpoint();
+                Ok(None)
+            }
+            Step::PrimaryFailover => world(w.failover()),
             Step::Heal(bound) => w.heal(*bound).map(Some).map_err(|e| e.to_string()),
         }
     }

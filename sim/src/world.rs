@@ -73,6 +73,8 @@ pub enum WorldError {
     Running,
     #[error("the secondary is not running")]
     NotRunning,
+    #[error("no checkpoint to fail over to (primary checkpoint first)")]
+    NoCheckpoint,
     #[error("reopening the storage: {0}")]
     Reopen(String),
 }
@@ -152,6 +154,8 @@ pub struct World {
     handshake: Option<HandshakeReader>,
     /// Scripted clients of the primary node (`client …` steps).
     clients: Clients,
+    /// The history `primary checkpoint` remembered.
+    checkpoint: Option<Database>,
     /// The stream `chunking random` draws sizes from.
     chunk_rng: Option<ChaCha8Rng>,
     /// Whether the primary's tids come from the virtual clock.
@@ -194,6 +198,7 @@ impl World {
             link: None,
             handshake: None,
             clients: Clients::default(),
+            checkpoint: None,
             chunk_rng: None,
             virtual_clock: false,
             events: Vec::new(),
@@ -727,6 +732,32 @@ impl World {
         };
         self.primary_disconnects().map_err(|e| e.to_string())?;
         Ok(printed)
+    }
+
+    /// `primary checkpoint`: remembers the workload's history as it is now.
+    pub fn checkpoint(&mut self) {
+        self.checkpoint = Some(self.primary.clone());
+    }
+
+    /// `primary failover`: the primary's process is lost with its connection (the
+    /// secondary sees `ConnectionLost`), and a node holding the last checkpoint's history
+    /// takes over at the same address; the workload goes on from that history.
+    pub fn failover(&mut self) -> Result<(), WorldError> {
+        let history = self.checkpoint.clone().ok_or(WorldError::NoCheckpoint)?;
+        self.node.crash();
+        if self.network.connection.is_some() {
+            self.end_connection(None);
+            let generation = self.current()?;
+            self.secondaries[generation].connection_lost(&LossReason::Lost);
+            self.dispatch(generation);
+        }
+        let mut node = PrimaryNode::default();
+        for t in history.transactions() {
+            node.commit(t).map_err(WorldError::Reopen)?;
+        }
+        self.node = node;
+        self.primary = history;
+        Ok(())
     }
 
     /// The primary node's `close`.

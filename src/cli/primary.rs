@@ -10,10 +10,12 @@
 
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
+use zrs::net::status::{NodeStatus, Role};
 use zrs::net::{parse_address, Driver, DriverOptions, Follow, Followed, Listener};
 use zrs::primary::{Config, Primary};
 use zrs::secondary::Address;
@@ -38,6 +40,8 @@ pub struct Args {
     /// served, as zc.zrs's primary does when its storage keeps blobs.
     #[arg(long, value_name = "DIR")]
     blob_dir: Option<PathBuf>,
+    #[command(flatten)]
+    observe: super::observe::ObserveArgs,
 }
 
 pub fn parse_listen(s: &str) -> Result<Address, String> {
@@ -50,6 +54,8 @@ struct ServedFile {
     storage: FileStorage,
     inode: (u64, u64),
     blob_dir: Option<PathBuf>,
+    /// The node's status reads the file served (the new one after a pack).
+    status: Arc<NodeStatus>,
 }
 
 fn open(path: &Path) -> Result<(FileStorage, (u64, u64)), String> {
@@ -85,6 +91,7 @@ impl ServedFile {
             );
             self.storage = storage;
             self.inode = inode;
+            self.status.replace_reader(self.storage.file_reader());
             return Ok(Followed::Replaced(served(&self.storage, &self.blob_dir)?));
         }
         match self.storage.refresh() {
@@ -108,27 +115,60 @@ fn served(
     }
 }
 
-pub fn run(args: Args) -> Result<(), String> {
-    let (storage, inode) = open(&args.storage)?;
-    let listener =
-        Listener::bind(&args.listen).map_err(|e| format!("listening on {}: {e}", args.listen))?;
-    let primary = Primary::new(
-        served(&storage, &args.blob_dir)?,
-        Config::new(args.listen.clone()),
-    );
+/// A driver serving the Data.fs at `path` (with its blobs in `blob_dir`) on `listen` and
+/// following its writer every `poll`, with its status node (id `id`; progress logged every
+/// `progress`).
+pub fn serving_driver(
+    path: &Path,
+    blob_dir: Option<PathBuf>,
+    listen: &Address,
+    poll: Duration,
+    id: &str,
+    progress: Duration,
+) -> Result<(Driver<FileStorage>, Arc<NodeStatus>), String> {
+    let (storage, inode) = open(path)?;
+    let listener = Listener::bind(listen).map_err(|e| format!("listening on {listen}: {e}"))?;
+    let status = super::observe::Watched {
+        id: id.to_string(),
+        role: Role::Primary,
+        reader: storage.file_reader(),
+        replicate_from: None,
+        replicate_to: Some(super::observe::address_text(listen)),
+        primary_status: None,
+    }
+    .start(progress)?;
+    let primary = Primary::new(served(&storage, &blob_dir)?, Config::new(listen.clone()));
     let mut followed = ServedFile {
-        path: args.storage.clone(),
+        path: path.to_path_buf(),
         storage,
         inode,
-        blob_dir: args.blob_dir.clone(),
+        blob_dir,
+        status: status.clone(),
     };
-    let mut signals =
-        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
     let driver = Driver::<FileStorage>::serving(primary, listener, DriverOptions::default())
         .follow(Follow {
-            interval: args.poll,
+            interval: poll,
             poll: Box::new(move || followed.poll()),
-        });
+        })
+        .with_status(status.clone());
+    Ok((driver, status))
+}
+
+pub fn run(args: Args) -> Result<(), String> {
+    if args.observe.primary_status.is_some() {
+        return Err("--primary-status is for secondaries: a primary is the one asked".into());
+    }
+    let (driver, status) = serving_driver(
+        &args.storage,
+        args.blob_dir.clone(),
+        &args.listen,
+        args.poll,
+        "1",
+        args.observe.progress,
+    )?;
+    super::observe::serve(args.observe.status.as_ref(), vec![("1".into(), status)])?;
+    let mut signals =
+        Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
     let stop = driver.stop_handle();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {

@@ -17,14 +17,18 @@
 //! zc.zrs's `ZRS.open` decides: `replicate-to` alone makes a primary serving that address,
 //! `replicate-from` alone a secondary of that primary, both a chained node (a secondary
 //! that serves its own secondaries); neither, or both the same, is an error with zc.zrs's
-//! words. Its one storage must be a `<filestorage>` with a `path`. Everything else in the
-//! file (`<zeo>`, `<eventlog>`, other storages, `%import`) is ignored, as zrs serves no ZEO
-//! clients. The node's status id is the section's name (`<zrs main>`), else `1`, as ZEO
+//! words. A primary is `zrs primary`: it serves the file read-only and follows what its
+//! writer commits — zc.zrs's primary lives inside the ZEO server, zrs's beside it, so the
+//! ZEO server's own configuration keeps a plain `<filestorage>` (without `<zrs>`) and this
+//! file's `<zrs>` section tells zrs what to serve. Its one storage must be a
+//! `<filestorage>` with a `path`. Everything else in the file (`<zeo>`, `<eventlog>`,
+//! other storages, `%import`) is ignored, as zrs serves no ZEO clients. The node's status id is the section's name (`<zrs main>`), else `1`, as ZEO
 //! names storages.
 //!
 //! Keys ZConfig's schema allows but zrs has no use for (`create`, `quota`, `pack-gc`, …)
-//! are ignored with a warning; unknown keys, and `blob-dir` (zrs does not replicate blobs
-//! yet), are errors naming the file and line. One key is zrs's own: `primary-status`, the
+//! are ignored with a warning; unknown keys are errors naming the file and line. A
+//! `blob-dir` keeps blobs, as ZODB's does: a secondary replicates them into it (speaking
+//! `zrs2.1`), a primary serves them from it. One key is zrs's own: `primary-status`, the
 //! primary's status address (see `zrs secondary --primary-status`); Python's ZConfig would
 //! refuse it, so a file shared with zc.zrs should leave it out and pass it on the command
 //! line instead.
@@ -36,9 +40,10 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zrs::net::status::{NodeStatus, Role};
-use zrs::net::{parse_address, Driver, DriverOptions};
+use zrs::net::{parse_address, Driver, DriverOptions, Listener, StopHandle};
+use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{Durability, FileStorage, Options};
+use zrs::storage::{BlobStorage, Durability, FileStorage, Options, ReadStorage, Storage};
 
 use super::observe::{address_text, Watched};
 use super::secondary::{parse_durability, parse_seconds};
@@ -66,6 +71,10 @@ pub struct Args {
     durability: Durability,
 }
 
+/// How often a primary looks for transactions its writer appended (as `zrs primary`'s
+/// default `--poll`).
+const PRIMARY_POLL: Duration = Duration::from_millis(20);
+
 fn parse_status(s: &str) -> Result<Address, String> {
     zrs::net::status::parse_listen_address(s).map_err(|e| e.to_string())
 }
@@ -77,6 +86,8 @@ pub struct Node {
     pub id: String,
     pub role: Role,
     pub path: PathBuf,
+    /// The `<filestorage>`'s `blob-dir`: blobs are replicated into (or served from) it.
+    pub blob_dir: Option<PathBuf>,
     pub replicate_from: Option<Address>,
     pub replicate_to: Option<Address>,
     pub keep_alive: Duration,
@@ -231,11 +242,12 @@ fn node(section: &Section) -> Result<Node, ConfigError> {
         (Some(_), None) => Role::Secondary,
         (None, Some(_)) => Role::Primary,
     };
-    let path = filestorage_path(section, &at)?;
+    let (path, blob_dir) = filestorage_path(section, &at)?;
     Ok(Node {
         id: section.name.clone().unwrap_or_else(|| "1".into()),
         role,
         path,
+        blob_dir,
         replicate_from,
         replicate_to,
         keep_alive,
@@ -244,7 +256,11 @@ fn node(section: &Section) -> Result<Node, ConfigError> {
     })
 }
 
-fn filestorage_path(section: &Section, at: &Location) -> Result<PathBuf, ConfigError> {
+/// The `<filestorage>`'s `path` and `blob-dir`.
+fn filestorage_path(
+    section: &Section,
+    at: &Location,
+) -> Result<(PathBuf, Option<PathBuf>), ConfigError> {
     let storage = match section.sections.as_slice() {
         [one] => one,
         [] => return Err(error(at, "<zrs> needs a storage section: <filestorage>")),
@@ -272,18 +288,17 @@ fn filestorage_path(section: &Section, at: &Location) -> Result<PathBuf, ConfigE
         ));
     }
     let mut path = None;
+    let mut blob_dir = None;
     for key in &storage.keys {
         match key.name.as_str() {
             "path" if path.is_some() => {
                 return Err(error(&key.at, "path given twice in <filestorage>"))
             }
             "path" => path = Some(PathBuf::from(&key.value)),
-            "blob-dir" => {
-                return Err(error(
-                    &key.at,
-                    "blob-dir: zrs does not replicate blobs yet; run zc.zrs for a blob storage",
-                ))
+            "blob-dir" if blob_dir.is_some() => {
+                return Err(error(&key.at, "blob-dir given twice in <filestorage>"))
             }
+            "blob-dir" => blob_dir = Some(PathBuf::from(&key.value)),
             "read-only" if key.value.eq_ignore_ascii_case("true") => {
                 return Err(error(
                     &key.at,
@@ -308,7 +323,7 @@ fn filestorage_path(section: &Section, at: &Location) -> Result<PathBuf, ConfigE
     if path.as_os_str().is_empty() {
         return Err(error(&sat, "<filestorage> path is empty"));
     }
-    Ok(path)
+    Ok((path, blob_dir))
 }
 
 /// Reads the nodes of the file at `path`.
@@ -329,6 +344,9 @@ fn describe(node: &Node) -> String {
         node.at,
         node.path.display()
     );
+    if let Some(dir) = &node.blob_dir {
+        s.push_str(&format!(", blob-dir {}", dir.display()));
+    }
     if let Some(a) = &node.replicate_from {
         s.push_str(&format!(", replicate-from {}", address_text(a)));
     }
@@ -344,6 +362,48 @@ fn describe(node: &Node) -> String {
     s
 }
 
+/// A node ready to run on a thread of its own, and how to stop it.
+struct Runner {
+    stop: StopHandle,
+    run: Box<dyn FnOnce() -> Result<(), String> + Send>,
+}
+
+/// A secondary (or chained node: it also serves its own secondaries from the storage it
+/// replicates into) over `storage`.
+fn secondary_runner<S: Storage + Send + 'static>(
+    storage: S,
+    node: &Node,
+    from: Address,
+    status: Arc<NodeStatus>,
+) -> Result<Runner, String> {
+    let served = match &node.replicate_to {
+        Some(to) => {
+            let listener = Listener::bind(to).map_err(|e| format!("listening on {to}: {e}"))?;
+            // The storage's own read handle: with blobs, it reads the blob files too.
+            let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
+            Some((
+                Primary::new(reader, zrs::primary::Config::new(to.clone())),
+                listener,
+            ))
+        }
+        None => None,
+    };
+    let config = Config {
+        address: Some(from),
+        keep_alive_delay: node.keep_alive,
+        ..Config::default()
+    };
+    let mut driver =
+        Driver::new(Secondary::new(storage, config), DriverOptions::default()).with_status(status);
+    if let Some((primary, listener)) = served {
+        driver = driver.serve(primary, listener);
+    }
+    Ok(Runner {
+        stop: driver.stop_handle(),
+        run: Box::new(move || driver.run().map(drop).map_err(|e| e.to_string())),
+    })
+}
+
 pub fn run(args: Args) -> Result<(), String> {
     let nodes = read(&args.config).map_err(|e| e.to_string())?;
     if args.check {
@@ -352,16 +412,30 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         return Ok(());
     }
-    if let Some(node) = nodes.iter().find(|n| n.role != Role::Secondary) {
-        return Err(format!(
-            "{}: {} nodes (replicate-to) are not in this build yet; only secondaries run",
-            node.at,
-            node.role.name()
-        ));
-    }
-    let mut drivers = Vec::new();
+    // One runner per node, in file order. Everything is opened and bound before anything
+    // runs, so a bad section stops the whole start.
+    let mut runners: Vec<Runner> = Vec::new();
     let mut statuses: Vec<(String, Arc<NodeStatus>)> = Vec::new();
     for node in &nodes {
+        let at = |e: String| format!("{}: {e}", node.at);
+        if node.role == Role::Primary {
+            let to = node.replicate_to.as_ref().expect("a primary");
+            let (driver, status) = super::primary::serving_driver(
+                &node.path,
+                node.blob_dir.clone(),
+                to,
+                PRIMARY_POLL,
+                &node.id,
+                args.progress,
+            )
+            .map_err(at)?;
+            statuses.push((node.id.clone(), status));
+            runners.push(Runner {
+                stop: driver.stop_handle(),
+                run: Box::new(move || driver.run_primary().map_err(|e| e.to_string())),
+            });
+            continue;
+        }
         let storage = FileStorage::open(
             &node.path,
             Options {
@@ -369,7 +443,7 @@ pub fn run(args: Args) -> Result<(), String> {
                 durability: args.durability,
             },
         )
-        .map_err(|e| format!("{}: opening {}: {e}", node.at, node.path.display()))?;
+        .map_err(|e| at(format!("opening {}: {e}", node.path.display())))?;
         let from = node.replicate_from.clone().expect("a secondary");
         let status = Watched {
             id: node.id.clone(),
@@ -381,20 +455,21 @@ pub fn run(args: Args) -> Result<(), String> {
         }
         .start(args.progress)?;
         statuses.push((node.id.clone(), status.clone()));
-        let config = Config {
-            address: Some(from),
-            keep_alive_delay: node.keep_alive,
-            ..Config::default()
+        let runner = match &node.blob_dir {
+            Some(dir) => {
+                // Fsyncs as the Data.fs does: a blob is durable before its transaction.
+                let storage = BlobStorage::open(storage, dir, true)
+                    .map_err(|e| at(format!("opening {}: {e}", dir.display())))?;
+                secondary_runner(storage, node, from, status).map_err(at)?
+            }
+            None => secondary_runner(storage, node, from, status).map_err(at)?,
         };
-        drivers.push(
-            Driver::new(Secondary::new(storage, config), DriverOptions::default())
-                .with_status(status),
-        );
+        runners.push(runner);
     }
     super::observe::serve(args.status.as_ref(), statuses)?;
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
-    let stops: Vec<_> = drivers.iter().map(|d| d.stop_handle()).collect();
+    let stops: Vec<_> = runners.iter().map(|r| r.stop.clone()).collect();
     let signal_handle = signals.handle();
     let watcher = std::thread::spawn(move || {
         for _ in signals.forever() {
@@ -403,12 +478,12 @@ pub fn run(args: Args) -> Result<(), String> {
             }
         }
     });
-    let threads: Vec<_> = drivers
+    let threads: Vec<_> = runners
         .into_iter()
         .zip(&nodes)
-        .map(|(driver, node)| {
+        .map(|(runner, node)| {
             let at = node.at.clone();
-            std::thread::spawn(move || driver.run().map(drop).map_err(|e| format!("{at}: {e}")))
+            std::thread::spawn(move || (runner.run)().map_err(|e| format!("{at}: {e}")))
         })
         .collect();
     let mut result = Ok(());
@@ -480,7 +555,7 @@ mod tests {
             ("<zrs>\nreplicate-to 8000\n</zrs>\n".into(), "zeo.conf, line 1: <zrs> needs a storage section"),
             ("<zrs>\nreplicate-to 8000\n<mappingstorage>\n</mappingstorage>\n</zrs>\n".into(), "zeo.conf, line 3: zrs replicates a <filestorage> only, not <mappingstorage>"),
             ("<zrs>\nreplicate-to 8000\n<filestorage>\n</filestorage>\n</zrs>\n".into(), "zeo.conf, line 3: <filestorage> needs a path"),
-            ("<zrs>\nreplicate-to 8000\n<filestorage>\npath a.fs\nblob-dir blobs\n</filestorage>\n</zrs>\n".into(), "zeo.conf, line 5: blob-dir: zrs does not replicate blobs yet"),
+            ("<zrs>\nreplicate-to 8000\n<filestorage>\npath a.fs\nblob-dir b1\nblob-dir b2\n</filestorage>\n</zrs>\n".into(), "zeo.conf, line 6: blob-dir given twice in <filestorage>"),
             ("<zrs>\nreplicate-to 8000\n<filestorage>\npath a.fs\ncolour blue\n</filestorage>\n</zrs>\n".into(), "zeo.conf, line 5: unknown key \"colour\" in <filestorage>"),
             (format!("<zrs>\nreplicate-too 8000\n{fs}</zrs>\n"), "zeo.conf, line 2: unknown key \"replicate-too\" in <zrs>"),
             (format!("<zrs>\nreplicate-to 8000\nreplicate-to 8001\n{fs}</zrs>\n"), "zeo.conf, line 3: replicate-to given twice"),

@@ -99,7 +99,11 @@ pub fn run(args: Args) -> Result<(), String> {
     }
     let node = super::observe::Watched {
         id: "1".into(),
-        role: zrs::net::status::Role::Secondary,
+        role: if args.listen.is_some() {
+            zrs::net::status::Role::Chain
+        } else {
+            zrs::net::status::Role::Secondary
+        },
         reader: storage.file_reader(),
         replicate_from: Some(super::observe::address_text(&args.primary)),
         replicate_to: args.listen.as_ref().map(super::observe::address_text),

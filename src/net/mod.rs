@@ -172,6 +172,8 @@ struct Link {
 
 /// A connection of the primary served, from the loop's side.
 struct Downstream {
+    /// The secondary as Twisted prints it (for the status).
+    peer: String,
     writer: SyncSender<listen::Out>,
     /// To shut the socket down at once (a stop that cannot wait for a slow writer).
     socket: Stream,
@@ -336,7 +338,11 @@ impl<S: Storage> Driver<S> {
             }
             if let Some(serving) = self.serving.as_mut() {
                 if serving.follow_at.is_some_and(|at| at <= now) {
-                    serving.poll_follow(now);
+                    if serving.poll_follow(now) {
+                        if let Some(status) = &self.status {
+                            status.appended();
+                        }
+                    }
                     continue;
                 }
             }
@@ -482,6 +488,7 @@ impl<S: Storage> Driver<S> {
                             LossReason::Done
                         };
                         serving.primary.connection_lost(ConnectionId(link), &reason);
+                        report_secondaries(self.status.as_deref(), &serving.downstream);
                         return;
                     }
                 }
@@ -521,8 +528,10 @@ impl<S: Storage> Driver<S> {
             return; // no longer listening: dropping the stream closes it
         }
         match start_downstream(stream, &self.options, &mut self.next_id, &self.sender) {
-            Ok((link, downstream)) => {
+            Ok((link, mut downstream)) => {
+                downstream.peer = peer.clone();
                 serving.downstream.insert(link, downstream);
+                report_secondaries(self.status.as_deref(), &serving.downstream);
                 serving.primary.connected(ConnectionId(link), &peer);
             }
             Err(e) => tracing::debug!(target: LOG_TARGET, "{peer}: {e}"),
@@ -546,6 +555,7 @@ impl<S: Storage> Driver<S> {
                     if let Some(d) = serving.downstream.remove(&link) {
                         let _ = d.writer.send(listen::Out::Close);
                     }
+                    report_secondaries(self.status.as_deref(), &serving.downstream);
                 }
                 primary::Action::StopListening => {
                     if let Some(accepting) = serving.accepting.take() {
@@ -634,19 +644,36 @@ impl<S: Storage> Driver<S> {
 }
 
 impl Serving {
-    /// Runs the follow poll and tells the primary what it found.
-    fn poll_follow(&mut self, now: Instant) {
+    /// Runs the follow poll and tells the primary what it found; true when transactions
+    /// were appended.
+    fn poll_follow(&mut self, now: Instant) -> bool {
         let Some(follow) = self.follow.as_mut() else {
             self.follow_at = None;
-            return;
+            return false;
         };
         self.follow_at = Some(now + follow.interval);
         match (follow.poll)() {
-            Ok(Followed::Unchanged) => {}
-            Ok(Followed::Appended) => self.primary.committed(),
-            Ok(Followed::Replaced(storage)) => self.primary.replace_storage(storage),
-            Err(e) => tracing::error!(target: LOG_TARGET, "following the storage: {e}"),
+            Ok(Followed::Unchanged) => false,
+            Ok(Followed::Appended) => {
+                self.primary.committed();
+                true
+            }
+            Ok(Followed::Replaced(storage)) => {
+                self.primary.replace_storage(storage);
+                false
+            }
+            Err(e) => {
+                tracing::error!(target: LOG_TARGET, "following the storage: {e}");
+                false
+            }
         }
+    }
+}
+
+/// Tells the status which secondaries are connected to the primary served.
+fn report_secondaries(status: Option<&status::NodeStatus>, downstream: &BTreeMap<u64, Downstream>) {
+    if let Some(status) = status {
+        status.set_secondaries(downstream.values().map(|d| d.peer.clone()).collect());
     }
 }
 
@@ -699,6 +726,7 @@ fn start_downstream(
     Ok((
         id,
         Downstream {
+            peer: String::new(),
             writer,
             socket,
             write_failed: false,

@@ -105,7 +105,8 @@ pub struct PrimaryPosition {
 #[derive(Debug)]
 pub struct NodeStatus {
     role: Role,
-    reader: FileStorageReader,
+    /// Replaced when a primary reopens its packed file.
+    reader: Mutex<FileStorageReader>,
     inner: Mutex<Inner>,
 }
 
@@ -115,8 +116,13 @@ struct Inner {
     replicate_to: Option<String>,
     connection: &'static str,
     peers: Vec<String>,
-    /// Transactions committed (replicated) since start.
+    /// A primary's (or chained node's) connected secondaries.
+    secondaries: Vec<String>,
+    /// Transactions committed (replicated, or appended by the writer a primary follows)
+    /// since start.
     committed: u64,
+    /// The storage's transaction count when a primary last looked (see `appended`).
+    seen_transactions: u64,
     /// `(when, committed, size)`, one per second at most, over the rate window.
     samples: VecDeque<(Instant, u64, u64)>,
     primary: Option<PrimaryPosition>,
@@ -159,13 +165,18 @@ impl NodeStatus {
     pub fn new(role: Role, reader: FileStorageReader) -> NodeStatus {
         let size = reader.size();
         let mut inner = Inner {
-            connection: "idle",
+            connection: if role == Role::Primary {
+                "listening"
+            } else {
+                "idle"
+            },
+            seen_transactions: reader.transaction_count(),
             ..Inner::default()
         };
         inner.samples.push_back((Instant::now(), 0, size));
         NodeStatus {
             role,
-            reader,
+            reader: Mutex::new(reader),
             inner: Mutex::new(inner),
         }
     }
@@ -174,8 +185,37 @@ impl NodeStatus {
         self.role
     }
 
-    pub fn reader(&self) -> &FileStorageReader {
-        &self.reader
+    /// A handle on the storage (cheap: shared).
+    pub fn reader(&self) -> FileStorageReader {
+        self.reader
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The primary reopened its file (after a pack): read the new one from now on.
+    pub fn replace_reader(&self, reader: FileStorageReader) {
+        let count = reader.transaction_count();
+        *self.reader.lock().unwrap_or_else(|p| p.into_inner()) = reader;
+        lock(&self.inner).seen_transactions = count;
+    }
+
+    /// The secondaries connected to a primary (or chained node).
+    pub fn set_secondaries(&self, peers: Vec<String>) {
+        lock(&self.inner).secondaries = peers;
+    }
+
+    /// A primary found new transactions appended to the file it follows: count them.
+    pub fn appended(&self) {
+        let reader = self.reader();
+        let (count, size) = (reader.transaction_count(), reader.size());
+        let now = Instant::now();
+        let mut inner = lock(&self.inner);
+        let new = count.saturating_sub(inner.seen_transactions);
+        inner.seen_transactions = count;
+        inner.committed += new;
+        let committed = inner.committed;
+        Self::sample(&mut inner, now, committed, size);
     }
 
     pub fn set_replicate_from(&self, address: Option<String>) {
@@ -202,6 +242,10 @@ impl NodeStatus {
         let mut inner = lock(&self.inner);
         inner.committed += 1;
         let committed = inner.committed;
+        Self::sample(&mut inner, now, committed, size);
+    }
+
+    fn sample(inner: &mut Inner, now: Instant, committed: u64, size: u64) {
         if inner
             .samples
             .back()
@@ -229,7 +273,7 @@ impl NodeStatus {
 
     /// (transactions/s, bytes/s) over the last 10 s.
     pub fn rates(&self) -> (f64, f64) {
-        let size = self.reader.size();
+        let size = self.reader().size();
         let inner = lock(&self.inner);
         rates(&inner.samples, Instant::now(), inner.committed, size)
     }
@@ -237,7 +281,7 @@ impl NodeStatus {
     /// The status as the socket answers it; with `after`, also what this storage holds
     /// past that tid.
     pub fn to_json(&self, after: Option<Tid>) -> Value {
-        let reader = &self.reader;
+        let reader = &self.reader();
         let last = reader.last_transaction();
         let size = reader.size();
         let inner = lock(&self.inner);
@@ -251,6 +295,7 @@ impl NodeStatus {
             "replicate-to": inner.replicate_to,
             "connection": inner.connection,
             "peers": inner.peers,
+            "secondaries": inner.secondaries,
             "size": size,
             "objects": reader.len(),
             "transactions": reader.transaction_count(),
@@ -309,7 +354,8 @@ pub fn serve(address: &Address, nodes: Nodes) -> io::Result<StatusServer> {
     let nodes = Arc::new(nodes);
     let (address, accept): (String, Box<dyn FnMut() -> io::Result<Stream> + Send>) = match address {
         Address::Tcp { host, port } => {
-            let host = if host.is_empty() { "127.0.0.1" } else { host };
+            // An empty host listens on every interface, as a replicate-to address does.
+            let host = if host.is_empty() { "0.0.0.0" } else { host };
             let listener = TcpListener::bind((host, *port))?;
             let local = listener.local_addr()?;
             (
@@ -517,48 +563,47 @@ pub fn watch_primary(
 /// where the node is, and how far behind its primary (in transactions and bytes where the
 /// primary's status says, and by commit time).
 pub fn report_progress(node: Arc<NodeStatus>, every: Duration) -> io::Result<()> {
+    // Counted from here, not from when the thread first runs: commits made meanwhile count.
+    let mut last_count = node.committed_count();
+    let mut last_size = node.reader().size();
     thread::Builder::new()
         .name("zrs-progress".into())
-        .spawn(move || {
-            let mut last_count = node.committed_count();
-            let mut last_size = node.reader().size();
-            loop {
-                thread::sleep(every);
-                let count = node.committed_count();
-                let size = node.reader().size();
-                if count == last_count {
-                    continue;
-                }
-                let secs = every.as_secs_f64();
-                let last = node.reader().last_transaction();
-                let mut message = format!(
-                    "Replicated {} transactions in {:.0}s ({:.1}/s, {}/s); at {} ({})",
-                    count - last_count,
-                    secs,
-                    (count - last_count) as f64 / secs,
-                    human_bytes((size.saturating_sub(last_size)) as f64 / secs),
-                    tid_hex(last),
-                    last
-                );
-                if let Some(p) = node.primary_position() {
-                    if let Some((t, b)) = p.behind.filter(|_| p.asked_with == last) {
-                        message.push_str(&format!(
-                            "; behind the primary by {t} transactions, {}",
-                            human_bytes(b as f64)
-                        ));
-                    } else if let Some((t, b)) = p.behind {
-                        message.push_str(&format!(
-                            "; behind the primary by {t} transactions, {} when last asked",
-                            human_bytes(b as f64)
-                        ));
-                    }
-                }
-                let lag = (unix_now() - last.to_unix()).max(0.0);
-                message.push_str(&format!("; {} behind by commit time", human_seconds(lag)));
-                tracing::info!(target: LOG_TARGET, "{message}");
-                last_count = count;
-                last_size = size;
+        .spawn(move || loop {
+            thread::sleep(every);
+            let count = node.committed_count();
+            let size = node.reader().size();
+            if count == last_count {
+                continue;
             }
+            let secs = every.as_secs_f64();
+            let last = node.reader().last_transaction();
+            let mut message = format!(
+                "Replicated {} transactions in {:.0}s ({:.1}/s, {}/s); at {} ({})",
+                count - last_count,
+                secs,
+                (count - last_count) as f64 / secs,
+                human_bytes((size.saturating_sub(last_size)) as f64 / secs),
+                tid_hex(last),
+                last
+            );
+            if let Some(p) = node.primary_position() {
+                if let Some((t, b)) = p.behind.filter(|_| p.asked_with == last) {
+                    message.push_str(&format!(
+                        "; behind the primary by {t} transactions, {}",
+                        human_bytes(b as f64)
+                    ));
+                } else if let Some((t, b)) = p.behind {
+                    message.push_str(&format!(
+                        "; behind the primary by {t} transactions, {} when last asked",
+                        human_bytes(b as f64)
+                    ));
+                }
+            }
+            let lag = (unix_now() - last.to_unix()).max(0.0);
+            message.push_str(&format!("; {} behind by commit time", human_seconds(lag)));
+            tracing::info!(target: LOG_TARGET, "{message}");
+            last_count = count;
+            last_size = size;
         })?;
     Ok(())
 }

@@ -16,6 +16,10 @@
 //!   no keep-alive, at most the one reconnect already pending, and no attempt survives it.
 //! - [`Oracle::Protocol`]: the handshake names `zrs2.0`; after it only keep-alives.
 //! - [`Oracle::Liveness`]: after `heal`, the secondary caught up within the bound.
+//! - [`Oracle::Memory`]: bounded memory per connection — the real primary never hands
+//!   the network more than its send window plus one transaction at once (it stops
+//!   reading once past the window, after a whole transaction), and reads on only as the
+//!   link drains (flow control).
 //! - [`Oracle::Panic`]: nothing panicked (the campaign catches panics per run).
 //! - [`Oracle::Determinism`]: a run executed twice leaves the same trace (checked by the
 //!   campaign with `--check-determinism`).
@@ -39,18 +43,20 @@ pub enum Oracle {
     Connection,
     Protocol,
     Liveness,
+    Memory,
     Panic,
     Determinism,
 }
 
 impl Oracle {
-    pub const ALL: [Oracle; 8] = [
+    pub const ALL: [Oracle; 9] = [
         Oracle::Prefix,
         Oracle::Partial,
         Oracle::StartTid,
         Oracle::Connection,
         Oracle::Protocol,
         Oracle::Liveness,
+        Oracle::Memory,
         Oracle::Panic,
         Oracle::Determinism,
     ];
@@ -63,6 +69,7 @@ impl Oracle {
             Oracle::Connection => "connection",
             Oracle::Protocol => "protocol",
             Oracle::Liveness => "liveness",
+            Oracle::Memory => "memory",
             Oracle::Panic => "panic",
             Oracle::Determinism => "determinism",
         }
@@ -120,6 +127,7 @@ impl Checker {
             check_event(event)?;
         }
         check_connections(world)?;
+        check_memory(world)?;
         self.check_storage(world)
     }
 
@@ -245,6 +253,23 @@ fn check_event(event: Event) -> Result<(), Violation> {
             ),
         )),
     }
+}
+
+fn check_memory(world: &World) -> Result<(), Violation> {
+    let node = &world.node;
+    let bound = node.send_window() + node.largest_transaction;
+    if node.largest_transmit > bound {
+        return Err(violation(
+            Oracle::Memory,
+            format!(
+                "the primary handed the network {} bytes at once for one connection; more than its send window ({}) plus the largest transaction (about {})",
+                node.largest_transmit,
+                node.send_window(),
+                node.largest_transaction
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn check_connections(world: &World) -> Result<(), Violation> {
@@ -399,4 +424,20 @@ fn compare(got: &TransactionRecord, want: &Transaction) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_memory_oracle_fails_a_primary_that_hands_over_too_much() {
+        let mut world = World::new();
+        assert_eq!(check_memory(&world), Ok(()));
+        let bound = world.node.send_window() + world.node.largest_transaction;
+        world.node.largest_transmit = bound;
+        assert_eq!(check_memory(&world), Ok(()));
+        world.node.largest_transmit = bound + 1;
+        assert_eq!(check_memory(&world).unwrap_err().oracle, Oracle::Memory);
+    }
 }

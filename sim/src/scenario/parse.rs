@@ -563,8 +563,10 @@ fn parse_primary(text: &str) -> Result<Step, String> {
         "clock" if rest == "virtual" => Ok(Step::VirtualClock),
         "restart" if rest.is_empty() => Ok(Step::PrimaryRestart),
         "close" if rest.is_empty() => Ok(Step::PrimaryClose),
+        "checkpoint" if rest.is_empty() => Ok(Step::PrimaryCheckpoint),
+        "failover" if rest.is_empty() => Ok(Step::PrimaryFailover),
         _ => Err(format!(
-            "expected 'primary commit …', 'primary undo [N]', 'primary clock virtual', 'primary restart' or 'primary close', got {text:?}"
+            "expected 'primary commit …', 'primary undo [N]', 'primary clock virtual', 'primary restart', 'primary close', 'primary checkpoint' or 'primary failover', got {text:?}"
         )),
     }
 }

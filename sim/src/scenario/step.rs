@@ -103,6 +103,12 @@ pub enum Step {
     },
     /// The primary node's `close`: stop listening, send what is committed, then close.
     PrimaryClose,
+    /// Remembers the primary's history as it is now: what a standby that stops
+    /// replicating here would hold.
+    PrimaryCheckpoint,
+    /// Fails over to a node lagging behind: the primary's process is lost, and a new one
+    /// serves the history of the last checkpoint; the workload goes on from there.
+    PrimaryFailover,
     Open(Open),
     Close,
     /// Gives the secondary its primary's address (zc.zrs's `setReplicationAddress`).
@@ -387,6 +393,8 @@ impl fmt::Display for Step {
                 }
             }
             Step::PrimaryClose => f.write_str("primary close"),
+            Step::PrimaryCheckpoint => f.write_str("primary checkpoint"),
+            Step::PrimaryFailover => f.write_str("primary failover"),
             Step::Heal(None) => f.write_str("heal"),
             Step::Heal(Some(d)) => write!(f, "heal {}", seconds(*d)),
         }
