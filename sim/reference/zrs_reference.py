@@ -822,7 +822,9 @@ class World:
             path = os.path.join(self.cwd, config["path"])
         else:
             path = os.path.join(self.directory, name)
-        storage = ZODB.FileStorage.FileStorage(path)
+        # blobs=on: a blob directory beside the file, as zrs-sim makes one.
+        blob_dir = path + ".blobs" if config.get("blobs") else None
+        storage = ZODB.FileStorage.FileStorage(path, blob_dir=blob_dir)
         storage.__name__ = name
         self.start(storage, path, config)
 
@@ -981,10 +983,10 @@ class World:
         self.send_message(data or b"")
 
     def send_c(self, legacy):
-        if self.current is None:
-            raise Error("no transaction begun: send T first")
+        # Without a `send T`, it ends a transaction scripted message by message (as zrs-sim).
         digest = self.conn().md5.digest()
-        self.sent = self.primary.history[self.current[0]]["tid"]
+        if self.current is not None:
+            self.sent = self.primary.history[self.current[0]]["tid"]
         self.current = None
         self.send_message(self.dump(("C", () if legacy else (digest,))))
 
@@ -1203,6 +1205,7 @@ def parse_open(rest):
         storage="file",
         path=None,
         limit=None,
+        blobs=False,
     )
     for i, token in enumerate(tokens(rest)):
         key, eq, value = token.partition("=")
@@ -1217,6 +1220,8 @@ def parse_open(rest):
                 config[key] = value
             elif key == "limit":
                 config[key] = int(value)
+            elif key == "blobs":
+                config[key] = value == "on"
             # batch= only matters to the simulated disk.
         elif token.startswith(("(", "'")) or token == "None":
             config["address"] = address(token)
@@ -1348,6 +1353,8 @@ class Run:
             return "[%s]" % ", ".join(object.__repr__(c) for c in w.reactor.clients)
         elif word == "root":
             return root_repr(w.gen().storage, w.gen().path)
+        elif word == "blob":
+            return blob_repr(w.gen().storage, self.eval(rest))
         elif word == "oracles":
             w.checking = True
         elif word == "let":
@@ -1369,7 +1376,10 @@ class Run:
             elif sub == "restart":
                 w.lose(failure(twisted.internet.error.ConnectionLost()))
             elif sub in ("close", "checkpoint", "failover"):
-                raise NotComparable("the primary's close is zrs's real primary's; this harness runs zc.zrs's secondary only")
+                raise NotComparable(
+                    "'primary %s' acts on zrs's real primary; this harness runs zc.zrs's"
+                    " secondary only" % sub
+                )
         elif word == "client":
             raise NotComparable("scripted clients talk to zrs's real primary; this harness runs zc.zrs's secondary only")
         elif word == "send":
@@ -1469,6 +1479,23 @@ def find_operator(text, op):
 class Ref:
     def __init__(self, oid):
         self.oid = oid
+
+
+def blob_repr(storage, oid):
+    """The blob file of `oid` at its current serial, as zrs-sim's `blob` step prints it."""
+    import hashlib
+
+    from ZODB.POSException import POSKeyError
+
+    _, serial = storage.load(oid)
+    try:
+        with open(storage.loadBlob(oid, serial), "rb") as f:
+            data = f.read()
+    except POSKeyError:
+        return "POSKeyError: No blob file"
+    if len(data) <= 64:
+        return py2_repr(data)
+    return "<%d bytes, md5 %s>" % (len(data), hashlib.md5(data).hexdigest())
 
 
 def root_repr(storage, path):

@@ -247,6 +247,15 @@ impl Session {
                 w.set_chunking(chunking.clone());
                 Ok(None)
             }
+            Step::Blob(e) => {
+                let oid = match self.eval(e)? {
+                    Value::Bytes(b) => zrs::Oid::from_slice(&b),
+                    _ => None,
+                }
+                .ok_or("blob takes an oid: 8 bytes")?;
+                let secondary = self.world.secondary().map_err(|e| e.to_string())?;
+                crate::zodb::blob_repr(secondary.storage(), oid).map(Some)
+            }
             Step::Root => {
                 let secondary = w.secondary().map_err(|e| e.to_string())?;
                 root_repr(secondary.storage()).map(Some)
@@ -377,7 +386,12 @@ impl Session {
                 },
             },
         };
-        let storage = SimStorage::open(&open.name, place)?;
+        let blob_dir = if open.blobs {
+            Some(self.dir().0.join(format!("{}.blobs", open.name)))
+        } else {
+            None
+        };
+        let storage = SimStorage::open(&open.name, place, blob_dir)?;
         let mut config = Config {
             address: open.address.clone(),
             reconnect_delay: open.reconnect,

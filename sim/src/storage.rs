@@ -19,8 +19,8 @@ use zrs::storage::file::backend::{Backend, FileBackend};
 use zrs::storage::file::{Durability, FileStorage, Options};
 use zrs::storage::memory::MemoryStorage;
 use zrs::storage::{
-    Format, HistoryEntry, LoadBefore, ReadStorage, Result as StorageResult, Storage, StorageError,
-    TransactionMeta, TransactionRecord,
+    BlobStorage, CommittedBlob, Format, HistoryEntry, LoadBefore, ReadStorage,
+    Result as StorageResult, Storage, StorageError, TransactionMeta, TransactionRecord,
 };
 use zrs::{Oid, Tid};
 
@@ -88,10 +88,15 @@ pub enum Place {
 enum Inner {
     Memory(MemoryStorage),
     File(FileStorage),
+    /// With a blob directory (`open … blobs=on`).
+    BlobMemory(BlobStorage<MemoryStorage>),
+    BlobFile(BlobStorage<FileStorage>),
 }
 
 struct Slot {
     place: Place,
+    /// The blob directory, for storages that keep blobs.
+    blob_dir: Option<PathBuf>,
     /// `None` after a crash, until reopened.
     storage: Option<Inner>,
     in_transaction: bool,
@@ -105,13 +110,19 @@ pub struct SimStorage {
 }
 
 impl SimStorage {
-    /// Opens a storage at `place`.
-    pub fn open(name: &str, place: Place) -> std::result::Result<SimStorage, String> {
-        let storage = open_inner(name, &place)?;
+    /// Opens a storage at `place`, keeping blobs in `blob_dir` when given (a real
+    /// directory, fsynced only where the storage's file is durable).
+    pub fn open(
+        name: &str,
+        place: Place,
+        blob_dir: Option<PathBuf>,
+    ) -> std::result::Result<SimStorage, String> {
+        let storage = open_inner(name, &place, blob_dir.as_deref())?;
         Ok(SimStorage {
             name: Arc::from(name),
             slot: Arc::new(Mutex::new(Slot {
                 place,
+                blob_dir,
                 storage: Some(storage),
                 in_transaction: false,
             })),
@@ -142,6 +153,8 @@ impl SimStorage {
         match &slot.storage {
             Some(Inner::Memory(s)) => f(Some(s)),
             Some(Inner::File(s)) => f(Some(s)),
+            Some(Inner::BlobMemory(s)) => f(Some(s)),
+            Some(Inner::BlobFile(s)) => f(Some(s)),
             None => f(None),
         }
     }
@@ -165,6 +178,26 @@ impl SimStorage {
                     _ => None,
                 }
             }
+            Some(Inner::BlobMemory(s)) => {
+                // Blob files stay as they are; reopening recovers the directory.
+                let mut m = s.crash();
+                m.crash();
+                let dir = slot
+                    .blob_dir
+                    .clone()
+                    .expect("a blob storage has a blob directory");
+                slot.storage = BlobStorage::open(m, &dir, false)
+                    .map(Inner::BlobMemory)
+                    .ok();
+                None
+            }
+            Some(Inner::BlobFile(s)) => {
+                s.crash().crash();
+                match &slot.place {
+                    Place::Disk { disk, .. } => Some(disk.crash(keep, tear)),
+                    _ => None,
+                }
+            }
             None => None,
         }
     }
@@ -183,15 +216,53 @@ impl SimStorage {
                 // Closed already (or closing now): only then is the file free to reopen.
                 let _ = s.close();
                 drop(s);
-                slot.storage = Some(open_inner(&self.name, &slot.place)?);
+                slot.storage = Some(open_inner(&self.name, &slot.place, None)?);
             }
-            None => slot.storage = Some(open_inner(&self.name, &slot.place)?),
+            Some(Inner::BlobMemory(s)) => {
+                let mut m = s.crash();
+                m.crash();
+                let dir = slot
+                    .blob_dir
+                    .clone()
+                    .expect("a blob storage has a blob directory");
+                slot.storage = Some(Inner::BlobMemory(
+                    BlobStorage::open(m, &dir, false).map_err(|e| e.to_string())?,
+                ));
+            }
+            Some(Inner::BlobFile(mut s)) => {
+                let _ = s.close();
+                drop(s);
+                let dir = slot.blob_dir.clone();
+                slot.storage = Some(open_inner(&self.name, &slot.place, dir.as_deref())?);
+            }
+            None => {
+                let dir = slot.blob_dir.clone();
+                slot.storage = Some(open_inner(&self.name, &slot.place, dir.as_deref())?);
+            }
         }
         Ok(())
     }
 }
 
-fn open_inner(name: &str, place: &Place) -> std::result::Result<Inner, String> {
+fn open_inner(
+    name: &str,
+    place: &Place,
+    blob_dir: Option<&Path>,
+) -> std::result::Result<Inner, String> {
+    let inner = open_plain(name, place)?;
+    let Some(dir) = blob_dir else {
+        return Ok(inner);
+    };
+    let durable = matches!(place, Place::File { durable: true, .. });
+    let error = |e: StorageError| format!("opening the blob directory {}: {e}", dir.display());
+    Ok(match inner {
+        Inner::Memory(m) => Inner::BlobMemory(BlobStorage::open(m, dir, durable).map_err(error)?),
+        Inner::File(f) => Inner::BlobFile(BlobStorage::open(f, dir, durable).map_err(error)?),
+        blob => blob,
+    })
+}
+
+fn open_plain(name: &str, place: &Place) -> std::result::Result<Inner, String> {
     Ok(match place {
         Place::Memory => Inner::Memory(MemoryStorage::new(name)),
         Place::File { path, durable } => Inner::File(open_file_storage(name, path, *durable)?),
@@ -215,6 +286,8 @@ macro_rules! delegate {
         match slot.storage.as_mut() {
             Some(Inner::Memory($s)) => $call,
             Some(Inner::File($s)) => $call,
+            Some(Inner::BlobMemory($s)) => $call,
+            Some(Inner::BlobFile($s)) => $call,
             None => $none,
         }
     }};
@@ -234,7 +307,10 @@ impl ReadStorage for SimStorage {
         delegate!(self, s => s.size(), 0)
     }
     fn keeps_blobs(&self) -> bool {
-        false
+        delegate!(self, s => s.keeps_blobs(), false)
+    }
+    fn open_blob(&self, oid: Oid, serial: Tid) -> StorageResult<Option<CommittedBlob>> {
+        delegate!(self, s => s.open_blob(oid, serial), Err(StorageError::Closed))
     }
     fn format(&self) -> Option<Format> {
         delegate!(self, s => s.format(), None)
@@ -285,6 +361,8 @@ impl Storage for SimStorage {
         let r = match slot.storage.as_mut() {
             Some(Inner::Memory(s)) => s.tpc_begin(meta),
             Some(Inner::File(s)) => s.tpc_begin(meta),
+            Some(Inner::BlobMemory(s)) => s.tpc_begin(meta),
+            Some(Inner::BlobFile(s)) => s.tpc_begin(meta),
             None => Err(StorageError::Closed),
         };
         if r.is_ok() {
@@ -310,6 +388,8 @@ impl Storage for SimStorage {
         let r = match slot.storage.as_mut() {
             Some(Inner::Memory(s)) => s.tpc_finish(),
             Some(Inner::File(s)) => s.tpc_finish(),
+            Some(Inner::BlobMemory(s)) => s.tpc_finish(),
+            Some(Inner::BlobFile(s)) => s.tpc_finish(),
             None => Err(StorageError::Closed),
         };
         if r.is_ok() {
@@ -323,6 +403,8 @@ impl Storage for SimStorage {
         match slot.storage.as_mut() {
             Some(Inner::Memory(s)) => s.tpc_abort(),
             Some(Inner::File(s)) => s.tpc_abort(),
+            Some(Inner::BlobMemory(s)) => s.tpc_abort(),
+            Some(Inner::BlobFile(s)) => s.tpc_abort(),
             None => {}
         }
     }
@@ -335,7 +417,28 @@ impl Storage for SimStorage {
         match slot.storage.as_mut() {
             Some(Inner::Memory(s)) => s.close(),
             Some(Inner::File(s)) => s.close(),
+            Some(Inner::BlobMemory(s)) => s.close(),
+            Some(Inner::BlobFile(s)) => s.close(),
             None => Ok(()),
         }
+    }
+    fn blob_begin(&mut self) -> StorageResult<()> {
+        delegate!(self, s => s.blob_begin(), Err(StorageError::Closed))
+    }
+    fn blob_write(&mut self, chunk: &[u8]) -> StorageResult<()> {
+        delegate!(self, s => s.blob_write(chunk), Err(StorageError::Closed))
+    }
+    fn restore_blob(
+        &mut self,
+        oid: Oid,
+        serial: Tid,
+        data: Option<&[u8]>,
+        version: &[u8],
+        data_txn: Option<Tid>,
+    ) -> StorageResult<()> {
+        delegate!(self, s => s.restore_blob(oid, serial, data, version, data_txn), Err(StorageError::Closed))
+    }
+    fn copy_blob(&mut self, oid: Oid, from: Tid, serial: Tid) -> StorageResult<()> {
+        delegate!(self, s => s.copy_blob(oid, from, serial), Err(StorageError::Closed))
     }
 }

@@ -97,6 +97,8 @@ pub enum Event {
         protocol: Vec<u8>,
         start: Tid,
         committed: Tid,
+        /// The secondary's storage keeps blobs (it must then ask for `zrs2.1`).
+        blobs: bool,
     },
     /// The secondary sent something other than a keep-alive after its handshake.
     Unexpected(Vec<u8>),
@@ -552,13 +554,15 @@ impl World {
 
     /// Sends the current transaction's `C` with the connection's running md5 (or, `legacy`,
     /// without a checksum, as old primaries do).
+    /// Without a transaction of the primary's begun (`send T`), it ends a transaction
+    /// scripted with `send message` / `send raw` (blob records, say).
     pub fn send_c(&mut self, legacy: bool) -> Result<(), WorldError> {
-        let (index, _) = self.feed.current.ok_or(WorldError::NoCurrentTransaction)?;
         if self.network.connection.is_none() {
             return Err(WorldError::NotConnected);
         }
-        self.feed.sent = self.transaction(index).tid;
-        self.feed.current = None;
+        if let Some((index, _)) = self.feed.current.take() {
+            self.feed.sent = self.transaction(index).tid;
+        }
         self.send_with(|encoder, out| {
             if legacy {
                 encoder.legacy_commit(out)
@@ -605,11 +609,13 @@ impl World {
                 self.events.push(Event::Unexpected(message));
                 return Err(WorldError::NoHandshake);
             };
-            let committed = self.secondary()?.storage().last_transaction();
+            let storage = self.secondary()?.storage();
+            let (committed, blobs) = (storage.last_transaction(), storage.keeps_blobs());
             self.events.push(Event::Handshake {
                 protocol: protocol.clone(),
                 start,
                 committed,
+                blobs,
             });
             if let Some(address) = self.secondary()?.config().address.clone() {
                 self.node.set_address(address);

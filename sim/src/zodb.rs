@@ -17,6 +17,32 @@ const MAX_DEPTH: usize = 64;
 /// Longest byte value printed in full.
 const MAX_BYTES_SHOWN: usize = 64;
 
+/// The blob file of `oid` at its current serial, printed: its bytes as a Python 2 repr up
+/// to 64 bytes, `<N bytes, md5 HEX>` beyond; ZODB's `POSKeyError` where the storage has no
+/// file (as `Blob.open()` raises on a zc.zrs secondary for an empty blob).
+pub fn blob_repr<S: zrs::storage::ReadStorage + ?Sized>(
+    storage: &S,
+    oid: Oid,
+) -> Result<String, String> {
+    let (data, serial) = storage.load(oid).map_err(|e| e.to_string())?;
+    if !zrs::storage::blob::is_blob_record(&data) {
+        return Err(format!("{oid:?} is not a blob"));
+    }
+    let Some(blob) = storage.open_blob(oid, serial).map_err(|e| e.to_string())? else {
+        return Ok("POSKeyError: No blob file".to_string());
+    };
+    let bytes = blob.read_all().map_err(|e| e.to_string())?;
+    if bytes.len() <= MAX_BYTES_SHOWN {
+        return Ok(py2_bytes_repr(&bytes));
+    }
+    use md5::{Digest, Md5};
+    let digest: String = Md5::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(format!("<{} bytes, md5 {digest}>", bytes.len()))
+}
+
 /// The root object, printed.
 pub fn root_repr<S: Storage + ?Sized>(storage: &S) -> Result<String, String> {
     let mut out = String::new();

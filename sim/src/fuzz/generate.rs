@@ -94,6 +94,7 @@ impl Generator {
         };
         let reconnect = Duration::from_secs([1, 5, 10, 60][rng.gen_range(0..4)]);
         let open = Open {
+            blobs: false,
             name: "Data.fs".into(),
             address: Some(Address::tcp("", 8000)),
             keep_alive,

@@ -14,7 +14,8 @@
 //!   connecting, its one attempt and nothing else; while connected, no reconnect and the
 //!   keep-alive if configured. After close (zc.zrs does not cancel a pending reconnect):
 //!   no keep-alive, at most the one reconnect already pending, and no attempt survives it.
-//! - [`Oracle::Protocol`]: the handshake names `zrs2.0`; after it only keep-alives.
+//! - [`Oracle::Protocol`]: the handshake names `zrs2.0` (`zrs2.1` when the secondary keeps
+//!   blobs); after it only keep-alives.
 //! - [`Oracle::Liveness`]: after `heal`, the secondary caught up within the bound.
 //! - [`Oracle::Memory`]: bounded memory per connection — the real primary never hands
 //!   the network more than its send window plus one transaction at once (it stops
@@ -215,8 +216,14 @@ fn check_event(event: Event) -> Result<(), Violation> {
             protocol,
             start,
             committed,
+            blobs,
         } => {
-            if protocol != zrs::protocol::ZRS_2_0 {
+            let expected = if blobs {
+                zrs::protocol::ZRS_2_1
+            } else {
+                zrs::protocol::ZRS_2_0
+            };
+            if protocol != expected {
                 return Err(violation(
                     Oracle::Protocol,
                     format!("handshake names protocol {}", zrs::repr::py2_bytes_repr(&protocol)),

@@ -111,7 +111,9 @@ impl Scenario {
 /// The variables a step reads.
 fn variables(step: &Step) -> Vec<&str> {
     let exprs: Vec<&Expr> = match step {
-        Step::Print(e) | Step::InitMd5(e) | Step::Let { value: e, .. } => vec![e],
+        Step::Print(e) | Step::InitMd5(e) | Step::Let { value: e, .. } | Step::Blob(e) => {
+            vec![e]
+        }
         Step::Compare { left, right, .. } => vec![left, right],
         _ => vec![],
     };
@@ -148,6 +150,7 @@ fn parse_step(text: &str) -> Result<Step, String> {
         "doLater" => no_args(Step::DoLater),
         "clients" => no_args(Step::Clients),
         "root" => no_args(Step::Root),
+        "blob" => parse_expr(rest).map(Step::Blob),
         "advance" => parse_seconds(rest).map(Step::Advance),
         "init_md5" => parse_expr(rest).map(Step::InitMd5),
         "let" => {
@@ -373,6 +376,7 @@ fn parse_open(text: &str) -> Result<Open, String> {
         check_checksums: true,
         storage: StorageKind::File { path: None },
         frame_limit: None,
+        blobs: false,
     };
     let mut storage_path = None;
     let mut memory = false;
@@ -412,6 +416,13 @@ fn parse_open(text: &str) -> Result<Open, String> {
                     )
                 }
                 "path" => storage_path = Some(PathBuf::from(value)),
+                "blobs" => {
+                    open.blobs = match value {
+                        "on" => true,
+                        "off" => false,
+                        _ => return Err(format!("blobs=on or blobs=off, not {value:?}")),
+                    }
+                }
                 "limit" => {
                     open.frame_limit = Some(
                         value

@@ -36,6 +36,8 @@ pub struct Open {
     pub check_checksums: bool,
     pub storage: StorageKind,
     pub frame_limit: Option<u32>,
+    /// Keep blobs (a blob directory beside the storage; the secondary speaks zrs2.1).
+    pub blobs: bool,
 }
 
 /// A value in a step: a literal, a variable, or something read from the run.
@@ -146,6 +148,9 @@ pub enum Step {
     Send(Outgoing),
     Chunking(Chunking),
     Root,
+    /// Prints the blob file of the object with this oid at its current serial, in the
+    /// secondary's storage (or ZODB's `POSKeyError` when it has none).
+    Blob(Expr),
     /// From here on, the oracles are checked after every step (and an inapplicable step is
     /// skipped with a note instead of stopping the run).
     Oracles,
@@ -278,6 +283,9 @@ impl fmt::Display for Open {
         if let Some(limit) = self.frame_limit {
             write!(f, " limit={limit}")?;
         }
+        if self.blobs {
+            f.write_str(" blobs=on")?;
+        }
         Ok(())
     }
 }
@@ -363,6 +371,7 @@ impl fmt::Display for Step {
             Step::Send(o) => write!(f, "send {o}"),
             Step::Chunking(c) => write!(f, "chunking {c}"),
             Step::Root => f.write_str("root"),
+            Step::Blob(e) => write!(f, "blob {e}"),
             Step::Oracles => f.write_str("oracles on"),
             Step::VirtualClock => f.write_str("primary clock virtual"),
             Step::Serve(None) => f.write_str("serve"),

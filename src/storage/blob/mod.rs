@@ -148,11 +148,11 @@ macro_rules! delegate_reads {
         fn size(&self) -> u64 {
             self.inner.size()
         }
-        fn format(&self) -> Option<Format> {
-            self.inner.format()
-        }
         fn keeps_blobs(&self) -> bool {
             true
+        }
+        fn format(&self) -> Option<Format> {
+            self.inner.format()
         }
         fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)> {
             self.inner.load(oid)
