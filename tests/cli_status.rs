@@ -195,6 +195,16 @@ fn a_node_answers_status_and_learns_its_lag_from_the_primary() {
     let out = zrs(&["status", "--node", &secondary.status]);
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("    transactions-behind: 7\n"), "{text}");
+
+    // A client that connects and says nothing holds up no other (each waits 10 s at most).
+    let _silent = std::net::TcpStream::connect(&primary.status).unwrap();
+    let started = Instant::now();
+    let out = zrs(&["status", "--json", "--node", &primary.status]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a silent client held up the status socket"
+    );
 }
 
 #[test]

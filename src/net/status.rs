@@ -32,6 +32,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::TcpListener;
 use std::os::unix::net::UnixListener;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -349,6 +350,13 @@ pub struct StatusServer {
     pub address: String,
 }
 
+/// Status exchanges served at once.
+const MAX_CLIENTS: usize = 16;
+
+fn busy_release(busy: &AtomicUsize) {
+    busy.fetch_sub(1, Ordering::SeqCst);
+}
+
 /// Binds `address` and answers status requests for `nodes` on a thread of its own.
 pub fn serve(address: &Address, nodes: Nodes) -> io::Result<StatusServer> {
     let nodes = Arc::new(nodes);
@@ -379,14 +387,31 @@ pub fn serve(address: &Address, nodes: Nodes) -> io::Result<StatusServer> {
         }
     };
     let mut accept = accept;
+    let busy = Arc::new(AtomicUsize::new(0));
     thread::Builder::new()
         .name("zrs-status".into())
         .spawn(move || loop {
             match accept() {
                 Ok(stream) => {
-                    // One short exchange at a time, each bounded by its timeouts.
-                    if let Err(e) = answer(stream, &nodes) {
-                        tracing::debug!(target: LOG_TARGET, "status request: {e}");
+                    // Each exchange on a thread of its own (bounded by its timeouts), so a
+                    // client that sends nothing holds up no other; past MAX_CLIENTS at once,
+                    // further ones are dropped.
+                    if busy.fetch_add(1, Ordering::SeqCst) >= MAX_CLIENTS {
+                        busy_release(&busy);
+                        tracing::debug!(target: LOG_TARGET, "status request dropped: busy");
+                        continue;
+                    }
+                    let (client_nodes, client_busy) = (nodes.clone(), busy.clone());
+                    let spawned = thread::Builder::new()
+                        .name("zrs-status-client".into())
+                        .spawn(move || {
+                            if let Err(e) = answer(stream, &client_nodes) {
+                                tracing::debug!(target: LOG_TARGET, "status request: {e}");
+                            }
+                            busy_release(&client_busy);
+                        });
+                    if spawned.is_err() {
+                        busy_release(&busy);
                     }
                 }
                 Err(e) => {

@@ -376,3 +376,29 @@ fn a_connection_accepted_while_closing_is_closed_at_once() {
     );
     assert!(p.is_closed());
 }
+
+#[test]
+fn a_replaced_storage_is_streamed_on_from_where_the_stream_was() {
+    // The writer packed: the file is replaced by one with the same later history. The
+    // stream goes on after the last transaction sent, its md5 unbroken.
+    let mut before = database();
+    let mut p = primary(&before);
+    p.connected(A, PEER);
+    hello(&mut p, A, Tid::ZERO);
+    let first = transmitted(&drain(&mut p), A);
+    let mut packed = MemoryStorage::new("Data.fs");
+    commit(
+        &mut packed,
+        1,
+        &[(0, Some(b"root 1"), None), (1, Some(b"x 1"), None)],
+    );
+    commit(&mut packed, 2, &[(2, Some(b"after the pack"), None)]);
+    commit(&mut before, 2, &[(2, Some(b"after the pack"), None)]);
+    p.writable(A);
+    p.replace_storage(packed.reader());
+    let rest = transmitted(&drain(&mut p), A);
+    assert_eq!(kinds(&rest), ["T", "S", "data", "C"]);
+    let replica = replicate(MemoryStorage::new("S.fs"), &[first, rest].concat());
+    let expected: Vec<_> = before.iterator(None, None).map(Result::unwrap).collect();
+    assert_eq!(replica, expected);
+}
