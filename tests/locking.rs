@@ -16,6 +16,15 @@ use zrs::storage::{FileStorage, Options, ReadStorage, Storage, StorageError};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
+/// The tests of this file run one at a time: a child forked by one (before its exec closes
+/// the descriptors it inherited) briefly shares another's lock, and a flock is released
+/// only when every descriptor of it is closed.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 /// A child killed and reaped when dropped.
 struct Guard(Child);
 
@@ -53,6 +62,7 @@ fn wait_for_lock_content(path: &Path, pid: u32) {
 
 #[test]
 fn two_writers_in_one_process_exclude_each_other_and_readers_are_free() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Data.fs");
     let mut first = FileStorage::open(&path, writable()).unwrap();
@@ -83,6 +93,7 @@ fn two_writers_in_one_process_exclude_each_other_and_readers_are_free() {
 
 #[test]
 fn a_second_zrs_secondary_fails_at_once_naming_the_holder() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Data.fs");
     let storage = path.to_str().unwrap();
@@ -122,6 +133,7 @@ fn a_second_zrs_secondary_fails_at_once_naming_the_holder() {
 #[test]
 #[ignore = "needs Python: run by .ci/test"]
 fn python_zodb_holding_the_file_keeps_zrs_out() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Data.fs");
     let mut holder = Guard(
@@ -155,6 +167,7 @@ fn python_zodb_holding_the_file_keeps_zrs_out() {
 #[test]
 #[ignore = "needs Python: run by .ci/test"]
 fn zrs_holding_the_file_keeps_python_zodb_out() {
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Data.fs");
     let try_python = || {

@@ -7,7 +7,8 @@
 //! then writes `" <pid>\n"` at its start and truncates it there. The lock lasts as long as
 //! the open file; the lock file itself is never removed. Readers take no lock.
 //!
-//! We do the same, byte for byte, with `flock` (not `fcntl`/`lockf` record locks: Linux
+//! We do the same, byte for byte (retrying for a tenth of a second, see `RELEASE_GRACE`),
+//! with `flock` (not `fcntl`/`lockf` record locks: Linux
 //! keeps the two apart, and only `flock` excludes a Python holder). A `flock` belongs to
 //! the open file, so two writers in one process exclude each other too. When the lock is
 //! held, the pid written in the file names the holder in our error.
@@ -18,6 +19,13 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How long a held lock is retried before giving up. A lock is released only when every
+/// descriptor of it is closed, and a child the holder forks keeps a copy until its `exec`
+/// closes it: a lock just released can look held for that instant. A tenth of a second
+/// covers it and still fails "at once" against a real holder.
+const RELEASE_GRACE: Duration = Duration::from_millis(100);
 
 /// A held `Data.fs.lock`; dropping it releases the lock (the file stays, as ZODB leaves it).
 #[derive(Debug)]
@@ -70,15 +78,21 @@ impl LockFile {
             .truncate(false)
             .open(path)
             .map_err(io_err)?;
-        match try_lock_exclusive(&file) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(LockError::Held {
-                    path: path.to_path_buf(),
-                    holder: read_holder(path),
-                })
+        let deadline = Instant::now() + RELEASE_GRACE;
+        loop {
+            match try_lock_exclusive(&file) {
+                Ok(true) => break,
+                Ok(false) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
+                Ok(false) => {
+                    return Err(LockError::Held {
+                        path: path.to_path_buf(),
+                        holder: read_holder(path),
+                    })
+                }
+                Err(e) => return Err(io_err(e)),
             }
-            Err(e) => return Err(io_err(e)),
         }
         // zc.lockfile's content: " {pid}\n" from the start, the rest cut off.
         let content = format!(" {}\n", std::process::id());
