@@ -168,7 +168,12 @@ impl<S: Storage> Secondary<S> {
         self.phase = Phase::Connected;
         self.connection = Some(Connection {
             peer: format!("{peer}: "),
-            stream: Stream::new(start, self.config.frame_limit, self.config.format),
+            stream: Stream::new(
+                start,
+                self.config.frame_limit,
+                self.config.format,
+                self.config.py2_extensions,
+            ),
             keep_alive_pending: false,
             keep_alive_started: false,
             start,
