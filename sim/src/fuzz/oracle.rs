@@ -33,7 +33,7 @@ use zrs::storage::{ReadStorage, TransactionRecord};
 use zrs::Tid;
 
 use crate::primary::Transaction;
-use crate::world::{Event, World};
+use crate::world::{Event, OracleView, World};
 
 /// Which oracle a violation is of (a shrunk scenario must fail the same one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -124,22 +124,23 @@ impl Checker {
 
     /// Checks every oracle against the world as it is now.
     pub fn check(&mut self, world: &mut World) -> Result<(), Violation> {
-        for event in std::mem::take(&mut world.events) {
+        for event in world.take_events() {
             check_event(event)?;
         }
-        check_connections(world)?;
-        check_memory(world)?;
-        self.check_storage(world)
+        let view = world.view();
+        check_connections(&view)?;
+        check_memory(&view)?;
+        self.check_storage(&view)
     }
 
-    fn check_storage(&mut self, world: &World) -> Result<(), Violation> {
-        let Some(g) = world.secondaries.len().checked_sub(1) else {
+    fn check_storage(&mut self, world: &OracleView) -> Result<(), Violation> {
+        let Some(g) = world.secondaries().len().checked_sub(1) else {
             return Ok(());
         };
         if world.is_dead(g) {
             return Ok(());
         }
-        let secondary = &world.secondaries[g];
+        let secondary = &world.secondaries()[g];
         let storage = secondary.storage();
         if secondary.phase() != Phase::Connected && storage.in_transaction() {
             return Err(violation(
@@ -153,13 +154,13 @@ impl Checker {
         if secondary.is_closed() {
             return Ok(());
         }
-        if world.reopens != self.reopens {
+        if world.reopens() != self.reopens {
             // A reopened file must be a clean prefix: check it all again.
-            self.reopens = world.reopens;
+            self.reopens = world.reopens();
             self.verified = 0;
             self.verified_tid = Tid::ZERO;
         }
-        let history = world.primary.transactions();
+        let history = world.history();
         storage.with(|s| match s {
             Some(s) => self.verify(s, history),
             None => Ok(()),
@@ -262,16 +263,16 @@ fn check_event(event: Event) -> Result<(), Violation> {
     }
 }
 
-fn check_memory(world: &World) -> Result<(), Violation> {
-    let node = &world.node;
-    let bound = node.send_window() + node.largest_transaction;
+fn check_memory(world: &OracleView) -> Result<(), Violation> {
+    let node = world.primary_memory();
+    let bound = node.send_window + node.largest_transaction;
     if node.largest_transmit > bound {
         return Err(violation(
             Oracle::Memory,
             format!(
                 "the primary handed the network {} bytes at once for one connection; more than its send window ({}) plus the largest transaction (about {})",
                 node.largest_transmit,
-                node.send_window(),
+                node.send_window,
                 node.largest_transaction
             ),
         ));
@@ -279,8 +280,8 @@ fn check_memory(world: &World) -> Result<(), Violation> {
     Ok(())
 }
 
-fn check_connections(world: &World) -> Result<(), Violation> {
-    let attempts = world.network.clients.len();
+fn check_connections(world: &OracleView) -> Result<(), Violation> {
+    let attempts = world.attempts();
     if attempts != usize::from(world.attempt_owner().is_some()) {
         return Err(violation(
             Oracle::Connection,
@@ -290,8 +291,8 @@ fn check_connections(world: &World) -> Result<(), Violation> {
             ),
         ));
     }
-    let last = world.secondaries.len().checked_sub(1);
-    for (g, secondary) in world.secondaries.iter().enumerate() {
+    let last = world.secondaries().len().checked_sub(1);
+    for (g, secondary) in world.secondaries().iter().enumerate() {
         let keep_alive = world.pending_of(g, Timer::KeepAlive);
         let reconnect = world.pending_of(g, Timer::Connect);
         let attempt = world.attempt_owner() == Some(g);
@@ -440,11 +441,14 @@ mod tests {
     #[test]
     fn the_memory_oracle_fails_a_primary_that_hands_over_too_much() {
         let mut world = World::new();
-        assert_eq!(check_memory(&world), Ok(()));
+        assert_eq!(check_memory(&world.view()), Ok(()));
         let bound = world.node.send_window() + world.node.largest_transaction;
         world.node.largest_transmit = bound;
-        assert_eq!(check_memory(&world), Ok(()));
+        assert_eq!(check_memory(&world.view()), Ok(()));
         world.node.largest_transmit = bound + 1;
-        assert_eq!(check_memory(&world).unwrap_err().oracle, Oracle::Memory);
+        assert_eq!(
+            check_memory(&world.view()).unwrap_err().oracle,
+            Oracle::Memory
+        );
     }
 }

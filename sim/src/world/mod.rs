@@ -22,7 +22,8 @@
 //! - `serving`: hosting the real primary node (links, scripted clients, close);
 //! - `script`: the scripted primary (`send …`, `read`);
 //! - `delivery`: chunked delivery on the secondary's connection;
-//! - `faults`: link faults, primary crash / failover, outages, the heal phase.
+//! - `faults`: link faults, primary crash / failover, outages, the heal phase;
+//! - [`OracleView`]: what the oracles may read.
 
 use std::time::Duration;
 
@@ -43,10 +44,12 @@ use crate::storage::SimStorage;
 
 mod delivery;
 pub use delivery::random_chunk;
+pub use view::{OracleView, PrimaryMemory};
 mod faults;
 mod script;
 mod secondaries;
 mod serving;
+mod view;
 mod workload;
 
 /// A simulated secondary.
