@@ -62,5 +62,43 @@ fn bench(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench);
+/// A `T` message of `tests/fixtures/pickles/extension_py2.txt` (a Python 2 primary's).
+fn py2_fixture(name: &str) -> Vec<u8> {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/pickles/extension_py2.txt"
+    );
+    let text = std::fs::read_to_string(path).expect("fixture");
+    let line = text
+        .lines()
+        .find(|l| {
+            let mut f = l.split('\t');
+            f.next() == Some(name) && f.next() == Some("referenced")
+        })
+        .unwrap_or_else(|| panic!("no fixture {name}"));
+    let h = line.split('\t').nth(2).unwrap();
+    (0..h.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+        .collect()
+}
+
+/// Re-encoding a Python 2 primary's extension as ZODB 4 stores it (once per transaction):
+/// the pickler and, for dicts of up to six keys, the search for the pickled order.
+fn bench_py2_extension(c: &mut Criterion) {
+    use zrs::pickle::{dumps_py2_extension, Identity};
+    let mut g = c.benchmark_group("py2 extension encode");
+    g.throughput(Throughput::Elements(1));
+    for name in ["note", "zope_like", "ints", "dict_1001"] {
+        let Message::Transaction(t) = Message::decode(&py2_fixture(name)).unwrap() else {
+            panic!("{name}: not a T");
+        };
+        g.bench_function(name, |b| {
+            b.iter(|| dumps_py2_extension(black_box(&t.extension), Identity::Referenced))
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench, bench_py2_extension);
 criterion_main!(benches);

@@ -21,9 +21,14 @@ printed as Markdown and kept in DIR/results-*.json.
   `--durability every`, a plain write + fsync per transaction of the same sizes.
 - open: `FileStorage::open` (index scan) as its own process (`workload open`), Python
   ZODB's `FileStorage(read_only=True)` with no .index file (so it scans), and
-  `zrs copy --batch 1000`, at each size; peak RSS of each process (wait4's ru_maxrss),
-  and for Python the growth over its baseline after imports.
-- memory: peak RSS of opening N objects × 1 revision against N objects × 10 revisions.
+  `zrs copy --batch 1000`, at each size; peak RSS of each process (GNU time's %M), and
+  for Python the growth over its baseline after imports.
+- memory: peak RSS of opening N objects × 1 revision against N objects × 10 revisions,
+  zrs over its RSS opening a 5,000-object file of 7 MB (scan buffers included in both),
+  Python over its baseline after imports.
+
+The machine these figures come from is shared: run the rounds interleaved (the script
+does) and read medians with the spread.
 """
 import argparse
 import hashlib
@@ -298,9 +303,16 @@ def cmd_open(args):
     results = []
     for n in sizes:
         path = datafs(args.dir, "db-%d.fs" % n, n)
+        stream_path = path + ".bin"
+        if not args.no_catchup and not os.path.exists(stream_path):
+            sh(WORKLOAD, "stream", path, stream_path)
+        replay = None
+        if not args.no_catchup:
+            with open(stream_path, "rb") as f:
+                replay = Replay(f.read())
         row = {"objects": n, "bytes": os.path.getsize(path), "zrs_open": [], "zrs_open_process": [],
                "zrs_rss": [], "py_open": [], "py_rss": [], "py_growth": [], "copy": [],
-               "copy_rss": []}
+               "copy_rss": [], "catchup": [], "catchup_rss": []}
         for i in range(args.repeat):
             # Interleaved: zrs, Python, copy, in each round.
             t, wall, rss = zrs_open(path)
@@ -316,9 +328,15 @@ def cmd_open(args):
                 t, rss = zrs_copy(path, args.dir)
                 row["copy"].append(t)
                 row["copy_rss"].append(rss)
+            if replay is not None:
+                t, rss, _ = catch_up(replay, path, args.dir, "batch:1000")
+                row["catchup"].append(t)
+                row["catchup_rss"].append(rss)
             print("%d objects, round %d: %s" % (n, i, {k: v[-1] for k, v in row.items()
                                                        if isinstance(v, list) and v}),
                   file=sys.stderr)
+        if replay is not None:
+            replay.close()
         results.append(row)
     save(args, "open", results)
     print_open(results)
@@ -328,14 +346,17 @@ def print_open(results):
     m = statistics.median
     base = results[0]
     print("| objects | Data.fs | zrs open (index scan) | Python ZODB open (index scan) | "
-          "zrs copy --batch 1000 | zrs open peak RSS | Python peak RSS (growth over baseline) | zrs copy peak RSS |")
-    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+          "zrs copy --batch 1000 | `zrs secondary` catch-up | zrs open peak RSS | "
+          "Python peak RSS (growth over baseline) | zrs copy peak RSS | catch-up peak RSS |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
-        print("| %s | %.0f MB | %.3f s | %.2f s | %s | %.1f MB | %.1f MB (+%.1f MB) | %s |" % (
+        print("| %s | %.0f MB | %.3f s | %.2f s | %s | %s | %.1f MB | %.1f MB (+%.1f MB) | %s | %s |" % (
             "{:,}".format(r["objects"]), r["bytes"] / 1e6, m(r["zrs_open"]), m(r["py_open"]),
             "%.2f s" % m(r["copy"]) if r["copy"] else "-",
+            "%.2f s" % m(r["catchup"]) if r.get("catchup") else "-",
             m(r["zrs_rss"]) / 1024, m(r["py_rss"]) / 1024, m(r["py_growth"]) / 1024,
-            "%.1f MB" % (m(r["copy_rss"]) / 1024) if r["copy_rss"] else "-"))
+            "%.1f MB" % (m(r["copy_rss"]) / 1024) if r["copy_rss"] else "-",
+            "%.1f MB" % (m(r["catchup_rss"]) / 1024) if r.get("catchup_rss") else "-"))
     print()
     print("Ratios to the smallest size (%s objects):" % "{:,}".format(base["objects"]))
     for r in results[1:]:
@@ -343,7 +364,8 @@ def print_open(results):
         print("- %s objects (%.0f×): zrs open %.1f×, Python open %.1f×%s" % (
             "{:,}".format(r["objects"]), k, m(r["zrs_open"]) / m(base["zrs_open"]),
             m(r["py_open"]) / m(base["py_open"]),
-            ", zrs copy %.1f×" % (m(r["copy"]) / m(base["copy"])) if r["copy"] else ""))
+            (", zrs copy %.1f×" % (m(r["copy"]) / m(base["copy"])) if r["copy"] else "")
+            + (", catch-up %.1f×" % (m(r["catchup"]) / m(base["catchup"])) if r.get("catchup") else "")))
 
 
 def cmd_memory(args):
@@ -351,7 +373,9 @@ def cmd_memory(args):
     one = datafs(args.dir, "db-%d.fs" % n, n)
     ten = datafs(args.dir, "db-%dx10.fs" % n, n, 10)
     rows = {"one": [], "ten": [], "py_one": [], "py_ten": []}
-    empty = datafs(args.dir, "db-1.fs", 1)
+    # The baseline: a file of a few objects but larger than the scan's 4 MiB read buffer,
+    # so that the difference is the index (and what else grows with the objects).
+    empty = datafs(args.dir, "db-base.fs", 5000, 1, "stream")
     base = []
     for i in range(args.repeat):
         base.append(zrs_open(empty)[2])
@@ -364,7 +388,7 @@ def cmd_memory(args):
     result = {"objects": n, "baseline_kib": base, "runs": rows,
               "bytes_one": os.path.getsize(one), "bytes_ten": os.path.getsize(ten)}
     save(args, "memory", result)
-    print("| file | zrs peak RSS (over an empty file's) | per object | Python growth over baseline | per object |")
+    print("| file | zrs peak RSS (over a 5,000-object file's) | per object | Python growth over baseline | per object |")
     print("| --- | --- | --- | --- | --- |")
     for label, z, p, size in (("%s objects × 1 revision" % "{:,}".format(n), "one", "py_one", result["bytes_one"]),
                               ("%s objects × 10 revisions" % "{:,}".format(n), "ten", "py_ten", result["bytes_ten"])):
@@ -392,6 +416,7 @@ def svg(results):
     m = statistics.median
     series = [("Python ZODB open (index scan)", "#d62728", [m(r["py_open"]) for r in results]),
               ("zrs copy --batch 1000", "#2ca02c", [m(r["copy"]) if r["copy"] else None for r in results]),
+              ("zrs secondary catch-up", "#9467bd", [m(r["catchup"]) if r.get("catchup") else None for r in results]),
               ("zrs open (index scan)", "#1f77b4", [m(r["zrs_open"]) for r in results])]
     xs = [r["objects"] for r in results]
     ys = [y for _, _, s in series for y in s if y]
@@ -402,7 +427,7 @@ def svg(results):
     py = lambda y: H - B - (math.log10(y) - y0) / (y1 - y0) * (H - T - B)
     o = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">' % (W, H),
          '<rect width="100%" height="100%" fill="white"/>',
-         '<text x="%d" y="18" font-size="14">Open / copy time against database size (log-log)</text>' % L]
+         '<text x="%d" y="18" font-size="14">Open, copy and catch-up time against database size (log-log)</text>' % L]
     for e in range(int(y0), int(y1) + 1):
         y = py(10 ** e)
         o.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/>' % (L, W - R, y, y))
@@ -420,6 +445,14 @@ def svg(results):
         ly = T + 20 + 22 * i
         o.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="%s" stroke-width="2"/>' % (W - R + 15, W - R + 40, ly, ly, color))
         o.append('<text x="%d" y="%d">%s</text>' % (W - R + 46, ly + 4, name))
+    # A dashed line of slope 1 through zrs open's first point: linear cost.
+    first = series[-1][2][0]
+    pts = [(px(x), py(first * x / xs[0])) for x in (xs[0], xs[-1])]
+    o.append('<polyline fill="none" stroke="#888" stroke-dasharray="5,4" points="%s"/>' % (
+        " ".join("%.1f,%.1f" % p for p in pts)))
+    ly = T + 20 + 22 * len(series)
+    o.append('<line x1="%d" x2="%d" y1="%d" y2="%d" stroke="#888" stroke-dasharray="5,4"/>' % (W - R + 15, W - R + 40, ly, ly))
+    o.append('<text x="%d" y="%d">linear (slope 1)</text>' % (W - R + 46, ly + 4))
     o.append('</svg>')
     return "\n".join(o) + "\n"
 
@@ -434,6 +467,7 @@ def main():
     ap.add_argument("--stream-objects", type=int, default=30000)
     ap.add_argument("--no-every", action="store_true")
     ap.add_argument("--no-copy", action="store_true")
+    ap.add_argument("--no-catchup", action="store_true")
     ap.add_argument("--reference-python", default=PY)
     ap.add_argument("--out")
     args = ap.parse_args()

@@ -808,3 +808,77 @@ fn random_damage_never_panics() {
     }
     assert!(outcomes[0] > 100 && outcomes[1] > 10, "{outcomes:?}");
 }
+
+/// Disk faults on a real file (`FaultyBackend` over `FileBackend`): a failed write leaves
+/// nothing of the transaction; a failed fsync leaves the storage refusing everything until
+/// `recover` cuts the file back to what was known durable; a reopened file reads clean.
+#[test]
+fn disk_faults_on_a_real_file_leave_a_clean_prefix() {
+    use zrs::storage::file::backend::FileBackend;
+    use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp, FaultyBackend};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("Data.fs");
+    let disk = Arc::new(FaultyBackend::new(FileBackend::open(&path, false).unwrap()));
+    let mut s =
+        FileStorage::open_with_backend("Data.fs", Box::new(disk.clone()), Options::default())
+            .unwrap();
+    commit(&mut s, 1, &[(0, b"root")]);
+    let durable = std::fs::read(&path).unwrap();
+    let fault = |op, error, partial| DiskFault {
+        op,
+        after: 0,
+        error,
+        partial,
+        sticky: false,
+    };
+
+    // A write that lands 7 bytes, then ENOSPC: the vote fails, the abort leaves no byte.
+    disk.arm(fault(DiskOp::Write, DiskError::NoSpace, 7));
+    s.tpc_begin(meta(2)).unwrap();
+    s.restore(o(1), t(2), Some(b"one"), b"", None).unwrap();
+    let e = s.tpc_vote().unwrap_err();
+    assert!(
+        matches!(&e, StorageError::Io(io) if io.raw_os_error() == Some(28)),
+        "{e}"
+    );
+    s.tpc_abort();
+    assert_eq!(std::fs::read(&path).unwrap(), durable);
+    commit(&mut s, 2, &[(1, b"one")]);
+    let durable = std::fs::read(&path).unwrap();
+
+    // A failed fsync: the transaction is not committed, the storage refuses everything.
+    disk.arm(fault(DiskOp::Sync, DiskError::Io, 0));
+    s.tpc_begin(meta(3)).unwrap();
+    s.restore(o(1), t(3), Some(b"three"), b"", None).unwrap();
+    s.tpc_vote().unwrap();
+    assert!(matches!(s.tpc_finish(), Err(StorageError::Io(_))));
+    assert!(s.failed());
+    assert!(
+        s.tpc_begin(meta(4)).is_err(),
+        "refuses writes until recovered"
+    );
+    assert!(s.load(o(1)).is_err(), "and reads");
+    // While the disk fails, it stays failed; then it recovers at the durable length.
+    disk.arm(DiskFault {
+        sticky: true,
+        ..fault(DiskOp::Sync, DiskError::Io, 0)
+    });
+    assert!(s.recover().is_err());
+    assert!(s.failed());
+    disk.heal();
+    assert!(s.recover().unwrap());
+    assert!(!s.recover().unwrap(), "nothing more to recover");
+    assert_eq!(std::fs::read(&path).unwrap(), durable);
+    assert_eq!(s.last_transaction(), t(2));
+    commit(&mut s, 3, &[(1, b"three")]);
+    assert_eq!(s.load(o(1)).unwrap(), (b"three".to_vec(), t(3)));
+
+    // A failed read is an error for that read only.
+    disk.arm(fault(DiskOp::Read, DiskError::Io, 0));
+    assert!(s.load_serial(o(1), t(2)).is_err());
+    assert_eq!(s.load_serial(o(1), t(2)).unwrap(), b"one");
+    drop(s);
+    let reopened = FileStorage::open(&path, Options::default()).unwrap();
+    assert_eq!(reopened.last_transaction(), t(3));
+    assert!(reopened.recovered_tail().is_none());
+}

@@ -8,11 +8,18 @@
 //! write; a truncation is either done or not). The rest is lost. A campaign draws `keep`
 //! and `tear` from its run's rng and writes them into its `crash` step, so a replay crashes
 //! the same way.
+//!
+//! The disk also fails: a [`DiskFault`] armed on it (the `disk fail …` step) fails a write
+//! (after landing part of it), an fsync or a read with `EIO` or `ENOSPC`. A failed fsync
+//! is the worst case Linux allows: the unsynced writes stay readable (in the page cache)
+//! but are forgotten, never to become durable — a later fsync that succeeds does not save
+//! them, so a storage that retries and carries on builds on data a crash will lose.
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use zrs::storage::file::backend::Backend;
+use zrs::storage::file::faulty::{DiskFault, DiskOp, FaultPlan};
 
 /// One unsynced operation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +37,12 @@ struct State {
     /// Operations since the last sync, in order.
     unsynced: Vec<Op>,
     syncs: u64,
+    faults: FaultPlan,
+    /// Faults do not fire (the oracles' own reads).
+    suspended: bool,
+    /// The lowest position any write or truncation touched since the oracles last looked,
+    /// in what reads see and in what is durable: they re-check from there.
+    low_water: (u64, u64),
 }
 
 /// What a crash did to the unsynced operations.
@@ -47,6 +60,14 @@ pub struct CrashReport {
 #[derive(Debug, Default)]
 pub struct SimDisk {
     state: Mutex<State>,
+}
+
+/// The lowest position `op` changes.
+fn touches(op: &Op) -> u64 {
+    match op {
+        Op::Write { pos, .. } => *pos,
+        Op::SetLen(len) => *len,
+    }
 }
 
 fn apply(bytes: &mut Vec<u8>, op: &Op) -> io::Result<()> {
@@ -91,6 +112,18 @@ impl SimDisk {
         self.lock().durable.clone()
     }
 
+    /// Runs `f` on what reads see and what is durable, without copying them.
+    pub fn with_contents<R>(&self, f: impl FnOnce(&[u8], &[u8]) -> R) -> R {
+        let s = self.lock();
+        f(&s.current, &s.durable)
+    }
+
+    /// The lowest position changed (in what reads see, in what is durable) since the last
+    /// call; `u64::MAX` where nothing changed.
+    pub fn take_low_water(&self) -> (u64, u64) {
+        std::mem::replace(&mut self.lock().low_water, (u64::MAX, u64::MAX))
+    }
+
     /// Operations not synced yet.
     pub fn unsynced(&self) -> usize {
         self.lock().unsynced.len()
@@ -99,6 +132,42 @@ impl SimDisk {
     /// How many syncs there were.
     pub fn syncs(&self) -> u64 {
         self.lock().syncs
+    }
+
+    /// Arms a fault: the operation it names fails once its `after` count is spent.
+    pub fn arm(&self, fault: DiskFault) {
+        self.lock().faults.arm(fault);
+    }
+
+    /// The disk works again: every armed fault is dropped.
+    pub fn heal(&self) {
+        self.lock().faults.heal();
+    }
+
+    /// Whether a fault is armed.
+    pub fn failing(&self) -> bool {
+        self.lock().faults.is_armed()
+    }
+
+    /// Operations failed so far.
+    pub fn failures(&self) -> u64 {
+        self.lock().faults.fired()
+    }
+
+    /// Runs `f` with faults held back (an oracle reading the storage must not consume the
+    /// fault meant for the secondary, nor be failed by it).
+    pub fn without_faults<R>(&self, f: impl FnOnce() -> R) -> R {
+        let before = std::mem::replace(&mut self.lock().suspended, true);
+        let r = f();
+        self.lock().suspended = before;
+        r
+    }
+
+    fn fault(s: &mut State, op: DiskOp) -> Option<DiskFault> {
+        if s.suspended {
+            return None;
+        }
+        s.faults.next(op)
     }
 
     /// The machine crashes: the disk keeps what was synced, the first `keep` unsynced
@@ -138,6 +207,7 @@ impl SimDisk {
         }
         s.current = bytes.clone();
         s.durable = bytes;
+        s.low_water = (0, 0);
         report
     }
 }
@@ -148,7 +218,10 @@ impl Backend for SimDisk {
     }
 
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let s = self.lock();
+        let mut s = self.lock();
+        if let Some(f) = SimDisk::fault(&mut s, DiskOp::Read) {
+            return Err(f.error.to_io());
+        }
         let pos = to_usize(pos)?;
         if pos >= s.current.len() {
             return Ok(0);
@@ -160,11 +233,25 @@ impl Backend for SimDisk {
 
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
         let mut s = self.lock();
+        if let Some(f) = SimDisk::fault(&mut s, DiskOp::Write) {
+            let landed = f.partial.min(data.len());
+            if landed > 0 {
+                let op = Op::Write {
+                    pos,
+                    data: data[..landed].to_vec(),
+                };
+                apply(&mut s.current, &op)?;
+                s.low_water.0 = s.low_water.0.min(pos);
+                s.unsynced.push(op);
+            }
+            return Err(f.error.to_io());
+        }
         let op = Op::Write {
             pos,
             data: data.to_vec(),
         };
         apply(&mut s.current, &op)?;
+        s.low_water.0 = s.low_water.0.min(pos);
         s.unsynced.push(op);
         Ok(())
     }
@@ -173,15 +260,22 @@ impl Backend for SimDisk {
         let mut s = self.lock();
         let op = Op::SetLen(len);
         apply(&mut s.current, &op)?;
+        s.low_water.0 = s.low_water.0.min(len);
         s.unsynced.push(op);
         Ok(())
     }
 
     fn sync(&self) -> io::Result<()> {
         let mut s = self.lock();
+        if let Some(f) = SimDisk::fault(&mut s, DiskOp::Sync) {
+            // The writes stay readable but are forgotten: never durable now.
+            s.unsynced.clear();
+            return Err(f.error.to_io());
+        }
         let ops = std::mem::take(&mut s.unsynced);
         for op in &ops {
             apply(&mut s.durable, op)?;
+            s.low_water.1 = s.low_water.1.min(touches(op));
         }
         s.syncs += 1;
         Ok(())
@@ -227,6 +321,64 @@ mod tests {
         d.write_at(7, b"XY").unwrap();
         d.crash(5, 5);
         assert_eq!(d.contents(), b"0123456XY");
+    }
+
+    #[test]
+    fn a_failed_fsync_forgets_the_unsynced_writes() {
+        use zrs::storage::file::faulty::DiskError;
+        let d = SimDisk::new();
+        d.write_at(0, b"FS21").unwrap();
+        d.sync().unwrap();
+        d.write_at(4, b"lost").unwrap();
+        d.arm(DiskFault {
+            op: DiskOp::Sync,
+            after: 0,
+            error: DiskError::Io,
+            partial: 0,
+            sticky: false,
+        });
+        assert_eq!(d.sync().unwrap_err().raw_os_error(), Some(5));
+        // Still readable, but a later successful fsync does not make it durable.
+        assert_eq!(d.contents(), b"FS21lost");
+        d.write_at(8, b"more").unwrap();
+        d.sync().unwrap();
+        assert_eq!(d.durable(), b"FS21\0\0\0\0more");
+        d.crash(0, 0);
+        assert_eq!(
+            d.contents(),
+            b"FS21\0\0\0\0more",
+            "a hole where the forgotten writes were"
+        );
+    }
+
+    #[test]
+    fn a_failed_write_lands_part_of_it_and_reads_can_fail() {
+        use zrs::storage::file::faulty::DiskError;
+        let d = SimDisk::new();
+        d.arm(DiskFault {
+            op: DiskOp::Write,
+            after: 1,
+            error: DiskError::NoSpace,
+            partial: 2,
+            sticky: false,
+        });
+        d.write_at(0, b"FS21").unwrap();
+        assert_eq!(d.write_at(4, b"abcd").unwrap_err().raw_os_error(), Some(28));
+        assert_eq!(d.contents(), b"FS21ab");
+        d.arm(DiskFault {
+            op: DiskOp::Read,
+            after: 0,
+            error: DiskError::Io,
+            partial: 0,
+            sticky: true,
+        });
+        let mut buf = [0u8; 4];
+        assert!(d.read_at(0, &mut buf).is_err());
+        assert_eq!(d.without_faults(|| d.read_at(0, &mut buf).unwrap()), 4);
+        assert!(d.read_at(0, &mut buf).is_err(), "sticky");
+        d.heal();
+        assert_eq!(d.read_at(0, &mut buf).unwrap(), 4);
+        assert_eq!(d.failures(), 3);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use zrs::pickle::dumps_extension;
 use zrs::primary::{Action, Config, ConnectionId, Primary};
+use zrs::protocol::message::{Message, RecordHeader};
 
 /// The simulated primary's send window: small, so that flow control (a primary that
 /// transmits only as the link drains) is exercised by every catch-up, not only by
@@ -47,7 +48,8 @@ pub struct PrimaryNode {
     /// The largest single `Transmit` so far (bounded memory per connection: at most one
     /// send window, or one transaction where a transaction is larger).
     pub largest_transmit: usize,
-    /// The largest transaction committed, encoded (what may exceed the send window).
+    /// The largest transaction committed, in bytes as the primary sends it (what one
+    /// `Transmit` may hold beyond the send window).
     pub largest_transaction: usize,
 }
 
@@ -113,7 +115,7 @@ impl PrimaryNode {
             description: t.description.clone(),
             extension: dumps_extension(&t.extension),
         };
-        let meta_extension_len = meta.extension.len();
+        let size = encoded_size(t, &meta);
         let write = |s: &mut MemoryStorage| -> zrs::storage::Result<()> {
             s.tpc_begin(meta)?;
             for r in &t.records {
@@ -127,15 +129,6 @@ impl PrimaryNode {
             self.storage.tpc_abort();
             return Err(format!("the primary's storage refused the commit: {e}"));
         }
-        let size: usize = t
-            .records
-            .iter()
-            .map(|r| r.data.as_ref().map_or(0, |d| d.len()) + 100)
-            .sum::<usize>()
-            + t.user.len()
-            + t.description.len()
-            + meta_extension_len
-            + 200;
         self.largest_transaction = self.largest_transaction.max(size);
         if let Some(p) = self.primary.as_mut() {
             p.committed();
@@ -227,4 +220,28 @@ impl PrimaryNode {
             }
         }
     }
+}
+
+/// The bytes a primary sends for `t`: `T`, `S` + data per record, `C`, each framed (the
+/// messages pickled as the encoder pickles them; no checksum computed).
+fn encoded_size(t: &Transaction, meta: &TransactionMeta) -> usize {
+    let header = match zrs::protocol::encoder::header(meta) {
+        Ok(h) => h,
+        Err(_) => return usize::MAX,
+    };
+    let mut size = 4 + Message::Transaction(header).encode_fast().len();
+    for r in &t.records {
+        let store = RecordHeader {
+            oid: r.oid,
+            serial: t.tid,
+            version: Vec::new(),
+            data_txn: r.data_txn,
+        };
+        size += 4 + Message::Store(store).encode_fast().len();
+        size += 4 + r.data.as_ref().map_or(0, |d| d.len());
+    }
+    let commit = Message::Commit {
+        checksum: Some([0; 16]),
+    };
+    size + 4 + commit.encode_fast().len()
 }

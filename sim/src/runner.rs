@@ -288,6 +288,7 @@ impl Session {
                 Err(e) => Err(e.to_string()),
             },
             Step::Restart => world(w.restart()),
+            Step::Disk(fault) => world(w.disk(*fault)),
             Step::PrimaryRestart => world(w.primary_restart()),
             Step::Outage(length) => world(w.outage(*length)),
             Step::Client { index, action } => w.client(*index, action),

@@ -147,6 +147,25 @@ impl SimStorage {
         }
     }
 
+    /// Whether the storage is a FileStorage whose disk failed it (it refuses everything
+    /// until the secondary reopens it), or is crashed.
+    pub fn failed(&self) -> bool {
+        match &self.lock().storage {
+            Some(Inner::File(s)) => s.failed(),
+            // Blob storages are never on the simulated disk, whose faults fail a FileStorage.
+            Some(Inner::Memory(_) | Inner::BlobMemory(_) | Inner::BlobFile(_)) => false,
+            None => true,
+        }
+    }
+
+    /// The path of a storage in a real file.
+    pub fn path(&self) -> Option<PathBuf> {
+        match &self.lock().place {
+            Place::File { path, .. } => Some(path.clone()),
+            _ => None,
+        }
+    }
+
     /// Runs `f` on the storage as it is now (`None` while crashed).
     pub fn with<R>(&self, f: impl FnOnce(Option<&dyn ReadStorage>) -> R) -> R {
         let slot = self.lock();
@@ -421,6 +440,9 @@ impl Storage for SimStorage {
             Some(Inner::BlobFile(s)) => s.close(),
             None => Ok(()),
         }
+    }
+    fn recover(&mut self) -> StorageResult<bool> {
+        delegate!(self, s => s.recover(), Err(StorageError::Closed))
     }
     fn blob_begin(&mut self) -> StorageResult<()> {
         delegate!(self, s => s.blob_begin(), Err(StorageError::Closed))

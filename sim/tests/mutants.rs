@@ -99,3 +99,35 @@ fn no_reconnect_after_reject_is_caught() {
 fn a_keep_alive_left_running_after_disconnect_is_caught() {
     caught(Bug::KeepAliveAfterDisconnect, 40, &[Oracle::Connection]);
 }
+
+#[test]
+fn a_byte_dropped_from_a_split_length_prefix_is_caught() {
+    caught(
+        Bug::SplitPrefixDropsByte,
+        400,
+        &[Oracle::Liveness, Oracle::Prefix, Oracle::Reader],
+    );
+}
+
+#[test]
+fn a_transaction_left_begun_before_its_first_record_is_caught() {
+    caught(Bug::KeepBegunTransaction, 400, &[Oracle::Partial]);
+}
+
+#[test]
+fn a_reopen_keeping_a_voted_unfinished_transaction_is_caught() {
+    caught(
+        Bug::ReopenKeepsVoted,
+        400,
+        &[Oracle::Prefix, Oracle::Reader],
+    );
+}
+
+#[test]
+fn an_abort_leaving_a_failed_write_in_the_file_is_caught() {
+    caught(
+        Bug::AbortKeepsFailedWrite,
+        400,
+        &[Oracle::Reader, Oracle::Prefix],
+    );
+}

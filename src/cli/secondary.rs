@@ -6,6 +6,7 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zrs::net::{parse_address, Driver, DriverOptions, Listener};
+use zrs::pickle::Identity;
 use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
 use zrs::storage::{BlobStorage, Durability, FileStorage, Format, Options, ReadStorage, Storage};
@@ -38,6 +39,11 @@ pub struct Args {
     /// a new file takes the primary's (its pickles tell), and an existing file must match.
     #[arg(long, value_name = "fs30|fs21")]
     format: Option<Format>,
+    /// How a Python 2 primary's ZODB memoized its extensions' strings: `referenced` (an
+    /// application's own values; the default) or `unpickled` (a ZEO server's, decoded
+    /// from its client's message).
+    #[arg(long, value_name = "referenced|unpickled", default_value = "referenced", value_parser = parse_identity)]
+    py2_extensions: Identity,
     /// Keep blobs in this ZODB blob directory (created if missing; `bushy` layout, an
     /// existing `lawn` one is used as it is): the secondary then speaks protocol zrs2.1.
     #[arg(long, value_name = "DIR")]
@@ -49,6 +55,14 @@ pub struct Args {
     listen: Option<Address>,
     #[command(flatten)]
     observe: super::observe::ObserveArgs,
+}
+
+fn parse_identity(s: &str) -> Result<Identity, String> {
+    match s {
+        "referenced" => Ok(Identity::Referenced),
+        "unpickled" => Ok(Identity::Unpickled),
+        _ => Err(format!("{s:?}: expected `referenced` or `unpickled`")),
+    }
 }
 
 fn parse_primary(s: &str) -> Result<Address, String> {
@@ -136,6 +150,7 @@ fn replicate<S: Storage + Send + 'static>(
         keep_alive_delay: args.keep_alive,
         check_checksums: !args.no_checksums,
         format: args.format,
+        py2_extensions: args.py2_extensions,
         ..Config::default()
     };
     let mut signals =

@@ -21,6 +21,8 @@
 //! the frames that lie whole inside the bytes just received straight from those bytes,
 //! buffering only what straddles reads.
 
+use crate::planted::{planted, Bug};
+
 /// The primary accepts at most 8 bytes per message (zc.zrs `Stream(..., 8)`): the protocol
 /// name (`zrs2.0`/`zrs2.1`), the start tid, and keep-alives are all it ever receives.
 pub const PRIMARY_LIMIT: u32 = 8;
@@ -117,9 +119,12 @@ impl FrameDecoder {
     }
 
     /// Append received bytes. After a failure they are dropped.
-    pub fn feed(&mut self, bytes: &[u8]) {
+    pub fn feed(&mut self, mut bytes: &[u8]) {
         if self.failed.is_some() || bytes.is_empty() {
             return;
+        }
+        if planted(Bug::SplitPrefixDropsByte) && (1..PREFIX_LEN).contains(&self.buffered()) {
+            bytes = &bytes[1..];
         }
         if self.pos == self.buf.len() {
             self.buf.clear();

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::pickle::Identity;
 use crate::protocol::framing::DEFAULT_SECONDARY_LIMIT;
 use crate::repr::py_str_repr;
 use crate::storage::Format;
@@ -51,6 +52,10 @@ pub struct Config {
     /// The storage format to replicate into; `None` (the default) takes the primary's,
     /// detected from its pickles (Python 2's `str` opcodes: `FS21`, else `FS30`).
     pub format: Option<Format>,
+    /// How a Python 2 (`FS21`) extension's strings were memoized by the primary's ZODB:
+    /// [`Identity::Referenced`] (the default; an application's own values) or
+    /// [`Identity::Unpickled`] (a ZEO server's, decoded from its client's message).
+    pub py2_extensions: Identity,
 }
 
 impl Default for Config {
@@ -62,6 +67,7 @@ impl Default for Config {
             check_checksums: true,
             frame_limit: DEFAULT_SECONDARY_LIMIT,
             format: None,
+            py2_extensions: Identity::Referenced,
         }
     }
 }

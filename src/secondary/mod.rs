@@ -168,7 +168,12 @@ impl<S: Storage> Secondary<S> {
         self.phase = Phase::Connected;
         self.connection = Some(Connection {
             peer: format!("{peer}: "),
-            stream: Stream::new(start, self.config.frame_limit, self.config.format),
+            stream: Stream::new(
+                start,
+                self.config.frame_limit,
+                self.config.format,
+                self.config.py2_extensions,
+            ),
             keep_alive_pending: false,
             keep_alive_started: false,
             start,
@@ -267,8 +272,17 @@ impl<S: Storage> Secondary<S> {
     /// Makes every replicated transaction durable ([`Storage::sync`]). The driver calls it
     /// when the input goes idle, so a storage that batches its fsyncs during catch-up
     /// syncs once per burst; a no-op for storages that fsync at every commit.
+    ///
+    /// A failed sync leaves the storage failed (its unsynced writes of unknown state): the
+    /// secondary then drops its connection, and reopens the storage before it connects again.
     pub fn sync(&mut self) -> Result<(), StorageError> {
-        self.storage.sync()
+        let result = self.storage.sync();
+        if let (Err(e), Some(connection)) = (&result, &self.connection) {
+            log::critical(LOGGER, &format!("{}Storage error\n{e}", connection.peer));
+            self.actions.push_back(Action::Disconnect);
+            self.lose_connection(&LossReason::Done);
+        }
+        result
     }
 
     /// Closes the secondary: aborts any partial transaction, drops the connection, never
@@ -304,6 +318,12 @@ impl<S: Storage> Secondary<S> {
         let Some(address) = self.config.address.clone() else {
             return;
         };
+        if self.phase != Phase::Closed && !self.recover_storage() {
+            // Not while the storage cannot take transactions: try again later.
+            self.stop_factory();
+            self.schedule_reconnect();
+            return;
+        }
         self.actions.push_back(Action::Connect(address));
         if self.phase == Phase::Closed {
             // As zc.zrs's factory once closed: the connector has started its attempt (and
@@ -313,6 +333,32 @@ impl<S: Storage> Secondary<S> {
             return;
         }
         self.phase = Phase::Connecting;
+    }
+
+    /// A storage that failed (a failed write or fsync: its state unknown) refuses
+    /// everything until reopened from what is known durable; zc.zrs would go on failing
+    /// each transaction. Whether the storage can take transactions now.
+    fn recover_storage(&mut self) -> bool {
+        match self.storage.recover() {
+            Ok(false) => true,
+            Ok(true) => {
+                log::info(
+                    LOGGER,
+                    &format!("Reopened {} after a storage failure", self.storage.name()),
+                );
+                true
+            }
+            Err(e) => {
+                log::critical(
+                    LOGGER,
+                    &format!(
+                        "{} failed and cannot be reopened yet: {e}",
+                        self.storage.name()
+                    ),
+                );
+                false
+            }
+        }
     }
 
     fn keep_alive(&mut self) {
@@ -352,7 +398,9 @@ impl<S: Storage> Secondary<S> {
         if planted(Bug::StartFromReceived) {
             self.last_received = connection.stream.transaction().or(self.last_received);
         }
-        if connection.stream.in_transaction() && !planted(Bug::KeepPartialTransaction) {
+        let kept = planted(Bug::KeepPartialTransaction)
+            || (planted(Bug::KeepBegunTransaction) && connection.stream.records() == 0);
+        if connection.stream.in_transaction() && !kept {
             self.storage.tpc_abort();
         }
         log::info(LOGGER, &format!("{}Disconnected {reason}", connection.peer));

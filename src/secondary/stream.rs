@@ -18,6 +18,7 @@
 //! storage takes it, an existing one of another format is an input error rather than a
 //! file of mixed pickles. The extension is re-encoded for that format.
 
+use crate::pickle::Identity;
 use crate::protocol::checksum::StreamChecksum;
 use crate::protocol::framing::{FrameDecoder, FrameError};
 use crate::protocol::message::{MessageError, RecordHeader};
@@ -105,12 +106,14 @@ struct Replication {
     index: u64,
     /// The format chosen by configuration, overriding what the primary's pickles say.
     format: Option<Format>,
+    /// How Python 2 extensions were memoized (configuration).
+    identity: Identity,
 }
 
 impl Stream {
     /// A stream that continues from `start`, the last tid the secondary holds, into a
     /// storage of `format` (`None`: the primary's).
-    pub fn new(start: Tid, frame_limit: u32, format: Option<Format>) -> Stream {
+    pub fn new(start: Tid, frame_limit: u32, format: Option<Format>, identity: Identity) -> Stream {
         Stream {
             frames: FrameDecoder::new(frame_limit),
             replication: Replication {
@@ -120,6 +123,7 @@ impl Stream {
                 oids: Vec::new(),
                 index: 0,
                 format,
+                identity,
             },
         }
     }
@@ -132,6 +136,11 @@ impl Stream {
     /// The tid of the transaction begun on the storage, if any.
     pub fn transaction(&self) -> Option<Tid> {
         self.replication.transaction
+    }
+
+    /// Records restored so far in the transaction in progress.
+    pub fn records(&self) -> usize {
+        self.replication.oids.len()
     }
 
     /// Feeds received bytes; every transaction they complete is finished on `storage` and
@@ -248,7 +257,7 @@ impl Replication {
                     status: header.status,
                     user: header.user,
                     description: header.description,
-                    extension: encode_extension(&header.extension, format),
+                    extension: encode_extension(&header.extension, format, self.identity),
                 };
                 storage.tpc_begin(meta).map_err(storage_error)?;
                 self.transaction = Some(header.tid);

@@ -319,6 +319,22 @@ fn a_python2_primary_makes_a_new_storage_fs21_with_python2_extensions() {
     assert_eq!(s.storage().last_transaction(), tid);
     assert_eq!(s.storage().format(), Some(Format::Fs21));
     assert_eq!(stored_extension(&s), PY2_EXT);
+    // Configured for a primary behind ZEO (extensions unpickled there): no string memoized.
+    let mut s = Secondary::new(
+        MemoryStorage::new("Data.fs"),
+        Config {
+            py2_extensions: crate::pickle::Identity::Unpickled,
+            ..config()
+        },
+    );
+    drain(&mut s);
+    s.connected("peer");
+    drain(&mut s);
+    s.data_received(&stream);
+    assert_eq!(
+        stored_extension(&s),
+        b"}q\x01U\x04noteX\x02\x00\x00\x00oks."
+    );
     // A Python 3 primary's stream leaves a new storage FS30.
     let mut s = connected();
     drain(&mut s);

@@ -9,17 +9,19 @@
 //! imposes.
 //!
 //! Python 2's pickler memoizes a string only when the writing process held it twice, which
-//! the stream does not tell; [`Identity::Referenced`] — an application that built the
-//! extension from literals and names it keeps — is assumed (see [`crate::pickle::py2`]).
+//! the stream does not tell: the caller says which [`Identity`] to assume (the secondary's
+//! configuration; see [`crate::pickle::py2`]). Where the stored bytes are at hand (`zrs
+//! copy`), the identity that reproduces them is found by trying both.
 
 use crate::pickle::{dumps_extension, dumps_py2_extension, loads, Identity, Value};
 use crate::storage::{Format, Result, StorageError};
 
-/// The bytes a storage of `format` keeps for a received (decoded) extension.
-pub fn encode_extension(ext: &Value, format: Format) -> Vec<u8> {
+/// The bytes a storage of `format` keeps for a received (decoded) extension; `identity`
+/// matters for `FS21` only.
+pub fn encode_extension(ext: &Value, format: Format, identity: Identity) -> Vec<u8> {
     match format {
         Format::Fs30 => dumps_extension(ext),
-        Format::Fs21 => dumps_py2_extension(ext, Identity::Referenced),
+        Format::Fs21 => dumps_py2_extension(ext, identity),
     }
 }
 
@@ -37,7 +39,14 @@ pub fn replicated_extension(raw: &[u8], format: Format) -> Result<Vec<u8>> {
             "transaction extension is not a dict".into(),
         ));
     }
-    Ok(encode_extension(&ext, format))
+    let referenced = encode_extension(&ext, format, Identity::Referenced);
+    if format == Format::Fs21 && referenced != raw {
+        let unpickled = encode_extension(&ext, format, Identity::Unpickled);
+        if unpickled == raw {
+            return Ok(unpickled);
+        }
+    }
+    Ok(referenced)
 }
 
 #[cfg(test)]
@@ -54,6 +63,12 @@ mod tests {
         );
         // ZODB 4.4.5's (Python 2.7) for {'note': u'ok'}.
         let raw = b"}q\x01U\x04noteq\x02X\x02\x00\x00\x00okq\x03s.";
+        assert_eq!(
+            replicated_extension(raw, Format::Fs21).unwrap(),
+            raw.to_vec()
+        );
+        // The same, as pickled from an unpickled dict (no string memoized).
+        let raw = b"}q\x01U\x04noteX\x02\x00\x00\x00oks.";
         assert_eq!(
             replicated_extension(raw, Format::Fs21).unwrap(),
             raw.to_vec()

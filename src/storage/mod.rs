@@ -251,6 +251,15 @@ pub trait Storage: ReadStorage {
         Ok(())
     }
     fn close(&mut self) -> Result<()>;
+    /// After a failure that left the storage refusing writes (a failed fsync: data of
+    /// unknown state), try to make it usable again from what is known durable — a
+    /// FileStorage cuts its file back to the last synced length and re-scans it, so
+    /// transactions finished since that sync are gone and must be replicated again.
+    /// `Ok(true)` if it had failed and recovered, `Ok(false)` if it had not failed; an error
+    /// (it stays failed) while the disk still fails. The default: storages that cannot fail.
+    fn recover(&mut self) -> Result<bool> {
+        Ok(false)
+    }
 
     // Blobs (ZODB's `IBlobStorage`), for storages that keep them; the defaults keep none.
 
@@ -367,6 +376,9 @@ impl<T: Storage + ?Sized> Storage for Box<T> {
     }
     fn close(&mut self) -> Result<()> {
         (**self).close()
+    }
+    fn recover(&mut self) -> Result<bool> {
+        (**self).recover()
     }
     fn blob_begin(&mut self) -> Result<()> {
         (**self).blob_begin()

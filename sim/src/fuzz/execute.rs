@@ -29,7 +29,7 @@ pub struct RunReport {
     /// Virtual time at the end.
     pub virtual_time: Duration,
     /// Faults injected, by kind ([`Fault::ALL`] order).
-    pub faults: [u64; 12],
+    pub faults: [u64; Fault::COUNT],
     /// Transactions the secondaries committed.
     pub replicated: u64,
     /// The trace hash.
@@ -58,7 +58,7 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
         index,
         steps: 0,
         virtual_time: Duration::ZERO,
-        faults: [0; 12],
+        faults: [0; Fault::COUNT],
         replicated: 0,
         hash: 0,
         violation: None,
@@ -139,6 +139,6 @@ pub fn replay(steps: &[Step], options: &RunOptions) -> Option<(Violation, usize)
 }
 
 /// Faults by kind, as `name count` pairs.
-pub fn fault_counts(faults: &[u64; 12]) -> impl Iterator<Item = (Fault, u64)> + '_ {
+pub fn fault_counts(faults: &[u64; Fault::COUNT]) -> impl Iterator<Item = (Fault, u64)> + '_ {
     Fault::ALL.into_iter().map(|f| (f, faults[f.index()]))
 }

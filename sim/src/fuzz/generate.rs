@@ -16,6 +16,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use zrs::secondary::{Address, Phase};
+use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp};
 
 use crate::network::Chunking;
 use crate::primary::record::Value as Item;
@@ -54,6 +55,8 @@ pub struct Generator {
     keep_alive: Duration,
     reconnect: Duration,
     disk: bool,
+    /// Restarts drawn in the heal phase.
+    heal_restarts: u32,
 }
 
 /// Text with non-ASCII characters, for transaction metadata.
@@ -119,6 +122,7 @@ impl Generator {
             keep_alive,
             reconnect,
             disk,
+            heal_restarts: 0,
         }
     }
 
@@ -141,7 +145,20 @@ impl Generator {
             Stage::Body | Stage::Heal => {
                 if !world.running() {
                     self.stage = Stage::Heal;
-                    return Some((Step::Restart, None));
+                    // A disk still failing (a read fault fails the reopening scan) is healed
+                    // first; a restart that fails even so is not retried for ever.
+                    let failing = world
+                        .secondary()
+                        .ok()
+                        .and_then(|s| s.storage().disk())
+                        .is_some_and(|d| d.failing());
+                    if failing {
+                        return Some((Step::Disk(None), None));
+                    }
+                    if self.heal_restarts < 3 {
+                        self.heal_restarts += 1;
+                        return Some((Step::Restart, None));
+                    }
                 }
                 self.stage = Stage::Done;
                 Some((Step::Heal(None), None))
@@ -165,9 +182,11 @@ impl Generator {
         if self.rng.gen_bool(self.profile.rate) {
             let connected = world.connected();
             let attempt = world.attempt_owner().is_some();
+            let disk = self.disk;
             let fault = self.profile.draw(&mut self.rng, |f| match f {
                 Fault::Reject => attempt,
                 Fault::Outage | Fault::Close | Fault::Crash => true,
+                Fault::DiskWrite | Fault::DiskSync | Fault::DiskRead => disk,
                 _ => connected,
             });
             if let Some(fault) = fault {
@@ -253,7 +272,35 @@ impl Generator {
             },
             Fault::Crash => Step::Crash { keep: 0, tear: 0 },
             Fault::PrimaryRestart => Step::PrimaryRestart,
+            Fault::DiskWrite => self.disk_fault(DiskOp::Write),
+            Fault::DiskSync => self.disk_fault(DiskOp::Sync),
+            Fault::DiskRead => self.disk_fault(DiskOp::Read),
         }
+    }
+
+    /// A disk fault: soon or a few operations on, either error, a write landing part of its
+    /// bytes, now and then one that lasts until healed.
+    fn disk_fault(&mut self, op: DiskOp) -> Step {
+        let rng = &mut self.rng;
+        Step::Disk(Some(DiskFault {
+            op,
+            after: if rng.gen_bool(0.5) {
+                0
+            } else {
+                rng.gen_range(1..=6)
+            },
+            error: if rng.gen_bool(0.5) {
+                DiskError::Io
+            } else {
+                DiskError::NoSpace
+            },
+            partial: if op == DiskOp::Write && rng.gen_bool(0.7) {
+                rng.gen_range(1..=4096)
+            } else {
+                0
+            },
+            sticky: rng.gen_bool(0.2),
+        }))
     }
 
     fn new_key(&mut self) -> String {

@@ -5,6 +5,7 @@
 //! - [`swarm`]: which faults a run injects, and how often;
 //! - [`generate`]: a run's steps, drawn from its stream while they execute;
 //! - [`oracle`]: what must hold after every step;
+//! - [`reader`]: the reader's-eye oracles: the replica's bytes as Python ZODB reads them;
 //! - [`trace`]: the run's trace hash (the determinism check);
 //! - [`shrink`]: a failing run's steps cut down while it still fails the same oracle;
 //! - [`campaign`]: runs in parallel, aggregated in run order;
@@ -14,6 +15,7 @@ pub mod campaign;
 pub mod execute;
 pub mod generate;
 pub mod oracle;
+pub mod reader;
 pub mod rng;
 pub mod shrink;
 pub mod summary;

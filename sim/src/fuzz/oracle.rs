@@ -16,6 +16,8 @@
 //!   no keep-alive, at most the one reconnect already pending, and no attempt survives it.
 //! - [`Oracle::Protocol`]: the handshake names `zrs2.0` (`zrs2.1` when the secondary keeps
 //!   blobs); after it only keep-alives.
+//! - [`Oracle::Reader`], [`Oracle::Durable`]: the replica's bytes as Python ZODB would read
+//!   them, and what its disk made durable (see [`super::reader`]).
 //! - [`Oracle::Liveness`]: after `heal`, the secondary caught up within the bound.
 //! - [`Oracle::Memory`]: bounded memory per connection — the real primary never hands
 //!   the network more than its send window plus one transaction at once (it stops
@@ -33,7 +35,9 @@ use zrs::storage::{ReadStorage, TransactionRecord};
 use zrs::Tid;
 
 use crate::primary::Transaction;
-use crate::world::{Event, World};
+use crate::world::{Event, OracleView, World};
+
+use super::reader::ReaderCheck;
 
 /// Which oracle a violation is of (a shrunk scenario must fail the same one).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -47,10 +51,12 @@ pub enum Oracle {
     Memory,
     Panic,
     Determinism,
+    Reader,
+    Durable,
 }
 
 impl Oracle {
-    pub const ALL: [Oracle; 9] = [
+    pub const ALL: [Oracle; 11] = [
         Oracle::Prefix,
         Oracle::Partial,
         Oracle::StartTid,
@@ -60,6 +66,8 @@ impl Oracle {
         Oracle::Memory,
         Oracle::Panic,
         Oracle::Determinism,
+        Oracle::Reader,
+        Oracle::Durable,
     ];
 
     pub fn name(self) -> &'static str {
@@ -73,6 +81,8 @@ impl Oracle {
             Oracle::Memory => "memory",
             Oracle::Panic => "panic",
             Oracle::Determinism => "determinism",
+            Oracle::Reader => "reader",
+            Oracle::Durable => "durable",
         }
     }
 
@@ -108,13 +118,14 @@ fn violation(oracle: Oracle, message: impl Into<String>) -> Violation {
 }
 
 /// Checks the oracles; remembers how much of the storage it has verified.
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct Checker {
     /// Transactions of the storage verified so far, and the last one's tid.
     verified: usize,
     verified_tid: Tid,
     /// The world's reopen count when last checked.
     reopens: u64,
+    reader: ReaderCheck,
 }
 
 impl Checker {
@@ -124,22 +135,23 @@ impl Checker {
 
     /// Checks every oracle against the world as it is now.
     pub fn check(&mut self, world: &mut World) -> Result<(), Violation> {
-        for event in std::mem::take(&mut world.events) {
+        for event in world.take_events() {
             check_event(event)?;
         }
-        check_connections(world)?;
-        check_memory(world)?;
-        self.check_storage(world)
+        let view = world.view();
+        check_connections(&view)?;
+        check_memory(&view)?;
+        self.check_storage(&view)
     }
 
-    fn check_storage(&mut self, world: &World) -> Result<(), Violation> {
-        let Some(g) = world.secondaries.len().checked_sub(1) else {
+    fn check_storage(&mut self, world: &OracleView) -> Result<(), Violation> {
+        let Some(g) = world.secondaries().len().checked_sub(1) else {
             return Ok(());
         };
         if world.is_dead(g) {
             return Ok(());
         }
-        let secondary = &world.secondaries[g];
+        let secondary = &world.secondaries()[g];
         let storage = secondary.storage();
         if secondary.phase() != Phase::Connected && storage.in_transaction() {
             return Err(violation(
@@ -153,17 +165,34 @@ impl Checker {
         if secondary.is_closed() {
             return Ok(());
         }
-        if world.reopens != self.reopens {
+        if world.reopens() != self.reopens {
             // A reopened file must be a clean prefix: check it all again.
-            self.reopens = world.reopens;
+            self.reopens = world.reopens();
             self.verified = 0;
             self.verified_tid = Tid::ZERO;
         }
-        let history = world.primary.transactions();
-        storage.with(|s| match s {
-            Some(s) => self.verify(s, history),
-            None => Ok(()),
-        })
+        let history = world.history();
+        if storage.with(|s| s.is_none()) {
+            // Crashed, not reopened yet: nothing reads it (the reopening cuts a torn tail).
+            return Ok(());
+        }
+        if storage.failed() {
+            // A storage its disk failed refuses reads until reopened: only the disk is
+            // judged (the durable image), by the reader's-eye check.
+            return self.reader.check(storage, history, self.verified);
+        }
+        let mut check = || {
+            storage.with(|s| match s {
+                Some(s) => self.verify(s, history),
+                None => Ok(()),
+            })
+        };
+        // The oracle's reads neither consume nor meet the disk's faults.
+        match storage.disk() {
+            Some(disk) => disk.without_faults(check)?,
+            None => check()?,
+        }
+        self.reader.check(storage, history, self.verified)
     }
 
     fn verify(&mut self, s: &dyn ReadStorage, history: &[Transaction]) -> Result<(), Violation> {
@@ -262,16 +291,16 @@ fn check_event(event: Event) -> Result<(), Violation> {
     }
 }
 
-fn check_memory(world: &World) -> Result<(), Violation> {
-    let node = &world.node;
-    let bound = node.send_window() + node.largest_transaction;
+fn check_memory(world: &OracleView) -> Result<(), Violation> {
+    let node = world.primary_memory();
+    let bound = node.send_window + node.largest_transaction;
     if node.largest_transmit > bound {
         return Err(violation(
             Oracle::Memory,
             format!(
                 "the primary handed the network {} bytes at once for one connection; more than its send window ({}) plus the largest transaction (about {})",
                 node.largest_transmit,
-                node.send_window(),
+                node.send_window,
                 node.largest_transaction
             ),
         ));
@@ -279,8 +308,8 @@ fn check_memory(world: &World) -> Result<(), Violation> {
     Ok(())
 }
 
-fn check_connections(world: &World) -> Result<(), Violation> {
-    let attempts = world.network.clients.len();
+fn check_connections(world: &OracleView) -> Result<(), Violation> {
+    let attempts = world.attempts();
     if attempts != usize::from(world.attempt_owner().is_some()) {
         return Err(violation(
             Oracle::Connection,
@@ -290,8 +319,8 @@ fn check_connections(world: &World) -> Result<(), Violation> {
             ),
         ));
     }
-    let last = world.secondaries.len().checked_sub(1);
-    for (g, secondary) in world.secondaries.iter().enumerate() {
+    let last = world.secondaries().len().checked_sub(1);
+    for (g, secondary) in world.secondaries().iter().enumerate() {
         let keep_alive = world.pending_of(g, Timer::KeepAlive);
         let reconnect = world.pending_of(g, Timer::Connect);
         let attempt = world.attempt_owner() == Some(g);
@@ -440,11 +469,14 @@ mod tests {
     #[test]
     fn the_memory_oracle_fails_a_primary_that_hands_over_too_much() {
         let mut world = World::new();
-        assert_eq!(check_memory(&world), Ok(()));
+        assert_eq!(check_memory(&world.view()), Ok(()));
         let bound = world.node.send_window() + world.node.largest_transaction;
         world.node.largest_transmit = bound;
-        assert_eq!(check_memory(&world), Ok(()));
+        assert_eq!(check_memory(&world.view()), Ok(()));
         world.node.largest_transmit = bound + 1;
-        assert_eq!(check_memory(&world).unwrap_err().oracle, Oracle::Memory);
+        assert_eq!(
+            check_memory(&world.view()).unwrap_err().oracle,
+            Oracle::Memory
+        );
     }
 }

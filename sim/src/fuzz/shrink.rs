@@ -10,6 +10,7 @@
 //! same failing run always shrinks to the same steps.
 
 use std::time::Duration;
+use zrs::storage::file::faulty::DiskFault;
 
 use crate::network::Chunking;
 use crate::primary::{Change, Meta};
@@ -210,6 +211,25 @@ fn simplifications(step: &Step) -> Vec<Step> {
                 offset: offset / 2,
                 mask: *mask,
             });
+        }
+        Step::Disk(Some(f)) => {
+            let mut simpler = Vec::new();
+            if f.sticky {
+                simpler.push(DiskFault {
+                    sticky: false,
+                    ..*f
+                });
+            }
+            if f.after > 0 {
+                simpler.push(DiskFault { after: 0, ..*f });
+            }
+            if f.partial > 1 {
+                simpler.push(DiskFault {
+                    partial: f.partial / 2,
+                    ..*f
+                });
+            }
+            out.extend(simpler.into_iter().map(|f| Step::Disk(Some(f))));
         }
         Step::Truncate(n) if *n > 1 => out.push(Step::Truncate(1)),
         Step::Undo(n) if *n > 1 => out.push(Step::Undo(1)),

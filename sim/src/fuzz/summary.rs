@@ -58,7 +58,7 @@ pub struct Summary {
     pub simulated_steps: u64,
     pub virtual_nanos: u128,
     pub replicated: u64,
-    pub faults: [u64; 12],
+    pub faults: [u64; Fault::COUNT],
     pub digest: u64,
     /// Failed runs, by index.
     pub failures: Vec<FailureLine>,
@@ -96,7 +96,7 @@ impl Summary {
             simulated_steps: 0,
             virtual_nanos: 0,
             replicated: 0,
-            faults: [0; 12],
+            faults: [0; Fault::COUNT],
             digest: 0,
             failures: Vec::new(),
         }

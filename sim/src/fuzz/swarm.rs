@@ -37,10 +37,19 @@ pub enum Fault {
     Crash,
     /// The primary restarts.
     PrimaryRestart,
+    /// The simulated disk fails a write (`EIO` / `ENOSPC`, part of it landed).
+    DiskWrite,
+    /// The simulated disk fails an fsync.
+    DiskSync,
+    /// The simulated disk fails a read.
+    DiskRead,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 12] = [
+    /// How many kinds there are.
+    pub const COUNT: usize = 15;
+
+    pub const ALL: [Fault; Fault::COUNT] = [
         Fault::Disconnect,
         Fault::Reject,
         Fault::Outage,
@@ -53,6 +62,9 @@ impl Fault {
         Fault::Close,
         Fault::Crash,
         Fault::PrimaryRestart,
+        Fault::DiskWrite,
+        Fault::DiskSync,
+        Fault::DiskRead,
     ];
 
     pub fn name(self) -> &'static str {
@@ -69,6 +81,9 @@ impl Fault {
             Fault::Close => "close",
             Fault::Crash => "crash",
             Fault::PrimaryRestart => "primary-restart",
+            Fault::DiskWrite => "disk-write",
+            Fault::DiskSync => "disk-sync",
+            Fault::DiskRead => "disk-read",
         }
     }
 
@@ -88,6 +103,8 @@ impl Fault {
             Fault::Corrupt => 3,
             Fault::Truncate | Fault::Duplicate | Fault::BadChecksum => 2,
             Fault::Outage | Fault::Close | Fault::Crash | Fault::PrimaryRestart => 1,
+            // Only runs on a simulated disk (a fifth of them) draw these.
+            Fault::DiskWrite | Fault::DiskSync | Fault::DiskRead => 3,
         }
     }
 }
@@ -102,7 +119,7 @@ impl fmt::Display for Fault {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Profile {
     /// Weight of each kind (0: never), in [`Fault::ALL`] order.
-    pub weights: [u32; 12],
+    pub weights: [u32; Fault::COUNT],
     /// Chance that a step is a fault rather than progress.
     pub rate: f64,
 }
@@ -119,7 +136,7 @@ impl Profile {
     /// A swarm profile: each kind enabled with even odds (at least one), a weight from 1
     /// to 10 each, and a fault rate from 5 % to 45 %.
     pub fn swarm(rng: &mut ChaCha8Rng) -> Profile {
-        let mut weights = [0u32; 12];
+        let mut weights = [0u32; Fault::COUNT];
         for w in weights.iter_mut() {
             if rng.gen_bool(0.5) {
                 *w = rng.gen_range(1..=10);
@@ -177,7 +194,7 @@ mod tests {
     fn draws_only_enabled_applicable_kinds() {
         let mut rng = run_rng(3, 0);
         let mut p = Profile::standard();
-        p.weights = [0; 12];
+        p.weights = [0; Fault::COUNT];
         p.weights[Fault::Crash.index()] = 5;
         p.weights[Fault::Reject.index()] = 5;
         for _ in 0..50 {

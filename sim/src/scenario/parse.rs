@@ -188,6 +188,7 @@ fn parse_step(text: &str) -> Result<Step, String> {
         "bad_checksum" => no_args(Step::BadChecksum),
         "crash" => parse_crash(rest),
         "restart" => no_args(Step::Restart),
+        "disk" => parse_disk(rest),
         "outage" => parse_seconds(rest).map(Step::Outage),
         "heal" if rest.is_empty() => Ok(Step::Heal(None)),
         "heal" => parse_seconds(rest).map(|d| Step::Heal(Some(d))),
@@ -281,6 +282,50 @@ fn parse_crash(text: &str) -> Result<Step, String> {
         }
     }
     Ok(Step::Crash { keep, tear })
+}
+
+/// `disk heal`, or `disk fail write|sync|read [after=N] [error=eio|enospc] [partial=BYTES]
+/// [sticky]`.
+fn parse_disk(text: &str) -> Result<Step, String> {
+    use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp};
+    let usage = "expected disk heal, or disk fail write|sync|read [after=N] \
+                 [error=eio|enospc] [partial=BYTES] [sticky]";
+    let mut tokens = text.split_whitespace();
+    match tokens.next() {
+        Some("heal") if tokens.next().is_none() => return Ok(Step::Disk(None)),
+        Some("fail") => {}
+        _ => return Err(usage.into()),
+    }
+    let op = match tokens.next() {
+        Some("write") => DiskOp::Write,
+        Some("sync") => DiskOp::Sync,
+        Some("read") => DiskOp::Read,
+        _ => return Err(usage.into()),
+    };
+    let mut fault = DiskFault {
+        op,
+        after: 0,
+        error: DiskError::Io,
+        partial: 0,
+        sticky: false,
+    };
+    for token in tokens {
+        match token.split_once('=') {
+            Some(("after", n)) => {
+                fault.after = parse_count(n, "after=N (operations)")?
+                    .try_into()
+                    .map_err(|_| format!("after={n}: too many"))?
+            }
+            Some(("error", "eio")) => fault.error = DiskError::Io,
+            Some(("error", "enospc")) => fault.error = DiskError::NoSpace,
+            Some(("partial", n)) if op == DiskOp::Write => {
+                fault.partial = parse_count(n, "partial=BYTES")?
+            }
+            None if token == "sticky" => fault.sticky = true,
+            _ => return Err(format!("{usage}; got {token:?}")),
+        }
+    }
+    Ok(Step::Disk(Some(fault)))
 }
 
 /// Seconds, read exactly (`12.345` is 12 s 345 ms to the nanosecond); other notations

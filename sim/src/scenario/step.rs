@@ -179,6 +179,8 @@ pub enum Step {
     /// Opens a new secondary, as the last one was opened, over its storage (after `close`
     /// or `crash`).
     Restart,
+    /// The simulated disk fails an operation (`disk fail …`), or works again (`disk heal`).
+    Disk(Option<zrs::storage::file::faulty::DiskFault>),
     /// The primary restarts: the connection is lost.
     PrimaryRestart,
     /// The primary is unreachable for a while: the connection is lost, attempts rejected.
@@ -383,6 +385,8 @@ impl fmt::Display for Step {
             Step::Crash { keep: 0, tear: 0 } => f.write_str("crash"),
             Step::Crash { keep, tear } => write!(f, "crash keep={keep} tear={tear}"),
             Step::Restart => f.write_str("restart"),
+            Step::Disk(Some(fault)) => write!(f, "disk fail {fault}"),
+            Step::Disk(None) => f.write_str("disk heal"),
             Step::PrimaryRestart => f.write_str("primary restart"),
             Step::Outage(d) => write!(f, "outage {}", seconds(*d)),
             Step::Client { index, action } => {

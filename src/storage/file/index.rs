@@ -101,10 +101,23 @@ impl Objects {
         self.chunks.get(&high)?.get(low)
     }
 
-    fn set(&mut self, oid: Oid, pos: u64) {
-        let (high, low) = Objects::split(oid);
-        if self.chunks.entry(high).or_default().set(low, pos) {
-            self.len += 1;
+    /// Set the positions of `records`, in order. Runs of oids sharing a chunk (a
+    /// transaction's new objects, a scan of them) look the chunk up once.
+    fn set_all(&mut self, records: &[(Oid, u64)]) {
+        let mut rest = records;
+        while let Some(&(first, _)) = rest.first() {
+            let (high, _) = Objects::split(first);
+            let chunk = self.chunks.entry(high).or_default();
+            let run = rest
+                .iter()
+                .position(|&(oid, _)| Objects::split(oid).0 != high)
+                .unwrap_or(rest.len());
+            for &(oid, pos) in &rest[..run] {
+                if chunk.set(Objects::split(oid).1, pos) {
+                    self.len += 1;
+                }
+            }
+            rest = &rest[run..];
         }
     }
 }
@@ -215,9 +228,7 @@ impl Index {
     /// as in ZODB's index). The caller guarantees `tid` is later than every indexed tid
     /// and `end <= MAX_POS`.
     pub fn add_transaction(&mut self, tid: Tid, pos: u64, records: &[(Oid, u64)], end: u64) {
-        for &(oid, rpos) in records {
-            self.objects.set(oid, rpos);
-        }
+        self.objects.set_all(records);
         self.add_txn(tid, pos, end);
     }
 

@@ -6,6 +6,7 @@
 //!   extended at finish;
 //! - [`scan`]: the open-time scan and crash recovery;
 //! - [`lock`]: `Data.fs.lock`, the writer's lock, as ZODB takes it;
+//! - [`faulty`]: a backend that fails chosen writes, fsyncs and reads (tests);
 //! - this module: the storage (writer) and [`FileStorageReader`] (shared read handles).
 //!
 //! A new (empty) file gets its magic only when its [`Format`] is decided: by
@@ -22,6 +23,7 @@
 //! sparse tid table and a short walk over transaction headers) and its record headers.
 
 pub mod backend;
+pub mod faulty;
 pub mod format;
 pub mod index;
 pub mod lock;
@@ -31,6 +33,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use crate::planted::{planted, Bug};
 use crate::storage::{
     Cursor, DataRecord, Format, HistoryEntry, LoadBefore, ReadStorage, Result, Storage,
     StorageError, TransactionCursor, TransactionMeta, TransactionRecord,
@@ -122,6 +125,11 @@ pub struct FileStorage {
     data_txn_records: Option<(Tid, Vec<(Oid, u64)>)>,
     /// `Data.fs.lock`, held from open to close by a writer opened by path.
     lock: Option<lock::LockFile>,
+    /// The file's length at the last successful fsync (or at open): what is known durable.
+    synced_end: u64,
+    /// A write, truncation or fsync failed: the file's state is unknown, the storage refuses
+    /// everything until [`Storage::recover`].
+    failed: bool,
 }
 
 /// A read handle on a [`FileStorage`]: cheap to clone, usable from any thread while the
@@ -195,6 +203,7 @@ impl FileStorage {
                 Format::Fs30
             })
         };
+        let synced_end = if scan.empty { 0 } else { scan.index.end() };
         Ok(FileStorage {
             shared: Arc::new(Shared {
                 name: name.to_string(),
@@ -210,6 +219,8 @@ impl FileStorage {
             tail: scan.tail,
             data_txn_records: None,
             lock: None,
+            synced_end,
+            failed: false,
         })
     }
 
@@ -244,6 +255,12 @@ impl FileStorage {
         // Drop sees a closed storage and does nothing.
     }
 
+    /// Whether a write, truncation or fsync failed: the storage refuses everything until
+    /// [`Storage::recover`] succeeds.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
     /// The damaged tail the open cut off (or, read-only, ignored), if any.
     pub fn recovered_tail(&self) -> Option<&Tail> {
         self.tail.as_ref()
@@ -263,7 +280,7 @@ impl FileStorage {
         }
         self.durability = durability;
         if durability == Durability::EveryTransaction {
-            self.sync_now()?;
+            self.sync_now(self.committed_end())?;
         }
         Ok(())
     }
@@ -283,21 +300,41 @@ impl FileStorage {
             .ok_or_else(|| StorageError::Transaction(format!("{what}: no transaction in progress")))
     }
 
-    fn sync_now(&mut self) -> Result<()> {
+    /// A failed storage, closing: cut the file back to what is known durable, so that the
+    /// next process to open it does not read (from the page cache) writes a failed fsync
+    /// may never have made durable. If the disk still fails, nothing more can be done.
+    fn cut_back(&mut self) {
+        let backend = &self.shared.backend;
+        if backend.set_len(self.synced_end).is_ok() && backend.sync().is_ok() {
+            self.failed = false;
+        }
+    }
+
+    /// Where the committed transactions end.
+    fn committed_end(&self) -> u64 {
+        self.shared.index().end()
+    }
+
+    /// fsyncs what was finished, the file being `end` bytes long.
+    fn sync_now(&mut self, end: u64) -> Result<()> {
         if self.unsynced > 0 {
             if let Err(e) = self.shared.backend.sync() {
-                // After a failed fsync nothing about the file can be trusted (the kernel may
-                // have dropped the dirty pages): stop using it; reopening rescans it.
+                // After a failed fsync nothing about the unsynced writes can be trusted: the
+                // kernel may have dropped the dirty pages and will not report it again, so
+                // a retry that succeeds proves nothing (PostgreSQL's lesson). Stop; only
+                // `recover` goes on, from the last length known durable.
                 self.fail();
                 return Err(e.into());
             }
             self.unsynced = 0;
+            self.synced_end = end;
         }
         Ok(())
     }
 
     fn fail(&mut self) {
         self.txn = None;
+        self.failed = true;
         self.shared.closed.store(true, Ordering::SeqCst);
     }
 
@@ -887,8 +924,19 @@ impl Storage for FileStorage {
                 want: format,
             }),
             None => {
-                self.shared.backend.write_at(0, format.magic())?;
-                self.shared.backend.sync()?;
+                let backend = &self.shared.backend;
+                let written = backend
+                    .write_at(0, format.magic())
+                    .and_then(|()| backend.sync());
+                if let Err(e) = written {
+                    // A failed write may have landed part of the magic, a failed fsync
+                    // left it of unknown state: the file goes back to empty, or the storage
+                    // stops.
+                    if backend.set_len(0).is_err() {
+                        self.fail();
+                    }
+                    return Err(e.into());
+                }
                 self.shared
                     .format
                     .store(format_code(Some(format)), Ordering::SeqCst);
@@ -1038,7 +1086,7 @@ impl Storage for FileStorage {
             .write_at(pos, &self.txn.as_ref().expect("pending").buf);
         if let Err(e) = written {
             // Leave no partial transaction behind (ZODB truncates too).
-            if self.shared.backend.set_len(pos).is_err() {
+            if !planted(Bug::AbortKeepsFailedWrite) && self.shared.backend.set_len(pos).is_err() {
                 self.fail();
             }
             if let Some(t) = self.txn.as_mut() {
@@ -1074,7 +1122,7 @@ impl Storage for FileStorage {
             Durability::Batch(n) => self.unsynced >= n,
         };
         if due {
-            self.sync_now()?;
+            self.sync_now(end)?;
         }
         self.shared
             .index_mut()
@@ -1097,19 +1145,66 @@ impl Storage for FileStorage {
 
     fn sync(&mut self) -> Result<()> {
         self.shared.check_open()?;
-        self.sync_now()
+        self.sync_now(self.committed_end())
     }
 
     fn close(&mut self) -> Result<()> {
+        if self.failed {
+            self.cut_back();
+            self.lock = None;
+            return Ok(());
+        }
         if self.shared.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
         self.tpc_abort();
-        let r = self.sync_now();
+        let r = self.sync_now(self.committed_end());
+        if self.failed {
+            self.cut_back();
+        }
         self.shared.closed.store(true, Ordering::SeqCst);
         // Another writer may take the file now (readers keep reading nothing: closed).
         self.lock = None;
         r
+    }
+
+    fn recover(&mut self) -> Result<bool> {
+        if !self.failed {
+            return Ok(false);
+        }
+        // Back to what the last successful fsync covered, made durable; then the file is
+        // read afresh, as an open would.
+        let backend = &self.shared.backend;
+        let name = &self.shared.name;
+        backend.set_len(self.synced_end)?;
+        backend.sync()?;
+        let scan = scan::scan(backend.as_ref(), name)?;
+        if let Some(tail) = &scan.tail {
+            backend.set_len(tail.pos)?;
+            backend.sync()?;
+        }
+        let end = scan.index.end();
+        tracing::warn!(
+            target: "zrs.storage",
+            "{name}: reopened after a storage failure, at the last length known durable \
+             ({end} bytes)"
+        );
+        if scan.empty {
+            // Cut back to nothing: the magic comes again with the first transaction.
+            self.shared
+                .format
+                .store(format_code(None), Ordering::SeqCst);
+        }
+        let end = if scan.empty { 0 } else { end };
+        *self.shared.index_mut() = scan.index;
+        self.synced_end = end;
+        self.tail = scan.tail;
+        self.txn = None;
+        self.unsynced = 0;
+        self.data_txn_records = None;
+        self.failed = false;
+        self.shared.closed.store(false, Ordering::SeqCst);
+        Ok(true)
     }
 }
 

@@ -1,0 +1,216 @@
+//! The simulated world of one run: the reactor, the network, the secondary under test and
+//! the primary node — and the dispatch of the secondary's actions, which is all the
+//! "driver" the simulator is.
+//!
+//! Secondaries are kept by generation: a scenario may close one and open another on the
+//! same storage, and the first one's already-scheduled calls still fire on it, as in the
+//! reference harness (where the reactor holds the old factory's bound methods). A crashed
+//! generation is dead: its calls, its attempt and its connection vanish with its process.
+//!
+//! Two things can play the primary on a connection. The scripted steps (`send …`, `read`)
+//! play it by hand, byte for byte, through the one stream encoder. Or the connection
+//! reaches the primary node ([`PrimaryNode`]: the real [`zrs::primary::Primary`] over a
+//! real storage the workload commits into) at its first `serve`: the handshake the
+//! secondary wrote goes to it, and what it transmits crosses a [`Link`], whose faults
+//! (corrupt, truncate, duplicate, bad checksum, chunking) are the network's. Besides
+//! these: crashes and restarts of either side, outages, and the heal phase that checks
+//! the secondary catches up.
+//!
+//! One concept per module, each an `impl World` block over the state kept here:
+//! - `secondaries`: the secondary nodes, their actions, connection events, crashes;
+//! - `workload`: commits on the primary's history, written into the node's storage;
+//! - `serving`: hosting the real primary node (links, scripted clients, close);
+//! - `script`: the scripted primary (`send …`, `read`);
+//! - `delivery`: chunked delivery on the secondary's connection;
+//! - `faults`: link faults, primary crash / failover, outages, the heal phase;
+//! - [`OracleView`]: what the oracles may read.
+
+use std::time::Duration;
+
+use rand_chacha::ChaCha8Rng;
+
+use zrs::protocol::handshake::HandshakeReader;
+use zrs::secondary::Secondary;
+use zrs::{Oid, Tid};
+
+use crate::clients::Clients;
+use crate::link::Link;
+use crate::network::{Chunking, Network};
+use crate::primary::database::DatabaseError;
+use crate::primary::Database;
+use crate::primary_node::PrimaryNode;
+use crate::reactor::Reactor;
+use crate::storage::SimStorage;
+
+mod delivery;
+pub use delivery::random_chunk;
+pub use view::{OracleView, PrimaryMemory};
+mod faults;
+mod script;
+mod secondaries;
+mod serving;
+mod view;
+mod workload;
+
+/// A simulated secondary.
+pub type SimSecondary = Secondary<SimStorage>;
+
+/// What went wrong in a step (not in the secondary: those are logged by it).
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WorldError {
+    #[error("no secondary is open")]
+    NoSecondary,
+    #[error("no connection attempt is waiting (clients is empty)")]
+    NoAttempt,
+    #[error("not connected")]
+    NotConnected,
+    #[error("the secondary wrote nothing more to read")]
+    NothingToRead,
+    #[error("what the secondary wrote is not framed: {0}")]
+    BadOutput(String),
+    #[error("no transaction to send: the primary has nothing after {0:?}")]
+    NothingToSend(Tid),
+    #[error("no transaction begun: send T first")]
+    NoCurrentTransaction,
+    #[error("the transaction has no more records")]
+    NoMoreRecords,
+    #[error("the secondary has not sent its handshake")]
+    NoHandshake,
+    #[error("nothing to damage: the primary has nothing more to send")]
+    NothingToDamage,
+    #[error("the secondary is running: close or crash it first")]
+    Running,
+    #[error("the secondary is not running")]
+    NotRunning,
+    #[error("no checkpoint to fail over to (primary checkpoint first)")]
+    NoCheckpoint,
+    #[error("reopening the storage: {0}")]
+    Reopen(String),
+    #[error("the storage is not on a simulated disk (open it with storage=disk)")]
+    NoDisk,
+}
+
+/// Why the workload could not commit.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum WorkloadError {
+    #[error(transparent)]
+    Database(#[from] DatabaseError),
+    /// The primary node's storage refused what the workload wrote.
+    #[error("{0}")]
+    Storage(String),
+}
+
+/// What the world noticed that an oracle judges.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// The protocol primary read a handshake; `committed` is the storage's last tid then.
+    Handshake {
+        protocol: Vec<u8>,
+        start: Tid,
+        committed: Tid,
+        /// The secondary's storage keeps blobs (it must then ask for `zrs2.1`).
+        blobs: bool,
+    },
+    /// The secondary sent something other than a keep-alive after its handshake.
+    Unexpected(Vec<u8>),
+    /// The secondary's first message is not a protocol id a primary accepts.
+    BadHandshake(String),
+    /// The heal phase ended with the secondary behind.
+    NotCaughtUp {
+        bound: Duration,
+        primary: Tid,
+        secondary: Tid,
+    },
+}
+
+/// What the primary side of the network has sent of its transactions.
+#[derive(Debug, Default, Clone)]
+pub struct Feed {
+    /// `trans.tid`: the last transaction whose `C` was sent.
+    pub sent: Tid,
+    /// The transaction being sent (its index), and how many of its records went out.
+    pub current: Option<(usize, usize)>,
+}
+
+/// One run's world.
+pub struct World {
+    pub reactor: Reactor,
+    pub network: Network,
+    /// Every secondary opened, by generation; the last is the current one.
+    pub secondaries: Vec<SimSecondary>,
+    /// Which generation owns each pending call and attempt, by call number / port.
+    owners: Vec<(u64, usize)>,
+    attempt_owner: Option<usize>,
+    pub primary: Database,
+    pub feed: Feed,
+    pub chunking: Chunking,
+    /// Committed transactions the secondary reported, for invalidation.
+    pub invalidations: Vec<(Tid, Vec<Oid>)>,
+    /// Transactions the secondaries committed.
+    pub replicated: u64,
+    /// Which generations crashed.
+    dead: Vec<bool>,
+    /// The primary node: a real storage the workload commits into, and the real primary.
+    pub node: PrimaryNode,
+    /// The link of the connection the primary node serves (faults act on it).
+    pub link: Option<Link>,
+    /// The handshake the secondary sent on that connection (judges what follows).
+    handshake: Option<HandshakeReader>,
+    /// Scripted clients of the primary node (`client …` steps).
+    clients: Clients,
+    /// The history `primary checkpoint` remembered.
+    checkpoint: Option<Database>,
+    /// The stream `chunking random` draws sizes from.
+    chunk_rng: Option<ChaCha8Rng>,
+    /// Whether the primary's tids come from the virtual clock.
+    pub virtual_clock: bool,
+    /// What oracles are to judge, oldest first (they take it).
+    pub events: Vec<Event>,
+    /// How many times a storage was reopened (after a crash or close): its whole content
+    /// is then checked again.
+    pub reopens: u64,
+}
+
+impl Default for World {
+    fn default() -> World {
+        World::new()
+    }
+}
+
+impl World {
+    pub fn new() -> World {
+        let primary = Database::new();
+        let mut node = PrimaryNode::default();
+        for t in primary.transactions() {
+            // The database's creation (the root): a fresh storage always takes it.
+            node.commit(t)
+                .expect("an empty storage takes the first transaction");
+        }
+        World {
+            reactor: Reactor::new(),
+            network: Network::new(),
+            secondaries: Vec::new(),
+            owners: Vec::new(),
+            attempt_owner: None,
+            primary,
+            feed: Feed::default(),
+            chunking: Chunking::Doubling,
+            invalidations: Vec::new(),
+            replicated: 0,
+            dead: Vec::new(),
+            node,
+            link: None,
+            handshake: None,
+            clients: Clients::default(),
+            checkpoint: None,
+            chunk_rng: None,
+            virtual_clock: false,
+            events: Vec::new(),
+            reopens: 0,
+        }
+    }
+}
+
+/// Most rounds `outage` and `heal` play before giving up: a secondary that retries without
+/// any delay must not hang the simulator.
+const MAX_ROUNDS: usize = 100_000;

@@ -1,0 +1,87 @@
+//! What the oracles may read of a world: a narrow, read-only view, so that they judge the
+//! run without reaching into its state (and a change of the world's insides does not
+//! change what they check).
+
+use zrs::secondary::Timer;
+
+use super::{Event, SimSecondary, World};
+use crate::primary::Transaction;
+
+/// The primary's memory per connection, as the memory oracle judges it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PrimaryMemory {
+    /// The most bytes handed to the network at once for one connection.
+    pub largest_transmit: usize,
+    pub send_window: usize,
+    /// The largest transaction, in bytes as the primary sends it.
+    pub largest_transaction: usize,
+}
+
+/// A read-only view of a world for the oracles.
+#[derive(Clone, Copy)]
+pub struct OracleView<'a> {
+    world: &'a World,
+}
+
+impl World {
+    /// What the world noticed since the last call, oldest first.
+    pub fn take_events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// The oracles' view of the world.
+    pub fn view(&self) -> OracleView<'_> {
+        OracleView { world: self }
+    }
+}
+
+impl<'a> OracleView<'a> {
+    /// Every secondary opened, by generation; the last is the current one.
+    pub fn secondaries(&self) -> &'a [SimSecondary] {
+        &self.world.secondaries
+    }
+
+    /// Whether generation `g` crashed.
+    pub fn is_dead(&self, g: usize) -> bool {
+        self.world.is_dead(g)
+    }
+
+    /// Calls pending for `timer`, scheduled by generation `g`.
+    pub fn pending_of(&self, g: usize, timer: Timer) -> usize {
+        self.world.pending_of(g, timer)
+    }
+
+    /// Connection attempts waiting for the primary's answer.
+    pub fn attempts(&self) -> usize {
+        self.world.network.clients.len()
+    }
+
+    /// The generation that owns the waiting attempt, if any.
+    pub fn attempt_owner(&self) -> Option<usize> {
+        self.world.attempt_owner()
+    }
+
+    /// Whether the current secondary is connected.
+    pub fn connected(&self) -> bool {
+        self.world.connected()
+    }
+
+    /// How many times a secondary's storage was reopened.
+    pub fn reopens(&self) -> u64 {
+        self.world.reopens
+    }
+
+    /// The primary's committed history, oldest first.
+    pub fn history(&self) -> &'a [Transaction] {
+        self.world.primary.transactions()
+    }
+
+    pub fn primary_memory(&self) -> PrimaryMemory {
+        let node = &self.world.node;
+        PrimaryMemory {
+            largest_transmit: node.largest_transmit,
+            send_window: node.send_window(),
+            largest_transaction: node.largest_transaction,
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The workload: commits and undo on the primary's history (the model), each written into
+//! the primary node's real storage; checkpoints of that history for a failover.
+
+use crate::primary::database::START_TIME;
+use crate::primary::{Change, Meta};
+use zrs::Tid;
+
+use super::{WorkloadError, World};
+
+impl World {
+    /// Commits on the primary (at the virtual clock's time, when it is on).
+    pub fn commit(&mut self, changes: &[Change], meta: &Meta) -> Result<Tid, WorkloadError> {
+        self.sync_clock();
+        let tid = self.primary.commit(changes, meta)?;
+        self.store_last()?;
+        Ok(tid)
+    }
+
+    /// Undoes the `n`-th last transaction on the primary.
+    pub fn undo(&mut self, n: usize) -> Result<Tid, WorkloadError> {
+        self.sync_clock();
+        let tid = self.primary.undo_back(n)?;
+        self.store_last()?;
+        Ok(tid)
+    }
+
+    /// Writes the workload's last transaction into the primary node's storage.
+    pub(super) fn store_last(&mut self) -> Result<(), WorkloadError> {
+        let last = self.primary.transactions().last().expect("just committed");
+        self.node.commit(last).map_err(WorkloadError::Storage)
+    }
+
+    pub(super) fn sync_clock(&mut self) {
+        if self.virtual_clock {
+            self.primary
+                .set_clock(START_TIME as f64 + self.reactor.now().as_secs_f64());
+        }
+    }
+
+    /// `primary checkpoint`: remembers the workload's history as it is now.
+    pub fn checkpoint(&mut self) {
+        self.checkpoint = Some(self.primary.clone());
+    }
+}
