@@ -1380,6 +1380,11 @@ class Run:
                     "'primary %s' acts on zrs's real primary; this harness runs zc.zrs's"
                     " secondary only" % sub
                 )
+        elif word == "disk":
+            raise NotComparable(
+                "simulated disk faults (a failing write, fsync or read) have no counterpart"
+                " under zc.zrs's test reactor"
+            )
         elif word == "client":
             raise NotComparable("scripted clients talk to zrs's real primary; this harness runs zc.zrs's secondary only")
         elif word == "send":

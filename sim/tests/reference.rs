@@ -30,6 +30,8 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
     // The simulated disk's crash (keeping some unsynced writes, tearing one) has no
     // counterpart: zc.zrs runs over a real FileStorage.
     ("faults/crash-disk.scn", "crash"),
+    // Nor do the simulated disk's failing writes, fsyncs and reads.
+    ("faults/disk.scn", "disk fail write error=enospc partial=10"),
     // Scripted clients and the primary's close act on zrs's real primary; the reference
     // harness runs zc.zrs's secondary against a stand-in primary.
     ("primary/close-catching-up.scn", "primary close"),
