@@ -16,6 +16,7 @@
 //! scenario (and, for campaigns, of its seed).
 
 pub mod clients;
+pub mod coverage;
 pub mod disk;
 pub mod fuzz;
 pub mod link;

@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use zrs_sim::coverage::Pair;
 use zrs_sim::fuzz::campaign::Campaign;
 use zrs_sim::fuzz::execute::generated_run;
 use zrs_sim::fuzz::generate::Settings;
@@ -38,6 +39,9 @@ fn same_seed_same_summary_bytes_whatever_the_jobs() {
     assert!(parsed.replicated > 0, "{one}");
     assert!(parsed.faults.iter().sum::<u64>() > 0, "{one}");
     assert!(parsed.failures.is_empty(), "{one}");
+    // Coverage lines are in the bytes compared above; they must count something.
+    assert!(parsed.coverage.counts.values().sum::<u64>() > 0, "{one}");
+    assert!(one.contains("\ncover input connected data "), "{one}");
     let other = campaign(12, 24, 2, None).run(&|| {}).summary;
     assert_ne!(other.digest, parsed.digest);
 }
@@ -57,6 +61,8 @@ fn shard_summaries_merge_into_the_whole_campaign() {
         .collect();
     assert_eq!(shards.iter().map(|s| s.completed).sum::<u64>(), 15);
     let merged = Summary::merge(&shards).unwrap();
+    assert_eq!(merged.coverage, whole.coverage);
+    assert!(!merged.coverage.counts.is_empty());
     assert_eq!(merged.to_string(), whole.to_string());
 }
 
@@ -79,4 +85,28 @@ fn generated_steps_read_back_from_their_text_and_replay_through_the_runner() {
         let heal = first.rfind(">>> heal\n").expect("a heal step");
         assert!(first[heal..].contains("\ncaught up after "), "{first}");
     }
+}
+
+/// A swarm campaign of 100 runs of 60 steps (a few seconds in debug) reaches every phase ×
+/// input and fault × phase pair not marked unreachable, and none marked so; its summary
+/// lists each pair. The CI campaign's size (15,000 runs) reaches them all too.
+#[test]
+fn a_swarm_campaign_reaches_every_reachable_pair() {
+    let summary = campaign(20261126, 100, 2, None).run(&|| {}).summary;
+    assert_eq!(summary.coverage.missed(), Vec::<Pair>::new(), "{summary}");
+    let text = summary.to_string();
+    for pair in Pair::all() {
+        let n = summary.coverage.count(pair);
+        match pair.unreachable() {
+            Some(why) => {
+                assert_eq!(n, 0, "{pair} is marked unreachable ({why}) but was reached");
+                assert!(text.contains(&format!("cover {pair} 0 unreachable: {why}\n")));
+            }
+            None => assert!(text.contains(&format!("cover {pair} {n}\n")), "{text}"),
+        }
+    }
+    assert_eq!(
+        Summary::parse("s", &text).unwrap().coverage,
+        summary.coverage
+    );
 }

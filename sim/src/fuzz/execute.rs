@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use zrs::storage::ReadStorage;
 
+use crate::coverage::{Coverage, Pair, State};
 use crate::runner::{End, RunOptions, Session};
 use crate::scenario::Step;
 use crate::transcript::{Capture, Sink};
@@ -34,6 +35,8 @@ pub struct RunReport {
     pub replicated: u64,
     /// The trace hash.
     pub hash: u64,
+    /// Which phases met which inputs and faults.
+    pub coverage: Coverage,
     /// The violation that ended the run, if one did.
     pub violation: Option<Violation>,
     /// The steps executed (up to the violation).
@@ -61,6 +64,7 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
         faults: [0; Fault::COUNT],
         replicated: 0,
         hash: 0,
+        coverage: Coverage::default(),
         violation: None,
         executed: Vec::new(),
     };
@@ -76,6 +80,8 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
                 let _ = writeln!(trace, ">>> {step}");
                 if let Some(f) = fault {
                     report.faults[f.index()] += 1;
+                    let state = State::of(session.world().phase());
+                    report.coverage.note(Pair::Fault(f, state));
                 }
                 steps.push(step);
                 let outcome = session.execute(steps.last().expect("just pushed"));
@@ -93,6 +99,7 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
                     break;
                 }
             }
+            report.coverage.add(&session.world().coverage);
             end
         })
     }));

@@ -14,6 +14,9 @@
 //! virtual-time-ns 90210000000
 //! replicated 20480
 //! fault disconnect 812   (one line per kind, every kind)
+//! cover input idle accept 0 never reached        (one line per pair, every pair:
+//! cover input connected data 9120                 secondary phase × input, then
+//! cover fault crash down 0 unreachable: …         fault kind × phase; see coverage)
 //! digest 5f1e0c3a9b7d2e41
 //! violations 1
 //! failure 17 prefix transaction 3 (…): record 0 (…): data differs (…)
@@ -25,6 +28,8 @@
 //! whole campaign.
 
 use std::fmt;
+
+use crate::coverage::{Coverage, Pair};
 
 use super::execute::RunReport;
 use super::oracle::Oracle;
@@ -60,6 +65,8 @@ pub struct Summary {
     pub replicated: u64,
     pub faults: [u64; Fault::COUNT],
     pub digest: u64,
+    /// Which phases met which inputs and faults.
+    pub coverage: Coverage,
     /// Failed runs, by index.
     pub failures: Vec<FailureLine>,
 }
@@ -98,6 +105,7 @@ impl Summary {
             replicated: 0,
             faults: [0; Fault::COUNT],
             digest: 0,
+            coverage: Coverage::default(),
             failures: Vec::new(),
         }
     }
@@ -112,6 +120,7 @@ impl Summary {
             *total += n;
         }
         self.digest = self.digest.wrapping_add(digest_share(run.index, run.hash));
+        self.coverage.add(&run.coverage);
         if let Some((oracle, message)) = failure {
             self.failures.push(FailureLine {
                 index: run.index,
@@ -180,6 +189,18 @@ impl Summary {
                     s.digest = u64::from_str_radix(rest, 16)
                         .map_err(|_| error(format!("digest {rest:?} is not hex")))?
                 }
+                "cover" => {
+                    let words: Vec<&str> = rest.split(' ').collect();
+                    let [kind, a, b, n, ..] = words[..] else {
+                        return Err(error("cover input|fault A B COUNT".into()));
+                    };
+                    let pair = Pair::parse(kind, a, b)
+                        .ok_or_else(|| error(format!("unknown pair {kind} {a} {b}")))?;
+                    let n = number(n)?;
+                    if n > 0 {
+                        s.coverage.counts.insert(pair, n);
+                    }
+                }
                 "violations" => {}
                 "failure" => {
                     let mut parts = rest.splitn(3, ' ');
@@ -246,6 +267,7 @@ impl Summary {
                 *total += n;
             }
             out.digest = out.digest.wrapping_add(s.digest);
+            out.coverage.add(&s.coverage);
             out.failures.extend(s.failures.iter().cloned());
         }
         if let Some(missing) = seen.iter().position(|s| !s) {
@@ -277,6 +299,13 @@ impl fmt::Display for Summary {
         for kind in Fault::ALL {
             writeln!(f, "fault {kind} {}", self.faults[kind.index()])?;
         }
+        for pair in Pair::all() {
+            match (self.coverage.count(pair), pair.unreachable()) {
+                (0, Some(why)) => writeln!(f, "cover {pair} 0 unreachable: {why}")?,
+                (0, None) => writeln!(f, "cover {pair} 0 never reached")?,
+                (n, _) => writeln!(f, "cover {pair} {n}")?,
+            }
+        }
         writeln!(f, "digest {:016x}", self.digest)?;
         writeln!(f, "violations {}", self.failures.len())?;
         for failure in &self.failures {
@@ -293,6 +322,7 @@ impl fmt::Display for Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::coverage::{Input, State};
 
     fn sample(shard: Option<(u64, u64)>, completed: u64) -> Summary {
         let mut s = Summary::new(7, 10, 50, true, shard);
@@ -301,6 +331,10 @@ mod tests {
         s.virtual_nanos = 1 << 40;
         s.faults[3] = completed;
         s.digest = 0xdead_beef + completed;
+        for _ in 0..completed {
+            s.coverage.note(Pair::Input(State::Connected, Input::Data));
+        }
+        s.coverage.note(Pair::Fault(Fault::Crash, State::Idle));
         s
     }
 
@@ -322,6 +356,8 @@ mod tests {
         let merged = Summary::merge(&[sample(Some((1, 2)), 5), sample(Some((0, 2)), 5)]).unwrap();
         assert_eq!(merged.shard, None);
         assert_eq!(merged.completed, 10);
+        let data = Pair::Input(State::Connected, Input::Data);
+        assert_eq!(merged.coverage.count(data), 10);
         assert_eq!(merged.digest, (0xdead_beefu64 + 5).wrapping_mul(2));
         let e = Summary::merge(&[sample(Some((0, 2)), 5)]).unwrap_err();
         assert!(e.to_string().contains("1/2 is missing"), "{e}");

@@ -24,6 +24,7 @@ impl World {
                 let n = random_chunk(rng).min(rest.len());
                 let (chunk, tail) = rest.split_at(n);
                 rest = tail;
+                self.observe(generation, crate::coverage::Input::Data);
                 self.secondaries[generation].data_received(chunk);
                 self.dispatch(generation);
             }
@@ -34,6 +35,7 @@ impl World {
             if self.network.connection.is_none() {
                 break;
             }
+            self.observe(generation, crate::coverage::Input::Data);
             self.secondaries[generation].data_received(chunk);
             self.dispatch(generation);
         }

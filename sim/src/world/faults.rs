@@ -69,6 +69,7 @@ impl World {
         self.node.crash();
         self.end_connection(None);
         let generation = self.current()?;
+        self.observe(generation, crate::coverage::Input::Lost);
         self.secondaries[generation].connection_lost(&LossReason::Lost);
         self.dispatch(generation);
         Ok(())
@@ -83,6 +84,7 @@ impl World {
         if self.network.connection.is_some() {
             self.end_connection(None);
             let generation = self.current()?;
+            self.observe(generation, crate::coverage::Input::Lost);
             self.secondaries[generation].connection_lost(&LossReason::Lost);
             self.dispatch(generation);
         }

@@ -169,6 +169,8 @@ pub struct World {
     /// How many times a storage was reopened (after a crash or close): its whole content
     /// is then checked again.
     pub reopens: u64,
+    /// Which phases met which inputs (see [`crate::coverage`]).
+    pub coverage: crate::coverage::Coverage,
 }
 
 impl Default for World {
@@ -207,6 +209,7 @@ impl World {
             virtual_clock: false,
             events: Vec::new(),
             reopens: 0,
+            coverage: Default::default(),
         }
     }
 }

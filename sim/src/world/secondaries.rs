@@ -10,6 +10,7 @@ use zrs::primary::ConnectionId;
 use zrs::secondary::{Action, LossReason, Phase, Secondary, Timer};
 
 use super::{SimSecondary, World, WorldError};
+use crate::coverage::{Input, Pair, State};
 
 impl World {
     /// Adds a secondary (already constructed, with its opening actions queued).
@@ -65,6 +66,12 @@ impl World {
         }
     }
 
+    /// Notes that generation `g`, in its present phase, is about to be fed `input`.
+    pub(super) fn observe(&mut self, g: usize, input: Input) {
+        let state = State::of((!self.dead[g]).then(|| self.secondaries[g].phase()));
+        self.coverage.note(Pair::Input(state, input));
+    }
+
     pub(super) fn owner_of(&mut self, call: &DelayedCall) -> Option<usize> {
         let i = self.owners.iter().position(|(n, _)| *n == call.number)?;
         Some(self.owners.remove(i).1)
@@ -73,6 +80,13 @@ impl World {
     /// Fires one delayed call on the secondary that scheduled it.
     pub fn fire(&mut self, call: DelayedCall) {
         if let Some(generation) = self.owner_of(&call) {
+            self.observe(
+                generation,
+                match call.timer {
+                    Timer::KeepAlive => Input::KeepAlive,
+                    Timer::Connect => Input::Reconnect,
+                },
+            );
             self.secondaries[generation].timeout(call.timer);
             self.dispatch(generation);
         }
@@ -104,6 +118,7 @@ impl World {
         let generation = self.attempt_owner.take().ok_or(WorldError::NoAttempt)?;
         let port = attempt.port;
         self.network.establish(attempt);
+        self.observe(generation, Input::Accept);
         self.secondaries[generation].connected(&peer(port));
         self.dispatch(generation);
         Ok(())
@@ -113,6 +128,7 @@ impl World {
     pub fn reject(&mut self) -> Result<(), WorldError> {
         self.network.take_attempt().ok_or(WorldError::NoAttempt)?;
         let generation = self.attempt_owner.take().ok_or(WorldError::NoAttempt)?;
+        self.observe(generation, Input::Reject);
         self.secondaries[generation].connection_failed(&LossReason::Other("rejected".into()));
         self.dispatch(generation);
         Ok(())
@@ -140,6 +156,7 @@ impl World {
         }
         self.end_connection(Some(reason.clone()));
         let generation = self.current()?;
+        self.observe(generation, Input::Lost);
         self.secondaries[generation].connection_lost(&reason);
         self.dispatch(generation);
         Ok(())
@@ -148,6 +165,7 @@ impl World {
     /// Gives the current secondary its primary's address.
     pub fn set_address(&mut self, address: zrs::secondary::Address) -> Result<(), WorldError> {
         let generation = self.current()?;
+        self.observe(generation, Input::Address);
         self.secondaries[generation].set_replication_address(address);
         self.dispatch(generation);
         Ok(())
@@ -156,6 +174,7 @@ impl World {
     /// Closes the current secondary.
     pub fn close(&mut self) -> Result<(), WorldError> {
         let generation = self.current()?;
+        self.observe(generation, Input::Close);
         if let Err(e) = self.secondaries[generation].close() {
             zrs::log::critical(zrs::secondary::LOGGER, &format!("closing the storage: {e}"));
         }
@@ -170,6 +189,7 @@ impl World {
         if self.dead[g] {
             return Err(WorldError::NotRunning);
         }
+        self.observe(g, Input::Crash);
         self.dead[g] = true;
         let owned: Vec<u64> = self
             .owners

@@ -107,6 +107,7 @@ impl World {
             self.link = None;
             self.handshake = None;
             let generation = self.current()?;
+            self.observe(generation, crate::coverage::Input::Lost);
             self.secondaries[generation].connection_lost(&LossReason::Done);
             self.dispatch(generation);
         }
