@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use zrs::pickle::dumps_extension;
 use zrs::primary::{Action, Config, ConnectionId, Primary};
-use zrs::protocol::message::{Message, RecordHeader};
+use zrs::protocol::StreamEncoder;
 
 /// The simulated primary's send window: small, so that flow control (a primary that
 /// transmits only as the link drains) is exercised by every catch-up, not only by
@@ -30,6 +30,7 @@ use zrs::protocol::message::{Message, RecordHeader};
 pub const SEND_WINDOW: usize = 16 * 1024;
 use zrs::secondary::{Address, LossReason};
 use zrs::storage::{MemoryStorage, ReadStorage, Storage, TransactionMeta};
+use zrs::Tid;
 
 use crate::primary::Transaction;
 
@@ -48,8 +49,8 @@ pub struct PrimaryNode {
     /// The largest single `Transmit` so far (bounded memory per connection: at most one
     /// send window, or one transaction where a transaction is larger).
     pub largest_transmit: usize,
-    /// The largest transaction committed, in bytes as the primary sends it (what one
-    /// `Transmit` may hold beyond the send window).
+    /// The largest transaction committed, in bytes as the primary sends it, measured by
+    /// encoding it as committed (what one `Transmit` may hold beyond the send window).
     pub largest_transaction: usize,
 }
 
@@ -115,7 +116,7 @@ impl PrimaryNode {
             description: t.description.clone(),
             extension: dumps_extension(&t.extension),
         };
-        let size = encoded_size(t, &meta);
+        let before = self.storage.last_transaction();
         let write = |s: &mut MemoryStorage| -> zrs::storage::Result<()> {
             s.tpc_begin(meta)?;
             for r in &t.records {
@@ -129,12 +130,29 @@ impl PrimaryNode {
             self.storage.tpc_abort();
             return Err(format!("the primary's storage refused the commit: {e}"));
         }
+        let size = self.sent_size(before)?;
         self.largest_transaction = self.largest_transaction.max(size);
         if let Some(p) = self.primary.as_mut() {
             p.committed();
         }
         self.collect();
         Ok(())
+    }
+
+    /// The bytes the primary sends for the transaction just committed after `before`:
+    /// read back from the storage and encoded by the one stream encoder, so the memory
+    /// oracle's bound is exact (a model's estimate drifted from what is really sent).
+    fn sent_size(&self, before: Tid) -> Result<usize, String> {
+        let txn = match self.storage.cursor(before).next() {
+            Ok(Some(txn)) => txn,
+            Ok(None) => return Err("the primary's storage lost the commit".into()),
+            Err(e) => return Err(format!("the primary's storage: {e}")),
+        };
+        let mut out = Vec::new();
+        StreamEncoder::new(before)
+            .transaction(&txn, &mut out)
+            .map_err(|e| format!("the primary cannot encode its own commit: {e}"))?;
+        Ok(out.len())
     }
 
     /// The primary, opened over the storage if it is not running.
@@ -220,28 +238,4 @@ impl PrimaryNode {
             }
         }
     }
-}
-
-/// The bytes a primary sends for `t`: `T`, `S` + data per record, `C`, each framed (the
-/// messages pickled as the encoder pickles them; no checksum computed).
-fn encoded_size(t: &Transaction, meta: &TransactionMeta) -> usize {
-    let header = match zrs::protocol::encoder::header(meta) {
-        Ok(h) => h,
-        Err(_) => return usize::MAX,
-    };
-    let mut size = 4 + Message::Transaction(header).encode_fast().len();
-    for r in &t.records {
-        let store = RecordHeader {
-            oid: r.oid,
-            serial: t.tid,
-            version: Vec::new(),
-            data_txn: r.data_txn,
-        };
-        size += 4 + Message::Store(store).encode_fast().len();
-        size += 4 + r.data.as_ref().map_or(0, |d| d.len());
-    }
-    let commit = Message::Commit {
-        checksum: Some([0; 16]),
-    };
-    size + 4 + commit.encode_fast().len()
 }

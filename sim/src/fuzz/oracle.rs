@@ -298,7 +298,7 @@ fn check_memory(world: &OracleView) -> Result<(), Violation> {
         return Err(violation(
             Oracle::Memory,
             format!(
-                "the primary handed the network {} bytes at once for one connection; more than its send window ({}) plus the largest transaction (about {})",
+                "the primary handed the network {} bytes at once for one connection; more than its send window ({}) plus the largest transaction ({})",
                 node.largest_transmit,
                 node.send_window,
                 node.largest_transaction
