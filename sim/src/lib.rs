@@ -1,8 +1,9 @@
-//! zrs-sim: the deterministic simulator for the zrs secondary.
+//! zrs-sim: the deterministic simulator for zrs: real primary and secondary nodes over a
+//! virtual clock, network and disk.
 //!
 //! - [`reactor`]: the virtual clock and the queue of delayed calls.
 //! - [`network`]: connection attempts, the connection, chunked delivery.
-//! - [`primary`]: the workload, a model of what a ZODB application commits.
+//! - [`workload`]: a model of what a ZODB application commits on the primary.
 //! - [`primary_node`]: the real primary over a real storage the workload commits into.
 //! - [`clients`]: scripted clients of the primary node (`client …` steps).
 //! - [`link`]: a connection's bytes in flight from the primary, and the stream faults.
@@ -21,7 +22,6 @@ pub mod disk;
 pub mod fuzz;
 pub mod link;
 pub mod network;
-pub mod primary;
 pub mod primary_node;
 pub mod reactor;
 pub mod reference;
@@ -29,5 +29,6 @@ pub mod runner;
 pub mod scenario;
 pub mod storage;
 pub mod transcript;
+pub mod workload;
 pub mod world;
 pub mod zodb;

@@ -2,7 +2,7 @@
 //! [`zrs::primary::Primary`] serving it — the simulator only hosts it, as the TCP driver
 //! does in production.
 //!
-//! The workload ([`crate::primary::Database`], a model of a ZODB application) decides what
+//! The workload ([`crate::workload::Database`], a model of a ZODB application) decides what
 //! each commit writes; the node writes it into its [`MemoryStorage`] through the storage's
 //! replication-write path (`tpc_begin`, `restore` per record, `tpc_vote`, `tpc_finish`)
 //! and tells the primary ([`Primary::committed`]). The primary reads the storage through a
@@ -32,7 +32,7 @@ use zrs::secondary::{Address, LossReason};
 use zrs::storage::{MemoryStorage, ReadStorage, Storage, TransactionMeta};
 use zrs::Tid;
 
-use crate::primary::Transaction;
+use crate::workload::Transaction;
 
 /// What the primary serves: a read handle on the node's storage.
 type Served = Box<dyn ReadStorage + Send + Sync>;

@@ -138,7 +138,7 @@ fn write_object<S: Storage + ?Sized>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::primary::record::{mapping_record, Value as Item};
+    use crate::workload::record::{mapping_record, Value as Item};
 
     #[test]
     fn reads_back_what_the_primary_writes() {

@@ -19,9 +19,9 @@ use zrs::secondary::{Address, Phase};
 use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp};
 
 use crate::network::Chunking;
-use crate::primary::record::Value as Item;
-use crate::primary::{Change, Meta};
 use crate::scenario::{Open, Step, StorageKind};
+use crate::workload::record::Value as Item;
+use crate::workload::{Change, Meta};
 use crate::world::World;
 
 use super::rng::run_rng;

@@ -34,7 +34,7 @@ use zrs::secondary::{Phase, Timer};
 use zrs::storage::{ReadStorage, TransactionRecord};
 use zrs::Tid;
 
-use crate::primary::Transaction;
+use crate::workload::Transaction;
 use crate::world::{Event, OracleView, World};
 
 use super::reader::ReaderCheck;

@@ -24,8 +24,8 @@ use zrs::pickle::dumps_extension;
 use zrs::storage::file::backend::{Backend, MemoryBackend};
 use zrs::storage::{FileStorage, Options, ReadStorage, Storage, TransactionMeta};
 
-use crate::primary::Transaction;
 use crate::storage::SimStorage;
+use crate::workload::Transaction;
 
 use super::oracle::{Oracle, Violation};
 

@@ -13,9 +13,9 @@ use std::time::Duration;
 use zrs::storage::file::faulty::DiskFault;
 
 use crate::network::Chunking;
-use crate::primary::{Change, Meta};
 use crate::runner::RunOptions;
 use crate::scenario::{Step, StorageKind};
+use crate::workload::{Change, Meta};
 
 use super::execute::replay;
 use super::generate::renumber;

@@ -12,7 +12,7 @@ use zrs::secondary::Address;
 use super::literal;
 use super::step::{ClientAction, Expr, Open, Outgoing, Step, StorageKind};
 use crate::network::Chunking;
-use crate::primary::{Change, Meta};
+use crate::workload::{Change, Meta};
 
 /// A step with the line it came from.
 #[derive(Clone, Debug, PartialEq)]

@@ -11,7 +11,7 @@ use zrs::secondary::Address;
 
 use super::literal::repr;
 use crate::network::Chunking;
-use crate::primary::{Change, Meta};
+use crate::workload::{Change, Meta};
 
 /// Which storage the secondary replicates into.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -36,11 +36,11 @@ use zrs::{Oid, Tid};
 use crate::clients::Clients;
 use crate::link::Link;
 use crate::network::{Chunking, Network};
-use crate::primary::database::DatabaseError;
-use crate::primary::Database;
 use crate::primary_node::PrimaryNode;
 use crate::reactor::Reactor;
 use crate::storage::SimStorage;
+use crate::workload::database::DatabaseError;
+use crate::workload::Database;
 
 mod delivery;
 pub use delivery::random_chunk;

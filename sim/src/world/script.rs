@@ -1,7 +1,7 @@
 //! The scripted primary: steps that play the primary by hand on the secondary's connection
 //! (`send T`, `send S`, `send C`, literal messages, `read`), through the one stream encoder.
 
-use crate::primary::Transaction;
+use crate::workload::Transaction;
 use zrs::protocol::message::{RecordHeader, TransactionHeader};
 use zrs::protocol::StreamEncoder;
 

@@ -5,7 +5,7 @@
 use zrs::secondary::Timer;
 
 use super::{Event, SimSecondary, World};
-use crate::primary::Transaction;
+use crate::workload::Transaction;
 
 /// The primary's memory per connection, as the memory oracle judges it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,8 +1,8 @@
 //! The workload: commits and undo on the primary's history (the model), each written into
 //! the primary node's real storage; checkpoints of that history for a failover.
 
-use crate::primary::database::START_TIME;
-use crate::primary::{Change, Meta};
+use crate::workload::database::START_TIME;
+use crate::workload::{Change, Meta};
 use zrs::Tid;
 
 use super::{WorkloadError, World};
