@@ -882,3 +882,45 @@ fn disk_faults_on_a_real_file_leave_a_clean_prefix() {
     assert_eq!(reopened.last_transaction(), t(3));
     assert!(reopened.recovered_tail().is_none());
 }
+
+/// What an fsync made durable stays durable: after a batch is synced (by `sync`, or by
+/// switching back to per-transaction durability), a later failed fsync cuts the file back
+/// to that batch's end, not before it.
+#[test]
+fn a_failed_fsync_cuts_back_only_to_what_the_last_sync_made_durable() {
+    use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp, FaultyBackend};
+    for switch in [false, true] {
+        let disk = Arc::new(FaultyBackend::new(MemoryBackend::new()));
+        let mut s = FileStorage::open_with_backend(
+            "t.fs",
+            Box::new(disk.clone()),
+            Options {
+                read_only: false,
+                durability: Durability::Batch(10),
+            },
+        )
+        .unwrap();
+        commit(&mut s, 1, &[(0, b"root")]);
+        commit(&mut s, 2, &[(1, b"one")]);
+        if switch {
+            s.set_durability(Durability::EveryTransaction).unwrap();
+            s.set_durability(Durability::Batch(10)).unwrap();
+        } else {
+            s.sync().unwrap();
+        }
+        commit(&mut s, 3, &[(1, b"three")]);
+        disk.arm(DiskFault {
+            op: DiskOp::Sync,
+            after: 0,
+            error: DiskError::Io,
+            partial: 0,
+            sticky: false,
+        });
+        assert!(s.sync().is_err(), "switch {switch}");
+        assert!(s.failed());
+        assert!(s.recover().unwrap());
+        assert_eq!(s.last_transaction(), t(2), "switch {switch}");
+        assert_eq!(s.load(o(1)).unwrap(), (b"one".to_vec(), t(2)));
+        assert_eq!(all(&s).len(), 2);
+    }
+}
