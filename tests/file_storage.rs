@@ -924,3 +924,29 @@ fn a_failed_fsync_cuts_back_only_to_what_the_last_sync_made_durable() {
         assert_eq!(all(&s).len(), 2);
     }
 }
+
+/// A data length damaged after the file was indexed (another process, a bad disk) is a
+/// `Corrupt` error naming the record, whether it overshoots the file by one byte or asks
+/// for an absurd allocation.
+#[test]
+fn a_data_length_running_past_the_file_is_corruption() {
+    let (bytes, ends) = three_txns();
+    // The third transaction: header, user "u", description "txn 30", then its one record
+    // (of oid 2), whose data length is the last 8 bytes of its 42-byte header.
+    let record = ends[2] + 23 + 1 + 6;
+    let data = record + 42;
+    for plen in [ends[3] - data + 1, u64::MAX / 2] {
+        let (s, backend) = open_bytes(bytes.clone(), Options::default());
+        let s = s.unwrap();
+        backend.write_at(record + 34, &plen.to_be_bytes()).unwrap();
+        match s.load(o(2)) {
+            Err(StorageError::Corrupt { pos, what, .. }) => {
+                assert_eq!(pos, record, "{what}");
+                assert!(what.contains("runs past the end"), "{what}");
+            }
+            other => panic!("length {plen}: expected Corrupt, got {other:?}"),
+        }
+        // The record before it is intact.
+        assert_eq!(s.load(o(1)).unwrap(), (b"one-v2".to_vec(), t(20)));
+    }
+}
