@@ -950,3 +950,30 @@ fn a_data_length_running_past_the_file_is_corruption() {
         assert_eq!(s.load(o(1)).unwrap(), (b"one-v2".to_vec(), t(20)));
     }
 }
+
+/// A data record damaged after the file was indexed so that it runs one byte past its
+/// transaction: the iterator reports `Corrupt` at the record (the slice it would take
+/// otherwise lies past the transaction's bytes).
+#[test]
+fn a_record_running_past_its_transaction_is_corruption_for_the_iterator() {
+    let (bytes, ends) = three_txns();
+    // The second transaction: header, user "u", description "txn 20", then its first
+    // record; its data length is the last 8 bytes of the 42-byte record header.
+    let tlen = ends[2] - 8 - ends[1];
+    let off = 23 + 1 + 6;
+    let record = ends[1] + off;
+    let plen = tlen - off - 42 + 1;
+    let (s, backend) = open_bytes(bytes, Options::default());
+    let s = s.unwrap();
+    backend.write_at(record + 34, &plen.to_be_bytes()).unwrap();
+    let read: Vec<_> = s.iterator(None, None).collect();
+    assert_eq!(read.len(), 2, "{read:?}");
+    assert_eq!(read[0].as_ref().unwrap().meta.tid, t(10));
+    match &read[1] {
+        Err(StorageError::Corrupt { pos, what, .. }) => {
+            assert_eq!(*pos, record, "{what}");
+            assert!(what.contains("exceeds its transaction"), "{what}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
