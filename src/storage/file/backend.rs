@@ -486,6 +486,34 @@ mod tests {
         exercise(&b);
     }
 
+    /// A failing `pread` or `pwrite` (here EBADF: a file opened for the other direction)
+    /// is returned to the caller, not retried as an interrupted call is. Run on a thread
+    /// and waited for with a bound, so that a retry loop fails the test instead of hanging it.
+    #[test]
+    fn a_failing_read_or_write_is_returned_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.fs");
+        std::fs::write(&path, b"FS30").unwrap();
+        let write_only = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let read_only = File::open(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            let read = FileBackend::from_file(write_only).read_at(0, &mut buf);
+            let write = FileBackend::from_file(read_only).write_at(0, b"FS21");
+            let _ = tx.send((
+                read.map_err(|e| e.raw_os_error()),
+                write.map_err(|e| e.raw_os_error()),
+            ));
+        });
+        let (read, write) = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the calls return");
+        assert_eq!(read, Err(Some(libc::EBADF)));
+        assert_eq!(write, Err(Some(libc::EBADF)));
+        assert_eq!(std::fs::read(&path).unwrap(), b"FS30");
+    }
+
     /// Writes queued behind are seen by every read that follows them, in order, from
     /// any thread, and reach the file by the time the backend is dropped.
     #[test]
