@@ -514,6 +514,43 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"FS30");
     }
 
+    /// The queue never holds more than `WRITE_BEHIND_LIMIT` bytes: a write that would pass
+    /// it waits until the writer has made room. Here there is no writer thread, so the
+    /// test takes the writer's part: it sees the caller wait, then empties the queue.
+    #[test]
+    fn a_write_past_the_queue_limit_waits_for_the_writer() {
+        let behind = Arc::new(WriteBehind {
+            shared: Arc::new(Shared::default()),
+            thread: None,
+        });
+        let caller = behind.clone();
+        let filler = std::thread::spawn(move || {
+            caller.queue(0, &vec![1u8; WRITE_BEHIND_LIMIT - 1]).unwrap();
+            // Not adjacent to the first: a job of its own, 1 byte over the limit.
+            caller.queue(1 << 40, &[2u8; 2]).unwrap();
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while behind.lock().waiting == 0 && !filler.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the caller neither waits nor returns"
+            );
+            std::thread::yield_now();
+        }
+        {
+            let mut q = behind.lock();
+            assert_eq!(q.waiting, 1, "the second write waits");
+            assert_eq!(q.queued_bytes, WRITE_BEHIND_LIMIT - 1);
+            q.jobs.clear();
+            q.queued_bytes = 0;
+        }
+        behind.shared.done.notify_all();
+        filler.join().unwrap();
+        let q = behind.lock();
+        assert_eq!(q.queued_bytes, 2);
+        assert_eq!(q.jobs.len(), 1);
+    }
+
     /// Writes queued behind are seen by every read that follows them, in order, from
     /// any thread, and reach the file by the time the backend is dropped.
     #[test]
