@@ -167,27 +167,17 @@ fn start_secondary_with(storage: &Path, port: u16, log: &Path, more: &[&std::ffi
     Guard(child)
 }
 
-fn size(path: &Path) -> u64 {
-    fs::metadata(path).map_or(0, |m| m.len())
-}
+use common::file_size as size;
 
 /// Waits (bounded) until `cond` holds; panics with `what` and the secondary's log.
-fn wait_until(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}\nsecondary log:\n{}",
-            fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_until(what: &str, log: &Path, cond: impl FnMut() -> bool) {
+    common::wait_until(what, PATIENCE, &[log], cond)
 }
 
 /// Waits until the secondary's file holds exactly the primary's bytes.
 fn wait_identical(primary: &Path, secondary: &Path, log: &Path) {
     wait_until("the secondary catches up", log, || {
-        size(primary) == size(secondary) && fs::read(primary).ok() == fs::read(secondary).ok()
+        common::same_bytes(primary, secondary)
     });
 }
 
