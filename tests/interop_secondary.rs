@@ -84,10 +84,17 @@ impl Primary {
             cmd.args(["--create", &n.to_string()]);
         }
         cmd.args(extra);
+        // zc.zrs's own log lines (why it closed a connection), printed by a timed-out wait.
+        let log = path.with_extension("log");
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("the primary's log file");
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start the Python primary");
         let stdin = child.stdin.take();
@@ -174,11 +181,16 @@ fn wait_until(what: &str, log: &Path, cond: impl FnMut() -> bool) {
     common::wait_until(what, PATIENCE, &[log], cond)
 }
 
-/// Waits until the secondary's file holds exactly the primary's bytes.
+/// Waits for the replica to equal the primary's file; a timeout prints both logs (the
+/// primary's is its Data.fs path with `.log`, as `Primary::start` writes it).
 fn wait_identical(primary: &Path, secondary: &Path, log: &Path) {
-    wait_until("the secondary catches up", log, || {
-        common::same_bytes(primary, secondary)
-    });
+    let primary_log = primary.with_extension("log");
+    common::wait_until(
+        "the secondary catches up",
+        PATIENCE,
+        &[log, &primary_log],
+        || common::same_bytes(primary, secondary),
+    );
 }
 
 /// Stops the secondary with SIGTERM; it must exit cleanly, logging the close.
