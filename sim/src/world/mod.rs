@@ -95,6 +95,8 @@ pub enum WorldError {
     NoNode(usize),
     #[error("{0}")]
     Topology(String),
+    #[error("the primary's blob file: {0}")]
+    PrimaryBlob(String),
 }
 
 /// Why the workload could not commit.
