@@ -235,6 +235,9 @@ impl PrimaryNode {
                 }
                 Action::Disconnect(id) => self.disconnects.push(id),
                 Action::StopListening => {}
+                // The node's primary seals in its core (`Config::new`), as a simulator's
+                // must for its transmitted bytes to be final.
+                Action::TransmitUnsealed(..) => unreachable!("the simulated primary seals in core"),
             }
         }
     }
