@@ -1375,6 +1375,11 @@ class Run:
                 w.virtual_clock = True
             elif sub == "restart":
                 w.lose(failure(twisted.internet.error.ConnectionLost()))
+            elif sub == "blobs":
+                raise NotComparable(
+                    "'primary blobs on' gives zrs's real primary a blob directory; this"
+                    " harness's stand-in primary streams without blobs"
+                )
             elif sub in ("close", "checkpoint", "failover"):
                 raise NotComparable(
                     "'primary %s' acts on zrs's real primary; this harness runs zc.zrs's"

@@ -8,6 +8,12 @@
 //! and tells the primary ([`Primary::committed`]). The primary reads the storage through a
 //! read handle, exactly as it reads a `Data.fs` another process writes.
 //!
+//! A node made [`PrimaryNode::with_blobs`] keeps a blob directory (zrs's [`BlobStorage`]
+//! over the MemoryStorage, in a real scratch directory): each blob file the workload
+//! writes goes in through `blob_begin` / `blob_write` / `restore_blob`, each file an undo
+//! copies through `copy_blob`, so the real primary serves `B` + 64 KiB blocks to `zrs2.1`
+//! secondaries and refuses `zrs2.0` ones, as `zrs primary --blob-dir` does.
+//!
 //! The primary process is opened lazily, when a connection first reaches it (so a
 //! scenario that plays the primary by hand never sees its log lines), and a crash drops
 //! it: the next connection opens a new one over the same storage.
@@ -19,9 +25,11 @@
 //! it ([`PrimaryNode::take_disconnects`]).
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 
 use zrs::pickle::dumps_extension;
 use zrs::primary::{Action, Config, ConnectionId, Primary};
+use zrs::protocol::encoder::BLOB_BLOCK_SIZE;
 use zrs::protocol::StreamEncoder;
 
 /// The simulated primary's send window: small, so that flow control (a primary that
@@ -29,17 +37,19 @@ use zrs::protocol::StreamEncoder;
 /// histories of megabytes.
 pub const SEND_WINDOW: usize = 16 * 1024;
 use zrs::secondary::{Address, LossReason};
-use zrs::storage::{MemoryStorage, ReadStorage, Storage, TransactionMeta};
+use zrs::storage::{BlobStorage, MemoryStorage, ReadStorage, Storage, TransactionMeta};
 use zrs::Tid;
 
-use crate::workload::Transaction;
+use crate::workload::{RecordBlob, Transaction};
 
 /// What the primary serves: a read handle on the node's storage.
 type Served = Box<dyn ReadStorage + Send + Sync>;
 
 /// The primary node; see the module docs.
 pub struct PrimaryNode {
-    storage: MemoryStorage,
+    storage: Box<dyn Storage + Send + Sync>,
+    /// The blob directory, for a node that keeps blobs.
+    blob_dir: Option<PathBuf>,
     address: Address,
     primary: Option<Primary<Served>>,
     /// Bytes transmitted and not yet taken by the link, per connection.
@@ -73,7 +83,8 @@ impl PrimaryNode {
     /// A node with an empty `Data.fs` (in memory), serving at `address` once opened.
     pub fn new(address: Address) -> PrimaryNode {
         PrimaryNode {
-            storage: MemoryStorage::new("Data.fs"),
+            storage: Box::new(MemoryStorage::new("Data.fs")),
+            blob_dir: None,
             address,
             primary: None,
             outgoing: BTreeMap::new(),
@@ -83,9 +94,30 @@ impl PrimaryNode {
         }
     }
 
+    /// A node with an empty `Data.fs` and a new blob directory at `dir` (a scratch
+    /// directory: nothing is fsynced).
+    pub fn with_blobs(address: Address, dir: &Path) -> Result<PrimaryNode, String> {
+        let storage = BlobStorage::open(MemoryStorage::new("Data.fs"), dir, false)
+            .map_err(|e| format!("the primary's blob directory: {e}"))?;
+        let mut node = PrimaryNode::new(address);
+        node.storage = Box::new(storage);
+        node.blob_dir = Some(dir.to_path_buf());
+        Ok(node)
+    }
+
     /// The node's storage, as clients read it.
     pub fn storage(&self) -> &dyn ReadStorage {
-        &self.storage
+        &*self.storage
+    }
+
+    /// The blob directory, if the node keeps blobs.
+    pub fn blob_dir(&self) -> Option<&Path> {
+        self.blob_dir.as_deref()
+    }
+
+    /// Where the primary listens.
+    pub fn address(&self) -> &Address {
+        &self.address
     }
 
     /// Where the primary listens (printed in `Opening …`).
@@ -106,9 +138,13 @@ impl PrimaryNode {
     }
 
     /// Writes a transaction the workload committed into the storage, as replication
-    /// writes (records as the application's storage holds them: data, or a backpointer),
-    /// and tells the primary.
+    /// writes (records as the application's storage holds them: data, or a backpointer;
+    /// blob files as written or copied), and tells the primary.
     pub fn commit(&mut self, t: &Transaction) -> Result<(), String> {
+        let blobs = t.records.iter().any(|r| r.blob.is_some());
+        if blobs && self.blob_dir.is_none() {
+            return Err("the primary keeps no blob directory (primary blobs on)".into());
+        }
         let meta = TransactionMeta {
             tid: t.tid,
             status: t.status,
@@ -117,20 +153,40 @@ impl PrimaryNode {
             extension: dumps_extension(&t.extension),
         };
         let before = self.storage.last_transaction();
-        let write = |s: &mut MemoryStorage| -> zrs::storage::Result<()> {
+        let write = |s: &mut dyn Storage| -> zrs::storage::Result<()> {
             s.tpc_begin(meta)?;
             for r in &t.records {
-                s.restore(r.oid, t.tid, r.data.as_deref(), b"", r.data_txn)?;
+                let data = r.data.as_deref();
+                match r.blob {
+                    None => s.restore(r.oid, t.tid, data, b"", r.data_txn)?,
+                    Some(RecordBlob::Written(content)) => {
+                        s.blob_begin()?;
+                        for chunk in content.bytes().chunks(BLOB_BLOCK_SIZE) {
+                            s.blob_write(chunk)?;
+                        }
+                        s.restore_blob(r.oid, t.tid, data, b"", r.data_txn)?;
+                    }
+                    Some(RecordBlob::Copied { from, .. }) => {
+                        s.restore(r.oid, t.tid, data, b"", r.data_txn)?;
+                        s.copy_blob(r.oid, from, t.tid)?;
+                    }
+                }
             }
             s.tpc_vote()?;
             s.tpc_finish()?;
             Ok(())
         };
-        if let Err(e) = write(&mut self.storage) {
+        if let Err(e) = write(&mut *self.storage) {
             self.storage.tpc_abort();
             return Err(format!("the primary's storage refused the commit: {e}"));
         }
-        let size = self.sent_size(before)?;
+        let mut size = self.sent_size(before)?;
+        if blobs {
+            // With blobs the primary fills its window message by message, mid-transaction
+            // too: beyond the window, one message — a record's data (within the size
+            // above) or a block of a blob file.
+            size = size.max(BLOB_BLOCK_SIZE + 4);
+        }
         self.largest_transaction = self.largest_transaction.max(size);
         if let Some(p) = self.primary.as_mut() {
             p.committed();
@@ -158,7 +214,7 @@ impl PrimaryNode {
     /// The primary, opened over the storage if it is not running.
     fn primary(&mut self) -> &mut Primary<Served> {
         let address = self.address.clone();
-        let storage = &self.storage;
+        let storage = &*self.storage;
         self.primary.get_or_insert_with(|| {
             let mut config = Config::new(address);
             config.send_window = SEND_WINDOW;

@@ -256,6 +256,14 @@ impl Session {
                 let secondary = self.world.secondary().map_err(|e| e.to_string())?;
                 crate::zodb::blob_repr(secondary.storage(), oid).map(Some)
             }
+            Step::BlobFiles => {
+                let secondary = w.secondary().map_err(|e| e.to_string())?;
+                let dir = secondary
+                    .storage()
+                    .blob_dir()
+                    .ok_or("the secondary keeps no blobs (open … blobs=on)")?;
+                crate::zodb::blob_dir_repr(&dir).map(Some)
+            }
             Step::Root => {
                 let secondary = w.secondary().map_err(|e| e.to_string())?;
                 root_repr(secondary.storage()).map(Some)
@@ -267,6 +275,19 @@ impl Session {
             Step::VirtualClock => {
                 w.virtual_clock = true;
                 Ok(None)
+            }
+            Step::PrimaryBlobs => {
+                let dir = self.dir().0.join("primary.blobs");
+                if self.world.node.blob_dir().is_none() && dir.exists() {
+                    // Left by an earlier run kept with --storage-dir: a new history's
+                    // directory starts empty.
+                    std::fs::remove_dir_all(&dir)
+                        .map_err(|e| format!("removing {}: {e}", dir.display()))?;
+                }
+                self.world
+                    .primary_blobs(&dir)
+                    .map(|()| None)
+                    .map_err(|e| e.to_string())
             }
             Step::Serve(limit) => world(w.serve(*limit).map(|_| ())),
             Step::Corrupt { offset, mask } => world(w.corrupt(*offset, *mask)),

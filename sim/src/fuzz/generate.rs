@@ -429,7 +429,7 @@ pub fn commit(mut changes: Vec<Change>, meta: Meta) -> Step {
 /// Numbers payload seeds by position (1, 2, …), as the scenario parser does.
 pub fn renumber(changes: &mut [Change]) {
     for (i, c) in changes.iter_mut().enumerate() {
-        if let Change::SetBytes { seed, .. } = c {
+        if let Change::SetBytes { seed, .. } | Change::SetBlob { seed, .. } = c {
             *seed = i as u64 + 1;
         }
     }

@@ -18,6 +18,12 @@
 //!   blobs); after it only keep-alives.
 //! - [`Oracle::Reader`], [`Oracle::Durable`]: the replica's bytes as Python ZODB would read
 //!   them, and what its disk made durable (see [`super::reader`]).
+//! - [`Oracle::Blobs`]: the replica's blob directory, read from the directory itself,
+//!   holds exactly the primary's blob files of the transactions the replica holds — same
+//!   path, same bytes, empty blobs and undo copies included; nothing of a transaction it
+//!   does not hold, nothing else under a final name, and no temporary file while no
+//!   transaction is in progress. Checked whenever the storage's state changed (its last
+//!   transaction, a reopen, the phase); each file's bytes once per opening.
 //! - [`Oracle::Liveness`]: after `heal`, the secondary caught up within the bound.
 //! - [`Oracle::Memory`]: bounded memory per connection — the real primary never hands
 //!   the network more than its send window plus one transaction at once (it stops
@@ -27,12 +33,13 @@
 //! - [`Oracle::Determinism`]: a run executed twice leaves the same trace (checked by the
 //!   campaign with `--check-determinism`).
 
+use std::collections::BTreeSet;
 use std::fmt;
 
 use zrs::pickle::dumps_extension;
 use zrs::secondary::{Phase, Timer};
 use zrs::storage::{ReadStorage, TransactionRecord};
-use zrs::Tid;
+use zrs::{Oid, Tid};
 
 use crate::workload::Transaction;
 use crate::world::{Event, OracleView, World};
@@ -53,10 +60,11 @@ pub enum Oracle {
     Determinism,
     Reader,
     Durable,
+    Blobs,
 }
 
 impl Oracle {
-    pub const ALL: [Oracle; 11] = [
+    pub const ALL: [Oracle; 12] = [
         Oracle::Prefix,
         Oracle::Partial,
         Oracle::StartTid,
@@ -68,6 +76,7 @@ impl Oracle {
         Oracle::Determinism,
         Oracle::Reader,
         Oracle::Durable,
+        Oracle::Blobs,
     ];
 
     pub fn name(self) -> &'static str {
@@ -83,6 +92,7 @@ impl Oracle {
             Oracle::Determinism => "determinism",
             Oracle::Reader => "reader",
             Oracle::Durable => "durable",
+            Oracle::Blobs => "blobs",
         }
     }
 
@@ -126,6 +136,20 @@ pub struct Checker {
     /// The world's reopen count when last checked.
     reopens: u64,
     reader: ReaderCheck,
+    /// The storage's state when the blob directory was last checked.
+    blobs_checked: Option<BlobState>,
+    /// Blob files whose bytes were compared since the storage was last opened.
+    blobs_verified: BTreeSet<(Oid, Tid)>,
+}
+
+/// What, changed, makes the blob directory worth reading again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct BlobState {
+    generation: usize,
+    reopens: u64,
+    last: Tid,
+    in_transaction: bool,
+    phase: Phase,
 }
 
 impl Checker {
@@ -141,7 +165,136 @@ impl Checker {
         let view = world.view();
         check_connections(&view)?;
         check_memory(&view)?;
-        self.check_storage(&view)
+        self.check_storage(&view)?;
+        self.check_blobs(&view)
+    }
+
+    fn check_blobs(&mut self, world: &OracleView) -> Result<(), Violation> {
+        let Some(g) = world.secondaries().len().checked_sub(1) else {
+            return Ok(());
+        };
+        let secondary = &world.secondaries()[g];
+        let storage = secondary.storage();
+        let Some(dir) = storage.blob_dir() else {
+            return Ok(());
+        };
+        // Crashed, failed or closed: the directory is as the process left it, and the
+        // next opening recovers it (removing what a transaction not kept installed).
+        if world.is_dead(g) || secondary.is_closed() || storage.failed() {
+            return Ok(());
+        }
+        let Some(last) = storage.with(|s| s.map(|s| s.last_transaction())) else {
+            return Ok(());
+        };
+        let state = BlobState {
+            generation: g,
+            reopens: world.reopens(),
+            last,
+            in_transaction: storage.in_transaction(),
+            phase: secondary.phase(),
+        };
+        if self.blobs_checked == Some(state) {
+            return Ok(());
+        }
+        if self
+            .blobs_checked
+            .is_none_or(|s| (s.generation, s.reopens) != (g, state.reopens))
+        {
+            self.blobs_verified.clear();
+        }
+        self.blobs_checked = Some(state);
+        let fail = |what: String| Err(violation(Oracle::Blobs, what));
+        let listing = match crate::blobfiles::list(&dir) {
+            Ok(l) => l,
+            Err(e) => return fail(format!("the blob directory cannot be read: {e}")),
+        };
+        if let Some(stray) = listing.strays.first() {
+            return fail(format!(
+                "{} in the blob directory is no blob file",
+                stray.display()
+            ));
+        }
+        if !state.in_transaction {
+            if let Some(t) = listing.temporary.iter().find(|n| n.ends_with(".tmp")) {
+                return fail(format!(
+                    "temporary blob file tmp/{t} left while no transaction is in progress"
+                ));
+            }
+        }
+        let expected: BTreeSet<(Oid, Tid)> = world
+            .history()
+            .iter()
+            .take_while(|t| t.tid <= last)
+            .flat_map(|t| {
+                t.records
+                    .iter()
+                    .filter(|r| r.blob.is_some())
+                    .map(move |r| (r.oid, t.tid))
+            })
+            .collect();
+        for file in &listing.files {
+            if !expected.contains(&(file.oid, file.tid)) {
+                return fail(format!(
+                    "{} ({:?} at {:?}): {}",
+                    file.path.display(),
+                    file.oid,
+                    file.tid,
+                    if file.tid > last {
+                        "a blob file of a transaction the replica does not hold"
+                    } else {
+                        "a blob file the primary does not have"
+                    }
+                ));
+            }
+        }
+        let primary = world.primary_storage();
+        for &(oid, tid) in &expected {
+            let Some(file) = listing.files.iter().find(|f| (f.oid, f.tid) == (oid, tid)) else {
+                return fail(format!(
+                    "the replica holds transaction {tid:?} but not its blob file of {oid:?}"
+                ));
+            };
+            let want = match primary.open_blob(oid, tid) {
+                Ok(Some(b)) => b,
+                Ok(None) => {
+                    return fail(format!(
+                        "the primary has no blob file of {oid:?} at {tid:?}"
+                    ))
+                }
+                Err(e) => {
+                    return fail(format!(
+                        "the primary's blob file of {oid:?} at {tid:?}: {e}"
+                    ))
+                }
+            };
+            if file.len != want.len {
+                return fail(format!(
+                    "{}: {} bytes, the primary's {}",
+                    file.path.display(),
+                    file.len,
+                    want.len
+                ));
+            }
+            if self.blobs_verified.contains(&(oid, tid)) {
+                continue;
+            }
+            let got = std::fs::read(dir.join(&file.path));
+            let want = want.read_all();
+            match (got, want) {
+                (Ok(got), Ok(want)) if got == want => {}
+                (Ok(_), Ok(_)) => {
+                    return fail(format!(
+                        "{}: the bytes differ from the primary's",
+                        file.path.display()
+                    ))
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    return fail(format!("reading {}: {e}", file.path.display()))
+                }
+            }
+            self.blobs_verified.insert((oid, tid));
+        }
+        Ok(())
     }
 
     fn check_storage(&mut self, world: &OracleView) -> Result<(), Violation> {

@@ -151,6 +151,7 @@ fn parse_step(text: &str) -> Result<Step, String> {
         "clients" => no_args(Step::Clients),
         "root" => no_args(Step::Root),
         "blob" => parse_expr(rest).map(Step::Blob),
+        "blobs" if rest.is_empty() => Ok(Step::BlobFiles),
         "advance" => parse_seconds(rest).map(Step::Advance),
         "init_md5" => parse_expr(rest).map(Step::InitMd5),
         "let" => {
@@ -587,10 +588,22 @@ fn parse_primary(text: &str) -> Result<Step, String> {
                         }
                         _ => {
                             let (parent, key) = split_path(k)?;
-                            let len = v.parse().map_err(|_| {
-                                format!("{k}=N sets N bytes; {v:?} is not a byte count")
-                            })?;
                             let seed = changes.len() as u64 + 1;
+                            if let Some(n) = v.strip_prefix("blob:") {
+                                let len = n.parse().map_err(|_| {
+                                    format!("{k}=blob:N writes a blob of N bytes; {n:?} is not a byte count")
+                                })?;
+                                changes.push(Change::SetBlob {
+                                    parent,
+                                    key,
+                                    len,
+                                    seed,
+                                });
+                                continue;
+                            }
+                            let len = v.parse().map_err(|_| {
+                                format!("{k}=N sets N bytes, {k}=blob:N writes a blob; {v:?} is neither")
+                            })?;
                             changes.push(Change::SetBytes {
                                 parent,
                                 key,
@@ -617,12 +630,13 @@ fn parse_primary(text: &str) -> Result<Step, String> {
             .map(Step::Undo)
             .ok_or_else(|| format!("primary undo N needs N >= 1, not {rest:?}")),
         "clock" if rest == "virtual" => Ok(Step::VirtualClock),
+        "blobs" if rest == "on" => Ok(Step::PrimaryBlobs),
         "restart" if rest.is_empty() => Ok(Step::PrimaryRestart),
         "close" if rest.is_empty() => Ok(Step::PrimaryClose),
         "checkpoint" if rest.is_empty() => Ok(Step::PrimaryCheckpoint),
         "failover" if rest.is_empty() => Ok(Step::PrimaryFailover),
         _ => Err(format!(
-            "expected 'primary commit …', 'primary undo [N]', 'primary clock virtual', 'primary restart', 'primary close', 'primary checkpoint' or 'primary failover', got {text:?}"
+            "expected 'primary commit …', 'primary undo [N]', 'primary clock virtual', 'primary blobs on', 'primary restart', 'primary close', 'primary checkpoint' or 'primary failover', got {text:?}"
         )),
     }
 }

@@ -151,11 +151,15 @@ pub enum Step {
     /// Prints the blob file of the object with this oid at its current serial, in the
     /// secondary's storage (or ZODB's `POSKeyError` when it has none).
     Blob(Expr),
+    /// Prints every blob file in the secondary's blob directory, read from the directory.
+    BlobFiles,
     /// From here on, the oracles are checked after every step (and an inapplicable step is
     /// skipped with a note instead of stopping the run).
     Oracles,
     /// The primary's tids come from the virtual clock from here on.
     VirtualClock,
+    /// The primary's storage keeps a blob directory (it then serves `zrs2.1` only).
+    PrimaryBlobs,
     /// The protocol-following primary: reads the handshake, then delivers up to N bytes
     /// (all, if none) of the stream it owes the secondary.
     Serve(Option<usize>),
@@ -238,6 +242,9 @@ impl fmt::Display for Change {
             Change::SetBytes {
                 parent, key, len, ..
             } => write!(f, "{}={len}", path_text(parent, key)),
+            Change::SetBlob {
+                parent, key, len, ..
+            } => write!(f, "{}=blob:{len}", path_text(parent, key)),
             Change::Remove { parent, key } => write!(f, "-{}", path_text(parent, key)),
         }
     }
@@ -374,8 +381,10 @@ impl fmt::Display for Step {
             Step::Chunking(c) => write!(f, "chunking {c}"),
             Step::Root => f.write_str("root"),
             Step::Blob(e) => write!(f, "blob {e}"),
+            Step::BlobFiles => f.write_str("blobs"),
             Step::Oracles => f.write_str("oracles on"),
             Step::VirtualClock => f.write_str("primary clock virtual"),
+            Step::PrimaryBlobs => f.write_str("primary blobs on"),
             Step::Serve(None) => f.write_str("serve"),
             Step::Serve(Some(n)) => write!(f, "serve {n}"),
             Step::Corrupt { offset, mask } => write!(f, "corrupt {offset} {mask}"),

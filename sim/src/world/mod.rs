@@ -88,6 +88,8 @@ pub enum WorldError {
     Reopen(String),
     #[error("the storage is not on a simulated disk (open it with storage=disk)")]
     NoDisk,
+    #[error("the primary's blob file: {0}")]
+    PrimaryBlob(String),
 }
 
 /// Why the workload could not commit.

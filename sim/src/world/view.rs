@@ -4,6 +4,8 @@
 
 use zrs::secondary::Timer;
 
+use zrs::storage::ReadStorage;
+
 use super::{Event, SimSecondary, World};
 use crate::workload::Transaction;
 
@@ -74,6 +76,11 @@ impl<'a> OracleView<'a> {
     /// The primary's committed history, oldest first.
     pub fn history(&self) -> &'a [Transaction] {
         self.world.primary.transactions()
+    }
+
+    /// The primary node's storage (its blob files included).
+    pub fn primary_storage(&self) -> &'a dyn ReadStorage {
+        self.world.node.storage()
     }
 
     pub fn primary_memory(&self) -> PrimaryMemory {
