@@ -441,7 +441,10 @@ impl<S: ReadStorage> Primary<S> {
             Encoder::InCore(encoder) => {
                 let mut out = Vec::with_capacity(capacity);
                 let filled = fill(&self.storage, cursor, outgoing, encoder, &mut out, window);
-                (filled, (!out.is_empty()).then_some(Action::Transmit(id, out)))
+                (
+                    filled,
+                    (!out.is_empty()).then_some(Action::Transmit(id, out)),
+                )
             }
             Encoder::ByHost { encoder, start } => {
                 let mut out = Unsealed::with_capacity(capacity);

@@ -15,7 +15,7 @@
 //! [`StreamEncoder::unsealed`]: super::StreamEncoder::unsealed
 //! [`StreamEncoder::new`]: super::StreamEncoder::new
 
-use crate::protocol::checksum::StreamChecksum;
+use crate::protocol::checksum::{ChecksumScanner, StreamChecksum};
 use crate::protocol::encoder::{pickled_bytes, FrameSink};
 use crate::protocol::framing::{write_frame, PREFIX_LEN};
 use crate::tid::Tid;
@@ -24,11 +24,18 @@ use crate::tid::Tid;
 /// (protocol 1, fast mode), made from the checksum of everything before it; the message is
 /// then hashed too, as every message is.
 pub fn commit_message(checksum: &mut StreamChecksum) -> Vec<u8> {
+    let payload = commit_payload(&checksum.digest());
+    checksum.update(&payload);
+    payload
+}
+
+/// `('C', (digest,))` pickled as zc.zrs's primary pickles it, written directly (one per
+/// transaction; `tests` check it against the generic encoder).
+fn commit_payload(digest: &[u8; 16]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(MAX_COMMIT_LEN);
     payload.extend_from_slice(b"(X\x01\x00\x00\x00C(");
-    pickled_bytes(&checksum.digest(), &mut payload);
+    pickled_bytes(digest, &mut payload);
     payload.extend_from_slice(b"tt.");
-    checksum.update(&payload);
     payload
 }
 
@@ -97,16 +104,27 @@ impl FrameSink for Unsealed {
 }
 
 /// The running checksum of one connection, applied to its [`Unsealed`] windows in order.
+///
+/// It walks a window's frames with the secondary's [`ChecksumScanner`] (one reader of the
+/// framing for both ends), which hashes each payload; at each commit mark the scanner's
+/// checksum is the digest the `C` carries, and the `C` is scanned in turn.
 #[derive(Clone, Debug)]
 pub struct Sealer {
-    checksum: StreamChecksum,
+    scanner: ChecksumScanner,
+}
+
+/// The scanner's per-message checkpoints, which sealing does not need.
+struct Discard;
+
+impl Extend<StreamChecksum> for Discard {
+    fn extend<I: IntoIterator<Item = StreamChecksum>>(&mut self, _: I) {}
 }
 
 impl Sealer {
     /// The sealer of a stream that continues after `start` (the tid the secondary sent).
     pub fn new(start: Tid) -> Sealer {
         Sealer {
-            checksum: StreamChecksum::new(start),
+            scanner: ChecksumScanner::new(start),
         }
     }
 
@@ -116,26 +134,25 @@ impl Sealer {
         out.reserve(window.len());
         let bytes = &window.bytes[..];
         let mut pos = 0;
-        let mut commits = window.commits.iter().copied().peekable();
-        loop {
-            // The frames up to the next commit (or the end), copied in one piece.
-            let until = commits.peek().copied().unwrap_or(bytes.len());
-            let run = pos;
-            while pos < until {
-                let length = u32::from_be_bytes(
-                    bytes[pos..pos + PREFIX_LEN]
-                        .try_into()
-                        .expect("the encoder frames every message"),
-                ) as usize;
-                let payload = pos + PREFIX_LEN;
-                self.checksum.update(&bytes[payload..payload + length]);
-                pos = payload + length;
-            }
-            out.extend_from_slice(&bytes[run..pos]);
-            match commits.next() {
-                Some(_) => write_frame(out, &commit_message(&mut self.checksum)),
-                None => return,
-            }
+        for &at in &window.commits {
+            // The frames up to the commit, hashed and copied in one piece.
+            self.scan(&bytes[pos..at]);
+            out.extend_from_slice(&bytes[pos..at]);
+            pos = at;
+            // Marks fall between frames: the scanner's checksum is the `C`'s digest.
+            debug_assert!(self.scanner.between_messages());
+            let c = out.len();
+            write_frame(out, &commit_payload(&self.scanner.checksum().digest()));
+            self.scan(&out[c..]);
+        }
+        self.scan(&bytes[pos..]);
+        out.extend_from_slice(&bytes[pos..]);
+    }
+
+    fn scan(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let n = self.scanner.scan(bytes, usize::MAX, &mut Discard);
+            bytes = &bytes[n..];
         }
     }
 
@@ -148,7 +165,7 @@ impl Sealer {
 
     /// The digest a `C` sealed now would carry.
     pub fn digest(&self) -> [u8; 16] {
-        self.checksum.digest()
+        self.scanner.checksum().digest()
     }
 }
 
