@@ -8,15 +8,15 @@
 //! and tells the primary ([`Primary::committed`]). The primary reads the storage through a
 //! read handle, exactly as it reads a `Data.fs` another process writes.
 //!
+//! The primary process is opened lazily, when a connection first reaches it (so a
+//! scenario that plays the primary by hand never sees its log lines), and a crash drops
+//! it: the next connection opens a new one over the same storage.
+//!
 //! A node made [`PrimaryNode::with_blobs`] keeps a blob directory (zrs's [`BlobStorage`]
 //! over the MemoryStorage, in a real scratch directory): each blob file the workload
 //! writes goes in through `blob_begin` / `blob_write` / `restore_blob`, each file an undo
 //! copies through `copy_blob`, so the real primary serves `B` + 64 KiB blocks to `zrs2.1`
 //! secondaries and refuses `zrs2.0` ones, as `zrs primary --blob-dir` does.
-//!
-//! The primary process is opened lazily, when a connection first reaches it (so a
-//! scenario that plays the primary by hand never sees its log lines), and a crash drops
-//! it: the next connection opens a new one over the same storage.
 //!
 //! Hosting: the node keeps what the primary transmitted per connection until the link
 //! takes it ([`PrimaryNode::pull`]); a link asks for more only once it has delivered what
@@ -42,14 +42,15 @@ use zrs::Tid;
 
 use crate::workload::{RecordBlob, Transaction};
 
-/// What the primary serves: a read handle on the node's storage.
-type Served = Box<dyn ReadStorage + Send + Sync>;
+/// What a hosted primary serves: a read handle on its node's storage.
+pub type Served = Box<dyn ReadStorage + Send + Sync>;
 
-/// The primary node; see the module docs.
-pub struct PrimaryNode {
-    storage: Box<dyn Storage + Send + Sync>,
-    /// The blob directory, for a node that keeps blobs.
-    blob_dir: Option<PathBuf>,
+/// A real [`Primary`] hosted by the simulator over one node's storage: opened lazily (at
+/// the first connection, so a scenario that plays the primary by hand never sees its log
+/// lines), dropped by a crash, and holding what it transmitted per connection until the
+/// link takes it. The primary node and every chained secondary that serves downstream
+/// (`zrs secondary --listen`) host one.
+pub struct Host {
     address: Address,
     primary: Option<Primary<Served>>,
     /// Bytes transmitted and not yet taken by the link, per connection.
@@ -59,6 +60,148 @@ pub struct PrimaryNode {
     /// The largest single `Transmit` so far (bounded memory per connection: at most one
     /// send window, or one transaction where a transaction is larger).
     pub largest_transmit: usize,
+}
+
+impl Host {
+    /// A host whose primary, once opened, serves at `address`.
+    pub fn new(address: Address) -> Host {
+        Host {
+            address,
+            primary: None,
+            outgoing: BTreeMap::new(),
+            disconnects: Vec::new(),
+            largest_transmit: 0,
+        }
+    }
+
+    /// Where the primary listens (printed in `Opening …`), if it is not open yet.
+    pub fn set_address(&mut self, address: Address) {
+        if self.primary.is_none() {
+            self.address = address;
+        }
+    }
+
+    /// Whether the primary process is running.
+    pub fn running(&self) -> bool {
+        self.primary.is_some()
+    }
+
+    /// Where the primary listens.
+    pub fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The primary, opened over `open()` if it is not running.
+    fn primary(&mut self, open: impl FnOnce() -> Served) -> &mut Primary<Served> {
+        let address = self.address.clone();
+        self.primary.get_or_insert_with(|| {
+            let mut config = Config::new(address);
+            config.send_window = SEND_WINDOW;
+            Primary::new(open(), config)
+        })
+    }
+
+    /// The storage committed a transaction (a running primary follows it).
+    pub fn committed(&mut self) {
+        if let Some(p) = self.primary.as_mut() {
+            p.committed();
+        }
+        self.collect();
+    }
+
+    /// A secondary connected (`peer` as Twisted prints it).
+    pub fn connected(&mut self, id: ConnectionId, peer: &str, open: impl FnOnce() -> Served) {
+        self.primary(open).connected(id, peer);
+        self.collect();
+    }
+
+    /// Bytes from a secondary.
+    pub fn data_received(&mut self, id: ConnectionId, bytes: &[u8], open: impl FnOnce() -> Served) {
+        self.primary(open).data_received(id, bytes);
+        self.collect();
+    }
+
+    /// The connection ended from the network's or the secondary's side.
+    pub fn connection_lost(&mut self, id: ConnectionId, reason: &LossReason) {
+        self.outgoing.remove(&id);
+        if let Some(p) = self.primary.as_mut() {
+            p.connection_lost(id, reason);
+        }
+        self.collect();
+    }
+
+    /// The primary's `close`: stops listening, lets streaming connections catch up, then
+    /// closes them.
+    pub fn close(&mut self, open: impl FnOnce() -> Served) {
+        self.primary(open).close();
+        self.collect();
+    }
+
+    /// The process crashes: its connections vanish with it.
+    pub fn crash(&mut self) {
+        self.primary = None;
+        self.outgoing.clear();
+        self.disconnects.clear();
+    }
+
+    /// The next bytes for connection `id`: what was transmitted, or else what the primary
+    /// transmits once told the link can take more.
+    pub fn pull(&mut self, id: ConnectionId) -> Option<Vec<u8>> {
+        if let Some(bytes) = self.outgoing.get_mut(&id).and_then(|q| q.pop_front()) {
+            return Some(bytes);
+        }
+        self.primary.as_mut()?.writable(id);
+        self.collect();
+        self.outgoing.get_mut(&id).and_then(|q| q.pop_front())
+    }
+
+    /// Connections the primary closed since the last call.
+    pub fn take_disconnects(&mut self) -> Vec<ConnectionId> {
+        std::mem::take(&mut self.disconnects)
+    }
+
+    /// Whether the primary closed `id` (forgetting it: it is reported once).
+    pub fn take_disconnect(&mut self, id: ConnectionId) -> bool {
+        let before = self.disconnects.len();
+        self.disconnects.retain(|d| *d != id);
+        self.disconnects.len() != before
+    }
+
+    /// Gives back closes [`Host::take_disconnects`] took that another connection's owner
+    /// acts on.
+    pub fn keep_disconnects(&mut self, ids: Vec<ConnectionId>) {
+        self.disconnects.extend(ids);
+    }
+
+    /// Whether bytes for `id` wait to be taken.
+    pub fn has_outgoing(&self, id: ConnectionId) -> bool {
+        self.outgoing.get(&id).is_some_and(|q| !q.is_empty())
+    }
+
+    fn collect(&mut self) {
+        let Some(p) = self.primary.as_mut() else {
+            return;
+        };
+        while let Some(action) = p.poll_action() {
+            match action {
+                Action::Transmit(id, bytes) => {
+                    self.largest_transmit = self.largest_transmit.max(bytes.len());
+                    self.outgoing.entry(id).or_default().push_back(bytes);
+                }
+                Action::Disconnect(id) => self.disconnects.push(id),
+                Action::StopListening => {}
+            }
+        }
+    }
+}
+
+/// The primary node; see the module docs.
+pub struct PrimaryNode {
+    storage: Box<dyn Storage + Send + Sync>,
+    /// The blob directory, for a node that keeps blobs.
+    blob_dir: Option<PathBuf>,
+    /// The real primary serving the storage.
+    pub host: Host,
     /// The largest transaction committed, in bytes as the primary sends it, measured by
     /// encoding it as committed (what one `Transmit` may hold beyond the send window).
     pub largest_transaction: usize,
@@ -68,7 +211,7 @@ impl std::fmt::Debug for PrimaryNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PrimaryNode")
             .field("last", &self.storage.last_transaction())
-            .field("running", &self.primary.is_some())
+            .field("running", &self.host.running())
             .finish()
     }
 }
@@ -85,11 +228,7 @@ impl PrimaryNode {
         PrimaryNode {
             storage: Box::new(MemoryStorage::new("Data.fs")),
             blob_dir: None,
-            address,
-            primary: None,
-            outgoing: BTreeMap::new(),
-            disconnects: Vec::new(),
-            largest_transmit: 0,
+            host: Host::new(address),
             largest_transaction: 0,
         }
     }
@@ -117,14 +256,17 @@ impl PrimaryNode {
 
     /// Where the primary listens.
     pub fn address(&self) -> &Address {
-        &self.address
+        self.host.address()
+    }
+
+    /// The host and the storage it serves (to open its primary).
+    pub fn parts(&mut self) -> (&mut Host, &dyn ReadStorage) {
+        (&mut self.host, &*self.storage)
     }
 
     /// Where the primary listens (printed in `Opening …`).
     pub fn set_address(&mut self, address: Address) {
-        if self.primary.is_none() {
-            self.address = address;
-        }
+        self.host.set_address(address);
     }
 
     /// About how many bytes the primary hands the network per `writable`.
@@ -134,7 +276,12 @@ impl PrimaryNode {
 
     /// Whether the primary process is running.
     pub fn running(&self) -> bool {
-        self.primary.is_some()
+        self.host.running()
+    }
+
+    /// The most bytes the primary handed the network at once for one connection.
+    pub fn largest_transmit(&self) -> usize {
+        self.host.largest_transmit
     }
 
     /// Writes a transaction the workload committed into the storage, as replication
@@ -188,10 +335,7 @@ impl PrimaryNode {
             size = size.max(BLOB_BLOCK_SIZE + 4);
         }
         self.largest_transaction = self.largest_transaction.max(size);
-        if let Some(p) = self.primary.as_mut() {
-            p.committed();
-        }
-        self.collect();
+        self.host.committed();
         Ok(())
     }
 
@@ -211,87 +355,47 @@ impl PrimaryNode {
         Ok(out.len())
     }
 
-    /// The primary, opened over the storage if it is not running.
-    fn primary(&mut self) -> &mut Primary<Served> {
-        let address = self.address.clone();
-        let storage = &*self.storage;
-        self.primary.get_or_insert_with(|| {
-            let mut config = Config::new(address);
-            config.send_window = SEND_WINDOW;
-            Primary::new(storage.reader(), config)
-        })
-    }
-
     /// A secondary connected (`peer` as Twisted prints it).
     pub fn connected(&mut self, id: ConnectionId, peer: &str) {
-        self.primary().connected(id, peer);
-        self.collect();
+        let storage = &*self.storage;
+        self.host.connected(id, peer, || storage.reader());
     }
 
     /// Bytes from a secondary.
     pub fn data_received(&mut self, id: ConnectionId, bytes: &[u8]) {
-        self.primary().data_received(id, bytes);
-        self.collect();
+        let storage = &*self.storage;
+        self.host.data_received(id, bytes, || storage.reader());
     }
 
     /// The connection ended from the network's or the secondary's side.
     pub fn connection_lost(&mut self, id: ConnectionId, reason: &LossReason) {
-        self.outgoing.remove(&id);
-        if let Some(p) = self.primary.as_mut() {
-            p.connection_lost(id, reason);
-        }
-        self.collect();
+        self.host.connection_lost(id, reason);
     }
 
-    /// The primary's `close`: stops listening, lets streaming connections catch up, then
-    /// closes them.
+    /// The primary's `close`.
     pub fn close(&mut self) {
-        self.primary().close();
-        self.collect();
+        let storage = &*self.storage;
+        self.host.close(|| storage.reader());
     }
 
     /// The primary's process crashes: its connections vanish with it; the storage keeps
     /// every finished transaction (the workload commits whole transactions only).
     pub fn crash(&mut self) {
-        self.primary = None;
-        self.outgoing.clear();
-        self.disconnects.clear();
+        self.host.crash();
     }
 
-    /// The next bytes for connection `id`: what was transmitted, or else what the primary
-    /// transmits once told the link can take more.
+    /// The next bytes for connection `id`.
     pub fn pull(&mut self, id: ConnectionId) -> Option<Vec<u8>> {
-        if let Some(bytes) = self.outgoing.get_mut(&id).and_then(|q| q.pop_front()) {
-            return Some(bytes);
-        }
-        self.primary.as_mut()?.writable(id);
-        self.collect();
-        self.outgoing.get_mut(&id).and_then(|q| q.pop_front())
+        self.host.pull(id)
     }
 
     /// Connections the primary closed since the last call.
     pub fn take_disconnects(&mut self) -> Vec<ConnectionId> {
-        std::mem::take(&mut self.disconnects)
+        self.host.take_disconnects()
     }
 
     /// Whether bytes for `id` wait to be taken.
     pub fn has_outgoing(&self, id: ConnectionId) -> bool {
-        self.outgoing.get(&id).is_some_and(|q| !q.is_empty())
-    }
-
-    fn collect(&mut self) {
-        let Some(p) = self.primary.as_mut() else {
-            return;
-        };
-        while let Some(action) = p.poll_action() {
-            match action {
-                Action::Transmit(id, bytes) => {
-                    self.largest_transmit = self.largest_transmit.max(bytes.len());
-                    self.outgoing.entry(id).or_default().push_back(bytes);
-                }
-                Action::Disconnect(id) => self.disconnects.push(id),
-                Action::StopListening => {}
-            }
-        }
+        self.host.has_outgoing(id)
     }
 }

@@ -295,16 +295,7 @@ impl Session {
             Step::Duplicate => world(w.duplicate()),
             Step::BadChecksum => world(w.bad_checksum()),
             Step::Crash { keep, tear } => match w.crash(*keep, *tear) {
-                Ok(Some(r)) => Ok(Some(format!(
-                    "the disk kept {} of {} unsynced writes{}",
-                    r.kept,
-                    r.unsynced,
-                    if r.torn > 0 {
-                        format!(" and {} bytes of the next", r.torn)
-                    } else {
-                        String::new()
-                    }
-                ))),
+                Ok(Some(r)) => Ok(Some(crash_report(&r))),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e.to_string()),
             },
@@ -319,7 +310,53 @@ impl Session {
                 Ok(None)
             }
             Step::PrimaryFailover => world(w.failover()),
+            Step::Node {
+                number,
+                upstream,
+                open,
+            } => {
+                let secondary = self.open_as(open, Some(*number))?;
+                world(self.world.add_node(*number, *upstream, secondary))
+            }
+            Step::At { number: 1, step } => self.step(step),
+            Step::At { number, step } => self.node_step(*number, step),
             Step::Heal(bound) => w.heal(*bound).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A step addressed to node `s<number>` (2 on).
+    fn node_step(&mut self, number: usize, step: &Step) -> Result<Option<String>, String> {
+        let w = &mut self.world;
+        let world = |r: Result<(), WorldError>| r.map(|()| None).map_err(|e| e.to_string());
+        fn node(w: &World, number: usize) -> Result<&crate::world::Node, String> {
+            w.nodes()
+                .get(number.wrapping_sub(2))
+                .ok_or_else(|| WorldError::NoNode(number).to_string())
+        }
+        match step {
+            Step::Accept => world(w.node_accept(number)),
+            Step::Reject => world(w.node_reject(number)),
+            Step::Fail => world(w.node_lose(number, LossReason::Other("failed".into()))),
+            Step::Drop => world(w.node_lose(number, LossReason::Done)),
+            Step::Serve(limit) => world(w.node_serve(number, *limit).map(|_| ())),
+            Step::Corrupt { offset, mask } => {
+                world(w.node_damage(number, |l, s| l.corrupt(*offset, *mask, s)))
+            }
+            Step::Truncate(n) => world(w.node_damage(number, |l, s| l.truncate(*n, s))),
+            Step::Duplicate => world(w.node_damage(number, |l, s| l.duplicate(s))),
+            Step::BadChecksum => world(w.node_damage(number, |l, s| l.bad_checksum(s))),
+            Step::Close => world(w.node_close(number)),
+            Step::Crash { keep, tear } => match w.node_crash(number, *keep, *tear) {
+                Ok(Some(r)) => Ok(Some(crash_report(&r))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+            Step::Restart => world(w.node_restart(number)),
+            Step::Root => root_repr(node(w, number)?.secondary().storage()).map(Some),
+            Step::Print(Expr::LastTransaction) => Ok(Some(repr(&Value::Bytes(
+                node(w, number)?.last_transaction().0.to_vec(),
+            )))),
+            other => Err(format!("{other} cannot be addressed to a node")),
         }
     }
 
@@ -391,13 +428,22 @@ impl Session {
     }
 
     fn open(&mut self, open: &Open) -> Result<SimSecondary, String> {
+        self.open_as(open, None)
+    }
+
+    /// Opens a secondary; a node's (`s<number>`) files are named after it.
+    fn open_as(&mut self, open: &Open, node: Option<usize>) -> Result<SimSecondary, String> {
+        let file_name = match node {
+            Some(n) => format!("s{n}-{}", open.name),
+            None => open.name.clone(),
+        };
         let place = match &open.storage {
             StorageKind::Memory => Place::Memory,
             StorageKind::File { path } => {
                 let (dir, kept) = self.dir();
                 // Files the user asked to keep are written as in production.
                 let durable = path.is_some() || kept;
-                let path = path.clone().unwrap_or_else(|| dir.join(&open.name));
+                let path = path.clone().unwrap_or_else(|| dir.join(&file_name));
                 Place::File { path, durable }
             }
             StorageKind::Disk { batch } => Place::Disk {
@@ -409,7 +455,7 @@ impl Session {
             },
         };
         let blob_dir = if open.blobs {
-            Some(self.dir().0.join(format!("{}.blobs", open.name)))
+            Some(self.dir().0.join(format!("{file_name}.blobs")))
         } else {
             None
         };
@@ -429,6 +475,20 @@ impl Session {
         }
         Ok(Secondary::new(storage, config))
     }
+}
+
+/// What a crash on a simulated disk kept.
+fn crash_report(r: &crate::disk::CrashReport) -> String {
+    format!(
+        "the disk kept {} of {} unsynced writes{}",
+        r.kept,
+        r.unsynced,
+        if r.torn > 0 {
+            format!(" and {} bytes of the next", r.torn)
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// `path` taken relative to the scenario file's folder.

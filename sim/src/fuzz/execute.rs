@@ -92,6 +92,9 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
                 if let Ok(s) = world.secondary() {
                     trace.bytes(&s.storage().last_transaction().0);
                 }
+                for node in world.nodes() {
+                    trace.bytes(&node.last_transaction().0);
+                }
                 report.virtual_time = world.reactor.now();
                 report.replicated = world.replicated;
                 if let Some(e) = outcome.end {

@@ -29,6 +29,11 @@
 //!   the network more than its send window plus one transaction at once (it stops
 //!   reading once past the window, after a whole transaction), and reads on only as the
 //!   link drains (flow control).
+//! - With several secondaries (`node …`), each node's storage is held to the same
+//!   `prefix` and `partial` oracles, its timers to `connection`, its catching up at heal
+//!   to `liveness`, and every secondary serving downstream to `memory`. After a failover
+//!   to a node that lagged behind, a storage may be a prefix of the old primary's history
+//!   instead (it is refused, and keeps its data); a mix of two histories is a violation.
 //! - [`Oracle::Panic`]: nothing panicked (the campaign catches panics per run).
 //! - [`Oracle::Determinism`]: a run executed twice leaves the same trace (checked by the
 //!   campaign with `--check-determinism`).
@@ -127,15 +132,118 @@ fn violation(oracle: Oracle, message: impl Into<String>) -> Violation {
     }
 }
 
-/// Checks the oracles; remembers how much of the storage it has verified.
+/// How much of one storage has been verified, against which history.
 #[derive(Default)]
-pub struct Checker {
+struct Follower {
     /// Transactions of the storage verified so far, and the last one's tid.
     verified: usize,
     verified_tid: Tid,
-    /// The world's reopen count when last checked.
+    /// The storage's reopen count and the world's failover count when last checked.
     reopens: u64,
+    failovers: usize,
+    /// The history the storage is a prefix of: 0 the primary's, k the k-th newest
+    /// abandoned by a failover.
+    following: usize,
+}
+
+impl Follower {
+    /// Verifies the storage is a prefix of one of `histories` (the primary's first, then
+    /// those of primaries failed over from, newest first): transactions from two
+    /// histories mixed in one storage is a silent divergence, reported.
+    fn verify(
+        &mut self,
+        s: &dyn ReadStorage,
+        histories: &[&[Transaction]],
+    ) -> Result<(), Violation> {
+        let following = self.following.min(histories.len() - 1);
+        let Err(v) = self.verify_against(s, histories[following]) else {
+            return Ok(());
+        };
+        for (k, history) in histories.iter().enumerate() {
+            if k == following {
+                continue;
+            }
+            let mut fresh = Follower {
+                following: k,
+                reopens: self.reopens,
+                failovers: self.failovers,
+                ..Follower::default()
+            };
+            if fresh.verify_against(s, history).is_ok() {
+                *self = fresh;
+                return Ok(());
+            }
+        }
+        Err(v)
+    }
+
+    fn verify_against(
+        &mut self,
+        s: &dyn ReadStorage,
+        history: &[Transaction],
+    ) -> Result<(), Violation> {
+        let last = s.last_transaction();
+        if last == self.verified_tid && self.verified > 0 {
+            return Ok(());
+        }
+        if last < self.verified_tid {
+            // A crash took transactions back: what is left is checked again from the start.
+            self.verified = 0;
+            self.verified_tid = Tid::ZERO;
+        }
+        let mut i = self.verified;
+        let start = (i > 0).then_some(self.verified_tid);
+        for item in s.iterator(start, None) {
+            let txn = item.map_err(|e| {
+                violation(Oracle::Prefix, format!("the storage cannot be read: {e}"))
+            })?;
+            if i > 0 && txn.meta.tid <= self.verified_tid {
+                continue;
+            }
+            let Some(expected) = history.get(i) else {
+                return Err(violation(
+                    Oracle::Prefix,
+                    format!(
+                        "the storage has transaction {:?} (number {}), the primary committed only {}",
+                        txn.meta.tid,
+                        i + 1,
+                        history.len()
+                    ),
+                ));
+            };
+            compare(&txn, expected).map_err(|what| {
+                violation(
+                    Oracle::Prefix,
+                    format!("transaction {} ({:?}): {what}", i + 1, expected.tid),
+                )
+            })?;
+            i += 1;
+        }
+        self.verified = i;
+        self.verified_tid = last;
+        Ok(())
+    }
+
+    /// Starts over after the storage was reopened or the primary failed over.
+    fn reset_if(&mut self, reopens: u64, failovers: usize) {
+        if reopens != self.reopens || failovers != self.failovers {
+            *self = Follower {
+                reopens,
+                failovers,
+                ..Follower::default()
+            };
+        }
+    }
+}
+
+/// Checks the oracles; remembers how much of each storage it has verified.
+#[derive(Default)]
+pub struct Checker {
+    /// The first secondary's storage.
+    first: Follower,
     reader: ReaderCheck,
+    /// The other nodes' storages, by node (`s2` first).
+    nodes: Vec<Follower>,
     /// The storage's state when the blob directory was last checked.
     blobs_checked: Option<BlobState>,
     /// Blob files whose bytes were compared since the storage was last opened.
@@ -164,11 +272,12 @@ impl Checker {
         }
         let view = world.view();
         check_connections(&view)?;
+        check_node_connections(&view)?;
         check_memory(&view)?;
         self.check_storage(&view)?;
+        self.check_nodes(&view)?;
         self.check_blobs(&view)
     }
-
     fn check_blobs(&mut self, world: &OracleView) -> Result<(), Violation> {
         let Some(g) = world.secondaries().len().checked_sub(1) else {
             return Ok(());
@@ -318,25 +427,34 @@ impl Checker {
         if secondary.is_closed() {
             return Ok(());
         }
-        if world.reopens() != self.reopens {
-            // A reopened file must be a clean prefix: check it all again.
-            self.reopens = world.reopens();
-            self.verified = 0;
-            self.verified_tid = Tid::ZERO;
-        }
-        let history = world.history();
+        // A reopened file must be a clean prefix: check it all again.
+        let histories = histories(world);
+        let was = (self.first.failovers, self.first.following);
+        self.first.reset_if(world.reopens(), histories.len());
         if storage.with(|s| s.is_none()) {
             // Crashed, not reopened yet: nothing reads it (the reopening cuts a torn tail).
             return Ok(());
         }
+        let followed = |f: &Follower| histories[f.following.min(histories.len() - 1)];
+        let reader_for = |first: &Follower, reader: &mut ReaderCheck| {
+            // The reader's-eye check builds its reference file from one history: another
+            // history (a failover, or the storage found following another) starts it over.
+            if (first.failovers, first.following) != was {
+                *reader = ReaderCheck::default();
+            }
+        };
         if storage.failed() {
+            reader_for(&self.first, &mut self.reader);
             // A storage its disk failed refuses reads until reopened: only the disk is
             // judged (the durable image), by the reader's-eye check.
-            return self.reader.check(storage, history, self.verified);
+            return self
+                .reader
+                .check(storage, followed(&self.first), self.first.verified);
         }
+        let first = &mut self.first;
         let mut check = || {
             storage.with(|s| match s {
-                Some(s) => self.verify(s, history),
+                Some(s) => first.verify(s, &histories),
                 None => Ok(()),
             })
         };
@@ -345,51 +463,66 @@ impl Checker {
             Some(disk) => disk.without_faults(check)?,
             None => check()?,
         }
-        self.reader.check(storage, history, self.verified)
+        reader_for(&self.first, &mut self.reader);
+        self.reader
+            .check(storage, followed(&self.first), self.first.verified)
     }
 
-    fn verify(&mut self, s: &dyn ReadStorage, history: &[Transaction]) -> Result<(), Violation> {
-        let last = s.last_transaction();
-        if last == self.verified_tid && self.verified > 0 {
-            return Ok(());
-        }
-        if last < self.verified_tid {
-            // A crash took transactions back: what is left is checked again from the start.
-            self.verified = 0;
-            self.verified_tid = Tid::ZERO;
-        }
-        let mut i = self.verified;
-        let start = (i > 0).then_some(self.verified_tid);
-        for item in s.iterator(start, None) {
-            let txn = item.map_err(|e| {
-                violation(Oracle::Prefix, format!("the storage cannot be read: {e}"))
-            })?;
-            if i > 0 && txn.meta.tid <= self.verified_tid {
+    /// Every other node: no partial transaction while not connected, and its storage a
+    /// prefix of a primary's history, byte for byte.
+    fn check_nodes(&mut self, world: &OracleView) -> Result<(), Violation> {
+        let histories = histories(world);
+        for node in world.nodes() {
+            let i = node.number - 2;
+            if self.nodes.len() <= i {
+                self.nodes.resize_with(i + 1, Follower::default);
+            }
+            if node.is_dead() {
                 continue;
             }
-            let Some(expected) = history.get(i) else {
+            let secondary = node.secondary();
+            let storage = secondary.storage();
+            if secondary.phase() != Phase::Connected && storage.in_transaction() {
                 return Err(violation(
-                    Oracle::Prefix,
+                    Oracle::Partial,
                     format!(
-                        "the storage has transaction {:?} (number {}), the primary committed only {}",
-                        txn.meta.tid,
-                        i + 1,
-                        history.len()
+                        "s{}: a transaction is in progress on the storage while the secondary is {:?}",
+                        node.number,
+                        secondary.phase()
                     ),
                 ));
+            }
+            if secondary.is_closed() || storage.failed() {
+                continue;
+            }
+            let follower = &mut self.nodes[i];
+            follower.reset_if(node.reopens, histories.len());
+            let mut check = || {
+                storage.with(|s| match s {
+                    Some(s) => follower.verify(s, &histories),
+                    None => Ok(()),
+                })
             };
-            compare(&txn, expected).map_err(|what| {
-                violation(
-                    Oracle::Prefix,
-                    format!("transaction {} ({:?}): {what}", i + 1, expected.tid),
-                )
+            let result = match storage.disk() {
+                Some(disk) => disk.without_faults(check),
+                None => check(),
+            };
+            result.map_err(|v| Violation {
+                oracle: v.oracle,
+                message: format!("s{}: {}", node.number, v.message),
             })?;
-            i += 1;
         }
-        self.verified = i;
-        self.verified_tid = last;
         Ok(())
     }
+}
+
+/// The primary's history, then those of the primaries failed over from, newest first.
+fn histories<'a>(world: &OracleView<'a>) -> Vec<&'a [Transaction]> {
+    let mut all = vec![world.history()];
+    let mut abandoned: Vec<&[Transaction]> = world.abandoned().collect();
+    abandoned.reverse();
+    all.extend(abandoned);
+    all
 }
 
 fn check_event(event: Event) -> Result<(), Violation> {
@@ -430,6 +563,19 @@ fn check_event(event: Event) -> Result<(), Violation> {
                 zrs::repr::py2_bytes_repr(&m[..m.len().min(64)])
             ),
         )),
+        Event::NodeNotCaughtUp {
+            bound,
+            node,
+            upstream,
+            upstream_last,
+            last,
+        } => Err(violation(
+            Oracle::Liveness,
+            format!(
+                "s{node} not caught up {} s after the faults stopped: {upstream} is at {upstream_last:?}, s{node} at {last:?}",
+                crate::scenario::step::seconds(bound)
+            ),
+        )),
         Event::NotCaughtUp {
             bound,
             primary,
@@ -458,12 +604,84 @@ fn check_memory(world: &OracleView) -> Result<(), Violation> {
             ),
         ));
     }
+    for (number, largest) in world.chained_transmits() {
+        if largest > bound {
+            return Err(violation(
+                Oracle::Memory,
+                format!(
+                    "s{number}, serving downstream, handed the network {largest} bytes at once for one connection; more than its send window ({}) plus the largest transaction ({})",
+                    node.send_window,
+                    node.largest_transaction
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The connection oracle for the nodes beyond the first: timers and attempts fit the
+/// node's phase, as for the first secondary.
+fn check_node_connections(world: &OracleView) -> Result<(), Violation> {
+    for node in world.nodes() {
+        let keep_alive = world.node_pending(node.number, Timer::KeepAlive);
+        let reconnect = world.node_pending(node.number, Timer::Connect);
+        let fail = |what: String| {
+            Err(violation(
+                Oracle::Connection,
+                format!("s{}: {what}", node.number),
+            ))
+        };
+        if node.is_dead() {
+            if keep_alive + reconnect > 0 || node.attempting() || node.connected() {
+                return fail("a crashed node still has calls, an attempt or a connection".into());
+            }
+            continue;
+        }
+        let secondary = node.secondary();
+        match secondary.phase() {
+            Phase::Closed => {
+                if keep_alive > 0 || reconnect > 1 || node.attempting() || node.connected() {
+                    return fail(format!(
+                        "closed with {keep_alive} keep-alive(s), {reconnect} reconnect(s), attempt {}, connected {}",
+                        node.attempting(),
+                        node.connected()
+                    ));
+                }
+            }
+            Phase::Idle => {
+                if reconnect != 1 || keep_alive > 0 || node.attempting() || node.connected() {
+                    return fail(format!(
+                        "idle with {reconnect} reconnect(s), {keep_alive} keep-alive(s), attempt {}, connected {}",
+                        node.attempting(),
+                        node.connected()
+                    ));
+                }
+            }
+            Phase::Connecting => {
+                if !node.attempting() || reconnect + keep_alive > 0 {
+                    return fail(format!(
+                        "connecting with attempt {}, {reconnect} reconnect(s), {keep_alive} keep-alive(s)",
+                        node.attempting()
+                    ));
+                }
+            }
+            Phase::Connected => {
+                let due = usize::from(!secondary.config().keep_alive_delay.is_zero());
+                if !node.connected() || reconnect > 0 || keep_alive != due {
+                    return fail(format!(
+                        "connected with connection {}, {reconnect} reconnect(s), {keep_alive} keep-alive(s) ({due} due)",
+                        node.connected()
+                    ));
+                }
+            }
+        }
+    }
     Ok(())
 }
 
 fn check_connections(world: &OracleView) -> Result<(), Violation> {
     let attempts = world.attempts();
-    if attempts != usize::from(world.attempt_owner().is_some()) {
+    if attempts != world.owned_attempts() {
         return Err(violation(
             Oracle::Connection,
             format!(
@@ -476,7 +694,7 @@ fn check_connections(world: &OracleView) -> Result<(), Violation> {
     for (g, secondary) in world.secondaries().iter().enumerate() {
         let keep_alive = world.pending_of(g, Timer::KeepAlive);
         let reconnect = world.pending_of(g, Timer::Connect);
-        let attempt = world.attempt_owner() == Some(g);
+        let attempt = world.owns_attempt(g);
         let current = Some(g) == last;
         let fail = |what: String| {
             Err(violation(
@@ -624,9 +842,9 @@ mod tests {
         let mut world = World::new();
         assert_eq!(check_memory(&world.view()), Ok(()));
         let bound = world.node.send_window() + world.node.largest_transaction;
-        world.node.largest_transmit = bound;
+        world.node.host.largest_transmit = bound;
         assert_eq!(check_memory(&world.view()), Ok(()));
-        world.node.largest_transmit = bound + 1;
+        world.node.host.largest_transmit = bound + 1;
         assert_eq!(
             check_memory(&world.view()).unwrap_err().oracle,
             Oracle::Memory

@@ -67,6 +67,7 @@ impl World {
             return Err(WorldError::NotConnected);
         }
         self.node.crash();
+        self.downstream_lost(super::Upstream::Primary);
         self.end_connection(None);
         let generation = self.current()?;
         self.observe(generation, crate::coverage::Input::Lost);
@@ -79,8 +80,9 @@ impl World {
     /// secondary sees `ConnectionLost`), and a node holding the last checkpoint's history
     /// takes over at the same address; the workload goes on from that history.
     pub fn failover(&mut self) -> Result<(), WorldError> {
-        let history = self.checkpoint.clone().ok_or(WorldError::NoCheckpoint)?;
+        let mut history = self.checkpoint.clone().ok_or(WorldError::NoCheckpoint)?;
         self.node.crash();
+        self.downstream_lost(super::Upstream::Primary);
         if self.network.connection.is_some() {
             self.end_connection(None);
             let generation = self.current()?;
@@ -102,8 +104,14 @@ impl World {
         for t in history.transactions() {
             node.commit(t).map_err(WorldError::Reopen)?;
         }
+        self.largest_transaction = self.largest_transaction.max(self.node.largest_transaction);
         self.node = node;
-        self.primary = history;
+        // Time went on across the failover: the new primary's tids are later than any the
+        // old one gave (else a secondary ahead could hold a tid the new primary reuses for
+        // another transaction, which no primary can tell apart).
+        history.raise_floor(self.primary.last_tid().max(self.primary.floor()));
+        let old = std::mem::replace(&mut self.primary, history);
+        self.abandoned.push(old);
         Ok(())
     }
 
@@ -115,7 +123,7 @@ impl World {
         }
         let deadline = self.reactor.now() + length;
         for _ in 0..MAX_ROUNDS {
-            while self.attempt_owner.is_some() {
+            while self.attempt_owner().is_some() {
                 self.reject()?;
             }
             match self.reactor.next_due() {
@@ -146,11 +154,18 @@ impl World {
         if let Some(disk) = self.secondaries[g].storage().disk() {
             disk.heal();
         }
-        if !self.running() {
+        if !self.running() && self.nodes.is_empty() {
             return Ok("the secondary is not running: nothing to catch up".into());
         }
         let bound = bound.unwrap_or_else(|| {
-            self.secondaries[g].config().reconnect_delay * 3 + Duration::from_secs(10)
+            // Three reconnect delays, and one more per node: a chain's hops may each wait
+            // for their reconnect in turn.
+            let slowest = self
+                .nodes
+                .iter()
+                .map(|n| n.secondary().config().reconnect_delay)
+                .fold(self.secondaries[g].config().reconnect_delay, Duration::max);
+            slowest * (3 + self.nodes.len() as u32) + Duration::from_secs(10)
         });
         let start = self.reactor.now();
         let deadline = start + bound;
@@ -161,14 +176,14 @@ impl World {
             self.lose_connection(LossReason::Lost)?;
         }
         for _ in 0..MAX_ROUNDS {
-            if self.caught_up() {
+            if self.s1_settled() && (0..self.nodes.len()).all(|i| self.node_settled(i)) {
                 let took = self.reactor.now() - start;
                 return Ok(format!(
                     "caught up after {} s",
                     crate::scenario::step::seconds(took)
                 ));
             }
-            if self.attempt_owner.is_some() {
+            if self.attempt_owner().is_some() {
                 self.accept()?;
                 continue;
             }
@@ -178,6 +193,9 @@ impl World {
                 if self.serve(None)? > 0 || fresh {
                     continue;
                 }
+            }
+            if self.heal_nodes_round()? {
+                continue;
             }
             match self.reactor.next_due() {
                 Some(due) if due <= deadline => {
@@ -189,16 +207,52 @@ impl World {
             }
         }
         self.advance_to(deadline);
-        let secondary = self.secondary()?.storage().last_transaction();
-        let primary = self.primary.last_tid();
-        self.events.push(Event::NotCaughtUp {
-            bound,
-            primary,
-            secondary,
-        });
-        Ok(format!(
-            "not caught up after {} s: the primary is at {primary:?}, the secondary at {secondary:?}",
-            crate::scenario::step::seconds(bound)
-        ))
+        let after = crate::scenario::step::seconds(bound);
+        let mut printed = Vec::new();
+        if !self.s1_settled() {
+            let secondary = self.secondary()?.storage().last_transaction();
+            let primary = self.primary.last_tid();
+            self.events.push(Event::NotCaughtUp {
+                bound,
+                primary,
+                secondary,
+            });
+            printed.push(format!(
+                "not caught up after {after} s: the primary is at {primary:?}, the secondary at {secondary:?}"
+            ));
+        }
+        for i in 0..self.nodes.len() {
+            if self.node_settled(i) {
+                continue;
+            }
+            let (node, upstream) = (i + 2, self.nodes[i].upstream);
+            let (last, upstream_last) = (
+                self.nodes[i].last_transaction(),
+                self.upstream_last(upstream),
+            );
+            self.events.push(Event::NodeNotCaughtUp {
+                bound,
+                node,
+                upstream,
+                upstream_last,
+                last,
+            });
+            printed.push(format!(
+                "s{node} not caught up after {after} s: {upstream} is at {upstream_last:?}, s{node} at {last:?}"
+            ));
+        }
+        Ok(printed.join("\n"))
+    }
+
+    /// Whether the first secondary is where the heal phase wants it: stopped, caught up,
+    /// or refused for holding a history the primary does not have.
+    fn s1_settled(&self) -> bool {
+        match self.secondary() {
+            Ok(s) if self.running() => {
+                let last = s.storage().last_transaction();
+                last == self.primary.last_tid() || self.other_history(last)
+            }
+            _ => true,
+        }
     }
 }

@@ -23,6 +23,7 @@
 //! - `script`: the scripted primary (`send …`, `read`);
 //! - `delivery`: chunked delivery on the secondary's connection;
 //! - `faults`: link faults, primary crash / failover, outages, the heal phase;
+//! - `nodes`: the topology — secondary nodes beyond the first, chains;
 //! - [`OracleView`]: what the oracles may read.
 
 use std::time::Duration;
@@ -36,7 +37,7 @@ use zrs::{Oid, Tid};
 use crate::clients::Clients;
 use crate::link::Link;
 use crate::network::{Chunking, Network};
-use crate::primary_node::PrimaryNode;
+use crate::primary_node::{Host, PrimaryNode};
 use crate::reactor::Reactor;
 use crate::storage::SimStorage;
 use crate::workload::database::DatabaseError;
@@ -46,6 +47,8 @@ mod delivery;
 pub use delivery::random_chunk;
 pub use view::{OracleView, PrimaryMemory};
 mod faults;
+mod nodes;
+pub use nodes::{listen_address, Node, Upstream};
 mod script;
 mod secondaries;
 mod serving;
@@ -88,6 +91,10 @@ pub enum WorldError {
     Reopen(String),
     #[error("the storage is not on a simulated disk (open it with storage=disk)")]
     NoDisk,
+    #[error("no node s{0} (s1 is opened by open, s2 on are declared by node)")]
+    NoNode(usize),
+    #[error("{0}")]
+    Topology(String),
     #[error("the primary's blob file: {0}")]
     PrimaryBlob(String),
 }
@@ -123,6 +130,14 @@ pub enum Event {
         primary: Tid,
         secondary: Tid,
     },
+    /// The heal phase ended with node `s<node>` behind its upstream.
+    NodeNotCaughtUp {
+        bound: Duration,
+        node: usize,
+        upstream: Upstream,
+        upstream_last: Tid,
+        last: Tid,
+    },
 }
 
 /// What the primary side of the network has sent of its transactions.
@@ -142,7 +157,9 @@ pub struct World {
     pub secondaries: Vec<SimSecondary>,
     /// Which generation owns each pending call and attempt, by call number / port.
     owners: Vec<(u64, usize)>,
-    attempt_owner: Option<usize>,
+    /// Which generation owns each waiting attempt, oldest first (as `network.clients`):
+    /// a closed generation's late reconnect may start one beside the current one's.
+    attempt_owners: Vec<usize>,
     pub primary: Database,
     pub feed: Feed,
     pub chunking: Chunking,
@@ -173,6 +190,16 @@ pub struct World {
     pub reopens: u64,
     /// Which phases met which inputs (see [`crate::coverage`]).
     pub coverage: crate::coverage::Coverage,
+    /// The secondary nodes beyond the first (`s2`, `s3`, …).
+    nodes: Vec<Node>,
+    /// Which node owns each pending call, by call number.
+    node_owners: Vec<(u64, usize)>,
+    /// The first secondary's host, serving downstream nodes from its storage.
+    s1_host: Host,
+    /// The histories of the primaries failed over from (oldest first).
+    abandoned: Vec<Database>,
+    /// The largest transaction any primary node committed, in bytes as sent.
+    largest_transaction: usize,
 }
 
 impl Default for World {
@@ -195,7 +222,7 @@ impl World {
             network: Network::new(),
             secondaries: Vec::new(),
             owners: Vec::new(),
-            attempt_owner: None,
+            attempt_owners: Vec::new(),
             primary,
             feed: Feed::default(),
             chunking: Chunking::Doubling,
@@ -212,6 +239,11 @@ impl World {
             events: Vec::new(),
             reopens: 0,
             coverage: Default::default(),
+            nodes: Vec::new(),
+            node_owners: Vec::new(),
+            s1_host: Host::new(nodes::listen_address(1)),
+            abandoned: Vec::new(),
+            largest_transaction: 0,
         }
     }
 }
