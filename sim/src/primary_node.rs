@@ -190,6 +190,9 @@ impl Host {
                 }
                 Action::Disconnect(id) => self.disconnects.push(id),
                 Action::StopListening => {}
+                // Hosted primaries seal in their core (`Config::new`), as a simulator's
+                // must for its transmitted bytes to be final.
+                Action::TransmitUnsealed(..) => unreachable!("a simulated primary seals in core"),
             }
         }
     }

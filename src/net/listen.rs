@@ -3,9 +3,11 @@
 //! [`Listener::bind`] opens a TCP or Unix-domain listening socket; its acceptor thread
 //! hands each accepted connection to the driver's loop. Each connection of a primary then
 //! has a reader thread (what the secondary sends: the handshake, keep-alives) and a writer
-//! thread that writes what the primary transmits and reports when it has written it, which
-//! is the primary's cue to read more of its storage ([`crate::primary`]'s flow control): a
-//! secondary that stops reading blocks only its own writer.
+//! thread that writes what the primary transmits and reports when it starts writing a
+//! window, which is the primary's cue to read the next one from its storage
+//! ([`crate::primary`]'s flow control): the next window is read and encoded while one is
+//! written, at most two are held per connection, and a secondary that stops reading blocks
+//! only its own writer.
 
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,11 +20,14 @@ use std::thread;
 
 use super::address::tcp_peer;
 use super::stream::Stream;
+use crate::protocol::{Sealer, Unsealed};
 use crate::secondary::Address;
 
 /// What a writer thread is asked to do.
 pub(super) enum Out {
     Bytes(Vec<u8>),
+    /// A window to seal with the connection's running checksum, then write.
+    Unsealed(Unsealed),
     /// Close the connection (after the bytes sent before).
     Close,
 }
@@ -161,30 +166,53 @@ impl Accepting {
 }
 
 /// Starts the writer thread of a served connection: it writes what it is sent, calls
-/// `written` after each write, and `failed` if a write fails.
+/// `ready` each time it starts writing a window (the primary may then read the next one
+/// while this one is written), and `failed` if a write fails.
 pub(super) fn start_writer(
     mut stream: Stream,
-    written: impl Fn() -> bool + Send + 'static,
+    ready: impl Fn() -> bool + Send + 'static,
     failed: impl FnOnce(io::Error) + Send + 'static,
 ) -> io::Result<SyncSender<Out>> {
-    // The primary transmits once per `written`: one message in flight, plus the close.
+    // The primary transmits once per `ready`, so the queue holds at most the next window
+    // and the close: with the one being sealed and written (and its sealed copy), at most
+    // three windows per connection.
     let (sender, outs) = mpsc::sync_channel::<Out>(2);
     thread::Builder::new()
         .name("zrs-writer".into())
         .spawn(move || {
+            let mut sealer: Option<Sealer> = None;
+            // The sealed window, reused.
+            let mut sealed = Vec::new();
             for out in outs {
-                match out {
-                    Out::Bytes(bytes) => {
-                        if let Err(e) = stream.write_all(&bytes) {
-                            let _ = stream.shutdown();
-                            failed(e);
-                            return;
+                // Asked before sealing and writing: reading and encoding the next window
+                // overlaps the hashing and the write (and the secondary's reading).
+                if matches!(out, Out::Bytes(_) | Out::Unsealed(_)) && !ready() {
+                    return;
+                }
+                let written = match out {
+                    Out::Bytes(bytes) => stream.write_all(&bytes),
+                    Out::Unsealed(window) => {
+                        if let Some(start) = window.start() {
+                            sealer = Some(Sealer::new(start));
                         }
-                        if !written() {
-                            return;
+                        match sealer.as_mut() {
+                            Some(sealer) => {
+                                sealed.clear();
+                                sealer.seal_into(&window, &mut sealed);
+                                drop(window);
+                                stream.write_all(&sealed)
+                            }
+                            None => Err(io::Error::other(
+                                "the primary sent a window to seal before the connection's first",
+                            )),
                         }
                     }
                     Out::Close => break,
+                };
+                if let Err(e) = written {
+                    let _ = stream.shutdown();
+                    failed(e);
+                    return;
                 }
             }
             let _ = stream.flush();

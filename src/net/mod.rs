@@ -13,9 +13,10 @@
 //! channel. A connection attempt runs on a short-lived thread (so that a 30 s connect
 //! timeout never holds up timers or a stop); an established connection has one reader
 //! thread that forwards what it reads; a served connection also has a writer thread, which
-//! reports when it has written what the primary transmitted — the primary's cue to read
-//! more (so a secondary that does not read holds back only its own writer, and the primary
-//! holds at most one window for it). Each attempt and connection has an id, so whatever
+//! reports when it starts writing what the primary transmitted — the primary's cue to read
+//! the next window while this one is written (so a secondary that does not read holds back
+//! only its own writer, and the primary holds at most two windows for it: one being
+//! written, the next). Each attempt and connection has an id, so whatever
 //! arrives from one already given up on is dropped. The channel is bounded, so a primary
 //! that sends faster than the storage writes is held back by TCP flow control, not buffered
 //! here. The reader of the connection to the primary also runs the secondary's checksum
@@ -149,8 +150,9 @@ enum Event {
         stream: Stream,
         peer: String,
     },
-    /// A served connection's writer wrote everything it was given.
-    Written {
+    /// A served connection's writer started writing the last window it was given: the
+    /// primary may read the next.
+    Ready {
         link: u64,
     },
     Stop,
@@ -509,7 +511,7 @@ impl<S: Storage> Driver<S> {
                 }
             }
             Event::Accepted { stream, peer } => self.accept(stream, peer),
-            Event::Written { link } => {
+            Event::Ready { link } => {
                 if let Some(serving) = self.serving.as_mut() {
                     if serving.downstream.contains_key(&link) {
                         serving.primary.writable(ConnectionId(link));
@@ -588,6 +590,13 @@ impl<S: Storage> Driver<S> {
                 primary::Action::Transmit(ConnectionId(link), bytes) => {
                     if let Some(d) = serving.downstream.get_mut(&link) {
                         if d.writer.send(listen::Out::Bytes(bytes)).is_err() {
+                            d.write_failed = true;
+                        }
+                    }
+                }
+                primary::Action::TransmitUnsealed(ConnectionId(link), window) => {
+                    if let Some(d) = serving.downstream.get_mut(&link) {
+                        if d.writer.send(listen::Out::Unsealed(window)).is_err() {
                             d.write_failed = true;
                         }
                     }
@@ -777,11 +786,11 @@ fn start_downstream(
     let link = start_link(stream, options, next_id, sender)?;
     let id = link.id;
     let socket = link.writer.try_clone()?;
-    let written = sender.clone();
+    let ready = sender.clone();
     let failed = sender.clone();
     let writer = listen::start_writer(
         link.writer,
-        move || written.send(Event::Written { link: id }).is_ok(),
+        move || ready.send(Event::Ready { link: id }).is_ok(),
         move |error| {
             let _ = failed.send(Event::Closed {
                 link: id,

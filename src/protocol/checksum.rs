@@ -93,6 +93,17 @@ impl ChecksumScanner {
         }
     }
 
+    /// The checksum of everything scanned so far: between two messages, what a `C` there
+    /// carries (the primary's [`Sealer`](super::seal::Sealer) makes its `C`s from it).
+    pub fn checksum(&self) -> &StreamChecksum {
+        &self.checksum
+    }
+
+    /// Whether the bytes scanned so far end between two messages.
+    pub fn between_messages(&self) -> bool {
+        self.remaining == 0 && self.prefix_len == 0
+    }
+
     /// Hashes the payload bytes in `bytes`, the next bytes of the stream, and appends to
     /// `checkpoints` the checksum at the start of each message whose length prefix ends in
     /// them, in order: one per message, even an empty one.
