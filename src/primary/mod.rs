@@ -59,6 +59,17 @@
 //! waits for the next `writable`. So however far behind a secondary is, its connection holds
 //! at most one window (or one transaction) in the primary and whatever the host buffers.
 //!
+//! **Sealing.** md5 over every byte is most of a primary's work, and every `C` needs the
+//! md5 of everything before it. With [`Sealing::InCore`] (the default: the simulator, the
+//! tests) the primary hashes as it encodes and transmits finished bytes. With
+//! [`Sealing::ByHost`] (the real driver) it hashes nothing: it transmits
+//! [`Unsealed`] windows ([`Action::TransmitUnsealed`]) whose `C`s a
+//! [`Sealer`](crate::protocol::Sealer) of the host completes, one per connection, seeded
+//! from the start tid the connection's first window carries — the driver does it on each
+//! connection's writer thread, so the hashing of one window runs beside the reading and
+//! encoding of the next. The bytes on the wire are the same (tested on seeded histories);
+//! an unsealed window counts each `C` at its longest, so the window bound holds as well.
+//!
 //! **Close.** [`Primary::close`] logs `Closing <name> <address>`, stops listening, closes
 //! connections still in their handshake, and lets streaming connections catch up with what
 //! is committed: each is disconnected once its cursor has nothing more and its last bytes
