@@ -6,7 +6,7 @@
 //! thread that takes what the primary transmits, reports when it takes a window (the
 //! primary's cue to read the next one from its storage: [`crate::primary`]'s flow control)
 //! and completes each window's `C` messages with the running md5, and a writer thread that
-//! writes the sealed bytes ([`start_writer`]). Reading and encoding, hashing, and socket
+//! writes the sealed bytes (`start_writer`). Reading and encoding, hashing, and socket
 //! writes thus run side by side; a connection holds a few windows at most, and a secondary
 //! that stops reading blocks only its own threads.
 
