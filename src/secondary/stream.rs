@@ -214,7 +214,8 @@ impl Stream {
         self.apply(bytes, storage, check_checksums, committed)
     }
 
-    /// Frames scanned bytes and applies every whole message with its checkpoint.
+    /// Frames scanned bytes and applies every whole message with its checkpoint. Messages
+    /// whole within `bytes` are applied from `bytes`, uncopied.
     fn apply<S: Storage + ?Sized>(
         &mut self,
         bytes: &[u8],
@@ -222,17 +223,15 @@ impl Stream {
         check_checksums: bool,
         committed: &mut impl FnMut(Committed),
     ) -> Result<(), InputError> {
-        self.frames.feed(bytes);
         let r = &mut self.replication;
-        while let Some(message) = self.frames.next_frame_slice()? {
+        self.frames.try_decode(bytes, |message| {
             r.index += 1;
             let checkpoint = r
                 .checkpoints
                 .pop_front()
                 .ok_or(InputError::Unscanned { index: r.index })?;
-            r.apply(message, &checkpoint, storage, check_checksums, committed)?;
-        }
-        Ok(())
+            r.apply(message, &checkpoint, storage, check_checksums, committed)
+        })
     }
 }
 
