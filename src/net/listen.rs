@@ -21,6 +21,7 @@ use std::thread;
 
 use super::address::tcp_peer;
 use super::stream::Stream;
+use crate::protocol::seal::SealedWindow;
 use crate::protocol::{Sealer, Unsealed};
 use crate::secondary::Address;
 
@@ -169,6 +170,8 @@ impl Accepting {
 /// What the sealer thread hands the socket writer thread.
 enum Sealed {
     Bytes(Vec<u8>),
+    /// Written from the window's own buffer and its `C`s (vectored, no copy).
+    Window(SealedWindow),
     /// The stream cannot go on: report this, close.
     Fail(io::Error),
     /// Close the connection (after the bytes before).
@@ -201,6 +204,10 @@ pub(super) fn start_writer(
                         Ok(()) => continue,
                         Err(e) => e,
                     },
+                    Sealed::Window(window) => match window.write_to(&mut stream) {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    },
                     Sealed::Fail(e) => e,
                     Sealed::Close => break,
                 };
@@ -227,7 +234,7 @@ pub(super) fn start_writer(
                             sealer = Some(Sealer::new(start));
                         }
                         match sealer.as_mut() {
-                            Some(sealer) => Sealed::Bytes(sealer.seal(&window)),
+                            Some(sealer) => Sealed::Window(sealer.seal(window)),
                             None => Sealed::Fail(io::Error::other(
                                 "the primary sent a window to seal before the connection's first",
                             )),
@@ -235,7 +242,7 @@ pub(super) fn start_writer(
                     }
                     Out::Close => Sealed::Close,
                 };
-                let last = !matches!(next, Sealed::Bytes(_));
+                let last = matches!(next, Sealed::Fail(_) | Sealed::Close);
                 if to_writer.send(next).is_err() || last {
                     return; // the writer failed (and reported it), or this was the end
                 }
