@@ -699,7 +699,7 @@ mod primary {
                     if let Some(start) = window.start() {
                         *sealer = Some(Sealer::new(start));
                     }
-                    sent.push(sealer.as_mut().expect("first window").seal(&window));
+                    sent.push(sealer.as_mut().expect("first window").seal(window).to_vec());
                 }
                 PAction::Disconnect(_) => closed = true,
                 PAction::StopListening => {}

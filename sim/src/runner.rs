@@ -23,7 +23,6 @@ use zrs::Tid;
 
 use crate::disk::SimDisk;
 use crate::fuzz::oracle::{Checker, Violation};
-use crate::reactor::Queue;
 use crate::scenario::literal::repr;
 use crate::scenario::{Expr, Open, Outgoing, Scenario, Step, StorageKind};
 use crate::storage::{Place, SimStorage};
@@ -201,7 +200,7 @@ impl Session {
             Step::Reject => world(w.reject()),
             Step::Fail => world(w.lose_connection(LossReason::Other("failed".into()))),
             Step::Drop => world(w.lose_connection(LossReason::Done)),
-            Step::Later => Ok(Some(Queue(w.reactor.later()).to_string())),
+            Step::Later => Ok(Some(w.later_repr())),
             Step::DoLater => {
                 w.do_later();
                 Ok(None)
@@ -210,7 +209,7 @@ impl Session {
                 w.advance(*by);
                 Ok(None)
             }
-            Step::Clients => Ok(Some(w.network.clients_repr())),
+            Step::Clients => Ok(Some(w.clients_repr())),
             Step::Print(expr) => Ok(Some(repr(&self.eval(expr)?))),
             Step::Compare { left, right, equal } => {
                 let same = self.eval(left)? == self.eval(right)?;
@@ -228,14 +227,7 @@ impl Session {
                 };
                 let tid = Tid::from_slice(&tid)
                     .ok_or_else(|| format!("init_md5 takes 8 bytes, got {}", tid.len()))?;
-                let connection = self
-                    .world
-                    .network
-                    .connection
-                    .as_mut()
-                    .ok_or("not connected")?;
-                connection.encoder = zrs::protocol::StreamEncoder::new(tid);
-                Ok(None)
+                world(self.world.init_md5(tid))
             }
             Step::Commit { changes, meta } => w
                 .commit(changes, meta)
@@ -273,12 +265,12 @@ impl Session {
                 Ok(None)
             }
             Step::VirtualClock => {
-                w.virtual_clock = true;
+                w.use_virtual_clock();
                 Ok(None)
             }
             Step::PrimaryBlobs => {
                 let dir = self.dir().0.join("primary.blobs");
-                if self.world.node.blob_dir().is_none() && dir.exists() {
+                if self.world.primary_node().blob_dir().is_none() && dir.exists() {
                     // Left by an earlier run kept with --storage-dir: a new history's
                     // directory starts empty.
                     std::fs::remove_dir_all(&dir)
@@ -365,7 +357,7 @@ impl Session {
         let result = match send {
             Outgoing::Transaction => w.send_transaction(),
             Outgoing::All => {
-                while w.primary.next_after(w.feed.sent).is_some() {
+                while w.workload().next_after(w.trans_tid()).is_some() {
                     w.send_transaction().map_err(|e| e.to_string())?;
                 }
                 Ok(())
@@ -403,7 +395,7 @@ impl Session {
                 .read()
                 .map(Value::Bytes)
                 .map_err(|e| e.to_string()),
-            Expr::TransTid => Ok(Value::Bytes(self.world.feed.sent.0.to_vec())),
+            Expr::TransTid => Ok(Value::Bytes(self.world.trans_tid().0.to_vec())),
             Expr::LastTransaction => {
                 let secondary = self.world.secondary().map_err(|e| e.to_string())?;
                 Ok(Value::Bytes(

@@ -2,12 +2,13 @@
 //!
 //! [`Listener::bind`] opens a TCP or Unix-domain listening socket; its acceptor thread
 //! hands each accepted connection to the driver's loop. Each connection of a primary then
-//! has a reader thread (what the secondary sends: the handshake, keep-alives) and a writer
-//! thread that writes what the primary transmits and reports when it starts writing a
-//! window, which is the primary's cue to read the next one from its storage
-//! ([`crate::primary`]'s flow control): the next window is read and encoded while one is
-//! written, at most two are held per connection, and a secondary that stops reading blocks
-//! only its own writer.
+//! has a reader thread (what the secondary sends: the handshake, keep-alives), a sealer
+//! thread that takes what the primary transmits, reports when it takes a window (the
+//! primary's cue to read the next one from its storage: [`crate::primary`]'s flow control)
+//! and completes each window's `C` messages with the running md5, and a writer thread that
+//! writes the sealed bytes (`start_writer`). Reading and encoding, hashing, and socket
+//! writes thus run side by side; a connection holds a few windows at most, and a secondary
+//! that stops reading blocks only its own threads.
 
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
@@ -20,6 +21,7 @@ use std::thread;
 
 use super::address::tcp_peer;
 use super::stream::Stream;
+use crate::protocol::seal::SealedWindow;
 use crate::protocol::{Sealer, Unsealed};
 use crate::secondary::Address;
 
@@ -165,58 +167,86 @@ impl Accepting {
     }
 }
 
-/// Starts the writer thread of a served connection: it writes what it is sent, calls
-/// `ready` each time it starts writing a window (the primary may then read the next one
-/// while this one is written), and `failed` if a write fails.
+/// What the sealer thread hands the socket writer thread.
+enum Sealed {
+    Bytes(Vec<u8>),
+    /// Written from the window's own buffer and its `C`s (vectored, no copy).
+    Window(SealedWindow),
+    /// The stream cannot go on: report this, close.
+    Fail(io::Error),
+    /// Close the connection (after the bytes before).
+    Close,
+}
+
+/// Starts the two output threads of a served connection. The sealer takes what the primary
+/// transmits, calls `ready` each time it takes a window (the primary may then read and
+/// encode the next one), and seals unsealed windows with the connection's running checksum
+/// (md5, most of a primary's work); the writer writes the sealed bytes to the socket and
+/// calls `failed` if that fails. So reading, hashing and socket writes run side by side.
+///
+/// Memory: the window the primary encodes, the next one queued, the one being sealed with
+/// its sealed copy, one sealed copy queued and the one being written: six windows per
+/// connection at most.
 pub(super) fn start_writer(
     mut stream: Stream,
     ready: impl Fn() -> bool + Send + 'static,
     failed: impl FnOnce(io::Error) + Send + 'static,
 ) -> io::Result<SyncSender<Out>> {
-    // The primary transmits once per `ready`, so the queue holds at most the next window
-    // and the close: with the one being sealed and written (and its sealed copy), at most
-    // three windows per connection.
+    // The primary transmits once per `ready`: the queue holds the next window and the close.
     let (sender, outs) = mpsc::sync_channel::<Out>(2);
+    let (to_writer, sealed) = mpsc::sync_channel::<Sealed>(1);
     thread::Builder::new()
         .name("zrs-writer".into())
         .spawn(move || {
+            for out in sealed {
+                let error = match out {
+                    Sealed::Bytes(bytes) => match stream.write_all(&bytes) {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    },
+                    Sealed::Window(window) => match window.write_to(&mut stream) {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    },
+                    Sealed::Fail(e) => e,
+                    Sealed::Close => break,
+                };
+                let _ = stream.shutdown();
+                failed(error);
+                return;
+            }
+            let _ = stream.flush();
+            let _ = stream.shutdown();
+        })?;
+    thread::Builder::new()
+        .name("zrs-sealer".into())
+        .spawn(move || {
             let mut sealer: Option<Sealer> = None;
-            // The sealed window, reused.
-            let mut sealed = Vec::new();
             for out in outs {
-                // Asked before sealing and writing: reading and encoding the next window
-                // overlaps the hashing and the write (and the secondary's reading).
+                // Asked before hashing: the next window is read and encoded meanwhile.
                 if matches!(out, Out::Bytes(_) | Out::Unsealed(_)) && !ready() {
                     return;
                 }
-                let written = match out {
-                    Out::Bytes(bytes) => stream.write_all(&bytes),
+                let next = match out {
+                    Out::Bytes(bytes) => Sealed::Bytes(bytes),
                     Out::Unsealed(window) => {
                         if let Some(start) = window.start() {
                             sealer = Some(Sealer::new(start));
                         }
                         match sealer.as_mut() {
-                            Some(sealer) => {
-                                sealed.clear();
-                                sealer.seal_into(&window, &mut sealed);
-                                drop(window);
-                                stream.write_all(&sealed)
-                            }
-                            None => Err(io::Error::other(
+                            Some(sealer) => Sealed::Window(sealer.seal(window)),
+                            None => Sealed::Fail(io::Error::other(
                                 "the primary sent a window to seal before the connection's first",
                             )),
                         }
                     }
-                    Out::Close => break,
+                    Out::Close => Sealed::Close,
                 };
-                if let Err(e) = written {
-                    let _ = stream.shutdown();
-                    failed(e);
-                    return;
+                let last = matches!(next, Sealed::Fail(_) | Sealed::Close);
+                if to_writer.send(next).is_err() || last {
+                    return; // the writer failed (and reported it), or this was the end
                 }
             }
-            let _ = stream.flush();
-            let _ = stream.shutdown();
         })?;
     Ok(sender)
 }

@@ -12,11 +12,11 @@
 //! How it runs: one loop on the calling thread owns the cores and waits on a bounded
 //! channel. A connection attempt runs on a short-lived thread (so that a 30 s connect
 //! timeout never holds up timers or a stop); an established connection has one reader
-//! thread that forwards what it reads; a served connection also has a writer thread, which
-//! reports when it starts writing what the primary transmitted — the primary's cue to read
-//! the next window while this one is written (so a secondary that does not read holds back
-//! only its own writer, and the primary holds at most two windows for it: one being
-//! written, the next). Each attempt and connection has an id, so whatever
+//! thread that forwards what it reads; a served connection also has a sealer thread, which
+//! reports when it takes a window the primary transmitted — the primary's cue to read the
+//! next — and hashes it ([`Sealing::ByHost`](crate::primary::Sealing)), and a writer thread
+//! that writes the sealed bytes (so a secondary that does not read holds back only its own
+//! threads, and the primary holds a few windows for it at most: see [`listen`]). Each attempt and connection has an id, so whatever
 //! arrives from one already given up on is dropped. The channel is bounded, so a primary
 //! that sends faster than the storage writes is held back by TCP flow control, not buffered
 //! here. The reader of the connection to the primary also runs the secondary's checksum
@@ -150,8 +150,8 @@ enum Event {
         stream: Stream,
         peer: String,
     },
-    /// A served connection's writer started writing the last window it was given: the
-    /// primary may read the next.
+    /// A served connection's sealer took the last window it was given: the primary may
+    /// read the next.
     Ready {
         link: u64,
     },

@@ -427,7 +427,7 @@ impl Wire {
                         assert!(self.sealers.insert(id, fresh).is_none(), "one start");
                     }
                     let sealer = self.sealers.get_mut(&id).expect("the first window starts");
-                    (id, sealer.seal(&window))
+                    (id, sealer.seal(window).to_vec())
                 }
                 _ => continue,
             };

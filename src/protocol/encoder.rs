@@ -19,6 +19,7 @@
 
 use std::io::{self, Read};
 
+use crate::pickle::encode::dumps_fast;
 use crate::pickle::{loads, Value};
 use crate::protocol::checksum::StreamChecksum;
 use crate::protocol::framing::write_frame;
@@ -127,7 +128,11 @@ impl<C> StreamEncoder<C> {
     where
         C: Commits<O>,
     {
-        self.message(&Message::Transaction(header.clone()).encode_fast(), out);
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        transaction_message(header, &mut scratch);
+        self.message(&scratch, out);
+        self.scratch = scratch;
     }
 
     /// `('S', (oid, serial, version, data_txn))` followed by the record's data as a raw
@@ -272,8 +277,37 @@ fn store_message(record: &RecordHeader, out: &mut Vec<u8>) {
     out.extend_from_slice(b"tt.");
 }
 
-/// Short bytes (an 8-byte id, a 16-byte digest) as protocol 1 pickles Python 3 bytes: the
-/// latin-1 text (as UTF-8) re-encoded.
+/// `('T', (tid, status, user, description, extension))` exactly as [`Message::encode_fast`]
+/// pickles it, the fixed parts written directly and only the extension dict through the
+/// generic pickler (in fast mode nothing is memoized, so its pickle, without the final
+/// STOP, is what it is inside the message). Building the whole message as a value tree
+/// cloned the header and its extension for every transaction. `tests` check it against
+/// the generic encoder.
+fn transaction_message(t: &TransactionHeader, out: &mut Vec<u8>) {
+    if !t.status.is_ascii() {
+        // A status is ' ' or 'p' (or 'u', skipped); anything else the generic way.
+        out.extend_from_slice(&Message::Transaction(t.clone()).encode_fast());
+        return;
+    }
+    out.extend_from_slice(b"(X\x01\x00\x00\x00T(");
+    pickled_bytes(&t.tid.0, out);
+    out.extend_from_slice(b"X\x01\x00\x00\x00");
+    out.push(t.status);
+    for text in [&t.user, &t.description] {
+        if text.is_empty() {
+            // Python 3 pickles b'' below protocol 3 as `bytes()`.
+            out.extend_from_slice(b"c__builtin__\nbytes\n)R");
+        } else {
+            pickled_bytes(text, out);
+        }
+    }
+    let extension = dumps_fast(&t.extension, 1);
+    out.extend_from_slice(extension.strip_suffix(b".").unwrap_or(&extension));
+    out.extend_from_slice(b"tt.");
+}
+
+/// Bytes as protocol 1 pickles non-empty Python 3 bytes: the latin-1 text (as UTF-8)
+/// re-encoded.
 pub(crate) fn pickled_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"c_codecs\nencode\n(X");
     let len: u32 = bytes.iter().map(|&b| if b < 0x80 { 1 } else { 2 }).sum();
@@ -418,6 +452,45 @@ mod tests {
                     let mut direct = Vec::new();
                     store_message(&record, &mut direct);
                     assert_eq!(direct, Message::Store(record).encode_fast());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_direct_t_encoding_is_the_generic_one() {
+        let extensions = [
+            Value::Dict(vec![]),
+            Value::Dict(vec![
+                (Value::Str("n".into()), Value::Int(2)),
+                (
+                    Value::Str("nested".into()),
+                    Value::Dict(vec![(
+                        Value::Str("list".into()),
+                        Value::List(vec![Value::Int(1), Value::Int(2), Value::Int(2)]),
+                    )]),
+                ),
+                (Value::Str("bytes".into()), Value::Bytes(vec![0, 0xff])),
+                (Value::Str("empty".into()), Value::Bytes(vec![])),
+                (Value::Str("é".into()), Value::Str("ü".into())),
+            ]),
+        ];
+        let texts: [&[u8]; 5] = [b"", b"/ plain", b"\xe9t\xe9", &[0x80; 300], b"initial"];
+        for (i, extension) in extensions.iter().enumerate() {
+            for (j, user) in texts.iter().enumerate() {
+                for description in texts {
+                    for status in [b' ', b'p', 0xe9] {
+                        let header = TransactionHeader {
+                            tid: Tid::from_u64(0x036c_6b90_f777_7778 ^ ((i * 7 + j) as u64)),
+                            status,
+                            user: user.to_vec(),
+                            description: description.to_vec(),
+                            extension: extension.clone(),
+                        };
+                        let mut direct = Vec::new();
+                        transaction_message(&header, &mut direct);
+                        assert_eq!(direct, Message::Transaction(header).encode_fast());
+                    }
                 }
             }
         }

@@ -6,14 +6,17 @@
 //! [`StreamEncoder`](super::StreamEncoder) made with [`StreamEncoder::unsealed`] hashes
 //! nothing: it writes its messages into an [`Unsealed`] window and marks where each `C`
 //! goes. A [`Sealer`], which holds the connection's checksum, then hashes the window's
-//! payloads in order and puts each `C` in its place — on the thread that writes the window
-//! to the socket (the real driver), or at once (the simulator, tests). The bytes are the
+//! payloads in order and makes each `C`: a [`SealedWindow`], written out as the window's
+//! own bytes with the `C` frames between them (one vectored write, no copy) — on a thread
+//! of its own (the real driver), or at once (the simulator, tests). The bytes are the
 //! same either way, and the same as a [`StreamEncoder::new`] writes hashing as it goes:
 //! both hash with [`StreamChecksum::update`] and make each `C` with [`commit_message`].
 //!
 //! [`checksum`]: super::checksum
 //! [`StreamEncoder::unsealed`]: super::StreamEncoder::unsealed
 //! [`StreamEncoder::new`]: super::StreamEncoder::new
+
+use std::io::{self, IoSlice, Write};
 
 use crate::protocol::checksum::{ChecksumScanner, StreamChecksum};
 use crate::protocol::encoder::{pickled_bytes, FrameSink};
@@ -128,25 +131,30 @@ impl Sealer {
         }
     }
 
-    /// Hashes `window`'s messages and writes them to `out` with each `C` in its place:
-    /// the bytes for the wire.
-    pub fn seal_into(&mut self, window: &Unsealed, out: &mut Vec<u8>) {
-        out.reserve(window.len());
-        let bytes = &window.bytes[..];
+    /// Hashes `window`'s messages and makes its `C`s: the window as it goes on the wire.
+    pub fn seal(&mut self, window: Unsealed) -> SealedWindow {
+        let mut commits = Vec::with_capacity(window.commits.len() * (PREFIX_LEN + MAX_COMMIT_LEN));
+        let mut ends = Vec::with_capacity(window.commits.len());
         let mut pos = 0;
         for &at in &window.commits {
-            // The frames up to the commit, hashed and copied in one piece.
-            self.scan(&bytes[pos..at]);
-            out.extend_from_slice(&bytes[pos..at]);
+            self.scan(&window.bytes[pos..at]);
             pos = at;
             // Marks fall between frames: the scanner's checksum is the `C`'s digest.
             debug_assert!(self.scanner.between_messages());
-            let c = out.len();
-            write_frame(out, &commit_payload(&self.scanner.checksum().digest()));
-            self.scan(&out[c..]);
+            let c = commits.len();
+            write_frame(
+                &mut commits,
+                &commit_payload(&self.scanner.checksum().digest()),
+            );
+            self.scan(&commits[c..]);
+            ends.push(commits.len());
         }
-        self.scan(&bytes[pos..]);
-        out.extend_from_slice(&bytes[pos..]);
+        self.scan(&window.bytes[pos..]);
+        SealedWindow {
+            window,
+            commits,
+            ends,
+        }
     }
 
     fn scan(&mut self, mut bytes: &[u8]) {
@@ -156,16 +164,89 @@ impl Sealer {
         }
     }
 
-    /// [`Sealer::seal_into`] a new buffer.
-    pub fn seal(&mut self, window: &Unsealed) -> Vec<u8> {
-        let mut out = Vec::new();
-        self.seal_into(window, &mut out);
-        out
-    }
-
     /// The digest a `C` sealed now would carry.
     pub fn digest(&self) -> [u8; 16] {
         self.scanner.checksum().digest()
+    }
+}
+
+/// A window sealed: the encoder's bytes, untouched, and the `C` frames that go between
+/// them, written out together without copying the window ([`SealedWindow::write_to`]).
+#[derive(Debug)]
+pub struct SealedWindow {
+    window: Unsealed,
+    /// The window's framed `C` messages, one after the other.
+    commits: Vec<u8>,
+    /// Where each of them ends in `commits`.
+    ends: Vec<usize>,
+}
+
+/// Slices handed to one vectored write at most (Linux's IOV_MAX).
+const MAX_SLICES: usize = 1024;
+
+impl SealedWindow {
+    /// The bytes for the wire, in order: the window up to its first commit mark, the first
+    /// `C`, the window up to the next mark, and so on.
+    pub fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        let bytes = &self.window.bytes[..];
+        let marks = &self.window.commits;
+        (0..=marks.len()).flat_map(move |i| {
+            let from = if i == 0 { 0 } else { marks[i - 1] };
+            let to = marks.get(i).copied().unwrap_or(bytes.len());
+            let c = match i {
+                i if i == marks.len() => &[][..],
+                0 => &self.commits[..self.ends[0]],
+                i => &self.commits[self.ends[i - 1]..self.ends[i]],
+            };
+            [&bytes[from..to], c]
+        })
+    }
+
+    /// How many bytes go on the wire.
+    pub fn len(&self) -> usize {
+        self.window.bytes.len() + self.commits.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The bytes for the wire in one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for piece in self.pieces() {
+            out.extend_from_slice(piece);
+        }
+        out
+    }
+
+    /// Writes every piece to `out`, with vectored writes.
+    pub fn write_to(&self, out: &mut impl Write) -> io::Result<()> {
+        let pieces: Vec<&[u8]> = self.pieces().filter(|p| !p.is_empty()).collect();
+        let (mut i, mut offset) = (0, 0);
+        while i < pieces.len() {
+            let slices: Vec<IoSlice<'_>> = std::iter::once(&pieces[i][offset..])
+                .chain(pieces[i + 1..].iter().copied())
+                .take(MAX_SLICES)
+                .map(IoSlice::new)
+                .collect();
+            let mut n = match out.write_vectored(&slices) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            while n > 0 {
+                let left = pieces[i].len() - offset;
+                if n < left {
+                    offset += n;
+                    break;
+                }
+                n -= left;
+                (i, offset) = (i + 1, 0);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -207,8 +288,9 @@ mod tests {
         window.commit_here(); // two in a row
         window.frame(b"two");
         let mut sealer = Sealer::new(Tid::from_u64(5));
-        let sealed = sealer.seal(&window);
+        let sealed = sealer.seal(window.clone());
         assert!(sealed.len() <= window.len());
+        let sealed = sealed.to_vec();
 
         let mut expected = Vec::new();
         let mut checksum = StreamChecksum::new(Tid::from_u64(5));
@@ -233,5 +315,60 @@ mod tests {
         message(b"two", &mut checksum);
         assert_eq!(sealed, expected);
         assert_eq!(sealer.digest(), checksum.digest());
+    }
+
+    /// Takes at most `max` bytes per write, across slices, and fails every third call as
+    /// interrupted: a socket under pressure.
+    struct Trickle {
+        out: Vec<u8>,
+        max: usize,
+        calls: usize,
+    }
+
+    impl Write for Trickle {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.write_vectored(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            self.calls += 1;
+            if self.calls == 3 {
+                self.calls = 0;
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            assert!(bufs.len() <= MAX_SLICES);
+            let mut n = 0;
+            for b in bufs {
+                let take = b.len().min(self.max - n);
+                self.out.extend_from_slice(&b[..take]);
+                n += take;
+            }
+            Ok(n)
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sealed_window_writes_all_its_pieces_in_order_however_the_writes_split() {
+        let mut window = Unsealed::default();
+        for i in 0..1500u32 {
+            window.frame(&i.to_be_bytes()[..(i % 5) as usize]);
+            if i % 2 == 0 {
+                window.commit_here();
+            }
+        }
+        let sealed = Sealer::new(Tid::ZERO).seal(window);
+        let whole = sealed.to_vec();
+        assert_eq!(whole.len(), sealed.len());
+        for max in [13, 100, 5_000, usize::MAX / 2] {
+            let mut out = Trickle {
+                out: Vec::new(),
+                max,
+                calls: 0,
+            };
+            sealed.write_to(&mut out).unwrap();
+            assert_eq!(out.out, whole, "{max} bytes per write");
+        }
     }
 }

@@ -273,8 +273,8 @@ impl Generator {
                 _ => Step::Advance(ms(self.rng.gen_range(1..=2000))),
             },
             _ => {
-                let now = world.reactor.now();
-                match world.reactor.next_due() {
+                let now = world.now();
+                match world.next_due() {
                     Some(due) if due > now => Step::Advance(due - now),
                     Some(_) => Step::Advance(ms(1)),
                     None => Step::Advance(ms(self.rng.gen_range(1..=5000))),
@@ -313,8 +313,8 @@ impl Generator {
                 _ => at(number, Step::Serve(Some(self.log_uniform(17)))),
             };
         }
-        let now = world.reactor.now();
-        match world.reactor.next_due() {
+        let now = world.now();
+        match world.next_due() {
             Some(due) if due > now => Step::Advance(due - now),
             _ => Step::Advance(ms(self.rng.gen_range(1..=5000))),
         }
@@ -443,7 +443,7 @@ impl Generator {
             return Step::PrimaryCheckpoint;
         }
         let all: Vec<String> = world
-            .primary
+            .workload()
             .items(&[])
             .map(|items| {
                 items
@@ -464,7 +464,7 @@ impl Generator {
         let roll = self.rng.gen_range(0..200);
         if roll < 16 {
             let n = self.rng.gen_range(1..=3);
-            if world.primary.can_undo_back(n) {
+            if world.workload().can_undo_back(n) {
                 return Step::Undo(n);
             }
         }

@@ -841,10 +841,11 @@ mod tests {
     fn the_memory_oracle_fails_a_primary_that_hands_over_too_much() {
         let mut world = World::new();
         assert_eq!(check_memory(&world.view()), Ok(()));
-        let bound = world.node.send_window() + world.node.largest_transaction;
-        world.node.host.largest_transmit = bound;
+        let node = world.primary_node();
+        let bound = node.send_window() + node.largest_transaction;
+        world.primary_node_mut().host.largest_transmit = bound;
         assert_eq!(check_memory(&world.view()), Ok(()));
-        world.node.host.largest_transmit = bound + 1;
+        world.primary_node_mut().host.largest_transmit = bound + 1;
         assert_eq!(
             check_memory(&world.view()).unwrap_err().oracle,
             Oracle::Memory
