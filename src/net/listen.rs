@@ -184,9 +184,9 @@ enum Sealed {
 /// (md5, most of a primary's work); the writer writes the sealed bytes to the socket and
 /// calls `failed` if that fails. So reading, hashing and socket writes run side by side.
 ///
-/// Memory: the window the primary encodes, the next one queued, the one being sealed with
-/// its sealed copy, one sealed copy queued and the one being written: six windows per
-/// connection at most.
+/// Memory: the window the primary encodes, the next one queued, the one being sealed, one
+/// sealed queued and the one being written (a sealed window is the window itself and its
+/// `C`s): five windows per connection at most.
 pub(super) fn start_writer(
     mut stream: Stream,
     ready: impl Fn() -> bool + Send + 'static,
