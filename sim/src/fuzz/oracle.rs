@@ -836,6 +836,56 @@ fn compare(got: &TransactionRecord, want: &Transaction) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::primary_node::PrimaryNode;
+    use crate::workload::{Change, Database, Meta};
+
+    fn add(db: &mut Database, key: &str) {
+        let change = Change::AddMapping {
+            parent: vec![],
+            key: key.into(),
+        };
+        db.commit(&[change], &Meta::default()).unwrap();
+    }
+
+    /// A storage holding a prefix of either history passes (the newer one first, then the
+    /// one failed over from); one holding the old history's transaction followed by the
+    /// new history's — a silent divergence — fails `prefix`.
+    #[test]
+    fn the_prefix_oracle_tells_a_prefix_of_an_old_history_from_a_mix() {
+        let mut old = Database::new();
+        add(&mut old, "a");
+        let mut new = old.clone();
+        add(&mut old, "b");
+        new.raise_floor(old.last_tid());
+        add(&mut new, "c");
+        let (old_h, new_h) = (old.transactions(), new.transactions());
+        let histories = [new_h, old_h];
+
+        let mut ahead = PrimaryNode::default();
+        for t in old_h {
+            ahead.commit(t).unwrap();
+        }
+        let mut follower = Follower::default();
+        assert_eq!(follower.verify(ahead.storage(), &histories), Ok(()));
+        assert_eq!(follower.following, 1);
+
+        let mut caught_up = PrimaryNode::default();
+        for t in new_h {
+            caught_up.commit(t).unwrap();
+        }
+        let mut follower = Follower::default();
+        assert_eq!(follower.verify(caught_up.storage(), &histories), Ok(()));
+        assert_eq!(follower.following, 0);
+
+        // The old history, then the new one's next transaction.
+        let mut mixed = PrimaryNode::default();
+        for t in old_h.iter().chain(new_h.last()) {
+            mixed.commit(t).unwrap();
+        }
+        let mut follower = Follower::default();
+        let v = follower.verify(mixed.storage(), &histories).unwrap_err();
+        assert_eq!(v.oracle, Oracle::Prefix, "{v}");
+    }
 
     #[test]
     fn the_memory_oracle_fails_a_primary_that_hands_over_too_much() {

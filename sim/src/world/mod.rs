@@ -22,7 +22,8 @@
 //! - `serving`: hosting the real primary node (links, scripted clients, close);
 //! - `script`: the scripted primary (`send …`, `read`);
 //! - `delivery`: chunked delivery on the secondary's connection;
-//! - `faults`: link faults, primary crash / failover, outages, the heal phase;
+//! - `faults`: link and disk faults, primary crash / failover, outages;
+//! - `heal`: the heal phase, which checks every node catches up;
 //! - `nodes`: the topology — secondary nodes beyond the first, chains;
 //! - [`OracleView`]: what the oracles may read.
 
@@ -47,6 +48,7 @@ mod delivery;
 pub use delivery::random_chunk;
 pub use view::{OracleView, PrimaryMemory};
 mod faults;
+mod heal;
 mod nodes;
 pub use nodes::{listen_address, Node, Upstream};
 mod script;
