@@ -155,12 +155,8 @@ fn secondary(storage: &Path, port: u16, log: &Path) -> Guard {
     )
 }
 
-fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(Instant::now() < deadline, "{what}: not within {PATIENCE:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn wait_until(what: &str, cond: impl FnMut() -> bool) {
+    common::wait_until(what, PATIENCE, &[], cond)
 }
 
 fn same(a: &Path, b: &Path) -> bool {

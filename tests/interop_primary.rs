@@ -87,24 +87,8 @@ fn zrs(args: &[&str], log: &Path) -> Guard {
     }
 }
 
-fn wait_until(what: &str, logs: &[&Path], mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        if Instant::now() >= deadline {
-            let text: Vec<String> = logs
-                .iter()
-                .map(|l| {
-                    format!(
-                        "{}:\n{}",
-                        l.display(),
-                        fs::read_to_string(l).unwrap_or_default()
-                    )
-                })
-                .collect();
-            panic!("{what}: not within {PATIENCE:?}\n{}", text.join("\n"));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+fn wait_until(what: &str, logs: &[&Path], cond: impl FnMut() -> bool) {
+    common::wait_until(what, PATIENCE, logs, cond)
 }
 
 fn log_has(log: &Path, needle: &str) -> bool {

@@ -89,10 +89,18 @@ struct Primary {
     stdin: Option<ChildStdin>,
     lines: Receiver<String>,
     port: u16,
+    /// The primary's stderr: zc.zrs's own log lines (why it closed a connection).
+    log: PathBuf,
 }
 
 impl Primary {
     fn start(path: &Path, create: u32, stall_in: usize) -> Primary {
+        let log = path.with_extension("log");
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("the primary's log file");
         let mut child = Command::new(python2())
             .env("PYTHONPATH", stack())
             .arg(root().join("tests/python/zrs_primary2.py"))
@@ -102,7 +110,7 @@ impl Primary {
             .args(["--stall-in", &stall_in.to_string()])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start the Python 2 primary");
         let stdin = child.stdin.take();
@@ -121,6 +129,7 @@ impl Primary {
             stdin,
             lines,
             port: 0,
+            log,
         };
         primary.port = primary.line("port").parse().expect("port number");
         primary.line("size");
@@ -174,25 +183,15 @@ fn start_secondary(storage: &Path, port: u16, log: &Path) -> Guard {
     Guard(child)
 }
 
-fn size(path: &Path) -> u64 {
-    fs::metadata(path).map_or(0, |m| m.len())
+use common::file_size as size;
+
+fn wait_until(what: &str, logs: &[&Path], cond: impl FnMut() -> bool) {
+    common::wait_until(what, PATIENCE, logs, cond)
 }
 
-fn wait_until(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}\nsecondary log:\n{}",
-            fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-fn wait_identical(primary: &Path, secondary: &Path, log: &Path) {
-    wait_until("the secondary catches up", log, || {
-        size(primary) == size(secondary) && fs::read(primary).ok() == fs::read(secondary).ok()
+fn wait_identical(primary: &Path, secondary: &Path, logs: &[&Path]) {
+    wait_until("the secondary catches up", logs, || {
+        common::same_bytes(primary, secondary)
     });
 }
 
@@ -229,9 +228,11 @@ fn replica_of_a_python2_primary_is_byte_identical_and_opens_in_python2_zodb() {
     // Killed mid-stream: once it holds exactly the transactions before the stall.
     assert_eq!(primary.line("stalled"), STALL_IN.to_string());
     let before = transaction_ends(&primary_fs)[STALL_IN - 2];
-    wait_until("the transactions before the stall", &log, || {
-        size(&secondary_fs) == before
-    });
+    wait_until(
+        "the transactions before the stall",
+        &[&log, &primary.log],
+        || size(&secondary_fs) == before,
+    );
     secondary.signal("KILL");
     secondary.wait("zrs secondary");
     assert!(size(&secondary_fs) < full, "killed mid-stream");
@@ -243,10 +244,10 @@ fn replica_of_a_python2_primary_is_byte_identical_and_opens_in_python2_zodb() {
 
     // Restarted on its file, it catches up; then it follows new commits.
     let mut secondary = start_secondary(&secondary_fs, primary.port, &log);
-    wait_identical(&primary_fs, &secondary_fs, &log);
+    wait_identical(&primary_fs, &secondary_fs, &[&log, &primary.log]);
     let after = primary.commit(60);
     assert!(after > full);
-    wait_identical(&primary_fs, &secondary_fs, &log);
+    wait_identical(&primary_fs, &secondary_fs, &[&log, &primary.log]);
 
     secondary.signal("TERM");
     let status = secondary.wait("zrs secondary");
@@ -259,7 +260,8 @@ fn replica_of_a_python2_primary_is_byte_identical_and_opens_in_python2_zodb() {
     assert_eq!(
         text.matches(": Connected").count(),
         2,
-        "one connection before the kill, one after:\n{text}"
+        "one connection before the kill, one after:\n{text}\nprimary log:\n{}",
+        fs::read_to_string(&primary.log).unwrap_or_default()
     );
     primary.quit();
 

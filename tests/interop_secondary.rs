@@ -84,10 +84,17 @@ impl Primary {
             cmd.args(["--create", &n.to_string()]);
         }
         cmd.args(extra);
+        // zc.zrs's own log lines (why it closed a connection), printed by a timed-out wait.
+        let log = path.with_extension("log");
+        let stderr = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("the primary's log file");
         let mut child = cmd
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("start the Python primary");
         let stdin = child.stdin.take();
@@ -167,28 +174,23 @@ fn start_secondary_with(storage: &Path, port: u16, log: &Path, more: &[&std::ffi
     Guard(child)
 }
 
-fn size(path: &Path) -> u64 {
-    fs::metadata(path).map_or(0, |m| m.len())
-}
+use common::file_size as size;
 
 /// Waits (bounded) until `cond` holds; panics with `what` and the secondary's log.
-fn wait_until(what: &str, log: &Path, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + PATIENCE;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "{what}: not within {PATIENCE:?}\nsecondary log:\n{}",
-            fs::read_to_string(log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+fn wait_until(what: &str, log: &Path, cond: impl FnMut() -> bool) {
+    common::wait_until(what, PATIENCE, &[log], cond)
 }
 
-/// Waits until the secondary's file holds exactly the primary's bytes.
+/// Waits for the replica to equal the primary's file; a timeout prints both logs (the
+/// primary's is its Data.fs path with `.log`, as `Primary::start` writes it).
 fn wait_identical(primary: &Path, secondary: &Path, log: &Path) {
-    wait_until("the secondary catches up", log, || {
-        size(primary) == size(secondary) && fs::read(primary).ok() == fs::read(secondary).ok()
-    });
+    let primary_log = primary.with_extension("log");
+    common::wait_until(
+        "the secondary catches up",
+        PATIENCE,
+        &[log, &primary_log],
+        || common::same_bytes(primary, secondary),
+    );
 }
 
 /// Stops the secondary with SIGTERM; it must exit cleanly, logging the close.

@@ -3,6 +3,7 @@
 //!
 //! - [`reactor`]: the virtual clock and the queue of delayed calls.
 //! - [`network`]: connection attempts, the connection, chunked delivery.
+//! - [`blobfiles`]: what a blob directory holds, read from the directory.
 //! - [`workload`]: a model of what a ZODB application commits on the primary.
 //! - [`primary_node`]: the real primary over a real storage the workload commits into.
 //! - [`clients`]: scripted clients of the primary node (`client …` steps).
@@ -16,6 +17,7 @@
 //! Nothing here reads the wall clock or the OS's randomness: a run is a function of its
 //! scenario (and, for campaigns, of its seed).
 
+pub mod blobfiles;
 pub mod clients;
 pub mod coverage;
 pub mod disk;

@@ -158,6 +158,11 @@ impl SimStorage {
         }
     }
 
+    /// The blob directory, for storages that keep blobs.
+    pub fn blob_dir(&self) -> Option<PathBuf> {
+        self.lock().blob_dir.clone()
+    }
+
     /// The path of a storage in a real file.
     pub fn path(&self) -> Option<PathBuf> {
         match &self.lock().place {

@@ -32,15 +32,55 @@ pub fn blob_repr<S: zrs::storage::ReadStorage + ?Sized>(
         return Ok("POSKeyError: No blob file".to_string());
     };
     let bytes = blob.read_all().map_err(|e| e.to_string())?;
+    Ok(blob_bytes_repr(&bytes))
+}
+
+/// A blob file's bytes as the `blob` step prints them: a Python 2 repr up to 64 bytes,
+/// `<N bytes, md5 HEX>` beyond.
+pub fn blob_bytes_repr(bytes: &[u8]) -> String {
     if bytes.len() <= MAX_BYTES_SHOWN {
-        return Ok(py2_bytes_repr(&bytes));
+        return py2_bytes_repr(bytes);
     }
     use md5::{Digest, Md5};
-    let digest: String = Md5::digest(&bytes)
+    let digest: String = Md5::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    Ok(format!("<{} bytes, md5 {digest}>", bytes.len()))
+    format!("<{} bytes, md5 {digest}>", bytes.len())
+}
+
+/// The blob directory at `dir`, one committed file a line as `OID/TID.blob BYTES` (ids
+/// as ZODB's reprs, by oid then tid), then a line counting temporary files, if any.
+pub fn blob_dir_repr(dir: &std::path::Path) -> Result<String, String> {
+    use zrs::storage::blob::layout::{blob_file_name, id_repr};
+    let listing =
+        crate::blobfiles::list(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let mut lines = Vec::new();
+    for f in &listing.files {
+        let bytes = std::fs::read(dir.join(&f.path))
+            .map_err(|e| format!("reading {}: {e}", f.path.display()))?;
+        lines.push(format!(
+            "{}/{} {}",
+            id_repr(&f.oid.0),
+            blob_file_name(f.tid),
+            blob_bytes_repr(&bytes)
+        ));
+    }
+    for s in &listing.strays {
+        lines.push(format!("{} (not a blob file)", s.display()));
+    }
+    let temporary = listing
+        .temporary
+        .iter()
+        .filter(|n| n.ends_with(".tmp"))
+        .count();
+    if temporary > 0 {
+        lines.push(format!("{temporary} temporary files"));
+    }
+    if lines.is_empty() {
+        lines.push("(no blob files)".into());
+    }
+    Ok(lines.join("\n"))
 }
 
 /// The root object, printed.
@@ -106,6 +146,11 @@ fn write_object<S: Storage + ?Sized>(
     let (record, _) = storage
         .load(oid)
         .map_err(|e| format!("loading {oid:?}: {e}"))?;
+    if zrs::storage::blob::is_blob_record(&record) {
+        // Its bytes are the `blob` step's to print.
+        out.push_str("<ZODB.blob.Blob>");
+        return Ok(());
+    }
     let items = mapping_items(&record).map_err(|e| format!("{oid:?}: {e}"))?;
     path.push(oid);
     out.push('{');

@@ -10,7 +10,8 @@
 
 use std::fs::File;
 
-use crate::protocol::encoder::{header, read_block, record_header, BLOB_BLOCK_SIZE};
+use super::Window;
+use crate::protocol::encoder::{header, record_header, Commits, BLOB_BLOCK_SIZE};
 use crate::protocol::StreamEncoder;
 use crate::storage::blob::is_blob_record;
 use crate::storage::{DataRecord, ReadStorage, TransactionRecord};
@@ -20,8 +21,6 @@ use crate::tid::{Oid, Tid};
 pub(super) struct Outgoing {
     records: std::vec::IntoIter<DataRecord>,
     blob: Option<BlobBlocks>,
-    /// One block, reused.
-    block: Vec<u8>,
 }
 
 /// The blocks of a blob still to send.
@@ -35,44 +34,55 @@ struct BlobBlocks {
 
 impl Outgoing {
     /// Sends the transaction's `T`; the rest follows with [`Outgoing::fill`].
-    pub(super) fn start(
+    pub(super) fn start<C, O>(
         txn: TransactionRecord,
-        encoder: &mut StreamEncoder,
-        out: &mut Vec<u8>,
-    ) -> Result<Outgoing, String> {
+        encoder: &mut StreamEncoder<C>,
+        out: &mut O,
+    ) -> Result<Outgoing, String>
+    where
+        O: Window,
+        C: Commits<O>,
+    {
         encoder.transaction_header(&header(&txn.meta).map_err(|e| e.to_string())?, out);
         Ok(Outgoing {
             records: txn.records.into_iter(),
             blob: None,
-            block: Vec::new(),
         })
     }
 
     /// Sends until `out` holds `window` bytes or the transaction is done (its `C` sent);
     /// returns whether it is done. An error leaves the stream mid-transaction: the
     /// connection must be closed.
-    pub(super) fn fill<S: ReadStorage + ?Sized>(
+    pub(super) fn fill<S, C, O>(
         &mut self,
         storage: &S,
-        encoder: &mut StreamEncoder,
-        out: &mut Vec<u8>,
+        encoder: &mut StreamEncoder<C>,
+        out: &mut O,
         window: usize,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, String>
+    where
+        S: ReadStorage + ?Sized,
+        O: Window,
+        C: Commits<O>,
+    {
         while out.len() < window {
             if let Some(blob) = self.blob.as_mut() {
                 if blob.left == 0 {
                     self.blob = None;
                     continue;
                 }
-                self.block.resize(BLOB_BLOCK_SIZE, 0);
-                let n = read_block(&mut blob.file, &mut self.block).map_err(|e| {
-                    format!(
-                        "reading the blob of {:?} at {:?}: {e}",
-                        blob.oid, blob.serial
-                    )
-                })?;
+                // Read straight into the window (no block buffer to copy from).
+                let n = encoder
+                    .message_from(&mut blob.file, BLOB_BLOCK_SIZE, out)
+                    .map_err(|e| {
+                        format!(
+                            "reading the blob of {:?} at {:?}: {e}",
+                            blob.oid, blob.serial
+                        )
+                    })?;
                 if n == 0 {
-                    // zc.zrs: AssertionError("Too much blob data").
+                    // zc.zrs: AssertionError("Too much blob data"). (The empty message
+                    // just framed goes nowhere: the window is dropped with the stream.)
                     return Err(format!(
                         "the blob file of {:?} at {:?} ended after {} of {} blocks",
                         blob.oid,
@@ -81,7 +91,6 @@ impl Outgoing {
                         blob.blocks
                     ));
                 }
-                encoder.message(&self.block[..n], out);
                 blob.left -= 1;
                 continue;
             }

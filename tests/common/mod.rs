@@ -176,3 +176,43 @@ impl zrs::storage::file::backend::Backend for CountingBackend {
         self.inner.sync()
     }
 }
+
+/// Waits until `cond` holds, for at most `patience`; on timeout panics with `what` and the
+/// text of each log (the processes under test say there why they did not get there).
+pub fn wait_until(
+    what: &str,
+    patience: std::time::Duration,
+    logs: &[&Path],
+    mut cond: impl FnMut() -> bool,
+) {
+    let deadline = std::time::Instant::now() + patience;
+    while !cond() {
+        if std::time::Instant::now() >= deadline {
+            let text: Vec<String> = logs
+                .iter()
+                .map(|l| {
+                    format!(
+                        "{}:\n{}",
+                        l.display(),
+                        std::fs::read_to_string(l).unwrap_or_default()
+                    )
+                })
+                .collect();
+            panic!("{what}: not within {patience:?}\n{}", text.join("\n"));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
+/// Length of a file, 0 while it does not exist.
+pub fn file_size(path: &Path) -> u64 {
+    std::fs::metadata(path).map_or(0, |m| m.len())
+}
+
+/// Whether two files hold the same bytes (false while either cannot be read).
+pub fn same_bytes(a: &Path, b: &Path) -> bool {
+    file_size(a) == file_size(b)
+        && std::fs::read(a)
+            .ok()
+            .is_some_and(|x| Some(x) == std::fs::read(b).ok())
+}

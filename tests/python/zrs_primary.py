@@ -35,6 +35,7 @@ objects, unicode user / description / extension, records over 64 KiB, undos (bac
 undone creations (backpointer 0), deletions, transactions with no metadata at all.
 """
 import argparse
+import logging
 import os
 import sys
 import threading
@@ -237,6 +238,11 @@ def main():
         say("size %d" % os.path.getsize(args.path))
         return
 
+    # zc.zrs logs why it closes a connection (a bad handshake, `Too many messages`, an
+    # iterator error) only through logging: without a handler those lines are lost, and a
+    # test that sees an unexpected reconnect cannot say why.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format='%(asctime)s %(name)s %(levelname)s %(message)s')
     import zc.zrs.primary
 
     if args.throttle > 0 or args.stall_in is not None:

@@ -33,6 +33,7 @@ bytes ZODB 4 writes predictable from the values alone (README, "Python 2 primari
 from __future__ import print_function
 
 import argparse
+import logging
 import os
 import random
 import sys
@@ -215,6 +216,11 @@ def serve(args):
         w.close()
         db.close()
 
+    # zc.zrs logs why it closes a connection (a bad handshake, `Too many messages`, an
+    # iterator error) only through logging: without a handler those lines are lost, and a
+    # test that sees an unexpected reconnect cannot say why.
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format='%(asctime)s %(name)s %(levelname)s %(message)s')
     import zc.zrs.primary
 
     if args.stall_in is not None:

@@ -176,6 +176,17 @@ fn simplifications(step: &Step) -> Vec<Step> {
                         len: len / 2,
                         seed: *seed,
                     }),
+                    Change::SetBlob {
+                        parent,
+                        key,
+                        len,
+                        seed,
+                    } if *len > 1 => Some(Change::SetBlob {
+                        parent: parent.clone(),
+                        key: key.clone(),
+                        len: len / 2,
+                        seed: *seed,
+                    }),
                     _ => None,
                 };
                 if let Some(smaller) = smaller {
@@ -251,6 +262,15 @@ fn simplifications(step: &Step) -> Vec<Step> {
                 }
             }
         }
+        Step::At { number, step } => out.extend(
+            simplifications(step)
+                .into_iter()
+                .filter(Step::addressable)
+                .map(|s| Step::At {
+                    number: *number,
+                    step: Box::new(s),
+                }),
+        ),
         _ => {}
     }
     out

@@ -12,6 +12,7 @@ use zrs::secondary::Address;
 use super::literal::repr;
 use crate::network::Chunking;
 use crate::workload::{Change, Meta};
+use crate::world::Upstream;
 
 /// Which storage the secondary replicates into.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -151,11 +152,15 @@ pub enum Step {
     /// Prints the blob file of the object with this oid at its current serial, in the
     /// secondary's storage (or ZODB's `POSKeyError` when it has none).
     Blob(Expr),
+    /// Prints every blob file in the secondary's blob directory, read from the directory.
+    BlobFiles,
     /// From here on, the oracles are checked after every step (and an inapplicable step is
     /// skipped with a note instead of stopping the run).
     Oracles,
     /// The primary's tids come from the virtual clock from here on.
     VirtualClock,
+    /// The primary's storage keeps a blob directory (it then serves `zrs2.1` only).
+    PrimaryBlobs,
     /// The protocol-following primary: reads the handshake, then delivers up to N bytes
     /// (all, if none) of the stream it owes the secondary.
     Serve(Option<usize>),
@@ -188,6 +193,43 @@ pub enum Step {
     /// The faults stop: the primary accepts and serves everything, time passes until the
     /// secondary has caught up — or the bound passes, a liveness violation.
     Heal(Option<Duration>),
+    /// `node s<number> from UPSTREAM …`: adds a secondary node replicating from the
+    /// primary or from another secondary (`open`'s options; its address defaults to the
+    /// upstream's).
+    Node {
+        number: usize,
+        upstream: Upstream,
+        open: Open,
+    },
+    /// `s<number>: STEP`: a step addressed to a node (`s1`: the first secondary, as
+    /// without the prefix).
+    At {
+        number: usize,
+        step: Box<Step>,
+    },
+}
+
+impl Step {
+    /// Whether the step can be addressed to a node beyond the first (`s2: …`).
+    pub fn addressable(&self) -> bool {
+        matches!(
+            self,
+            Step::Accept
+                | Step::Reject
+                | Step::Fail
+                | Step::Drop
+                | Step::Serve(_)
+                | Step::Corrupt { .. }
+                | Step::Truncate(_)
+                | Step::Duplicate
+                | Step::BadChecksum
+                | Step::Close
+                | Step::Crash { .. }
+                | Step::Restart
+                | Step::Root
+                | Step::Print(Expr::LastTransaction)
+        )
+    }
 }
 
 /// Seconds as scenario files write them: `60`, `0.5`, `12.345` — exact to the nanosecond,
@@ -238,6 +280,9 @@ impl fmt::Display for Change {
             Change::SetBytes {
                 parent, key, len, ..
             } => write!(f, "{}={len}", path_text(parent, key)),
+            Change::SetBlob {
+                parent, key, len, ..
+            } => write!(f, "{}=blob:{len}", path_text(parent, key)),
             Change::Remove { parent, key } => write!(f, "-{}", path_text(parent, key)),
         }
     }
@@ -374,8 +419,10 @@ impl fmt::Display for Step {
             Step::Chunking(c) => write!(f, "chunking {c}"),
             Step::Root => f.write_str("root"),
             Step::Blob(e) => write!(f, "blob {e}"),
+            Step::BlobFiles => f.write_str("blobs"),
             Step::Oracles => f.write_str("oracles on"),
             Step::VirtualClock => f.write_str("primary clock virtual"),
+            Step::PrimaryBlobs => f.write_str("primary blobs on"),
             Step::Serve(None) => f.write_str("serve"),
             Step::Serve(Some(n)) => write!(f, "serve {n}"),
             Step::Corrupt { offset, mask } => write!(f, "corrupt {offset} {mask}"),
@@ -408,6 +455,16 @@ impl fmt::Display for Step {
             Step::PrimaryClose => f.write_str("primary close"),
             Step::PrimaryCheckpoint => f.write_str("primary checkpoint"),
             Step::PrimaryFailover => f.write_str("primary failover"),
+            Step::Node {
+                number,
+                upstream,
+                open,
+            } => {
+                let open = open.to_string();
+                let options = open.strip_prefix("open ").unwrap_or(&open);
+                write!(f, "node s{number} from {upstream} {options}")
+            }
+            Step::At { number, step } => write!(f, "s{number}: {step}"),
             Step::Heal(None) => f.write_str("heal"),
             Step::Heal(Some(d)) => write!(f, "heal {}", seconds(*d)),
         }

@@ -1,6 +1,12 @@
 //! The simulated primary database: a root mapping of persistent mappings, commits that add
-//! or remove keys or set byte values, and undo — with records, metadata and tids as ZODB
-//! would write them.
+//! or remove keys, set byte values or write blobs, and undo — with records, metadata and
+//! tids as ZODB would write them.
+//!
+//! Blobs are as a ZODB `BlobStorage` keeps them: every revision of a `ZODB.blob.Blob` has
+//! a blob file (a blob never written commits an empty one, as ZODB's `Blob()` does), and
+//! undoing a transaction copies files as `BlobStorage.undo` does — the file of the
+//! revision restored, or, undoing a blob's creation, the file of the undone revision — to
+//! the undo's tid. A record says which file its transaction writes ([`RecordBlob`]).
 //!
 //! Its clock starts at Unix time 1174509177 (as zc.zrs's tests) and moves one second per
 //! commit, so tids come out as in the spec transcript.
@@ -10,7 +16,7 @@ use std::collections::BTreeMap;
 use zrs::pickle::Value as PickleValue;
 use zrs::{Oid, Tid};
 
-use super::record::{mapping_record, Value};
+use super::record::{mapping_record, Value, BLOB_RECORD};
 
 /// The Unix time zc.zrs's tests start their clock at.
 pub const START_TIME: u64 = 1174509177;
@@ -28,12 +34,44 @@ pub struct Transaction {
 }
 
 /// A data record: the full data, and where the primary's record is a backpointer, the
-/// transaction holding that data (`None` data with `None` data_txn: creation undone).
+/// transaction holding that data (`None` data with `None` data_txn: creation undone); and
+/// the blob file the transaction writes for it, if any.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
     pub oid: Oid,
     pub data: Option<Vec<u8>>,
     pub data_txn: Option<Tid>,
+    pub blob: Option<RecordBlob>,
+}
+
+/// A blob file's bytes: [`payload`]`(len, seed)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BlobContent {
+    pub len: usize,
+    pub seed: u64,
+}
+
+impl BlobContent {
+    pub fn bytes(&self) -> Vec<u8> {
+        payload(self.len, self.seed)
+    }
+}
+
+/// The blob file a record's transaction writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordBlob {
+    /// The application wrote these bytes.
+    Written(BlobContent),
+    /// Undo copied the object's blob file of transaction `from` (its bytes: `content`).
+    Copied { from: Tid, content: BlobContent },
+}
+
+impl RecordBlob {
+    pub fn content(&self) -> BlobContent {
+        match self {
+            RecordBlob::Written(c) | RecordBlob::Copied { content: c, .. } => *c,
+        }
+    }
 }
 
 /// One change of a commit. Paths are keys from the root: `[]` is the root, `["x"]` is
@@ -58,6 +96,14 @@ pub enum Change {
     },
     /// `del parent[key]`.
     Remove { parent: Vec<String>, key: String },
+    /// Writes `len` bytes (a payload made from `seed`) into the blob `parent[key]`: a new
+    /// revision of it if it is a blob, else a new `ZODB.blob.Blob` there.
+    SetBlob {
+        parent: Vec<String>,
+        key: String,
+        len: usize,
+        seed: u64,
+    },
 }
 
 /// Transaction metadata of a commit.
@@ -82,6 +128,8 @@ pub enum DatabaseError {
     UndoConflict(Tid),
     #[error("an empty commit writes nothing")]
     Empty,
+    #[error("cannot undo {0:?}: a blob it changed was uncreated before, and BlobStorage.undo has no file to restore")]
+    BlobUndo(Tid),
 }
 
 /// One revision of an object.
@@ -92,6 +140,8 @@ struct Revision {
     items: Option<Vec<(String, Value)>>,
     /// The transaction whose record holds this revision's data.
     data_tid: Tid,
+    /// A blob's file at this revision (every revision of a blob object has one).
+    blob: Option<BlobContent>,
 }
 
 /// The primary's database.
@@ -101,6 +151,8 @@ pub struct Database {
     /// When set, the next tid comes from this Unix time (the simulator's virtual clock)
     /// instead of one second after the last commit.
     clock: Option<f64>,
+    /// Tids are later than this (see [`Database::raise_floor`]).
+    floor: Tid,
     transactions: Vec<Transaction>,
     /// Every object's revisions, oldest first.
     objects: BTreeMap<Oid, Vec<Revision>>,
@@ -119,6 +171,7 @@ impl Database {
         let mut db = Database {
             now: START_TIME,
             clock: None,
+            floor: Tid::ZERO,
             transactions: Vec::new(),
             objects: BTreeMap::new(),
             next_oid: 1,
@@ -130,6 +183,7 @@ impl Database {
                 tid,
                 items: Some(Vec::new()),
                 data_tid: tid,
+                blob: None,
             }],
         );
         db.transactions.push(Transaction {
@@ -142,6 +196,7 @@ impl Database {
                 oid: Oid::ZERO,
                 data: Some(mapping_record(&[])),
                 data_txn: None,
+                blob: None,
             }],
         });
         db
@@ -178,11 +233,23 @@ impl Database {
     }
 
     fn next_tid(&mut self) -> Tid {
+        let after = self.last_tid().max(self.floor);
         if let Some(time) = self.clock {
-            return Tid::from_unix(time).later_than(self.last_tid());
+            return Tid::from_unix(time).later_than(after);
         }
         self.now += 1;
-        Tid::from_unix(self.now as f64).later_than(self.last_tid())
+        Tid::from_unix(self.now as f64).later_than(after)
+    }
+
+    /// From now on, tids are later than `tid` (a primary that takes over after a failover
+    /// commits later than the one it replaces did).
+    pub fn raise_floor(&mut self, tid: Tid) {
+        self.floor = self.floor.max(tid);
+    }
+
+    /// The tid every new one is later than, beside the last transaction's.
+    pub fn floor(&self) -> Tid {
+        self.floor
     }
 
     /// Takes tids from `unix_time` (the virtual clock) until set again; tids still always
@@ -209,16 +276,39 @@ impl Database {
         // Work on copies so a failing change leaves the database as it was.
         let mut modified: Vec<(Oid, Vec<(String, Value)>)> = Vec::new();
         let mut created: Vec<Oid> = Vec::new();
+        // The blob file each blob object written gets (provisional ids for new blobs).
+        let mut blobs: BTreeMap<Oid, BlobContent> = BTreeMap::new();
         // New objects get provisional ids here; their oids come when they are stored.
         let mut provisional = PROVISIONAL;
         for change in changes {
             let (parent, key) = match change {
                 Change::AddMapping { parent, key }
                 | Change::SetBytes { parent, key, .. }
+                | Change::SetBlob { parent, key, .. }
                 | Change::Remove { parent, key } => (parent, key),
                 Change::AddMappings { .. } => unreachable!("expanded above"),
             };
             let oid = self.resolve_in(parent, &modified, &created)?;
+            if let Change::SetBlob { len, seed, .. } = change {
+                let content = BlobContent {
+                    len: *len,
+                    seed: *seed,
+                };
+                let items: &[(String, Value)] = match modified.iter().find(|(o, _)| *o == oid) {
+                    Some((_, items)) => items,
+                    None if created.contains(&oid) => &[],
+                    None => self.current(oid).unwrap_or_default(),
+                };
+                if let Some((_, Value::Blob(blob))) = items.iter().find(|(k, _)| k == key) {
+                    // Writing into an existing blob stores the blob alone, not its parent.
+                    let blob = *blob;
+                    if !created.contains(&blob) && !modified.iter().any(|(o, _)| *o == blob) {
+                        modified.push((blob, Vec::new()));
+                    }
+                    blobs.insert(blob, content);
+                    continue;
+                }
+            }
             if !modified.iter().any(|(o, _)| *o == oid) {
                 let items = if created.contains(&oid) {
                     Vec::new()
@@ -236,6 +326,19 @@ impl Database {
                     Some(Value::Ref(child))
                 }
                 Change::SetBytes { len, seed, .. } => Some(Value::Bytes(payload(*len, *seed))),
+                Change::SetBlob { len, seed, .. } => {
+                    let child = Oid::from_u64(provisional);
+                    provisional += 1;
+                    created.push(child);
+                    blobs.insert(
+                        child,
+                        BlobContent {
+                            len: *len,
+                            seed: *seed,
+                        },
+                    );
+                    Some(Value::Blob(child))
+                }
                 Change::Remove { .. } => None,
             };
             let at = items.iter().position(|(k, _)| k == key);
@@ -266,20 +369,26 @@ impl Database {
                 .map(|(_, items)| items.clone())
                 .unwrap_or_default();
             for (_, value) in items.iter_mut() {
-                if let Value::Ref(child) = value {
+                if let Value::Ref(child) | Value::Blob(child) = value {
                     *child = real(*child);
                 }
             }
+            let blob = blobs.get(&oid).copied();
             let oid = real(oid);
             records.push(Record {
                 oid,
-                data: Some(mapping_record(&items)),
+                data: Some(match blob {
+                    Some(_) => BLOB_RECORD.to_vec(),
+                    None => mapping_record(&items),
+                }),
                 data_txn: None,
+                blob: blob.map(RecordBlob::Written),
             });
             self.objects.entry(oid).or_default().push(Revision {
                 tid,
                 items: Some(items),
                 data_tid: tid,
+                blob,
             });
         }
         self.transactions.push(Transaction {
@@ -351,23 +460,36 @@ impl Database {
             if revisions.last().map(|r| r.tid) != Some(tid) {
                 return Err(DatabaseError::UndoConflict(tid));
             }
+            if !blob_undoable(revisions) {
+                return Err(DatabaseError::BlobUndo(tid));
+            }
         }
         let new_tid = self.next_tid();
         let mut records = Vec::with_capacity(oids.len());
         for oid in oids {
             let revisions = self.objects.get_mut(&oid).expect("checked above");
+            let undone = revisions.last().expect("checked above").clone();
             let before = revisions.len().checked_sub(2).map(|i| revisions[i].clone());
             let (record, revision) = match before {
                 Some(prev) if prev.items.is_some() => (
                     Record {
                         oid,
-                        data: prev.items.as_deref().map(mapping_record),
+                        data: Some(match prev.blob {
+                            Some(_) => BLOB_RECORD.to_vec(),
+                            None => mapping_record(prev.items.as_deref().unwrap_or_default()),
+                        }),
                         data_txn: Some(prev.data_tid),
+                        // BlobStorage.undo: the restored revision's file, copied.
+                        blob: prev.blob.map(|content| RecordBlob::Copied {
+                            from: prev.tid,
+                            content,
+                        }),
                     },
                     Revision {
                         tid: new_tid,
                         items: prev.items,
                         data_tid: prev.data_tid,
+                        blob: prev.blob,
                     },
                 ),
                 _ => (
@@ -375,11 +497,17 @@ impl Database {
                         oid,
                         data: None,
                         data_txn: None,
+                        // BlobStorage.undo of a creation: the undone revision's file, copied.
+                        blob: undone.blob.map(|content| RecordBlob::Copied {
+                            from: undone.tid,
+                            content,
+                        }),
                     },
                     Revision {
                         tid: new_tid,
                         items: None,
                         data_tid: new_tid,
+                        blob: undone.blob,
                     },
                 ),
             };
@@ -419,10 +547,29 @@ impl Database {
             return false;
         }
         let t = &self.transactions[len - n];
-        t.records
-            .iter()
-            .all(|r| self.objects[&r.oid].last().map(|v| v.tid) == Some(t.tid))
+        t.records.iter().all(|r| {
+            let revisions = &self.objects[&r.oid];
+            revisions.last().map(|v| v.tid) == Some(t.tid) && blob_undoable(revisions)
+        })
     }
+
+    /// Every blob file the primary holds: `(oid, tid)` and its bytes, in tid order.
+    pub fn blob_files(&self) -> impl Iterator<Item = (Oid, Tid, BlobContent)> + '_ {
+        self.transactions.iter().flat_map(|t| {
+            t.records
+                .iter()
+                .filter_map(move |r| r.blob.map(|b| (r.oid, t.tid, b.content())))
+        })
+    }
+}
+
+/// Whether undoing an object's last revision works on a `BlobStorage`: a blob whose
+/// revision before is an undone creation has no file `BlobStorage.undo` could restore
+/// (ZODB fails that undo), so the model refuses it.
+fn blob_undoable(revisions: &[Revision]) -> bool {
+    let n = revisions.len();
+    let is_blob = revisions[n - 1].blob.is_some();
+    !(is_blob && n >= 2 && revisions[n - 2].items.is_none())
 }
 
 /// Where provisional ids of a commit's new objects start (far above any real oid).
@@ -447,7 +594,7 @@ fn store_order(
             order.push(oid);
             let items = modified.iter().find(|(o, _)| *o == oid).map(|(_, i)| i);
             for (_, value) in items.into_iter().flatten() {
-                if let Value::Ref(child) = value {
+                if let Value::Ref(child) | Value::Blob(child) = value {
                     if is_new(child) && !oids.contains_key(child) {
                         oids.insert(*child, Oid::from_u64(next_oid + oids.len() as u64));
                         stack.push(*child);
@@ -581,10 +728,84 @@ mod tests {
             Record {
                 oid: Oid::from_u64(1),
                 data: None,
-                data_txn: None
+                data_txn: None,
+                blob: None,
             }
         );
         assert!(db.items(&[]).unwrap().is_empty());
+    }
+
+    fn blob(parent: &[&str], key: &str, len: usize) -> Change {
+        Change::SetBlob {
+            parent: parent.iter().map(|p| p.to_string()).collect(),
+            key: key.into(),
+            len,
+            seed: 9,
+        }
+    }
+
+    #[test]
+    fn blobs_are_stored_and_undone_as_a_blob_storage_does() {
+        let mut db = Database::new();
+        // As ZODB 6.4 stored `x['f'] = Blob(b'hi'); x['g'] = Blob()`: x, then g, then f.
+        db.commit(&[add("x")], &Meta::default()).unwrap();
+        let t2 = db
+            .commit(
+                &[blob(&["x"], "f", 2), blob(&["x"], "g", 0)],
+                &Meta::default(),
+            )
+            .unwrap();
+        let t = db.transactions().last().unwrap();
+        let oids: Vec<u64> = t.records.iter().map(|r| r.oid.as_u64()).collect();
+        assert_eq!(oids, [1, 3, 2]);
+        assert_eq!(t.records[1].data.as_deref(), Some(BLOB_RECORD));
+        assert_eq!(
+            t.records[2].blob,
+            Some(RecordBlob::Written(BlobContent { len: 2, seed: 9 }))
+        );
+        assert_eq!(t.records[0].blob, None);
+        // Writing into an existing blob stores the blob alone.
+        let t3 = db
+            .commit(&[blob(&["x"], "f", 5)], &Meta::default())
+            .unwrap();
+        let t = db.transactions().last().unwrap();
+        assert_eq!(t.records.len(), 1);
+        assert_eq!(t.records[0].oid, Oid::from_u64(2));
+        // Undoing it restores the revision before, its file copied to the undo's tid.
+        let t4 = db.undo_last().unwrap();
+        let r = &db.transactions().last().unwrap().records[0];
+        assert_eq!(r.data_txn, Some(t2));
+        assert_eq!(
+            r.blob,
+            Some(RecordBlob::Copied {
+                from: t2,
+                content: BlobContent { len: 2, seed: 9 }
+            })
+        );
+        // Undoing a creation: no data, the created file copied.
+        let t5 = db
+            .commit(&[blob(&["x"], "h", 7)], &Meta::default())
+            .unwrap();
+        db.undo_last().unwrap();
+        let undo = db.transactions().last().unwrap();
+        let h = undo
+            .records
+            .iter()
+            .find(|r| r.oid == Oid::from_u64(4))
+            .unwrap();
+        assert_eq!((h.data.as_ref(), h.data_txn), (None, None));
+        assert_eq!(
+            h.blob,
+            Some(RecordBlob::Copied {
+                from: t5,
+                content: BlobContent { len: 7, seed: 9 }
+            })
+        );
+        // Every file the primary holds.
+        let files: Vec<(u64, Tid)> = db.blob_files().map(|(o, t, _)| (o.as_u64(), t)).collect();
+        assert_eq!(files.len(), 6);
+        assert!(files.contains(&(2, t3)) && files.contains(&(2, t4)));
+        assert!(files.contains(&(4, undo.tid)));
     }
 
     #[test]

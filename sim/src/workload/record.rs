@@ -2,8 +2,9 @@
 //! writes them, so Python ZODB can load what the simulated primary sends.
 //!
 //! A record is two protocol-3 pickles written by one pickler (so the second's memo continues
-//! the first's): the class, then the state `{'data': {key: value, …}}`. A value is either a
-//! reference to another persistent mapping — `(oid, class)` as a persistent id — or bytes.
+//! the first's): the class, then the state `{'data': {key: value, …}}`. A value is a
+//! reference to another persistent mapping or to a `ZODB.blob.Blob` — `(oid, class)` as a
+//! persistent id — or bytes. A blob's own record is [`BLOB_RECORD`].
 //! Only this shape is written, so it is written directly rather than through a general
 //! pickler; `tests` pins it to bytes made by Python ZODB.
 
@@ -16,7 +17,13 @@ pub enum Value {
     Ref(Oid),
     /// Plain bytes (a payload of any size).
     Bytes(Vec<u8>),
+    /// A `ZODB.blob.Blob`.
+    Blob(Oid),
 }
+
+/// The record of every `ZODB.blob.Blob`, as ZODB 6 writes it: the class, and the state
+/// `None` (the bytes live in the blob file).
+pub const BLOB_RECORD: &[u8] = b"\x80\x03cZODB.blob\nBlob\nq\x00.\x80\x03N.";
 
 /// The record of a mapping with these items, in insertion order.
 pub fn mapping_record(items: &[(String, Value)]) -> Vec<u8> {
@@ -32,6 +39,7 @@ pub fn mapping_record(items: &[(String, Value)]) -> Vec<u8> {
     w.unicode("data");
     w.out.push(b'}');
     w.put();
+    let mut blob_class = None;
     // CPython batches dict items by 1000: one item takes SETITEM, more MARK … SETITEMS.
     for batch in items.chunks(1000) {
         if batch.len() > 1 {
@@ -43,6 +51,20 @@ pub fn mapping_record(items: &[(String, Value)]) -> Vec<u8> {
                 Value::Ref(oid) => {
                     w.bytes(&oid.0);
                     w.get(class_memo);
+                    w.out.push(0x86); // TUPLE2
+                    w.put();
+                    w.out.push(b'Q'); // BINPERSID
+                }
+                Value::Blob(oid) => {
+                    w.bytes(&oid.0);
+                    // The class is written (and memoized) where first needed.
+                    match blob_class {
+                        Some(memo) => w.get(memo),
+                        None => {
+                            w.out.extend_from_slice(b"cZODB.blob\nBlob\n");
+                            blob_class = Some(w.put());
+                        }
+                    }
                     w.out.push(0x86); // TUPLE2
                     w.put();
                     w.out.push(b'Q'); // BINPERSID
@@ -142,5 +164,22 @@ mod tests {
         expected.extend_from_slice(b"q\x07us.");
         assert_eq!(r.len(), 395);
         assert_eq!(r, expected);
+    }
+
+    #[test]
+    fn blob_references_match_zodb() {
+        // `x['f'] = Blob(b'hi'); x['g'] = Blob()` in one commit, as ZODB 6.4 stored `x`.
+        let r = mapping_record(&[
+            ("f".into(), Value::Blob(Oid::from_u64(2))),
+            ("g".into(), Value::Blob(Oid::from_u64(3))),
+        ]);
+        assert_eq!(r, b"\x80\x03cpersistent.mapping\nPersistentMapping\nq\x00.\x80\x03}q\x01X\x04\x00\x00\x00dataq\x02}q\x03(X\x01\x00\x00\x00fq\x04C\x08\x00\x00\x00\x00\x00\x00\x00\x02q\x05cZODB.blob\nBlob\nq\x06\x86q\x07QX\x01\x00\x00\x00gq\x08C\x08\x00\x00\x00\x00\x00\x00\x00\x03q\th\x06\x86q\nQus.".to_vec());
+        // A mapping and a blob side by side (the root after `root['y'] = Blob(b'')`).
+        let r = mapping_record(&[
+            ("x".into(), Value::Ref(Oid::from_u64(1))),
+            ("y".into(), Value::Blob(Oid::from_u64(4))),
+        ]);
+        assert_eq!(r, b"\x80\x03cpersistent.mapping\nPersistentMapping\nq\x00.\x80\x03}q\x01X\x04\x00\x00\x00dataq\x02}q\x03(X\x01\x00\x00\x00xq\x04C\x08\x00\x00\x00\x00\x00\x00\x00\x01q\x05h\x00\x86q\x06QX\x01\x00\x00\x00yq\x07C\x08\x00\x00\x00\x00\x00\x00\x00\x04q\x08cZODB.blob\nBlob\nq\t\x86q\nQus.".to_vec());
+        assert!(zrs::storage::blob::is_blob_record(BLOB_RECORD));
     }
 }

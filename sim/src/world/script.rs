@@ -88,7 +88,9 @@ impl World {
         self.send_with(|encoder, out| encoder.transaction_header(&header, out))
     }
 
-    /// Sends the current transaction's next record: `S`, then its data.
+    /// Sends the current transaction's next record: `S`, then its data — or, for a blob
+    /// record whose file the primary node holds, `B`, the data and the file in 64 KiB
+    /// blocks, as zc.zrs's primary (and `secondary-blob.test`'s `send_transaction`) does.
     pub fn send_s(&mut self) -> Result<(), WorldError> {
         let (index, sent) = self.feed.current.ok_or(WorldError::NoCurrentTransaction)?;
         let t = self.transaction(index);
@@ -100,8 +102,25 @@ impl World {
             data_txn: record.data_txn,
         };
         let data = record.data.clone();
+        let blob = match &data {
+            Some(d) if zrs::storage::blob::is_blob_record(d) => self
+                .node
+                .storage()
+                .open_blob(record.oid, t.tid)
+                .map_err(|e| WorldError::PrimaryBlob(e.to_string()))?,
+            _ => None,
+        };
         self.feed.current = Some((index, sent + 1));
-        self.send_with(|encoder, out| encoder.store(&header, data.as_deref(), out))
+        match blob {
+            Some(mut blob) => {
+                let mut result = Ok(());
+                self.send_with(|encoder, out| {
+                    result = encoder.blob(&header, data.as_deref(), blob.len, &mut blob.file, out)
+                })?;
+                result.map_err(|e| WorldError::PrimaryBlob(e.to_string()))
+            }
+            None => self.send_with(|encoder, out| encoder.store(&header, data.as_deref(), out)),
+        }
     }
 
     /// Sends the current transaction's `C` with the connection's running md5 (or, `legacy`,

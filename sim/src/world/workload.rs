@@ -1,6 +1,10 @@
 //! The workload: commits and undo on the primary's history (the model), each written into
-//! the primary node's real storage; checkpoints of that history for a failover.
+//! the primary node's real storage; a blob directory for that storage; checkpoints of that
+//! history for a failover.
 
+use std::path::Path;
+
+use crate::primary_node::PrimaryNode;
 use crate::workload::database::START_TIME;
 use crate::workload::{Change, Meta};
 use zrs::Tid;
@@ -10,6 +14,13 @@ use super::{WorkloadError, World};
 impl World {
     /// Commits on the primary (at the virtual clock's time, when it is on).
     pub fn commit(&mut self, changes: &[Change], meta: &Meta) -> Result<Tid, WorkloadError> {
+        let blobs = changes.iter().any(|c| matches!(c, Change::SetBlob { .. }));
+        if blobs && self.node.blob_dir().is_none() {
+            // As ZODB refuses a Blob on a storage without a blob directory.
+            return Err(WorkloadError::Storage(
+                "the primary keeps no blob directory: `primary blobs on` first".into(),
+            ));
+        }
         self.sync_clock();
         let tid = self.primary.commit(changes, meta)?;
         self.store_last()?;
@@ -35,6 +46,27 @@ impl World {
             self.primary
                 .set_clock(START_TIME as f64 + self.reactor.now().as_secs_f64());
         }
+    }
+
+    /// `primary blobs on`: the primary's storage keeps a blob directory at `dir` (new,
+    /// holding the history so far), and so serves `zrs2.1` secondaries only. Before the
+    /// primary process first runs.
+    pub fn primary_blobs(&mut self, dir: &Path) -> Result<(), WorkloadError> {
+        if self.node.running() {
+            return Err(WorkloadError::Storage(
+                "`primary blobs on` must come before the primary first serves".into(),
+            ));
+        }
+        if self.node.blob_dir().is_some() {
+            return Ok(());
+        }
+        let mut node = PrimaryNode::with_blobs(self.node.address().clone(), dir)
+            .map_err(WorkloadError::Storage)?;
+        for t in self.primary.transactions() {
+            node.commit(t).map_err(WorkloadError::Storage)?;
+        }
+        self.node = node;
+        Ok(())
     }
 
     /// `primary checkpoint`: remembers the workload's history as it is now.

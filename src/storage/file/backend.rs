@@ -178,6 +178,16 @@ const WRITE_BEHIND_LIMIT: usize = 16 << 20;
 /// writes made): small transactions then cost one system call per megabyte, not two each.
 const WRITE_BEHIND_CHUNK: usize = 1 << 20;
 
+/// After a write the writer thread waits this long for more before it writes whatever is
+/// queued, however little; after that wait finds nothing, it sleeps until the next write
+/// is queued, which wakes it at once. So a burst is written in large writes, and its tail
+/// (or a lone transaction) reaches the file within this delay rather than at the next
+/// `sync` — other processes reading the file (a `zrs primary` following it) see it.
+const WRITE_BEHIND_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A write shorter than this starts a job of its own size, not a chunk's.
+const SMALL_JOB: usize = 512;
+
 /// Writes made in order by a thread of their own, behind the caller's back but never out
 /// of its sight: every read waits for the queued writes it overlaps, and `len`,
 /// `set_len` and `sync` for all of them, so what the backend answers is exactly what it
@@ -213,8 +223,14 @@ struct Queue {
     closing: bool,
     /// The writer thread waits for work.
     idle: bool,
+    /// The writer thread waits with no timeout: the next write queued wakes it.
+    asleep: bool,
     /// Callers waiting for the writer.
     waiting: usize,
+    /// A written job's buffer, kept for the next job (merged appends fill a buffer up to
+    /// [`WRITE_BEHIND_CHUNK`]: reusing one saves growing a new one and faulting in its
+    /// pages for every megabyte written).
+    spare: Option<Vec<u8>>,
 }
 
 impl Queue {
@@ -289,14 +305,33 @@ impl WriteBehind {
             q.failed()?;
         }
         q.queued_bytes += data.len();
-        q.jobs.push_back((pos, data.to_vec()));
+        // An append is likely to be followed by more (merged above): start it in a buffer
+        // that holds a whole chunk. Small writes elsewhere (a status flip) get their size.
+        let job = match q.spare.take() {
+            Some(mut job) if data.len() >= SMALL_JOB => {
+                job.extend_from_slice(data);
+                job
+            }
+            spare => {
+                q.spare = spare;
+                if data.len() >= SMALL_JOB && data.len() < WRITE_BEHIND_CHUNK {
+                    let mut job = Vec::with_capacity(WRITE_BEHIND_CHUNK);
+                    job.extend_from_slice(data);
+                    job
+                } else {
+                    data.to_vec()
+                }
+            }
+        };
+        q.jobs.push_back((pos, job));
         self.wake(&q);
         Ok(())
     }
 
-    /// Wake the writer thread if enough is queued to be worth a write.
+    /// Wake the writer thread if enough is queued to be worth a write, or if it sleeps
+    /// (lingering after a write, it comes back on its own).
     fn wake(&self, q: &Queue) {
-        if q.queued_bytes >= WRITE_BEHIND_CHUNK {
+        if q.queued_bytes >= WRITE_BEHIND_CHUNK || q.asleep {
             self.wake_now(q);
         }
     }
@@ -320,16 +355,28 @@ impl WriteBehind {
 fn write_loop(file: &File, shared: &Shared) {
     let lock = || shared.queue.lock().unwrap_or_else(|p| p.into_inner());
     let mut q = lock();
+    let mut wrote = false;
     loop {
         let Some((pos, data)) = q.jobs.pop_front() else {
             if q.closing {
                 return;
             }
             q.idle = true;
-            q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+            if std::mem::take(&mut wrote) {
+                q = shared
+                    .work
+                    .wait_timeout(q, WRITE_BEHIND_LINGER)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            } else {
+                q.asleep = true;
+                q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+                q.asleep = false;
+            }
             q.idle = false;
             continue;
         };
+        wrote = true;
         q.in_flight = Some((pos, pos + data.len() as u64));
         drop(q);
         let r = write_all_at(file, pos, &data);
@@ -343,6 +390,10 @@ fn write_loop(file: &File, shared: &Shared) {
             ));
             q.queued_bytes = 0;
             q.jobs.clear();
+        } else if (WRITE_BEHIND_CHUNK..=2 * WRITE_BEHIND_CHUNK).contains(&data.capacity()) {
+            let mut data = data;
+            data.clear();
+            q.spare = Some(data);
         }
         if q.waiting > 0 {
             shared.done.notify_all();
@@ -549,6 +600,43 @@ mod tests {
         let q = behind.lock();
         assert_eq!(q.queued_bytes, 2);
         assert_eq!(q.jobs.len(), 1);
+    }
+
+    /// A small write, and the tail of a burst, reach the file without a read, a sync or a
+    /// megabyte more behind them: another process reading the file sees them.
+    #[test]
+    fn write_behind_writes_a_small_tail_without_being_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.fs");
+        let b = FileBackend::open_write_behind(&path).unwrap();
+        let on_disk = |len: u64| {
+            // Bounded: the writer lingers milliseconds; minutes mean it never wrote.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while std::fs::metadata(&path).unwrap().len() < len {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{len} bytes never written"
+                );
+                std::thread::yield_now();
+            }
+        };
+        // A lone write while the writer sleeps.
+        b.write_at(0, b"FS30").unwrap();
+        on_disk(4);
+        // A burst: many small writes, then nothing more.
+        let mut pos = 4u64;
+        for i in 0..300u64 {
+            let c = vec![(i % 251) as u8; 700];
+            b.write_at(pos, &c).unwrap();
+            pos += c.len() as u64;
+        }
+        on_disk(pos);
+        // And a lone write again, after the writer went back to sleep.
+        b.write_at(pos, b"end").unwrap();
+        on_disk(pos + 3);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..4], b"FS30");
+        assert_eq!(&bytes[bytes.len() - 3..], b"end");
     }
 
     /// Writes queued behind are seen by every read that follows them, in order, from
