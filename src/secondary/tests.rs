@@ -260,6 +260,15 @@ fn the_secondary_reads_as_a_read_only_storage() {
     assert_eq!(reads.history(Oid::ZERO, 10).unwrap().len(), 1);
     assert_eq!(reads.iterator(Some(Tid::from_u64(6)), None).count(), 0);
     assert_eq!(reads.iterator(None, Some(Tid::from_u64(5))).count(), 1);
+    // Over a blob storage, it keeps blobs.
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = crate::storage::blob::BlobStorage::open(
+        MemoryStorage::new("Data.fs"),
+        &dir.path().join("blobs"),
+        false,
+    )
+    .unwrap();
+    assert!(Secondary::new(blobs, config()).keeps_blobs());
 }
 
 #[test]

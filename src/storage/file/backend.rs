@@ -507,7 +507,9 @@ mod tests {
 
     fn exercise(b: &dyn Backend) {
         assert_eq!(b.len().unwrap(), 0);
+        assert!(b.is_empty().unwrap());
         b.write_at(0, b"FS21").unwrap();
+        assert!(!b.is_empty().unwrap());
         b.write_at(6, b"xy").unwrap();
         assert_eq!(b.len().unwrap(), 8);
         let mut buf = [0u8; 10];
