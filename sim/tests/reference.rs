@@ -37,6 +37,9 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
     ("primary/close-catching-up.scn", "primary close"),
     // The adapter's stand-in primary has no blob directory.
     ("blobs/served.scn", "primary blobs on"),
+    ("regressions/20261126-26-blobs.scn", "primary blobs on"),
+    ("regressions/20261126-375-blobs.scn", "primary blobs on"),
+    ("regressions/20261126-3435-blobs.scn", "primary blobs on"),
     ("primary/failover-lagging.scn", "primary checkpoint"),
     ("primary/handshakes.scn", "client connect"),
     ("primary/primary-test.scn", "client connect"),

@@ -6,9 +6,16 @@
 //! [`Session`](crate::runner::Session) that runs scenario files: the failing run's step
 //! list, printed, is a scenario that replays it.
 //!
-//! A run is: a header (`oracles on`, `open` with drawn options, `chunking random`,
-//! `primary clock virtual`), `steps` body steps — the primary's workload, progress (accept,
-//! serve, time passing) and faults — and `heal`.
+//! A run is: a header (`oracles on`, `primary blobs on` in runs with blobs, `open` with
+//! drawn options, `chunking random`, `primary clock virtual`), `steps` body steps — the
+//! primary's workload, progress (accept, serve, time passing) and faults — and `heal`.
+//!
+//! A run with blobs (about a quarter) has a primary with a blob directory and a secondary
+//! that keeps blobs (on the simulated disk or in memory, its blob files in the run's
+//! directory), and commits blobs of every size the protocol treats apart: empty, one
+//! byte, exactly one 64 KiB block, one block and a byte, others under 200 KB, and now and
+//! then (1 in 40 blob commits) several MB, so campaigns keep their pace. The faults are the
+//! same; with big transactions on the way, many fall mid-blob (see the coverage).
 
 use std::time::Duration;
 
@@ -55,6 +62,8 @@ pub struct Generator {
     keep_alive: Duration,
     reconnect: Duration,
     disk: bool,
+    /// The run commits blobs.
+    blobs: bool,
     /// Restarts drawn in the heal phase.
     heal_restarts: u32,
 }
@@ -96,8 +105,9 @@ impl Generator {
             Duration::from_secs([1, 5, 10, 30][rng.gen_range(0..4)])
         };
         let reconnect = Duration::from_secs([1, 5, 10, 60][rng.gen_range(0..4)]);
+        let blobs = rng.gen_bool(0.3);
         let open = Open {
-            blobs: false,
+            blobs,
             name: "Data.fs".into(),
             address: Some(Address::tcp("", 8000)),
             keep_alive,
@@ -106,12 +116,15 @@ impl Generator {
             storage,
             frame_limit: None,
         };
-        let header = vec![
-            Step::Oracles,
+        let mut header = vec![Step::Oracles];
+        if blobs {
+            header.push(Step::PrimaryBlobs);
+        }
+        header.extend([
             Step::Open(open),
             Step::Chunking(Chunking::Random(rng.gen())),
             Step::VirtualClock,
-        ];
+        ]);
         Generator {
             rng,
             profile,
@@ -122,6 +135,7 @@ impl Generator {
             keep_alive,
             reconnect,
             disk,
+            blobs,
             heal_restarts: 0,
         }
     }
@@ -179,7 +193,17 @@ impl Generator {
             }
             return (Step::Restart, None);
         }
-        if self.rng.gen_bool(self.profile.rate) {
+        // Mid-blob, faults come three steps in four: that is where a blob's atomicity is
+        // tested.
+        let mid_blob = world
+            .secondary()
+            .is_ok_and(|s| s.storage().receiving_blob());
+        let rate = if mid_blob {
+            self.profile.rate.max(0.75)
+        } else {
+            self.profile.rate
+        };
+        if self.rng.gen_bool(rate) {
             let connected = world.connected();
             let attempt = world.attempt_owner().is_some();
             let disk = self.disk;
@@ -205,9 +229,11 @@ impl Generator {
             return Step::Accept;
         }
         match world.phase() {
+            // With blobs, more partial deliveries: they stop mid-blob.
             Some(Phase::Connected) => match self.rng.gen_range(0..20) {
-                0..=11 => Step::Serve(None),
-                12..=16 => Step::Serve(Some(self.log_uniform(17))),
+                0..=7 if self.blobs => Step::Serve(None),
+                0..=11 if !self.blobs => Step::Serve(None),
+                0..=16 => Step::Serve(Some(self.log_uniform(17))),
                 _ => Step::Advance(ms(self.rng.gen_range(1..=2000))),
             },
             _ => {
@@ -303,6 +329,18 @@ impl Generator {
         }))
     }
 
+    /// A blob's size: the sizes the protocol treats apart, most often.
+    fn blob_size(&mut self) -> usize {
+        match self.rng.gen_range(0..40) {
+            0..=5 => 0,
+            6..=11 => 1,
+            12..=17 => 65_536,
+            18..=23 => 65_537,
+            24 => self.rng.gen_range(2_000_000..=5_000_000),
+            _ => self.rng.gen_range(2..200_000),
+        }
+    }
+
     fn new_key(&mut self) -> String {
         self.next_key += 1;
         format!("k{}", self.next_key)
@@ -340,6 +378,26 @@ impl Generator {
             (!keys.is_empty()).then(|| keys[g.rng.gen_range(0..keys.len())].clone())
         };
         let mut changes = Vec::new();
+        if self.blobs && self.rng.gen_bool(0.5) {
+            // A blob, new or a new revision, in a mapping (new or not).
+            let k = match existing(self) {
+                Some(k) => k,
+                None => {
+                    let k = self.new_key();
+                    changes.push(add(vec![], k.clone()));
+                    k
+                }
+            };
+            let key = ["f", "g", "h"][self.rng.gen_range(0..3)];
+            let len = self.blob_size();
+            changes.push(Change::SetBlob {
+                parent: vec![k],
+                key: key.into(),
+                len,
+                seed: 0,
+            });
+            return commit(changes, Meta::default());
+        }
         match roll {
             16..=35 if !all.is_empty() => changes.push(Change::Remove {
                 parent: vec![],

@@ -1168,6 +1168,10 @@ impl Storage for FileStorage {
         r
     }
 
+    fn failed(&self) -> bool {
+        self.failed
+    }
+
     fn recover(&mut self) -> Result<bool> {
         if !self.failed {
             return Ok(false);
