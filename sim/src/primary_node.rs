@@ -157,7 +157,7 @@ impl PrimaryNode {
             s.tpc_begin(meta)?;
             for r in &t.records {
                 let data = r.data.as_deref();
-                match r.blob {
+                match &r.blob {
                     None => s.restore(r.oid, t.tid, data, b"", r.data_txn)?,
                     Some(RecordBlob::Written(content)) => {
                         s.blob_begin()?;
@@ -168,7 +168,7 @@ impl PrimaryNode {
                     }
                     Some(RecordBlob::Copied { from, .. }) => {
                         s.restore(r.oid, t.tid, data, b"", r.data_txn)?;
-                        s.copy_blob(r.oid, from, t.tid)?;
+                        s.copy_blob(r.oid, *from, t.tid)?;
                     }
                 }
             }

@@ -10,7 +10,7 @@
 //! drawn options, `chunking random`, `primary clock virtual`), `steps` body steps — the
 //! primary's workload, progress (accept, serve, time passing) and faults — and `heal`.
 //!
-//! A run with blobs (about a quarter) has a primary with a blob directory and a secondary
+//! A run with blobs (30 %) has a primary with a blob directory and a secondary
 //! that keeps blobs (on the simulated disk or in memory, its blob files in the run's
 //! directory), and commits blobs of every size the protocol treats apart: empty, one
 //! byte, exactly one 64 KiB block, one block and a byte, others under 200 KB, and now and
@@ -395,6 +395,7 @@ impl Generator {
                 key: key.into(),
                 len,
                 seed: 0,
+                literal: None,
             });
             return commit(changes, Meta::default());
         }

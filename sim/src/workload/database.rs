@@ -12,6 +12,7 @@
 //! commit, so tids come out as in the spec transcript.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use zrs::pickle::Value as PickleValue;
 use zrs::{Oid, Tid};
@@ -44,21 +45,25 @@ pub struct Record {
     pub blob: Option<RecordBlob>,
 }
 
-/// A blob file's bytes: [`payload`]`(len, seed)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A blob file's bytes: `literal`, or else [`payload`]`(len, seed)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobContent {
     pub len: usize,
     pub seed: u64,
+    pub literal: Option<Arc<[u8]>>,
 }
 
 impl BlobContent {
     pub fn bytes(&self) -> Vec<u8> {
-        payload(self.len, self.seed)
+        match &self.literal {
+            Some(bytes) => bytes.to_vec(),
+            None => payload(self.len, self.seed),
+        }
     }
 }
 
 /// The blob file a record's transaction writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordBlob {
     /// The application wrote these bytes.
     Written(BlobContent),
@@ -67,9 +72,9 @@ pub enum RecordBlob {
 }
 
 impl RecordBlob {
-    pub fn content(&self) -> BlobContent {
+    pub fn content(&self) -> &BlobContent {
         match self {
-            RecordBlob::Written(c) | RecordBlob::Copied { content: c, .. } => *c,
+            RecordBlob::Written(c) | RecordBlob::Copied { content: c, .. } => c,
         }
     }
 }
@@ -96,13 +101,15 @@ pub enum Change {
     },
     /// `del parent[key]`.
     Remove { parent: Vec<String>, key: String },
-    /// Writes `len` bytes (a payload made from `seed`) into the blob `parent[key]`: a new
-    /// revision of it if it is a blob, else a new `ZODB.blob.Blob` there.
+    /// Writes `len` bytes (a payload made from `seed`, or `literal`) into the blob
+    /// `parent[key]`: a new revision of it if it is a blob, else a new `ZODB.blob.Blob`
+    /// there.
     SetBlob {
         parent: Vec<String>,
         key: String,
         len: usize,
         seed: u64,
+        literal: Option<Vec<u8>>,
     },
 }
 
@@ -274,10 +281,14 @@ impl Database {
                 Change::AddMappings { .. } => unreachable!("expanded above"),
             };
             let oid = self.resolve_in(parent, &modified, &created)?;
-            if let Change::SetBlob { len, seed, .. } = change {
+            if let Change::SetBlob {
+                len, seed, literal, ..
+            } = change
+            {
                 let content = BlobContent {
                     len: *len,
                     seed: *seed,
+                    literal: literal.as_deref().map(Arc::from),
                 };
                 let items: &[(String, Value)] = match modified.iter().find(|(o, _)| *o == oid) {
                     Some((_, items)) => items,
@@ -311,7 +322,9 @@ impl Database {
                     Some(Value::Ref(child))
                 }
                 Change::SetBytes { len, seed, .. } => Some(Value::Bytes(payload(*len, *seed))),
-                Change::SetBlob { len, seed, .. } => {
+                Change::SetBlob {
+                    len, seed, literal, ..
+                } => {
                     let child = Oid::from_u64(provisional);
                     provisional += 1;
                     created.push(child);
@@ -320,6 +333,7 @@ impl Database {
                         BlobContent {
                             len: *len,
                             seed: *seed,
+                            literal: literal.as_deref().map(Arc::from),
                         },
                     );
                     Some(Value::Blob(child))
@@ -358,7 +372,7 @@ impl Database {
                     *child = real(*child);
                 }
             }
-            let blob = blobs.get(&oid).copied();
+            let blob = blobs.get(&oid).cloned();
             let oid = real(oid);
             records.push(Record {
                 oid,
@@ -367,7 +381,7 @@ impl Database {
                     None => mapping_record(&items),
                 }),
                 data_txn: None,
-                blob: blob.map(RecordBlob::Written),
+                blob: blob.clone().map(RecordBlob::Written),
             });
             self.objects.entry(oid).or_default().push(Revision {
                 tid,
@@ -465,7 +479,7 @@ impl Database {
                         }),
                         data_txn: Some(prev.data_tid),
                         // BlobStorage.undo: the restored revision's file, copied.
-                        blob: prev.blob.map(|content| RecordBlob::Copied {
+                        blob: prev.blob.clone().map(|content| RecordBlob::Copied {
                             from: prev.tid,
                             content,
                         }),
@@ -483,7 +497,7 @@ impl Database {
                         data: None,
                         data_txn: None,
                         // BlobStorage.undo of a creation: the undone revision's file, copied.
-                        blob: undone.blob.map(|content| RecordBlob::Copied {
+                        blob: undone.blob.clone().map(|content| RecordBlob::Copied {
                             from: undone.tid,
                             content,
                         }),
@@ -543,7 +557,7 @@ impl Database {
         self.transactions.iter().flat_map(|t| {
             t.records
                 .iter()
-                .filter_map(move |r| r.blob.map(|b| (r.oid, t.tid, b.content())))
+                .filter_map(move |r| r.blob.as_ref().map(|b| (r.oid, t.tid, b.content().clone())))
         })
     }
 }
@@ -726,6 +740,7 @@ mod tests {
             key: key.into(),
             len,
             seed: 9,
+            literal: None,
         }
     }
 
@@ -746,7 +761,11 @@ mod tests {
         assert_eq!(t.records[1].data.as_deref(), Some(BLOB_RECORD));
         assert_eq!(
             t.records[2].blob,
-            Some(RecordBlob::Written(BlobContent { len: 2, seed: 9 }))
+            Some(RecordBlob::Written(BlobContent {
+                len: 2,
+                seed: 9,
+                literal: None
+            }))
         );
         assert_eq!(t.records[0].blob, None);
         // Writing into an existing blob stores the blob alone.
@@ -764,7 +783,11 @@ mod tests {
             r.blob,
             Some(RecordBlob::Copied {
                 from: t2,
-                content: BlobContent { len: 2, seed: 9 }
+                content: BlobContent {
+                    len: 2,
+                    seed: 9,
+                    literal: None
+                }
             })
         );
         // Undoing a creation: no data, the created file copied.
@@ -783,7 +806,11 @@ mod tests {
             h.blob,
             Some(RecordBlob::Copied {
                 from: t5,
-                content: BlobContent { len: 7, seed: 9 }
+                content: BlobContent {
+                    len: 7,
+                    seed: 9,
+                    literal: None
+                }
             })
         );
         // Every file the primary holds.

@@ -41,7 +41,7 @@ impl World {
         let last = self.primary.transactions().last().expect("just committed");
         self.node.commit(last).map_err(WorkloadError::Storage)?;
         for r in &last.records {
-            let kind = match r.blob {
+            let kind = match &r.blob {
                 Some(RecordBlob::Written(c)) => BlobKind::of_len(c.len),
                 Some(RecordBlob::Copied { .. }) => BlobKind::UndoCopy,
                 None => continue,
