@@ -13,8 +13,8 @@
 //! A run with blobs (30 %) has a primary with a blob directory and a secondary
 //! that keeps blobs (on the simulated disk or in memory, its blob files in the run's
 //! directory), and commits blobs of every size the protocol treats apart: empty, one
-//! byte, exactly one 64 KiB block, one block and a byte, others under 200 KB, and now and
-//! then (1 in 40 blob commits) several MB, so campaigns keep their pace. The faults are the
+//! byte, exactly one 64 KiB block, one block and a byte, others under 100 KB, and now and
+//! then (1 in 160 blob commits) several MB, so campaigns keep their pace. The faults are the
 //! same; with big transactions on the way, many fall mid-blob (see the coverage).
 
 use std::time::Duration;
@@ -336,8 +336,8 @@ impl Generator {
             6..=11 => 1,
             12..=17 => 65_536,
             18..=23 => 65_537,
-            24 => self.rng.gen_range(2_000_000..=5_000_000),
-            _ => self.rng.gen_range(2..200_000),
+            24 if self.rng.gen_ratio(1, 4) => self.rng.gen_range(2_000_000..=5_000_000),
+            _ => self.rng.gen_range(2..100_000),
         }
     }
 

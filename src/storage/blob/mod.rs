@@ -359,6 +359,9 @@ impl<S: Storage> Storage for BlobStorage<S> {
         Ok(())
     }
     fn copy_blob(&mut self, oid: Oid, from: Tid, serial: Tid) -> Result<()> {
+        if crate::planted::planted(crate::planted::Bug::NoUndoBlobCopy) {
+            return Ok(());
+        }
         if let Some(temp) = self
             .dir
             .copy_to_temp(oid, from)
