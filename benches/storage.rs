@@ -46,7 +46,7 @@ fn workload(target_bytes: u64, seed: u64) -> MemoryStorage {
         let tid = Tid::from_u64(0x03d0_0000_0000_0000 + n * 0x1000);
         let user = format!("/ user{}", n % 13).into_bytes();
         let extension = if n.is_multiple_of(3) {
-            b"\x80\x03}q\x00X\x03\x00\x00\x00appq\x01X\x04\x00\x00\x00benchq\x02s.".to_vec()
+            b"\x80\x03}q\x00X\x03\x00\x00\x00appq\x01X\x05\x00\x00\x00benchq\x02s.".to_vec()
         } else {
             Vec::new()
         };

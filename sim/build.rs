@@ -25,7 +25,10 @@ fn scenario_files(dir: &Path, out: &mut Vec<PathBuf>) {
 }
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+    // Read at run time, not baked in with `env!`: a build script compiled in one checkout
+    // and reused from a copied target dir would otherwise list another checkout's scenarios.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it");
+    let root = Path::new(&manifest_dir).join("../scenarios");
     // A directory makes cargo rerun this when anything under it changes.
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();

@@ -652,9 +652,9 @@ fn python_zodb_reads_every_blob_zrs_wrote() {
 
 mod primary {
     use super::*;
-    use zrs::primary::{Action as PAction, Config as PConfig, ConnectionId, Primary};
+    use zrs::primary::{Action as PAction, Config as PConfig, ConnectionId, Primary, Sealing};
     use zrs::protocol::handshake::hello;
-    use zrs::protocol::ZRS_2_0;
+    use zrs::protocol::{Sealer, ZRS_2_0};
 
     const C: ConnectionId = ConnectionId(1);
 
@@ -685,11 +685,22 @@ mod primary {
         s
     }
 
-    fn drain(p: &mut Primary<Box<dyn ReadStorage + Send + Sync>>) -> (Vec<Vec<u8>>, bool) {
+    /// What the primary transmitted (windows sealed as the driver seals them, with the
+    /// connection's `sealer`), and whether it disconnected.
+    fn drain(
+        p: &mut Primary<Box<dyn ReadStorage + Send + Sync>>,
+        sealer: &mut Option<Sealer>,
+    ) -> (Vec<Vec<u8>>, bool) {
         let (mut sent, mut closed) = (Vec::new(), false);
         while let Some(a) = p.poll_action() {
             match a {
                 PAction::Transmit(_, bytes) => sent.push(bytes),
+                PAction::TransmitUnsealed(_, window) => {
+                    if let Some(start) = window.start() {
+                        *sealer = Some(Sealer::new(start));
+                    }
+                    sent.push(sealer.as_mut().expect("first window").seal(window).to_vec());
+                }
                 PAction::Disconnect(_) => closed = true,
                 PAction::StopListening => {}
             }
@@ -699,10 +710,23 @@ mod primary {
 
     #[test]
     fn streams_blobs_a_window_at_a_time_into_an_identical_replica() {
+        let mut streams = Vec::new();
+        for sealing in [Sealing::InCore, Sealing::ByHost] {
+            streams.push(stream_blobs(sealing));
+        }
+        assert_eq!(
+            streams[0], streams[1],
+            "sealing in the host changes no byte"
+        );
+    }
+
+    /// Streams the blob database to a secondary; checks the replica; returns the stream.
+    fn stream_blobs(sealing: Sealing) -> Vec<u8> {
         let (pp, sp) = (place(), place());
         let storage = primary_storage(&pp);
         let mut config = PConfig::new(Address::tcp("", 8000));
         config.send_window = 10_000;
+        config.sealing = sealing;
         let mut primary = Primary::new(storage.reader(), config);
         let mut secondary = secondary(open(&sp));
         primary.connected(C, "peer");
@@ -710,8 +734,10 @@ mod primary {
             primary.data_received(C, &message);
         }
         let mut largest = 0;
+        let mut sealer = None;
+        let mut stream = Vec::new();
         loop {
-            let (sent, closed) = drain(&mut primary);
+            let (sent, closed) = drain(&mut primary, &mut sealer);
             assert!(!closed);
             if sent.is_empty() {
                 break;
@@ -719,6 +745,7 @@ mod primary {
             for bytes in sent {
                 largest = largest.max(bytes.len());
                 secondary.data_received(&bytes);
+                stream.extend_from_slice(&bytes);
             }
             primary.writable(C);
         }
@@ -741,6 +768,7 @@ mod primary {
                 "{f}"
             );
         }
+        stream
     }
 
     #[test]
@@ -752,7 +780,7 @@ mod primary {
             primary.connected(C, "peer");
             primary.data_received(C, &hello(ZRS_2_0, Tid::ZERO)[0]);
         });
-        assert!(drain(&mut primary).1, "disconnected");
+        assert!(drain(&mut primary, &mut None).1, "disconnected");
         assert!(
             log.contains("ERROR zc.zrs.primary: peer: Invalid protocol b'zrs2.0'. Require >= 2.1"),
             "{log}"

@@ -18,7 +18,7 @@ use zrs::net::{Driver, DriverError, DriverOptions, StopHandle};
 use zrs::pickle::Value;
 use zrs::protocol::framing::frame;
 use zrs::protocol::handshake::{HandshakeReader, Received};
-use zrs::protocol::message::{RecordHeader, TransactionHeader};
+use zrs::protocol::message::{Message, RecordHeader, TransactionHeader};
 use zrs::protocol::{StreamEncoder, ZRS_2_0};
 use zrs::secondary::{Address, Config, Secondary};
 use zrs::storage::ReadStorage;
@@ -303,6 +303,56 @@ fn bad_input_aborts_disconnects_and_reconnects() {
     let logs = running.logs.clone();
     running.stop();
     assert!(logs.text().contains("Input data error"), "{}", logs.text());
+}
+
+#[test]
+fn a_bad_checksum_commits_nothing_of_its_transaction_and_reconnects() {
+    // The driver hashes on its reader thread: the check at `C` must still stop the
+    // transaction it ends, and only that one.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (address, _) = tcp_address(&listener);
+    let running = Running::start(address, |_| {});
+    let mut conn = accept(&listener);
+    handshake(&mut conn);
+    let mut encoder = StreamEncoder::new(Tid::ZERO);
+    let mut bytes = transaction(&mut encoder, tid(1), 1, b"state");
+    // The second transaction up to its `C`, then a `C` whose digest has one bit flipped.
+    let header = TransactionHeader {
+        tid: tid(2),
+        status: b' ',
+        user: b"u".to_vec(),
+        description: b"d".to_vec(),
+        extension: Value::Dict(vec![]),
+    };
+    let mut second = Vec::new();
+    encoder.transaction_header(&header, &mut second);
+    let record = RecordHeader {
+        oid: Oid::from_u64(2),
+        serial: tid(2),
+        version: vec![],
+        data_txn: None,
+    };
+    encoder.store(&record, Some(b"other state"), &mut second);
+    let mut wrong = encoder.digest();
+    wrong[15] ^= 1;
+    let commit = Message::Commit {
+        checksum: Some(wrong),
+    };
+    encoder.message(&commit.encode_fast(), &mut second);
+    bytes.extend_from_slice(&second);
+    conn.write_all(&bytes).unwrap();
+    expect_closed(&mut conn);
+
+    let mut conn = accept(&listener);
+    assert_eq!(
+        handshake(&mut conn),
+        tid(1),
+        "the first transaction is committed"
+    );
+    assert_eq!(running.last(), tid(1));
+    let logs = running.logs.clone();
+    running.stop();
+    assert!(logs.text().contains("bad checksum"), "{}", logs.text());
 }
 
 #[test]

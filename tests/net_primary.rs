@@ -10,7 +10,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
 use zrs::net::{Driver, DriverOptions, Follow, Followed, Listener, StopHandle};
-use zrs::primary::{Config as PrimaryConfig, Primary};
+use zrs::primary::{Config as PrimaryConfig, Primary, Sealing};
 use zrs::protocol::handshake::hello;
 use zrs::protocol::ZRS_2_0;
 use zrs::secondary::{Address, Config, Secondary};
@@ -72,7 +72,12 @@ impl Served {
             }
             unix => unix,
         };
-        let primary = Primary::new(storage.reader(), PrimaryConfig::new(address.clone()));
+        // As the commands configure it: the writer threads seal.
+        let config = PrimaryConfig {
+            sealing: Sealing::ByHost,
+            ..PrimaryConfig::new(address.clone())
+        };
+        let primary = Primary::new(storage.reader(), config);
         // The test commits in-process: the poll notices a new last transaction.
         let watched = storage.reader();
         let mut seen = watched.last_transaction();

@@ -178,11 +178,11 @@ impl BlobKind {
 /// What a fault that strikes mid-blob does to the blob on its way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum BlobFault {
-    /// The connection ends (disconnect, cut, outage, the primary's restart).
+    /// The connection ends (disconnect, cut, outage, the primary's restart or failover).
     Cut,
     /// The stream is damaged (corrupt, truncate, duplicate, bad checksum).
     Damage,
-    /// Nothing more arrives for a while.
+    /// Nothing more arrives for a while (a stall, a slow reader).
     Stall,
     /// The secondary closes.
     Close,
@@ -202,13 +202,17 @@ impl BlobFault {
         BlobFault::Disk,
     ];
 
-    /// The class of a fault kind (a rejection cannot strike mid-blob: `None`).
+    /// The class of a fault kind, for the first secondary's blob on its way (`None`: a
+    /// rejection cannot strike mid-blob, a node's crash strikes another node).
     pub fn of(fault: Fault) -> Option<BlobFault> {
         Some(match fault {
-            Fault::Reject => return None,
-            Fault::Disconnect | Fault::Cut | Fault::Outage | Fault::PrimaryRestart => {
-                BlobFault::Cut
-            }
+            Fault::Reject | Fault::NodeCrash => return None,
+            Fault::Disconnect
+            | Fault::Cut
+            | Fault::Outage
+            | Fault::PrimaryRestart
+            | Fault::Failover => BlobFault::Cut,
+            Fault::SlowReader => BlobFault::Stall,
             Fault::Corrupt | Fault::Truncate | Fault::Duplicate | Fault::BadChecksum => {
                 BlobFault::Damage
             }

@@ -125,6 +125,11 @@ impl Network {
         self.clients.pop()
     }
 
+    /// The `i`-th oldest attempt is given up.
+    pub fn abort_attempt_at(&mut self, i: usize) -> Option<Attempt> {
+        (i < self.clients.len()).then(|| self.clients.remove(i))
+    }
+
     /// The primary takes the oldest attempt (to accept or reject it).
     pub fn take_attempt(&mut self) -> Option<Attempt> {
         (!self.clients.is_empty()).then(|| self.clients.remove(0))

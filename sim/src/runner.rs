@@ -23,7 +23,6 @@ use zrs::Tid;
 
 use crate::disk::SimDisk;
 use crate::fuzz::oracle::{Checker, Violation};
-use crate::reactor::Queue;
 use crate::scenario::literal::repr;
 use crate::scenario::{Expr, Open, Outgoing, Scenario, Step, StorageKind};
 use crate::storage::{Place, SimStorage};
@@ -201,7 +200,7 @@ impl Session {
             Step::Reject => world(w.reject()),
             Step::Fail => world(w.lose_connection(LossReason::Other("failed".into()))),
             Step::Drop => world(w.lose_connection(LossReason::Done)),
-            Step::Later => Ok(Some(Queue(w.reactor.later()).to_string())),
+            Step::Later => Ok(Some(w.later_repr())),
             Step::DoLater => {
                 w.do_later();
                 Ok(None)
@@ -210,7 +209,7 @@ impl Session {
                 w.advance(*by);
                 Ok(None)
             }
-            Step::Clients => Ok(Some(w.network.clients_repr())),
+            Step::Clients => Ok(Some(w.clients_repr())),
             Step::Print(expr) => Ok(Some(repr(&self.eval(expr)?))),
             Step::Compare { left, right, equal } => {
                 let same = self.eval(left)? == self.eval(right)?;
@@ -228,14 +227,7 @@ impl Session {
                 };
                 let tid = Tid::from_slice(&tid)
                     .ok_or_else(|| format!("init_md5 takes 8 bytes, got {}", tid.len()))?;
-                let connection = self
-                    .world
-                    .network
-                    .connection
-                    .as_mut()
-                    .ok_or("not connected")?;
-                connection.encoder = zrs::protocol::StreamEncoder::new(tid);
-                Ok(None)
+                world(self.world.init_md5(tid))
             }
             Step::Commit { changes, meta } => w
                 .commit(changes, meta)
@@ -273,12 +265,12 @@ impl Session {
                 Ok(None)
             }
             Step::VirtualClock => {
-                w.virtual_clock = true;
+                w.use_virtual_clock();
                 Ok(None)
             }
             Step::PrimaryBlobs => {
                 let dir = self.dir().0.join("primary.blobs");
-                if self.world.node.blob_dir().is_none() && dir.exists() {
+                if self.world.primary_node().blob_dir().is_none() && dir.exists() {
                     // Left by an earlier run kept with --storage-dir: a new history's
                     // directory starts empty.
                     std::fs::remove_dir_all(&dir)
@@ -295,16 +287,7 @@ impl Session {
             Step::Duplicate => world(w.duplicate()),
             Step::BadChecksum => world(w.bad_checksum()),
             Step::Crash { keep, tear } => match w.crash(*keep, *tear) {
-                Ok(Some(r)) => Ok(Some(format!(
-                    "the disk kept {} of {} unsynced writes{}",
-                    r.kept,
-                    r.unsynced,
-                    if r.torn > 0 {
-                        format!(" and {} bytes of the next", r.torn)
-                    } else {
-                        String::new()
-                    }
-                ))),
+                Ok(Some(r)) => Ok(Some(crash_report(&r))),
                 Ok(None) => Ok(None),
                 Err(e) => Err(e.to_string()),
             },
@@ -319,7 +302,53 @@ impl Session {
                 Ok(None)
             }
             Step::PrimaryFailover => world(w.failover()),
+            Step::Node {
+                number,
+                upstream,
+                open,
+            } => {
+                let secondary = self.open_as(open, Some(*number))?;
+                world(self.world.add_node(*number, *upstream, secondary))
+            }
+            Step::At { number: 1, step } => self.step(step),
+            Step::At { number, step } => self.node_step(*number, step),
             Step::Heal(bound) => w.heal(*bound).map(Some).map_err(|e| e.to_string()),
+        }
+    }
+
+    /// A step addressed to node `s<number>` (2 on).
+    fn node_step(&mut self, number: usize, step: &Step) -> Result<Option<String>, String> {
+        let w = &mut self.world;
+        let world = |r: Result<(), WorldError>| r.map(|()| None).map_err(|e| e.to_string());
+        fn node(w: &World, number: usize) -> Result<&crate::world::Node, String> {
+            w.nodes()
+                .get(number.wrapping_sub(2))
+                .ok_or_else(|| WorldError::NoNode(number).to_string())
+        }
+        match step {
+            Step::Accept => world(w.node_accept(number)),
+            Step::Reject => world(w.node_reject(number)),
+            Step::Fail => world(w.node_lose(number, LossReason::Other("failed".into()))),
+            Step::Drop => world(w.node_lose(number, LossReason::Done)),
+            Step::Serve(limit) => world(w.node_serve(number, *limit).map(|_| ())),
+            Step::Corrupt { offset, mask } => {
+                world(w.node_damage(number, |l, s| l.corrupt(*offset, *mask, s)))
+            }
+            Step::Truncate(n) => world(w.node_damage(number, |l, s| l.truncate(*n, s))),
+            Step::Duplicate => world(w.node_damage(number, |l, s| l.duplicate(s))),
+            Step::BadChecksum => world(w.node_damage(number, |l, s| l.bad_checksum(s))),
+            Step::Close => world(w.node_close(number)),
+            Step::Crash { keep, tear } => match w.node_crash(number, *keep, *tear) {
+                Ok(Some(r)) => Ok(Some(crash_report(&r))),
+                Ok(None) => Ok(None),
+                Err(e) => Err(e.to_string()),
+            },
+            Step::Restart => world(w.node_restart(number)),
+            Step::Root => root_repr(node(w, number)?.secondary().storage()).map(Some),
+            Step::Print(Expr::LastTransaction) => Ok(Some(repr(&Value::Bytes(
+                node(w, number)?.last_transaction().0.to_vec(),
+            )))),
+            other => Err(format!("{other} cannot be addressed to a node")),
         }
     }
 
@@ -328,7 +357,7 @@ impl Session {
         let result = match send {
             Outgoing::Transaction => w.send_transaction(),
             Outgoing::All => {
-                while w.primary.next_after(w.feed.sent).is_some() {
+                while w.workload().next_after(w.trans_tid()).is_some() {
                     w.send_transaction().map_err(|e| e.to_string())?;
                 }
                 Ok(())
@@ -366,7 +395,7 @@ impl Session {
                 .read()
                 .map(Value::Bytes)
                 .map_err(|e| e.to_string()),
-            Expr::TransTid => Ok(Value::Bytes(self.world.feed.sent.0.to_vec())),
+            Expr::TransTid => Ok(Value::Bytes(self.world.trans_tid().0.to_vec())),
             Expr::LastTransaction => {
                 let secondary = self.world.secondary().map_err(|e| e.to_string())?;
                 Ok(Value::Bytes(
@@ -393,13 +422,22 @@ impl Session {
     }
 
     fn open(&mut self, open: &Open) -> Result<SimSecondary, String> {
+        self.open_as(open, None)
+    }
+
+    /// Opens a secondary; a node's (`s<number>`) files are named after it.
+    fn open_as(&mut self, open: &Open, node: Option<usize>) -> Result<SimSecondary, String> {
+        let file_name = match node {
+            Some(n) => format!("s{n}-{}", open.name),
+            None => open.name.clone(),
+        };
         let place = match &open.storage {
             StorageKind::Memory => Place::Memory,
             StorageKind::File { path } => {
                 let (dir, kept) = self.dir();
                 // Files the user asked to keep are written as in production.
                 let durable = path.is_some() || kept;
-                let path = path.clone().unwrap_or_else(|| dir.join(&open.name));
+                let path = path.clone().unwrap_or_else(|| dir.join(&file_name));
                 Place::File { path, durable }
             }
             StorageKind::Disk { batch } => Place::Disk {
@@ -411,7 +449,7 @@ impl Session {
             },
         };
         let blob_dir = if open.blobs {
-            Some(self.dir().0.join(format!("{}.blobs", open.name)))
+            Some(self.dir().0.join(format!("{file_name}.blobs")))
         } else {
             None
         };
@@ -444,6 +482,20 @@ fn scratch_root() -> PathBuf {
     } else {
         std::env::temp_dir()
     }
+}
+
+/// What a crash on a simulated disk kept.
+fn crash_report(r: &crate::disk::CrashReport) -> String {
+    format!(
+        "the disk kept {} of {} unsynced writes{}",
+        r.kept,
+        r.unsynced,
+        if r.torn > 0 {
+            format!(" and {} bytes of the next", r.torn)
+        } else {
+            String::new()
+        }
+    )
 }
 
 /// `path` taken relative to the scenario file's folder.

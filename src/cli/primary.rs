@@ -17,7 +17,7 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zrs::net::status::{NodeStatus, Role};
 use zrs::net::{parse_address, Driver, DriverOptions, Follow, Followed, Listener};
-use zrs::primary::{Config, Primary};
+use zrs::primary::{Config, Primary, Sealing};
 use zrs::secondary::Address;
 use zrs::storage::{BlobReader, FileStorage, Options, ReadStorage};
 
@@ -137,7 +137,14 @@ pub fn serving_driver(
         primary_status: None,
     }
     .start(progress)?;
-    let primary = Primary::new(served(&storage, &blob_dir)?, Config::new(listen.clone()));
+    let primary = Primary::new(
+        served(&storage, &blob_dir)?,
+        Config {
+            // The md5 runs on each connection's writer thread, beside the reading.
+            sealing: Sealing::ByHost,
+            ..Config::new(listen.clone())
+        },
+    );
     let mut followed = ServedFile {
         path: path.to_path_buf(),
         storage,

@@ -382,7 +382,13 @@ fn secondary_runner<S: Storage + Send + 'static>(
             // The storage's own read handle: with blobs, it reads the blob files too.
             let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
             Some((
-                Primary::new(reader, zrs::primary::Config::new(to.clone())),
+                Primary::new(
+                    reader,
+                    zrs::primary::Config {
+                        sealing: zrs::primary::Sealing::ByHost,
+                        ..zrs::primary::Config::new(to.clone())
+                    },
+                ),
                 listener,
             ))
         }

@@ -162,7 +162,13 @@ fn replicate<S: Storage + Send + 'static>(
             // The storage's own read handle: with blobs, it reads the blob files too.
             let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
             Some((
-                Primary::new(reader, zrs::primary::Config::new(address.clone())),
+                Primary::new(
+                    reader,
+                    zrs::primary::Config {
+                        sealing: zrs::primary::Sealing::ByHost,
+                        ..zrs::primary::Config::new(address.clone())
+                    },
+                ),
                 listener,
             ))
         }

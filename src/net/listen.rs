@@ -2,10 +2,13 @@
 //!
 //! [`Listener::bind`] opens a TCP or Unix-domain listening socket; its acceptor thread
 //! hands each accepted connection to the driver's loop. Each connection of a primary then
-//! has a reader thread (what the secondary sends: the handshake, keep-alives) and a writer
-//! thread that writes what the primary transmits and reports when it has written it, which
-//! is the primary's cue to read more of its storage ([`crate::primary`]'s flow control): a
-//! secondary that stops reading blocks only its own writer.
+//! has a reader thread (what the secondary sends: the handshake, keep-alives), a sealer
+//! thread that takes what the primary transmits, reports when it takes a window (the
+//! primary's cue to read the next one from its storage: [`crate::primary`]'s flow control)
+//! and completes each window's `C` messages with the running md5, and a writer thread that
+//! writes the sealed bytes (`start_writer`). Reading and encoding, hashing, and socket
+//! writes thus run side by side; a connection holds a few windows at most, and a secondary
+//! that stops reading blocks only its own threads.
 
 use std::io::{self, Write};
 use std::net::{TcpListener, TcpStream};
@@ -18,11 +21,15 @@ use std::thread;
 
 use super::address::tcp_peer;
 use super::stream::Stream;
+use crate::protocol::seal::SealedWindow;
+use crate::protocol::{Sealer, Unsealed};
 use crate::secondary::Address;
 
 /// What a writer thread is asked to do.
 pub(super) enum Out {
     Bytes(Vec<u8>),
+    /// A window to seal with the connection's running checksum, then write.
+    Unsealed(Unsealed),
     /// Close the connection (after the bytes sent before).
     Close,
 }
@@ -160,35 +167,86 @@ impl Accepting {
     }
 }
 
-/// Starts the writer thread of a served connection: it writes what it is sent, calls
-/// `written` after each write, and `failed` if a write fails.
+/// What the sealer thread hands the socket writer thread.
+enum Sealed {
+    Bytes(Vec<u8>),
+    /// Written from the window's own buffer and its `C`s (vectored, no copy).
+    Window(SealedWindow),
+    /// The stream cannot go on: report this, close.
+    Fail(io::Error),
+    /// Close the connection (after the bytes before).
+    Close,
+}
+
+/// Starts the two output threads of a served connection. The sealer takes what the primary
+/// transmits, calls `ready` each time it takes a window (the primary may then read and
+/// encode the next one), and seals unsealed windows with the connection's running checksum
+/// (md5, most of a primary's work); the writer writes the sealed bytes to the socket and
+/// calls `failed` if that fails. So reading, hashing and socket writes run side by side.
+///
+/// Memory: the window the primary encodes, the next one queued, the one being sealed, one
+/// sealed queued and the one being written (a sealed window is the window itself and its
+/// `C`s): five windows per connection at most.
 pub(super) fn start_writer(
     mut stream: Stream,
-    written: impl Fn() -> bool + Send + 'static,
+    ready: impl Fn() -> bool + Send + 'static,
     failed: impl FnOnce(io::Error) + Send + 'static,
 ) -> io::Result<SyncSender<Out>> {
-    // The primary transmits once per `written`: one message in flight, plus the close.
+    // The primary transmits once per `ready`: the queue holds the next window and the close.
     let (sender, outs) = mpsc::sync_channel::<Out>(2);
+    let (to_writer, sealed) = mpsc::sync_channel::<Sealed>(1);
     thread::Builder::new()
         .name("zrs-writer".into())
         .spawn(move || {
-            for out in outs {
-                match out {
-                    Out::Bytes(bytes) => {
-                        if let Err(e) = stream.write_all(&bytes) {
-                            let _ = stream.shutdown();
-                            failed(e);
-                            return;
-                        }
-                        if !written() {
-                            return;
-                        }
-                    }
-                    Out::Close => break,
-                }
+            for out in sealed {
+                let error = match out {
+                    Sealed::Bytes(bytes) => match stream.write_all(&bytes) {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    },
+                    Sealed::Window(window) => match window.write_to(&mut stream) {
+                        Ok(()) => continue,
+                        Err(e) => e,
+                    },
+                    Sealed::Fail(e) => e,
+                    Sealed::Close => break,
+                };
+                let _ = stream.shutdown();
+                failed(error);
+                return;
             }
             let _ = stream.flush();
             let _ = stream.shutdown();
+        })?;
+    thread::Builder::new()
+        .name("zrs-sealer".into())
+        .spawn(move || {
+            let mut sealer: Option<Sealer> = None;
+            for out in outs {
+                // Asked before hashing: the next window is read and encoded meanwhile.
+                if matches!(out, Out::Bytes(_) | Out::Unsealed(_)) && !ready() {
+                    return;
+                }
+                let next = match out {
+                    Out::Bytes(bytes) => Sealed::Bytes(bytes),
+                    Out::Unsealed(window) => {
+                        if let Some(start) = window.start() {
+                            sealer = Some(Sealer::new(start));
+                        }
+                        match sealer.as_mut() {
+                            Some(sealer) => Sealed::Window(sealer.seal(window)),
+                            None => Sealed::Fail(io::Error::other(
+                                "the primary sent a window to seal before the connection's first",
+                            )),
+                        }
+                    }
+                    Out::Close => Sealed::Close,
+                };
+                let last = matches!(next, Sealed::Fail(_) | Sealed::Close);
+                if to_writer.send(next).is_err() || last {
+                    return; // the writer failed (and reported it), or this was the end
+                }
+            }
         })?;
     Ok(sender)
 }

@@ -12,13 +12,18 @@
 //! How it runs: one loop on the calling thread owns the cores and waits on a bounded
 //! channel. A connection attempt runs on a short-lived thread (so that a 30 s connect
 //! timeout never holds up timers or a stop); an established connection has one reader
-//! thread that forwards what it reads; a served connection also has a writer thread, which
-//! reports when it has written what the primary transmitted — the primary's cue to read
-//! more (so a secondary that does not read holds back only its own writer, and the primary
-//! holds at most one window for it). Each attempt and connection has an id, so whatever
+//! thread that forwards what it reads; a served connection also has a sealer thread, which
+//! reports when it takes a window the primary transmitted — the primary's cue to read the
+//! next — and hashes it ([`Sealing::ByHost`](crate::primary::Sealing)), and a writer thread
+//! that writes the sealed bytes (so a secondary that does not read holds back only its own
+//! threads, and the primary holds a few windows for it at most: see [`listen`]). Each attempt and connection has an id, so whatever
 //! arrives from one already given up on is dropped. The channel is bounded, so a primary
 //! that sends faster than the storage writes is held back by TCP flow control, not buffered
-//! here. Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
+//! here. The reader of the connection to the primary also runs the secondary's checksum
+//! scanner ([`Secondary::take_checksum_scanner`]): md5 over the stream runs on the reader's
+//! core, ahead of the secondary, which gets each read with its checkpoints and only compares
+//! digests at each `C` (nothing waits for a hash: the scanner is ahead of the decoding, never
+//! behind it). Timers live in a small table keyed by [`Timer`](crate::secondary::Timer) on
 //! [`std::time::Instant`] — the one place in the crate a clock is used.
 //!
 //! Durability: a secondary opened on a FileStorage with `Durability::Batch(n)` fsyncs once
@@ -40,7 +45,7 @@ mod timers;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -51,6 +56,7 @@ pub use stream::{connect, Stream, DEFAULT_CONNECT_TIMEOUT};
 use timers::Timers;
 
 use crate::primary::{self, ConnectionId, Primary};
+use crate::protocol::checksum::{ChecksumScanner, StreamChecksum};
 use crate::secondary::{Action, LossReason, Secondary};
 use crate::storage::{ReadStorage, Storage, StorageError};
 
@@ -131,6 +137,8 @@ enum Event {
     Data {
         link: u64,
         bytes: Vec<u8>,
+        /// The checkpoints the reader's checksum scanner made of `bytes`, if it runs one.
+        checkpoints: Option<Vec<StreamChecksum>>,
     },
     /// The reader saw end of file (`error: None`) or an error.
     Closed {
@@ -142,8 +150,9 @@ enum Event {
         stream: Stream,
         peer: String,
     },
-    /// A served connection's writer wrote everything it was given.
-    Written {
+    /// A served connection's sealer took the last window it was given: the primary may
+    /// read the next.
+    Ready {
         link: u64,
     },
     Stop,
@@ -168,6 +177,9 @@ struct Link {
     writer: Stream,
     /// A write failed: the loss that follows is reported as `Lost`, not `Done`.
     write_failed: bool,
+    /// Gives the reader back the buffers it sent, once the secondary is done with them, so
+    /// that it reads into them again rather than copying each read into a new one.
+    recycle: Option<Sender<Vec<u8>>>,
 }
 
 /// A connection of the primary served, from the loop's side.
@@ -432,14 +444,31 @@ impl<S: Storage> Driver<S> {
                 let Some(secondary) = self.secondary.as_mut() else {
                     return;
                 };
-                match start_link(stream, &self.options, &mut self.next_id, &self.sender) {
-                    Ok(link) => {
+                match open_link(stream, &self.options, &mut self.next_id) {
+                    Ok((link, reader)) => {
+                        let id = link.id;
                         self.link = Some(link);
                         if let Some(status) = &self.status {
                             status.set_connection("connected");
                             status.set_peers(vec![peer.clone()]);
                         }
-                        secondary.connected(&peer)
+                        secondary.connected(&peer);
+                        // The reader starts after the handshake is queued, with the scanner
+                        // of this connection's stream: it hashes everything it reads.
+                        let scanner = secondary.take_checksum_scanner();
+                        match spawn_reader(reader, id, &self.options, &self.sender, scanner) {
+                            Ok(recycle) => {
+                                if let Some(link) = self.link.as_mut() {
+                                    link.recycle = Some(recycle);
+                                }
+                            }
+                            Err(e) => {
+                                if let Some(link) = self.link.take() {
+                                    let _ = link.writer.shutdown();
+                                }
+                                secondary.connection_lost(&LossReason::Other(e.to_string()));
+                            }
+                        }
                     }
                     Err(e) => secondary.connection_failed(&LossReason::Other(e.to_string())),
                 }
@@ -455,10 +484,24 @@ impl<S: Storage> Driver<S> {
                     secondary.connection_failed(&LossReason::Other(error.to_string()));
                 }
             }
-            Event::Data { link, bytes } => {
+            Event::Data {
+                link,
+                bytes,
+                checkpoints,
+            } => {
                 if self.link.as_ref().is_some_and(|l| l.id == link) {
                     if let Some(secondary) = self.secondary.as_mut() {
-                        secondary.data_received(&bytes);
+                        match checkpoints {
+                            Some(checkpoints) => {
+                                secondary.data_received_scanned(&bytes, checkpoints)
+                            }
+                            None => secondary.data_received(&bytes),
+                        }
+                    }
+                    // (The secondary may have dropped the link meanwhile: then the reader
+                    // is gone too, and the buffer with it.)
+                    if let Some(recycle) = self.link.as_ref().and_then(|l| l.recycle.as_ref()) {
+                        let _ = recycle.send(bytes);
                     }
                     self.sync_at = Some(Instant::now() + self.options.idle_sync);
                 } else if let Some(serving) = self.serving.as_mut() {
@@ -468,7 +511,7 @@ impl<S: Storage> Driver<S> {
                 }
             }
             Event::Accepted { stream, peer } => self.accept(stream, peer),
-            Event::Written { link } => {
+            Event::Ready { link } => {
                 if let Some(serving) = self.serving.as_mut() {
                     if serving.downstream.contains_key(&link) {
                         serving.primary.writable(ConnectionId(link));
@@ -547,6 +590,13 @@ impl<S: Storage> Driver<S> {
                 primary::Action::Transmit(ConnectionId(link), bytes) => {
                     if let Some(d) = serving.downstream.get_mut(&link) {
                         if d.writer.send(listen::Out::Bytes(bytes)).is_err() {
+                            d.write_failed = true;
+                        }
+                    }
+                }
+                primary::Action::TransmitUnsealed(ConnectionId(link), window) => {
+                    if let Some(d) = serving.downstream.get_mut(&link) {
+                        if d.writer.send(listen::Out::Unsealed(window)).is_err() {
                             d.write_failed = true;
                         }
                     }
@@ -677,28 +727,53 @@ fn report_secondaries(status: Option<&status::NodeStatus>, downstream: &BTreeMap
     }
 }
 
-/// Starts the reader thread of an established connection (to the primary replicated from,
-/// or from a secondary served); returns its link.
+/// An established connection's link, and the handle its reader thread will read from.
+fn open_link(
+    stream: Stream,
+    options: &DriverOptions,
+    next_id: &mut u64,
+) -> io::Result<(Link, Stream)> {
+    stream.set_write_timeout(Some(options.write_timeout))?;
+    let reader = stream.try_clone()?;
+    *next_id += 1;
+    let link = Link {
+        id: *next_id,
+        writer: stream,
+        write_failed: false,
+        recycle: None,
+    };
+    Ok((link, reader))
+}
+
+/// Starts the reader thread of link `id`, hashing with `scanner` if given; returns where to
+/// give its buffers back.
+fn spawn_reader(
+    reader: Stream,
+    id: u64,
+    options: &DriverOptions,
+    sender: &SyncSender<Event>,
+    scanner: Option<ChecksumScanner>,
+) -> io::Result<Sender<Vec<u8>>> {
+    let sender = sender.clone();
+    let read_size = options.read_size.max(1);
+    let (recycle, recycled) = mpsc::channel();
+    thread::Builder::new()
+        .name("zrs-reader".into())
+        .spawn(move || read_loop(reader, id, read_size, sender, scanner, recycled))?;
+    Ok(recycle)
+}
+
+/// Starts an established connection with its reader thread (a connection from a secondary
+/// served: nothing to hash); returns its link.
 fn start_link(
     stream: Stream,
     options: &DriverOptions,
     next_id: &mut u64,
     sender: &SyncSender<Event>,
 ) -> io::Result<Link> {
-    stream.set_write_timeout(Some(options.write_timeout))?;
-    let reader = stream.try_clone()?;
-    *next_id += 1;
-    let id = *next_id;
-    let sender = sender.clone();
-    let read_size = options.read_size.max(1);
-    thread::Builder::new()
-        .name("zrs-reader".into())
-        .spawn(move || read_loop(reader, id, read_size, sender))?;
-    Ok(Link {
-        id,
-        writer: stream,
-        write_failed: false,
-    })
+    let (mut link, reader) = open_link(stream, options, next_id)?;
+    link.recycle = Some(spawn_reader(reader, link.id, options, sender, None)?);
+    Ok(link)
 }
 
 /// Starts a served connection: its reader and its writer thread.
@@ -711,11 +786,11 @@ fn start_downstream(
     let link = start_link(stream, options, next_id, sender)?;
     let id = link.id;
     let socket = link.writer.try_clone()?;
-    let written = sender.clone();
+    let ready = sender.clone();
     let failed = sender.clone();
     let writer = listen::start_writer(
         link.writer,
-        move || written.send(Event::Written { link: id }).is_ok(),
+        move || ready.send(Event::Ready { link: id }).is_ok(),
         move |error| {
             let _ = failed.send(Event::Closed {
                 link: id,
@@ -734,19 +809,61 @@ fn start_downstream(
     ))
 }
 
-/// The reader thread: forwards what the socket yields until it ends or the loop is gone.
-fn read_loop(mut stream: Stream, link: u64, read_size: usize, events: SyncSender<Event>) {
-    let mut buf = vec![0u8; read_size];
+/// Checkpoints one [`Event::Data`] carries at most: a read of tiny messages is sent in
+/// pieces, so that what the queue holds stays bounded by bytes read.
+const CHECKPOINTS_PER_EVENT: usize = 1024;
+
+/// The reader thread: forwards what the socket yields until it ends or the loop is gone,
+/// with its checkpoints when it runs the stream's checksum scanner. Each read goes into a
+/// buffer the loop gave back (`recycled`) or a new one, and is sent as it is.
+fn read_loop(
+    mut stream: Stream,
+    link: u64,
+    read_size: usize,
+    events: SyncSender<Event>,
+    mut scanner: Option<ChecksumScanner>,
+    recycled: Receiver<Vec<u8>>,
+) {
     loop {
+        let mut buf = recycled.try_recv().unwrap_or_default();
+        buf.resize(read_size, 0);
         match stream.read(&mut buf) {
             Ok(0) => {
                 let _ = events.send(Event::Closed { link, error: None });
                 return;
             }
             Ok(n) => {
-                let bytes = buf[..n].to_vec();
-                if events.send(Event::Data { link, bytes }).is_err() {
-                    return;
+                buf.truncate(n);
+                let Some(scanner) = scanner.as_mut() else {
+                    let data = Event::Data {
+                        link,
+                        bytes: buf,
+                        checkpoints: None,
+                    };
+                    if events.send(data).is_err() {
+                        return;
+                    }
+                    continue;
+                };
+                let mut start = 0;
+                while start < n {
+                    let mut checkpoints = Vec::new();
+                    let used = scanner.scan(&buf[start..], CHECKPOINTS_PER_EVENT, &mut checkpoints);
+                    let bytes = if start == 0 && used == n {
+                        std::mem::take(&mut buf)
+                    } else {
+                        // More messages than one event takes: sent in pieces (rare).
+                        buf[start..start + used].to_vec()
+                    };
+                    start += used;
+                    let data = Event::Data {
+                        link,
+                        bytes,
+                        checkpoints: Some(checkpoints),
+                    };
+                    if events.send(data).is_err() {
+                        return;
+                    }
                 }
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

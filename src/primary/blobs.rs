@@ -10,7 +10,8 @@
 
 use std::fs::File;
 
-use crate::protocol::encoder::{header, read_block, record_header, BLOB_BLOCK_SIZE};
+use super::Window;
+use crate::protocol::encoder::{header, read_block, record_header, Commits, BLOB_BLOCK_SIZE};
 use crate::protocol::StreamEncoder;
 use crate::storage::blob::is_blob_record;
 use crate::storage::{DataRecord, ReadStorage, TransactionRecord};
@@ -35,11 +36,15 @@ struct BlobBlocks {
 
 impl Outgoing {
     /// Sends the transaction's `T`; the rest follows with [`Outgoing::fill`].
-    pub(super) fn start(
+    pub(super) fn start<C, O>(
         txn: TransactionRecord,
-        encoder: &mut StreamEncoder,
-        out: &mut Vec<u8>,
-    ) -> Result<Outgoing, String> {
+        encoder: &mut StreamEncoder<C>,
+        out: &mut O,
+    ) -> Result<Outgoing, String>
+    where
+        O: Window,
+        C: Commits<O>,
+    {
         encoder.transaction_header(&header(&txn.meta).map_err(|e| e.to_string())?, out);
         Ok(Outgoing {
             records: txn.records.into_iter(),
@@ -51,13 +56,18 @@ impl Outgoing {
     /// Sends until `out` holds `window` bytes or the transaction is done (its `C` sent);
     /// returns whether it is done. An error leaves the stream mid-transaction: the
     /// connection must be closed.
-    pub(super) fn fill<S: ReadStorage + ?Sized>(
+    pub(super) fn fill<S, C, O>(
         &mut self,
         storage: &S,
-        encoder: &mut StreamEncoder,
-        out: &mut Vec<u8>,
+        encoder: &mut StreamEncoder<C>,
+        out: &mut O,
         window: usize,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, String>
+    where
+        S: ReadStorage + ?Sized,
+        O: Window,
+        C: Commits<O>,
+    {
         while out.len() < window {
             if let Some(blob) = self.blob.as_mut() {
                 if blob.left == 0 {

@@ -16,8 +16,9 @@
 //!   - [`Primary::connected`]`(id, peer)`: a secondary connected (`peer` as Twisted prints
 //!     it, `IPv4Address(TCP, '127.0.0.1', 47245)`); logs `<peer>: Connected`;
 //!   - [`Primary::data_received`]`(id, bytes)`: bytes in any chunking;
-//!   - [`Primary::writable`]`(id)`: the host has written everything handed to it for this
-//!     connection and can take more (flow control, below);
+//!   - [`Primary::writable`]`(id)`: the host can take more for this connection (flow
+//!     control, below): it has written what was handed to it, or (the real driver) has
+//!     started writing the last window and keeps it while the next is read;
 //!   - [`Primary::connection_lost`]`(id, reason)`: the secondary went away (not reported for
 //!     connections the primary closed itself with [`Action::Disconnect`]);
 //!   - [`Primary::committed`]`()`: new transactions are committed in the storage;
@@ -58,6 +59,17 @@
 //! waits for the next `writable`. So however far behind a secondary is, its connection holds
 //! at most one window (or one transaction) in the primary and whatever the host buffers.
 //!
+//! **Sealing.** md5 over every byte is most of a primary's work, and every `C` needs the
+//! md5 of everything before it. With [`Sealing::InCore`] (the default: the simulator, the
+//! tests) the primary hashes as it encodes and transmits finished bytes. With
+//! [`Sealing::ByHost`] (the real driver) it hashes nothing: it transmits
+//! [`Unsealed`] windows ([`Action::TransmitUnsealed`]) whose `C`s a
+//! [`Sealer`](crate::protocol::Sealer) of the host completes, one per connection, seeded
+//! from the start tid the connection's first window carries — the driver does it on each
+//! connection's writer thread, so the hashing of one window runs beside the reading and
+//! encoding of the next. The bytes on the wire are the same (tested on seeded histories);
+//! an unsealed window counts each `C` at its longest, so the window bound holds as well.
+//!
 //! **Close.** [`Primary::close`] logs `Closing <name> <address>`, stops listening, closes
 //! connections still in their handshake, and lets streaming connections catch up with what
 //! is committed: each is disconnected once its cursor has nothing more and its last bytes
@@ -69,9 +81,10 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use crate::log;
+use crate::protocol::encoder::{Commits, Deferred, FrameSink};
 use crate::protocol::framing::{FrameDecoder, FrameError, PRIMARY_LIMIT};
 use crate::protocol::handshake::{HandshakeReader, Received};
-use crate::protocol::StreamEncoder;
+use crate::protocol::{StreamEncoder, Unsealed};
 use crate::repr::py3_bytes_repr;
 use crate::secondary::{Address, LossReason};
 use crate::storage::{Cursor, ReadStorage};
@@ -80,8 +93,11 @@ use crate::tid::Tid;
 /// The logger zc.zrs's primary logs under.
 pub const LOGGER: &str = "zc.zrs.primary";
 
-/// Bytes handed to the host per `writable` (unless one transaction is larger).
-pub const DEFAULT_SEND_WINDOW: usize = 1 << 20;
+/// Bytes handed to the host per `writable` (unless one transaction is larger). The real
+/// driver keeps a few windows per connection in flight (see `net::listen`); at 256 KiB
+/// they stream as fast as 1 MiB ones did (BENCHMARKS.md, "Serving a catch-up") in a
+/// quarter of the memory.
+pub const DEFAULT_SEND_WINDOW: usize = 256 << 10;
 
 /// A connection, as the host names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -93,6 +109,10 @@ pub enum Action {
     /// Write these bytes on the connection; call [`Primary::writable`] once they (and
     /// everything before) are written.
     Transmit(ConnectionId, Vec<u8>),
+    /// With [`Sealing::ByHost`], instead of `Transmit`: seal this window with the
+    /// connection's [`Sealer`](crate::protocol::Sealer) (made from the start tid of the
+    /// connection's first window, [`Unsealed::start`]), then write it as `Transmit`.
+    TransmitUnsealed(ConnectionId, Unsealed),
     /// Close the connection after writing what was transmitted before. The primary
     /// already counts it as gone: do not report its loss.
     Disconnect(ConnectionId),
@@ -107,6 +127,8 @@ pub struct Config {
     pub address: Address,
     /// About how many bytes to hand the host per [`Primary::writable`].
     pub send_window: usize,
+    /// Who computes the running checksum.
+    pub sealing: Sealing,
 }
 
 impl Config {
@@ -114,8 +136,24 @@ impl Config {
         Config {
             address,
             send_window: DEFAULT_SEND_WINDOW,
+            sealing: Sealing::InCore,
         }
     }
+}
+
+/// Who hashes a connection's stream (md5 is most of a primary's work): the bytes on the
+/// wire are the same either way.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Sealing {
+    /// The primary hashes as it encodes and transmits finished bytes
+    /// ([`Action::Transmit`]): the simulator, the tests.
+    #[default]
+    InCore,
+    /// The primary transmits windows whose `C` messages are left to the host
+    /// ([`Action::TransmitUnsealed`]), which seals each connection's windows in order with
+    /// a [`Sealer`](crate::protocol::Sealer): the real driver, on each connection's writer
+    /// thread, so the hashing runs beside the reading and encoding of the next window.
+    ByHost,
 }
 
 /// One secondary's connection.
@@ -133,11 +171,39 @@ struct Connection {
 /// A connection's outbound stream.
 struct Stream {
     cursor: Cursor,
-    encoder: StreamEncoder,
+    encoder: Encoder,
     /// The host can take more output.
     writable: bool,
     /// With blobs: the transaction being sent, when a window ended inside it.
     outgoing: Option<blobs::Outgoing>,
+}
+
+/// A stream's encoder, as [`Config::sealing`] asks.
+enum Encoder {
+    InCore(StreamEncoder),
+    ByHost {
+        encoder: StreamEncoder<Deferred>,
+        /// The start tid, until the first window carries it to the host.
+        start: Option<Tid>,
+    },
+}
+
+/// What a window is written into: finished bytes, or an [`Unsealed`] window.
+trait Window: FrameSink {
+    /// How much the window holds (sealed, at most).
+    fn len(&self) -> usize;
+}
+
+impl Window for Vec<u8> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+}
+
+impl Window for Unsealed {
+    fn len(&self) -> usize {
+        Unsealed::len(self)
+    }
 }
 
 /// Why a connection is to be closed.
@@ -348,9 +414,16 @@ impl<S: ReadStorage> Primary<S> {
                 Err(e) => return self.fail(id, Failure::Stream(e.to_string())),
             }
         }
+        let encoder = match self.config.sealing {
+            Sealing::InCore => Encoder::InCore(StreamEncoder::new(start)),
+            Sealing::ByHost => Encoder::ByHost {
+                encoder: StreamEncoder::unsealed(),
+                start: Some(start),
+            },
+        };
         let stream = Stream {
             cursor: self.storage.cursor(start),
-            encoder: StreamEncoder::new(start),
+            encoder,
             writable: true,
             outgoing: None,
         };
@@ -371,45 +444,44 @@ impl<S: ReadStorage> Primary<S> {
         if !stream.writable {
             return;
         }
-        let mut out = Vec::with_capacity(window.saturating_add(window / 4).min(64 << 20));
-        let mut caught_up = false;
-        while out.len() < window {
-            if let Some(outgoing) = stream.outgoing.as_mut() {
-                match outgoing.fill(&self.storage, &mut stream.encoder, &mut out, window) {
-                    Ok(true) => stream.outgoing = None,
-                    Ok(false) => break,
-                    Err(e) => return self.fail(id, Failure::Stream(e)),
-                }
-                continue;
+        let capacity = window.saturating_add(window / 4).min(64 << 20);
+        let Stream {
+            cursor,
+            encoder,
+            outgoing,
+            ..
+        } = stream;
+        let (filled, action) = match encoder {
+            Encoder::InCore(encoder) => {
+                let mut out = Vec::with_capacity(capacity);
+                let filled = fill(&self.storage, cursor, outgoing, encoder, &mut out, window);
+                (
+                    filled,
+                    (!out.is_empty()).then_some(Action::Transmit(id, out)),
+                )
             }
-            match stream.cursor.next() {
-                // Undone transactions (status 'u', a legacy of old undo) are skipped, as
-                // zc.zrs's iterator skips them.
-                Ok(Some(txn)) if txn.meta.status == b'u' => {}
-                // Blob records go block by block, a window at a time (see `blobs`).
-                Ok(Some(txn)) if self.storage.keeps_blobs() => {
-                    match blobs::Outgoing::start(txn, &mut stream.encoder, &mut out) {
-                        Ok(outgoing) => stream.outgoing = Some(outgoing),
-                        Err(e) => return self.fail(id, Failure::Stream(e)),
+            Encoder::ByHost { encoder, start } => {
+                let mut out = Unsealed::with_capacity(capacity);
+                let filled = fill(&self.storage, cursor, outgoing, encoder, &mut out, window);
+                let action = (!out.is_empty()).then(|| {
+                    if let Some(start) = start.take() {
+                        out.set_start(start);
                     }
-                }
-                Ok(Some(txn)) => {
-                    if let Err(e) = stream.encoder.transaction(&txn, &mut out) {
-                        return self.fail(id, Failure::Stream(e.to_string()));
-                    }
-                }
-                Ok(None) => {
-                    caught_up = true;
-                    break;
-                }
-                Err(e) => return self.fail(id, Failure::Stream(e.to_string())),
+                    Action::TransmitUnsealed(id, out)
+                });
+                (filled, action)
             }
-        }
-        if !out.is_empty() {
-            stream.writable = false;
-            self.actions.push_back(Action::Transmit(id, out));
-        } else if caught_up && connection.closing {
-            self.disconnect(id);
+        };
+        match filled {
+            Err(e) => self.fail(id, Failure::Stream(e)),
+            Ok(caught_up) => {
+                if let Some(action) = action {
+                    stream.writable = false;
+                    self.actions.push_back(action);
+                } else if caught_up && connection.closing {
+                    self.disconnect(id);
+                }
+            }
         }
     }
 
@@ -442,6 +514,46 @@ impl<S: ReadStorage> Primary<S> {
             );
         }
     }
+}
+
+/// Reads and encodes a connection's next transactions into `out` until it holds about
+/// `window` bytes (whole transactions; with blobs, a window may end inside one, kept in
+/// `outgoing`) or the cursor has nothing more; returns whether it has nothing more.
+fn fill<S, C, O>(
+    storage: &S,
+    cursor: &mut Cursor,
+    outgoing: &mut Option<blobs::Outgoing>,
+    encoder: &mut StreamEncoder<C>,
+    out: &mut O,
+    window: usize,
+) -> Result<bool, String>
+where
+    S: ReadStorage,
+    O: Window,
+    C: Commits<O>,
+{
+    while out.len() < window {
+        if let Some(sending) = outgoing.as_mut() {
+            if !sending.fill(storage, encoder, out, window)? {
+                break;
+            }
+            *outgoing = None;
+            continue;
+        }
+        match cursor.next() {
+            // Undone transactions (status 'u', a legacy of old undo) are skipped, as
+            // zc.zrs's iterator skips them.
+            Ok(Some(txn)) if txn.meta.status == b'u' => {}
+            // Blob records go block by block, a window at a time (see `blobs`).
+            Ok(Some(txn)) if storage.keeps_blobs() => {
+                *outgoing = Some(blobs::Outgoing::start(txn, encoder, out)?);
+            }
+            Ok(Some(txn)) => encoder.transaction(&txn, out).map_err(|e| e.to_string())?,
+            Ok(None) => return Ok(true),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    Ok(false)
 }
 
 impl<S: ReadStorage> fmt::Debug for Primary<S> {

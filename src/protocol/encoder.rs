@@ -10,13 +10,21 @@
 //!
 //! Blob records (protocol `zrs2.1`): [`StreamEncoder::blob`] sends `B`, the record's data,
 //! then the blob file in 64 KiB blocks ([`BLOB_BLOCK_SIZE`]), read as they are sent.
+//!
+//! Hashing: [`StreamEncoder::new`] hashes each message as it writes it and writes each `C`
+//! itself. [`StreamEncoder::unsealed`] hashes nothing and writes into an [`Unsealed`]
+//! window, marking where each `C` goes, for a [`Sealer`](super::seal::Sealer) to hash and
+//! complete elsewhere ([`seal`](super::seal)): the same bytes, the md5 off the encoding
+//! thread. The two differ only in their [`Commits`] parameter.
 
 use std::io::{self, Read};
 
+use crate::pickle::encode::dumps_fast;
 use crate::pickle::{loads, Value};
 use crate::protocol::checksum::StreamChecksum;
 use crate::protocol::framing::write_frame;
 use crate::protocol::message::{Message, RecordHeader, TransactionHeader};
+use crate::protocol::seal::{commit_message, Unsealed};
 use crate::storage::{DataRecord, TransactionMeta, TransactionRecord};
 use crate::tid::Tid;
 
@@ -36,16 +44,50 @@ impl FrameSink for Vec<u8> {
 /// of a blob is shorter, unless the blob's size is a multiple of it).
 pub const BLOB_BLOCK_SIZE: usize = 1 << 16;
 
+/// How a [`StreamEncoder`] keeps the running checksum for a sink of type `O`: hashing as
+/// it goes ([`StreamChecksum`], any sink), or leaving it to a sealer ([`Deferred`], into an
+/// [`Unsealed`] window).
+pub trait Commits<O: ?Sized> {
+    /// A message's payload goes out.
+    fn update(&mut self, payload: &[u8]);
+    /// A transaction ends: its `C` goes here.
+    fn commit(&mut self, out: &mut O);
+}
+
+impl<O: FrameSink + ?Sized> Commits<O> for StreamChecksum {
+    fn update(&mut self, payload: &[u8]) {
+        StreamChecksum::update(self, payload);
+    }
+
+    fn commit(&mut self, out: &mut O) {
+        out.frame(&commit_message(self));
+    }
+}
+
+/// No checksum in the encoder: each `C` is marked in the [`Unsealed`] window, for its
+/// [`Sealer`](super::seal::Sealer).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Deferred;
+
+impl Commits<Unsealed> for Deferred {
+    fn update(&mut self, _payload: &[u8]) {}
+
+    fn commit(&mut self, out: &mut Unsealed) {
+        out.commit_here();
+    }
+}
+
 /// The primary's encoder of one connection's stream; see the module docs.
 #[derive(Clone, Debug)]
-pub struct StreamEncoder {
-    checksum: StreamChecksum,
+pub struct StreamEncoder<C = StreamChecksum> {
+    checksum: C,
     /// Reused for `S` messages, the one message sent per record.
     scratch: Vec<u8>,
 }
 
 impl StreamEncoder {
-    /// An encoder for a stream that continues after `start` (the tid the secondary sent).
+    /// An encoder for a stream that continues after `start` (the tid the secondary sent),
+    /// hashing as it goes.
     pub fn new(start: Tid) -> StreamEncoder {
         StreamEncoder {
             checksum: StreamChecksum::new(start),
@@ -53,21 +95,52 @@ impl StreamEncoder {
         }
     }
 
+    /// The digest a `C` sent now would carry.
+    pub fn digest(&self) -> [u8; 16] {
+        self.checksum.digest()
+    }
+}
+
+impl StreamEncoder<Deferred> {
+    /// An encoder that hashes nothing: it writes into [`Unsealed`] windows, which a
+    /// [`Sealer`](super::seal::Sealer) seeded with the start tid completes.
+    pub fn unsealed() -> StreamEncoder<Deferred> {
+        StreamEncoder {
+            checksum: Deferred,
+            scratch: Vec::new(),
+        }
+    }
+}
+
+impl<C> StreamEncoder<C> {
     /// Sends any payload as one message, hashed like every message of the stream (the
     /// scripted primary's literal messages; the data message after an `S`).
-    pub fn message(&mut self, payload: &[u8], out: &mut impl FrameSink) {
+    pub fn message<O: FrameSink>(&mut self, payload: &[u8], out: &mut O)
+    where
+        C: Commits<O>,
+    {
         self.checksum.update(payload);
         out.frame(payload);
     }
 
     /// `('T', (tid, status, user, description, extension))`: a transaction begins.
-    pub fn transaction_header(&mut self, header: &TransactionHeader, out: &mut impl FrameSink) {
-        self.message(&Message::Transaction(header.clone()).encode_fast(), out);
+    pub fn transaction_header<O: FrameSink>(&mut self, header: &TransactionHeader, out: &mut O)
+    where
+        C: Commits<O>,
+    {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        transaction_message(header, &mut scratch);
+        self.message(&scratch, out);
+        self.scratch = scratch;
     }
 
     /// `('S', (oid, serial, version, data_txn))` followed by the record's data as a raw
     /// message (empty where the record has no data: it undoes the object's creation).
-    pub fn store(&mut self, record: &RecordHeader, data: Option<&[u8]>, out: &mut impl FrameSink) {
+    pub fn store<O: FrameSink>(&mut self, record: &RecordHeader, data: Option<&[u8]>, out: &mut O)
+    where
+        C: Commits<O>,
+    {
         let mut scratch = std::mem::take(&mut self.scratch);
         scratch.clear();
         if record.version.is_empty() {
@@ -86,14 +159,17 @@ impl StreamEncoder {
     /// has. Memory stays one block whatever the size. A file shorter than `len` is an
     /// error (zc.zrs: "Too much blob data") that leaves the stream mid-blob: the caller
     /// must drop the connection.
-    pub fn blob(
+    pub fn blob<O: FrameSink>(
         &mut self,
         record: &RecordHeader,
         data: Option<&[u8]>,
         len: u64,
         blob: &mut impl Read,
-        out: &mut impl FrameSink,
-    ) -> io::Result<()> {
+        out: &mut O,
+    ) -> io::Result<()>
+    where
+        C: Commits<O>,
+    {
         let blocks = self.blob_header(record, data, len, out);
         let mut block = vec![0u8; BLOB_BLOCK_SIZE.min(usize::try_from(len).unwrap_or(usize::MAX))];
         for sent in 0..blocks {
@@ -115,13 +191,16 @@ impl StreamEncoder {
     /// The `B` message and the record's data; returns how many blocks must follow (each a
     /// [`StreamEncoder::message`] of [`BLOB_BLOCK_SIZE`] bytes, the last one shorter), for
     /// a sender that sends them as its connection can take them.
-    pub fn blob_header(
+    pub fn blob_header<O: FrameSink>(
         &mut self,
         record: &RecordHeader,
         data: Option<&[u8]>,
         len: u64,
-        out: &mut impl FrameSink,
-    ) -> u64 {
+        out: &mut O,
+    ) -> u64
+    where
+        C: Commits<O>,
+    {
         let blocks = len.div_ceil(BLOB_BLOCK_SIZE as u64);
         let header = Message::Blob {
             record: record.clone(),
@@ -133,34 +212,37 @@ impl StreamEncoder {
     }
 
     /// `('C', (md5,))`: the transaction ends; the digest covers everything sent before.
-    pub fn commit(&mut self, out: &mut impl FrameSink) {
-        let checksum = Some(self.checksum.digest());
-        self.message(&Message::Commit { checksum }.encode_fast(), out);
+    pub fn commit<O: FrameSink>(&mut self, out: &mut O)
+    where
+        C: Commits<O>,
+    {
+        self.checksum.commit(out);
     }
 
     /// `('C', ())`: a commit without checksum, as primaries before zc.zrs 2 sent it.
-    pub fn legacy_commit(&mut self, out: &mut impl FrameSink) {
+    pub fn legacy_commit<O: FrameSink>(&mut self, out: &mut O)
+    where
+        C: Commits<O>,
+    {
         self.message(&Message::Commit { checksum: None }.encode_fast(), out);
     }
 
     /// A whole committed transaction as a storage holds it: `T`, `S` + data per record,
     /// `C`. Fails only where the stored extension is not a pickled dict.
-    pub fn transaction(
+    pub fn transaction<O: FrameSink>(
         &mut self,
         txn: &TransactionRecord,
-        out: &mut impl FrameSink,
-    ) -> Result<(), ExtensionError> {
+        out: &mut O,
+    ) -> Result<(), ExtensionError>
+    where
+        C: Commits<O>,
+    {
         self.transaction_header(&header(&txn.meta)?, out);
         for record in &txn.records {
             self.store(&record_header(record), record.data.as_deref(), out);
         }
         self.commit(out);
         Ok(())
-    }
-
-    /// The digest a `C` sent now would carry.
-    pub fn digest(&self) -> [u8; 16] {
-        self.checksum.digest()
     }
 }
 
@@ -185,18 +267,48 @@ pub fn read_block(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
 /// encoder.
 fn store_message(record: &RecordHeader, out: &mut Vec<u8>) {
     out.extend_from_slice(b"(X\x01\x00\x00\x00S(");
-    id(&record.oid.0, out);
-    id(&record.serial.0, out);
+    pickled_bytes(&record.oid.0, out);
+    pickled_bytes(&record.serial.0, out);
     out.extend_from_slice(b"X\x00\x00\x00\x00");
     match &record.data_txn {
         None => out.push(b'N'),
-        Some(t) => id(&t.0, out),
+        Some(t) => pickled_bytes(&t.0, out),
     }
     out.extend_from_slice(b"tt.");
 }
 
-/// An 8-byte id as protocol 1 pickles Python 3 bytes: the latin-1 text (as UTF-8) re-encoded.
-fn id(bytes: &[u8; 8], out: &mut Vec<u8>) {
+/// `('T', (tid, status, user, description, extension))` exactly as [`Message::encode_fast`]
+/// pickles it, the fixed parts written directly and only the extension dict through the
+/// generic pickler (in fast mode nothing is memoized, so its pickle, without the final
+/// STOP, is what it is inside the message). Building the whole message as a value tree
+/// cloned the header and its extension for every transaction. `tests` check it against
+/// the generic encoder.
+fn transaction_message(t: &TransactionHeader, out: &mut Vec<u8>) {
+    if !t.status.is_ascii() {
+        // A status is ' ' or 'p' (or 'u', skipped); anything else the generic way.
+        out.extend_from_slice(&Message::Transaction(t.clone()).encode_fast());
+        return;
+    }
+    out.extend_from_slice(b"(X\x01\x00\x00\x00T(");
+    pickled_bytes(&t.tid.0, out);
+    out.extend_from_slice(b"X\x01\x00\x00\x00");
+    out.push(t.status);
+    for text in [&t.user, &t.description] {
+        if text.is_empty() {
+            // Python 3 pickles b'' below protocol 3 as `bytes()`.
+            out.extend_from_slice(b"c__builtin__\nbytes\n)R");
+        } else {
+            pickled_bytes(text, out);
+        }
+    }
+    let extension = dumps_fast(&t.extension, 1);
+    out.extend_from_slice(extension.strip_suffix(b".").unwrap_or(&extension));
+    out.extend_from_slice(b"tt.");
+}
+
+/// Bytes as protocol 1 pickles non-empty Python 3 bytes: the latin-1 text (as UTF-8)
+/// re-encoded.
+pub(crate) fn pickled_bytes(bytes: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(b"c_codecs\nencode\n(X");
     let len: u32 = bytes.iter().map(|&b| if b < 0x80 { 1 } else { 2 }).sum();
     out.extend_from_slice(&len.to_le_bytes());
@@ -340,6 +452,45 @@ mod tests {
                     let mut direct = Vec::new();
                     store_message(&record, &mut direct);
                     assert_eq!(direct, Message::Store(record).encode_fast());
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_direct_t_encoding_is_the_generic_one() {
+        let extensions = [
+            Value::Dict(vec![]),
+            Value::Dict(vec![
+                (Value::Str("n".into()), Value::Int(2)),
+                (
+                    Value::Str("nested".into()),
+                    Value::Dict(vec![(
+                        Value::Str("list".into()),
+                        Value::List(vec![Value::Int(1), Value::Int(2), Value::Int(2)]),
+                    )]),
+                ),
+                (Value::Str("bytes".into()), Value::Bytes(vec![0, 0xff])),
+                (Value::Str("empty".into()), Value::Bytes(vec![])),
+                (Value::Str("é".into()), Value::Str("ü".into())),
+            ]),
+        ];
+        let texts: [&[u8]; 5] = [b"", b"/ plain", b"\xe9t\xe9", &[0x80; 300], b"initial"];
+        for (i, extension) in extensions.iter().enumerate() {
+            for (j, user) in texts.iter().enumerate() {
+                for description in texts {
+                    for status in [b' ', b'p', 0xe9] {
+                        let header = TransactionHeader {
+                            tid: Tid::from_u64(0x036c_6b90_f777_7778 ^ ((i * 7 + j) as u64)),
+                            status,
+                            user: user.to_vec(),
+                            description: description.to_vec(),
+                            extension: extension.clone(),
+                        };
+                        let mut direct = Vec::new();
+                        transaction_message(&header, &mut direct);
+                        assert_eq!(direct, Message::Transaction(header).encode_fast());
+                    }
                 }
             }
         }

@@ -197,13 +197,27 @@ impl FrameDecoder {
     /// without being copied. On error, the frames before the bad one have been passed.
     pub fn decode<F: FnMut(&[u8])>(
         &mut self,
-        mut bytes: &[u8],
+        bytes: &[u8],
         mut on_frame: F,
     ) -> Result<(), FrameError> {
+        self.try_decode(bytes, |frame| {
+            on_frame(frame);
+            Ok(())
+        })
+    }
+
+    /// As [`decode`](Self::decode), for a consumer that can fail: the first error it
+    /// returns stops the decoding and is returned (the frames after it are not passed, and
+    /// the decoder is not to be fed again).
+    pub fn try_decode<E: From<FrameError>>(
+        &mut self,
+        mut bytes: &[u8],
+        mut on_frame: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
         // First finish what is buffered, topping it up with just the bytes it lacks.
         loop {
             while let Some(frame) = self.next_frame_slice()? {
-                on_frame(frame);
+                on_frame(frame)?;
             }
             if self.buffered() == 0 {
                 break;
@@ -218,16 +232,16 @@ impl FrameDecoder {
         // The buffer is empty: decode in place.
         while let Some(length) = read_prefix(bytes) {
             if length > self.limit {
-                return Err(self.too_large(length));
+                return Err(self.too_large(length).into());
             }
             let total = PREFIX_LEN as u64 + u64::from(length);
             if (bytes.len() as u64) < total {
                 break;
             }
             let (frame, rest) = bytes.split_at(total as usize);
-            on_frame(&frame[PREFIX_LEN..]);
             self.offset += total;
             bytes = rest;
+            on_frame(&frame[PREFIX_LEN..])?;
         }
         self.feed(bytes);
         Ok(())

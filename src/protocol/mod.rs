@@ -9,10 +9,12 @@ pub mod encoder;
 pub mod framing;
 pub mod handshake;
 pub mod message;
+pub mod seal;
 
 pub use encoder::{FrameSink, StreamEncoder};
 pub use handshake::{HandshakeError, HandshakeReader};
 pub use message::{Message, MessageError, RecordHeader, TransactionHeader};
+pub use seal::{Sealer, Unsealed};
 
 /// The protocol id a secondary without blobs sends first.
 pub const ZRS_2_0: &[u8] = b"zrs2.0";

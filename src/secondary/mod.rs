@@ -4,7 +4,8 @@
 //! [`crate::net`] over real TCP) feeds it events and performs the [`Action`]s it queues:
 //!
 //! - events: [`Secondary::connected`], [`Secondary::connection_failed`],
-//!   [`Secondary::connection_lost`], [`Secondary::data_received`], [`Secondary::timeout`],
+//!   [`Secondary::connection_lost`], [`Secondary::data_received`] (or
+//!   [`Secondary::data_received_scanned`]), [`Secondary::timeout`],
 //!   [`Secondary::set_replication_address`], [`Secondary::close`];
 //! - work out: [`Secondary::poll_action`] — connect, abort an attempt, transmit, disconnect,
 //!   set and cancel timers, invalidate committed objects.
@@ -14,6 +15,13 @@
 //! reconnects, close. It logs what they log, where they log it (`zc.zrs.secondary`, and the
 //! connector's `Starting factory` / `Stopping factory` under `zc.zrs.reactor`), so that a
 //! transcript of a run reads like the reference's.
+//!
+//! The running md5 that checks each transaction is kept by a
+//! [`ChecksumScanner`](crate::protocol::checksum::ChecksumScanner) over the received bytes.
+//! By default the secondary runs it itself; a driver may take it when the connection is made
+//! ([`Secondary::take_checksum_scanner`]), run it on another thread, and hand the input over
+//! with its checkpoints. Both compute the same checksums from the same bytes; only where md5
+//! runs differs.
 //!
 //! To clients it is a read-only storage: it implements [`ReadStorage`](crate::storage::ReadStorage)
 //! (reads pass through) and nothing that writes.
@@ -229,23 +237,54 @@ impl<S: Storage> Secondary<S> {
         }
     }
 
+    /// Takes the checksum scanner of the connection just made, for the driver to run over
+    /// the input itself (on another thread) and feed the secondary through
+    /// [`data_received_scanned`](Self::data_received_scanned) from then on. `None` when not
+    /// connected or already taken.
+    pub fn take_checksum_scanner(&mut self) -> Option<crate::protocol::checksum::ChecksumScanner> {
+        self.connection.as_mut()?.stream.take_scanner()
+    }
+
     /// Bytes arrived from the primary.
     pub fn data_received(&mut self, bytes: &[u8]) {
+        self.receive(bytes, None);
+    }
+
+    /// Bytes arrived from the primary, with the checkpoints the scanner taken by
+    /// [`take_checksum_scanner`](Self::take_checksum_scanner) made of them.
+    pub fn data_received_scanned(
+        &mut self,
+        bytes: &[u8],
+        checkpoints: Vec<crate::protocol::checksum::StreamChecksum>,
+    ) {
+        self.receive(bytes, Some(checkpoints));
+    }
+
+    fn receive(
+        &mut self,
+        bytes: &[u8],
+        checkpoints: Option<Vec<crate::protocol::checksum::StreamChecksum>>,
+    ) {
         let Some(connection) = self.connection.as_mut() else {
             return;
         };
         connection.received |= !bytes.is_empty();
         let actions = &mut self.actions;
         let check_checksums = self.config.check_checksums && !planted(Bug::IgnoreChecksum);
-        let result =
-            connection
-                .stream
-                .receive(bytes, &mut self.storage, check_checksums, &mut |c| {
-                    actions.push_back(Action::Invalidate {
-                        tid: c.tid,
-                        oids: c.oids,
-                    })
-                });
+        let storage = &mut self.storage;
+        let committed = &mut |c: stream::Committed| {
+            actions.push_back(Action::Invalidate {
+                tid: c.tid,
+                oids: c.oids,
+            })
+        };
+        let stream = &mut connection.stream;
+        let result = match checkpoints {
+            None => stream.receive(bytes, storage, check_checksums, committed),
+            Some(checkpoints) => {
+                stream.receive_scanned(bytes, checkpoints, storage, check_checksums, committed)
+            }
+        };
         if let Err(error) = result {
             let peer = &connection.peer;
             log::critical(LOGGER, &format!("{peer}Input data error\n{error}"));

@@ -1,6 +1,6 @@
 //! One connection's replication stream: frames in, transactions out.
 //!
-//! Decodes sized messages, keeps the running checksum, and applies `T` / `S` + data /
+//! Decodes sized messages, checks each `C` against the running checksum, and applies `T` / `S` + data /
 //! `B` + data + blocks / `C` to the storage through its two-phase commit. A transaction
 //! reaches the storage's `tpc_finish` only on a `C` whose checksum matches; anything else
 //! leaves it begun, for the caller to abort when the connection ends (which drops its blob
@@ -17,9 +17,18 @@
 //! as its pickles show it (Python 2 writes `str` opcodes, Python 3 never does); a new
 //! storage takes it, an existing one of another format is an input error rather than a
 //! file of mixed pickles. The extension is re-encoded for that format.
+//!
+//! The running checksum comes from a [`ChecksumScanner`] over the same bytes, as one
+//! checkpoint per message (the checksum before it). The stream runs its scanner itself
+//! ([`Stream::receive`]), unless the driver took it ([`Stream::take_scanner`]) to run it on
+//! another thread; the driver then hands each piece of input over with its checkpoints
+//! ([`Stream::receive_scanned`]). Everything after that is one path: frame, take the
+//! message's checkpoint, apply.
+
+use std::collections::VecDeque;
 
 use crate::pickle::Identity;
-use crate::protocol::checksum::StreamChecksum;
+use crate::protocol::checksum::{ChecksumScanner, StreamChecksum};
 use crate::protocol::framing::{FrameDecoder, FrameError};
 use crate::protocol::message::{MessageError, RecordHeader};
 use crate::protocol::Message;
@@ -57,6 +66,11 @@ pub enum InputError {
         want: Format,
         how: &'static str,
     },
+    #[error(
+        "message {index}: no checksum checkpoint for it (the checksum scanner the driver \
+         runs is out of step with the stream: a bug)"
+    )]
+    Unscanned { index: u64 },
     #[error("message {index}: storage refused it: {source}")]
     Storage {
         index: u64,
@@ -90,13 +104,21 @@ pub struct Committed {
 /// The inbound half of one connection.
 pub struct Stream {
     frames: FrameDecoder,
+    /// Hashes the input ahead of the framing; `None` once the driver took it.
+    scanner: Option<ChecksumScanner>,
     replication: Replication,
 }
+
+/// Checkpoints one [`Stream::receive`] makes at most before applying what it scanned: the
+/// memory it holds for them is bounded however small the messages are.
+const CHECKPOINTS_PER_SCAN: usize = 1024;
 
 /// What the stream's messages have built up (apart from the framing, so that a message can
 /// be applied while it is still borrowed from the frame buffer, uncopied).
 struct Replication {
-    checksum: StreamChecksum,
+    /// The running checksum at the start of each message received (in part or whole) and
+    /// not yet applied, oldest first.
+    checkpoints: VecDeque<StreamChecksum>,
     expect: Expect,
     /// The transaction begun on the storage, if any.
     transaction: Option<Tid>,
@@ -116,8 +138,9 @@ impl Stream {
     pub fn new(start: Tid, frame_limit: u32, format: Option<Format>, identity: Identity) -> Stream {
         Stream {
             frames: FrameDecoder::new(frame_limit),
+            scanner: Some(ChecksumScanner::new(start)),
             replication: Replication {
-                checksum: StreamChecksum::new(start),
+                checkpoints: VecDeque::new(),
                 expect: Expect::Message,
                 transaction: None,
                 oids: Vec::new(),
@@ -143,31 +166,81 @@ impl Stream {
         self.replication.oids.len()
     }
 
+    /// Takes the stream's checksum scanner, for the driver to run over the input before
+    /// handing it to [`receive_scanned`](Self::receive_scanned) (see the module docs).
+    /// `None` if already taken.
+    pub fn take_scanner(&mut self) -> Option<ChecksumScanner> {
+        self.scanner.take()
+    }
+
     /// Feeds received bytes; every transaction they complete is finished on `storage` and
     /// reported to `committed`. On error the stream must not be fed again.
     pub fn receive<S: Storage + ?Sized>(
+        &mut self,
+        mut bytes: &[u8],
+        storage: &mut S,
+        check_checksums: bool,
+        committed: &mut impl FnMut(Committed),
+    ) -> Result<(), InputError> {
+        let Some(mut scanner) = self.scanner.take() else {
+            // The driver runs the scanner: input without checkpoints cannot be checked.
+            return Err(InputError::Unscanned {
+                index: self.replication.index + 1,
+            });
+        };
+        let mut result = Ok(());
+        while !bytes.is_empty() && result.is_ok() {
+            let r = &mut self.replication;
+            let n = scanner.scan(bytes, CHECKPOINTS_PER_SCAN, &mut r.checkpoints);
+            result = self.apply(&bytes[..n], storage, check_checksums, committed);
+            bytes = &bytes[n..];
+        }
+        self.scanner = Some(scanner);
+        result
+    }
+
+    /// Feeds received bytes with the checkpoints the stream's scanner, run by the driver
+    /// ([`take_scanner`](Self::take_scanner)), made of them; otherwise as
+    /// [`receive`](Self::receive).
+    pub fn receive_scanned<S: Storage + ?Sized>(
+        &mut self,
+        bytes: &[u8],
+        checkpoints: impl IntoIterator<Item = StreamChecksum>,
+        storage: &mut S,
+        check_checksums: bool,
+        committed: &mut impl FnMut(Committed),
+    ) -> Result<(), InputError> {
+        self.replication.checkpoints.extend(checkpoints);
+        self.apply(bytes, storage, check_checksums, committed)
+    }
+
+    /// Frames scanned bytes and applies every whole message with its checkpoint. Messages
+    /// whole within `bytes` are applied from `bytes`, uncopied.
+    fn apply<S: Storage + ?Sized>(
         &mut self,
         bytes: &[u8],
         storage: &mut S,
         check_checksums: bool,
         committed: &mut impl FnMut(Committed),
     ) -> Result<(), InputError> {
-        self.frames.feed(bytes);
         let r = &mut self.replication;
-        while let Some(message) = self.frames.next_frame_slice()? {
+        self.frames.try_decode(bytes, |message| {
             r.index += 1;
-            r.apply(message, storage, check_checksums, committed)?;
-            // Everything after the handshake is hashed, the `C` included, after it is checked.
-            r.checksum.update(message);
-        }
-        Ok(())
+            let checkpoint = r
+                .checkpoints
+                .pop_front()
+                .ok_or(InputError::Unscanned { index: r.index })?;
+            r.apply(message, &checkpoint, storage, check_checksums, committed)
+        })
     }
 }
 
 impl Replication {
+    /// Applies one message; `checkpoint` is the running checksum before it.
     fn apply<S: Storage + ?Sized>(
         &mut self,
         message: &[u8],
+        checkpoint: &StreamChecksum,
         storage: &mut S,
         check_checksums: bool,
         committed: &mut impl FnMut(Committed),
@@ -281,7 +354,7 @@ impl Replication {
                 self.expect = Expect::BlobData { record, blocks };
             }
             Message::Commit { checksum } => {
-                let computed = self.checksum.digest();
+                let computed = checkpoint.digest();
                 if check_checksums && checksum != Some(computed) {
                     return Err(InputError::Checksum {
                         index,

@@ -430,3 +430,128 @@ fn a_close_is_explained_only_when_the_primary_closed_cleanly_having_sent_nothing
     let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Lost));
     assert!(!text.contains("without sending anything"), "{text}");
 }
+
+/// The streams both ways of hashing must agree on: good ones, a wrong checksum in the
+/// middle (after one good transaction), a wrong first one, a `C` without checksum, and a
+/// stream cut inside a transaction.
+fn checksum_streams() -> Vec<(&'static str, Vec<u8>)> {
+    let big: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+    let records = |n: u64| -> Vec<(Oid, Vec<u8>)> {
+        (0..n)
+            .map(|i| {
+                (
+                    Oid::from_u64(i),
+                    if i == 1 {
+                        big.clone()
+                    } else {
+                        vec![i as u8; 3]
+                    },
+                )
+            })
+            .collect()
+    };
+    let build = |wrong: Option<usize>, legacy: Option<usize>, cut: bool| {
+        let mut p = Primary::new(Tid::ZERO);
+        for t in 0..3 {
+            let rs = records(t as u64 + 1);
+            let rs: Vec<(Oid, &[u8])> = rs.iter().map(|(o, d)| (*o, &d[..])).collect();
+            p.transaction(Tid::from_u64(5 + t as u64), &rs);
+            if legacy == Some(t) {
+                p.encoder.legacy_commit(&mut p.out);
+            } else {
+                p.commit((wrong == Some(t)).then_some([7; 16]));
+            }
+        }
+        if cut {
+            p.out.truncate(p.out.len() - 30);
+        }
+        p.out
+    };
+    vec![
+        ("good", build(None, None, false)),
+        ("wrong second checksum", build(Some(1), None, false)),
+        ("wrong first checksum", build(Some(0), None, false)),
+        ("no checksum in the second C", build(None, Some(1), false)),
+        ("cut in the last transaction", build(None, None, true)),
+    ]
+}
+
+/// What a secondary did with `stream` in pieces of `chunk` bytes: its actions, its last
+/// transaction, whether one is in progress, and its log. `driver_scans`: the scanner is
+/// taken and run outside, in scans of at most `max` checkpoints, as the network driver does.
+fn replicate(
+    stream: &[u8],
+    chunk: usize,
+    driver_scans: Option<usize>,
+) -> (Vec<Action>, Tid, bool, String) {
+    let mut s = connected();
+    drain(&mut s);
+    let mut scanner = driver_scans.map(|_| s.take_checksum_scanner().expect("a scanner"));
+    let ((), log) = crate::test_log::capture(|| {
+        for piece in stream.chunks(chunk) {
+            match (scanner.as_mut(), driver_scans) {
+                (Some(scanner), Some(max)) => {
+                    let mut rest = piece;
+                    while !rest.is_empty() {
+                        let mut checkpoints = Vec::new();
+                        let used = scanner.scan(rest, max, &mut checkpoints);
+                        s.data_received_scanned(&rest[..used], checkpoints);
+                        rest = &rest[used..];
+                    }
+                }
+                _ => s.data_received(piece),
+            }
+        }
+    });
+    let in_transaction = s.in_transaction();
+    (
+        drain(&mut s),
+        s.storage().last_transaction(),
+        in_transaction,
+        log,
+    )
+}
+
+#[test]
+fn the_driver_run_scanner_and_the_inline_one_decide_alike() {
+    for (name, stream) in checksum_streams() {
+        for chunk in [1, 7, 100, 4096, stream.len()] {
+            let inline = replicate(&stream, chunk, None);
+            for max in [1, 3, 1024] {
+                let outside = replicate(&stream, chunk, Some(max));
+                assert_eq!(inline, outside, "{name}, chunks of {chunk}, scans of {max}");
+            }
+        }
+    }
+    // And what they decide is right: the good stream commits all three transactions, a
+    // wrong checksum stops before the transaction it ends.
+    let streams = checksum_streams();
+    let (_, last, _, _) = replicate(&streams[0].1, 100, Some(1024));
+    assert_eq!(last, Tid::from_u64(7));
+    let (actions, last, in_txn, log) = replicate(&streams[1].1, 100, Some(1024));
+    assert_eq!(last, Tid::from_u64(5));
+    assert!(!in_txn, "the partial transaction is aborted");
+    assert!(actions.contains(&Action::Disconnect));
+    assert!(log.contains("bad checksum: received 07070707"), "{log}");
+    let (_, last, _, _) = replicate(&streams[2].1, 100, Some(1024));
+    assert_eq!(last, Tid::ZERO);
+    let (_, last, _, _) = replicate(&streams[3].1, 100, Some(1024));
+    assert_eq!(last, Tid::from_u64(5));
+    let (_, last, in_txn, _) = replicate(&streams[4].1, 100, Some(1024));
+    assert_eq!((last, in_txn), (Tid::from_u64(6), true));
+}
+
+#[test]
+fn input_without_checkpoints_after_the_scanner_was_taken_is_refused() {
+    let mut s = connected();
+    drain(&mut s);
+    assert!(s.take_checksum_scanner().is_some());
+    assert!(s.take_checksum_scanner().is_none());
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    let ((), log) = crate::test_log::capture(|| s.data_received(&p.out));
+    assert!(log.contains("no checksum checkpoint"), "{log}");
+    assert_eq!(s.storage().last_transaction(), Tid::ZERO);
+    assert!(drain(&mut s).contains(&Action::Disconnect));
+}

@@ -96,19 +96,22 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
                 let outcome = session.execute(steps.last().expect("just pushed"));
                 trace.bytes(outcome.output.as_bytes());
                 let world = session.world();
-                trace.u64(world.reactor.now().as_nanos() as u64);
-                trace.bytes(&world.primary.last_tid().0);
+                trace.u64(world.now().as_nanos() as u64);
+                trace.bytes(&world.workload().last_tid().0);
                 if let Ok(s) = world.secondary() {
                     trace.bytes(&s.storage().last_transaction().0);
                 }
-                report.virtual_time = world.reactor.now();
-                report.replicated = world.replicated;
+                for node in world.nodes() {
+                    trace.bytes(&node.last_transaction().0);
+                }
+                report.virtual_time = world.now();
+                report.replicated = world.replicated();
                 if let Some(e) = outcome.end {
                     end = Some(e);
                     break;
                 }
             }
-            report.coverage.add(&session.world().coverage);
+            report.coverage.add(session.world().coverage());
             end
         })
     }));

@@ -7,15 +7,19 @@
 //! list, printed, is a scenario that replays it.
 //!
 //! A run is: a header (`oracles on`, `primary blobs on` in runs with blobs, `open` with
-//! drawn options, `chunking random`, `primary clock virtual`), `steps` body steps — the
-//! primary's workload, progress (accept, serve, time passing) and faults — and `heal`.
+//! drawn options, `chunking random`, `primary clock virtual`, and in a quarter of the runs
+//! one or two more secondary nodes, each replicating from the primary or from a secondary
+//! before it: two or three secondaries, chains up to three deep), `steps` body steps — the
+//! primary's workload, progress (accept, serve, time passing) and faults, each addressed to
+//! the first secondary or to a node — and `heal`.
 //!
 //! A run with blobs (30 %) has a primary with a blob directory and a secondary
 //! that keeps blobs (on the simulated disk or in memory, its blob files in the run's
 //! directory), and commits blobs of every size the protocol treats apart: empty, one
 //! byte, exactly one 64 KiB block, one block and a byte, others under 100 KB, and now and
 //! then (1 in 160 blob commits) several MB, so campaigns keep their pace. The faults are the
-//! same; with big transactions on the way, many fall mid-blob (see the coverage).
+//! same; with big transactions on the way, many fall mid-blob (see the coverage). Every
+//! node of a run with blobs keeps blobs too (a primary with blobs refuses `zrs2.0`).
 
 use std::time::Duration;
 
@@ -29,7 +33,7 @@ use crate::network::Chunking;
 use crate::scenario::{Open, Step, StorageKind};
 use crate::workload::record::Value as Item;
 use crate::workload::{Change, Meta};
-use crate::world::World;
+use crate::world::{listen_address, Node, Upstream, World};
 
 use super::rng::run_rng;
 use super::swarm::{Fault, Profile};
@@ -66,6 +70,12 @@ pub struct Generator {
     blobs: bool,
     /// Restarts drawn in the heal phase.
     heal_restarts: u32,
+    /// Node restarts drawn in the heal phase.
+    node_restarts: u32,
+    /// Whether a `primary checkpoint` was drawn (a failover needs one).
+    checkpointed: bool,
+    /// Body steps each secondary (`s1` first) is not read for: a slow reader.
+    muted: Vec<u32>,
 }
 
 /// Text with non-ASCII characters, for transaction metadata.
@@ -125,6 +135,35 @@ impl Generator {
             Step::Chunking(Chunking::Random(rng.gen())),
             Step::VirtualClock,
         ]);
+        let extra = match rng.gen_range(0..8) {
+            0 => 2,
+            1 => 1,
+            _ => 0,
+        };
+        for number in 2..2 + extra {
+            let upstream = if rng.gen_bool(0.4) {
+                Upstream::Primary
+            } else {
+                Upstream::Secondary(rng.gen_range(1..number))
+            };
+            header.push(Step::Node {
+                number,
+                upstream,
+                open: Open {
+                    blobs,
+                    name: "Data.fs".into(),
+                    address: Some(match upstream {
+                        Upstream::Primary => Address::tcp("", 8000),
+                        Upstream::Secondary(n) => listen_address(n),
+                    }),
+                    keep_alive: Duration::ZERO,
+                    reconnect: Duration::from_secs([1, 5, 10][rng.gen_range(0..3)]),
+                    check_checksums: true,
+                    storage: StorageKind::Memory,
+                    frame_limit: None,
+                },
+            });
+        }
         Generator {
             rng,
             profile,
@@ -137,6 +176,9 @@ impl Generator {
             disk,
             blobs,
             heal_restarts: 0,
+            node_restarts: 0,
+            checkpointed: false,
+            muted: vec![0; 1 + extra],
         }
     }
 
@@ -157,6 +199,13 @@ impl Generator {
                 Some(self.body(world))
             }
             Stage::Body | Stage::Heal => {
+                if let Some(node) = world.nodes().iter().find(|n| !n.running()) {
+                    if self.node_restarts < 6 {
+                        self.stage = Stage::Heal;
+                        self.node_restarts += 1;
+                        return Some((at(node.number, Step::Restart), None));
+                    }
+                }
                 if !world.running() {
                     self.stage = Stage::Heal;
                     // A disk still failing (a read fault fails the reopening scan) is healed
@@ -182,6 +231,9 @@ impl Generator {
     }
 
     fn body(&mut self, world: &World) -> (Step, Option<Fault>) {
+        for m in self.muted.iter_mut() {
+            *m = m.saturating_sub(1);
+        }
         if !world.running() {
             // Closed or crashed: let some time pass (the old one's reconnect may fire), or
             // start again.
@@ -207,15 +259,22 @@ impl Generator {
             let connected = world.connected();
             let attempt = world.attempt_owner().is_some();
             let disk = self.disk;
+            let checkpointed = self.checkpointed;
+            let nodes = world.nodes().iter().any(Node::running);
             let fault = self.profile.draw(&mut self.rng, |f| match f {
                 Fault::Reject => attempt,
-                Fault::Outage | Fault::Close | Fault::Crash => true,
+                Fault::Outage | Fault::Close | Fault::Crash | Fault::SlowReader => true,
                 Fault::DiskWrite | Fault::DiskSync | Fault::DiskRead => disk,
+                Fault::NodeCrash => nodes,
+                Fault::Failover => checkpointed,
                 _ => connected,
             });
             if let Some(fault) = fault {
-                return (self.fault(fault), Some(fault));
+                return (self.fault(fault, world), Some(fault));
             }
+        }
+        if !world.nodes().is_empty() && self.rng.gen_bool(0.3) {
+            return (self.node_step(world), None);
         }
         if self.rng.gen_bool(0.3) {
             return (self.workload(world), None);
@@ -229,6 +288,10 @@ impl Generator {
             return Step::Accept;
         }
         match world.phase() {
+            Some(Phase::Connected) if self.muted[0] > 0 => {
+                // A slow reader: time passes, nothing is read.
+                Step::Advance(ms(self.rng.gen_range(1..=2000)))
+            }
             // With blobs, more partial deliveries: they stop mid-blob.
             Some(Phase::Connected) => match self.rng.gen_range(0..20) {
                 0..=7 if self.blobs => Step::Serve(None),
@@ -237,13 +300,50 @@ impl Generator {
                 _ => Step::Advance(ms(self.rng.gen_range(1..=2000))),
             },
             _ => {
-                let now = world.reactor.now();
-                match world.reactor.next_due() {
+                let now = world.now();
+                match world.next_due() {
                     Some(due) if due > now => Step::Advance(due - now),
                     Some(_) => Step::Advance(ms(1)),
                     None => Step::Advance(ms(self.rng.gen_range(1..=5000))),
                 }
             }
+        }
+    }
+
+    /// A step of a node beyond the first: what moves its replication along.
+    fn node_step(&mut self, world: &World) -> Step {
+        let nodes = world.nodes();
+        let node = &nodes[self.rng.gen_range(0..nodes.len())];
+        let number = node.number;
+        if !node.running() {
+            if self.rng.gen_bool(0.3) {
+                return Step::Advance(ms(self.rng.gen_range(1..=5000)));
+            }
+            return at(number, Step::Restart);
+        }
+        if node.attempting() {
+            return at(
+                number,
+                if world.upstream_running(node.upstream) && self.rng.gen_bool(0.9) {
+                    Step::Accept
+                } else {
+                    Step::Reject
+                },
+            );
+        }
+        if node.connected() {
+            if self.muted[number - 1] > 0 {
+                return Step::Advance(ms(self.rng.gen_range(1..=2000)));
+            }
+            return match self.rng.gen_range(0..10) {
+                0..=6 => at(number, Step::Serve(None)),
+                _ => at(number, Step::Serve(Some(self.log_uniform(17)))),
+            };
+        }
+        let now = world.now();
+        match world.next_due() {
+            Some(due) if due > now => Step::Advance(due - now),
+            _ => Step::Advance(ms(self.rng.gen_range(1..=5000))),
         }
     }
 
@@ -253,7 +353,34 @@ impl Generator {
         top + self.rng.gen_range(0..top)
     }
 
-    fn fault(&mut self, fault: Fault) -> Step {
+    fn fault(&mut self, fault: Fault, world: &World) -> Step {
+        match fault {
+            Fault::NodeCrash => {
+                let running: Vec<usize> = world
+                    .nodes()
+                    .iter()
+                    .filter(|n| n.running())
+                    .map(|n| n.number)
+                    .collect();
+                let number = running[self.rng.gen_range(0..running.len())];
+                return at(
+                    number,
+                    if self.rng.gen_bool(0.3) {
+                        Step::Close
+                    } else {
+                        Step::Crash { keep: 0, tear: 0 }
+                    },
+                );
+            }
+            Fault::SlowReader => {
+                // One secondary is not read for a while; the primary commits meanwhile.
+                let reader = self.rng.gen_range(0..self.muted.len());
+                self.muted[reader] = self.rng.gen_range(10..=60);
+                return self.workload(world);
+            }
+            Fault::Failover => return Step::PrimaryFailover,
+            _ => {}
+        }
         let rng = &mut self.rng;
         match fault {
             Fault::Disconnect => {
@@ -301,6 +428,7 @@ impl Generator {
             Fault::DiskWrite => self.disk_fault(DiskOp::Write),
             Fault::DiskSync => self.disk_fault(DiskOp::Sync),
             Fault::DiskRead => self.disk_fault(DiskOp::Read),
+            Fault::NodeCrash | Fault::SlowReader | Fault::Failover => unreachable!("above"),
         }
     }
 
@@ -348,8 +476,13 @@ impl Generator {
 
     /// A commit, undo or delete on the primary.
     fn workload(&mut self, world: &World) -> Step {
+        if self.rng.gen_range(0..60) == 0 {
+            // What a standby that stops replicating here holds (a failover goes back to it).
+            self.checkpointed = true;
+            return Step::PrimaryCheckpoint;
+        }
         let all: Vec<String> = world
-            .primary
+            .workload()
             .items(&[])
             .map(|items| {
                 items
@@ -370,7 +503,7 @@ impl Generator {
         let roll = self.rng.gen_range(0..200);
         if roll < 16 {
             let n = self.rng.gen_range(1..=3);
-            if world.primary.can_undo_back(n) {
+            if world.workload().can_undo_back(n) {
                 return Step::Undo(n);
             }
         }
@@ -462,6 +595,14 @@ impl Generator {
             Meta::default()
         };
         commit(changes, meta)
+    }
+}
+
+/// `step` addressed to node `s<number>`.
+fn at(number: usize, step: Step) -> Step {
+    Step::At {
+        number,
+        step: Box::new(step),
     }
 }
 

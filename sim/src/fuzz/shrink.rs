@@ -264,6 +264,15 @@ fn simplifications(step: &Step) -> Vec<Step> {
                 }
             }
         }
+        Step::At { number, step } => out.extend(
+            simplifications(step)
+                .into_iter()
+                .filter(Step::addressable)
+                .map(|s| Step::At {
+                    number: *number,
+                    step: Box::new(s),
+                }),
+        ),
         _ => {}
     }
     out

@@ -43,11 +43,18 @@ pub enum Fault {
     DiskSync,
     /// The simulated disk fails a read.
     DiskRead,
+    /// A secondary node beyond the first crashes (or closes), and later restarts; the
+    /// nodes downstream of it lose their connection.
+    NodeCrash,
+    /// A secondary stops reading for a while (it is not served) while the primary commits.
+    SlowReader,
+    /// The primary fails over to a node holding an earlier checkpoint of its history.
+    Failover,
 }
 
 impl Fault {
     /// How many kinds there are.
-    pub const COUNT: usize = 15;
+    pub const COUNT: usize = 18;
 
     pub const ALL: [Fault; Fault::COUNT] = [
         Fault::Disconnect,
@@ -65,6 +72,9 @@ impl Fault {
         Fault::DiskWrite,
         Fault::DiskSync,
         Fault::DiskRead,
+        Fault::NodeCrash,
+        Fault::SlowReader,
+        Fault::Failover,
     ];
 
     pub fn name(self) -> &'static str {
@@ -84,6 +94,9 @@ impl Fault {
             Fault::DiskWrite => "disk-write",
             Fault::DiskSync => "disk-sync",
             Fault::DiskRead => "disk-read",
+            Fault::NodeCrash => "node-crash",
+            Fault::SlowReader => "slow-reader",
+            Fault::Failover => "failover",
         }
     }
 
@@ -105,6 +118,12 @@ impl Fault {
             Fault::Outage | Fault::Close | Fault::Crash | Fault::PrimaryRestart => 1,
             // Only runs on a simulated disk (a fifth of them) draw these.
             Fault::DiskWrite | Fault::DiskSync | Fault::DiskRead => 3,
+            // Only runs with several secondaries (a quarter of them) draw this one.
+            Fault::NodeCrash => 3,
+            Fault::SlowReader => 1,
+            // Only after a checkpoint; a failover leaves a secondary ahead of it refused
+            // for the rest of the run, so it is rare.
+            Fault::Failover => 1,
         }
     }
 }

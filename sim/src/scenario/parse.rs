@@ -13,6 +13,7 @@ use super::literal;
 use super::step::{ClientAction, Expr, Open, Outgoing, Step, StorageKind};
 use crate::network::Chunking;
 use crate::workload::{Change, Meta};
+use crate::world::Upstream;
 
 /// A step with the line it came from.
 #[derive(Clone, Debug, PartialEq)]
@@ -126,8 +127,66 @@ fn variables(step: &Step) -> Vec<&str> {
         .collect()
 }
 
+/// `s<n>` (n from 1), the name of a secondary node.
+fn parse_node_name(word: &str) -> Option<usize> {
+    let digits = word.strip_prefix('s')?;
+    if digits.is_empty() || digits.starts_with('0') || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok().filter(|n| *n <= 64)
+}
+
+/// `node s<n> from UPSTREAM OPEN-OPTIONS`.
+fn parse_node(text: &str) -> Result<Step, String> {
+    let usage = "expected 'node sN from primary|sM [open's options]'";
+    let (name, rest) = split_word(text);
+    let number = parse_node_name(name)
+        .filter(|n| *n >= 2)
+        .ok_or_else(|| format!("{usage}: {name:?} is not a node name s2, s3, …"))?;
+    let (from, rest) = split_word(rest);
+    if from != "from" {
+        return Err(usage.into());
+    }
+    let (upstream, rest) = split_word(rest);
+    let upstream = match upstream {
+        "primary" => Upstream::Primary,
+        name => match parse_node_name(name) {
+            Some(n) if n < number => Upstream::Secondary(n),
+            _ => {
+                return Err(format!(
+                "{usage}: the upstream of s{number} is primary or a node before it, not {name:?}"
+            ))
+            }
+        },
+    };
+    let mut open = parse_open(rest)?;
+    if open.address.is_none() {
+        open.address = Some(match upstream {
+            Upstream::Primary => Address::tcp("", 8000),
+            Upstream::Secondary(n) => crate::world::listen_address(n),
+        });
+    }
+    Ok(Step::Node {
+        number,
+        upstream,
+        open,
+    })
+}
+
 fn parse_step(text: &str) -> Result<Step, String> {
     let (word, rest) = split_word(text);
+    if let Some(number) = word.strip_suffix(':').and_then(parse_node_name) {
+        let step = parse_step(rest)?;
+        if !step.addressable() {
+            return Err(format!(
+                "{rest:?} cannot be addressed to a node (accept, reject, fail, drop, serve, corrupt, truncate, duplicate, bad_checksum, close, crash, restart, root and lastTransaction can)"
+            ));
+        }
+        return Ok(Step::At {
+            number,
+            step: Box::new(step),
+        });
+    }
     let no_args = |step: Step| {
         if rest.is_empty() {
             Ok(step)
@@ -137,6 +196,7 @@ fn parse_step(text: &str) -> Result<Step, String> {
     };
     match word {
         "open" => parse_open(rest).map(Step::Open),
+        "node" => parse_node(rest),
         "close" => no_args(Step::Close),
         "address" => match parse_address(rest)? {
             Some(address) => Ok(Step::Address(address)),

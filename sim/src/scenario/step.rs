@@ -12,6 +12,7 @@ use zrs::secondary::Address;
 use super::literal::repr;
 use crate::network::Chunking;
 use crate::workload::{Change, Meta};
+use crate::world::Upstream;
 
 /// Which storage the secondary replicates into.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,6 +193,43 @@ pub enum Step {
     /// The faults stop: the primary accepts and serves everything, time passes until the
     /// secondary has caught up — or the bound passes, a liveness violation.
     Heal(Option<Duration>),
+    /// `node s<number> from UPSTREAM …`: adds a secondary node replicating from the
+    /// primary or from another secondary (`open`'s options; its address defaults to the
+    /// upstream's).
+    Node {
+        number: usize,
+        upstream: Upstream,
+        open: Open,
+    },
+    /// `s<number>: STEP`: a step addressed to a node (`s1`: the first secondary, as
+    /// without the prefix).
+    At {
+        number: usize,
+        step: Box<Step>,
+    },
+}
+
+impl Step {
+    /// Whether the step can be addressed to a node beyond the first (`s2: …`).
+    pub fn addressable(&self) -> bool {
+        matches!(
+            self,
+            Step::Accept
+                | Step::Reject
+                | Step::Fail
+                | Step::Drop
+                | Step::Serve(_)
+                | Step::Corrupt { .. }
+                | Step::Truncate(_)
+                | Step::Duplicate
+                | Step::BadChecksum
+                | Step::Close
+                | Step::Crash { .. }
+                | Step::Restart
+                | Step::Root
+                | Step::Print(Expr::LastTransaction)
+        )
+    }
 }
 
 /// Seconds as scenario files write them: `60`, `0.5`, `12.345` — exact to the nanosecond,
@@ -428,6 +466,16 @@ impl fmt::Display for Step {
             Step::PrimaryClose => f.write_str("primary close"),
             Step::PrimaryCheckpoint => f.write_str("primary checkpoint"),
             Step::PrimaryFailover => f.write_str("primary failover"),
+            Step::Node {
+                number,
+                upstream,
+                open,
+            } => {
+                let open = open.to_string();
+                let options = open.strip_prefix("open ").unwrap_or(&open);
+                write!(f, "node s{number} from {upstream} {options}")
+            }
+            Step::At { number, step } => write!(f, "s{number}: {step}"),
             Step::Heal(None) => f.write_str("heal"),
             Step::Heal(Some(d)) => write!(f, "heal {}", seconds(*d)),
         }

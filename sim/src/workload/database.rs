@@ -158,6 +158,8 @@ pub struct Database {
     /// When set, the next tid comes from this Unix time (the simulator's virtual clock)
     /// instead of one second after the last commit.
     clock: Option<f64>,
+    /// Tids are later than this (see [`Database::raise_floor`]).
+    floor: Tid,
     transactions: Vec<Transaction>,
     /// Every object's revisions, oldest first.
     objects: BTreeMap<Oid, Vec<Revision>>,
@@ -176,6 +178,7 @@ impl Database {
         let mut db = Database {
             now: START_TIME,
             clock: None,
+            floor: Tid::ZERO,
             transactions: Vec::new(),
             objects: BTreeMap::new(),
             next_oid: 1,
@@ -237,11 +240,23 @@ impl Database {
     }
 
     fn next_tid(&mut self) -> Tid {
+        let after = self.last_tid().max(self.floor);
         if let Some(time) = self.clock {
-            return Tid::from_unix(time).later_than(self.last_tid());
+            return Tid::from_unix(time).later_than(after);
         }
         self.now += 1;
-        Tid::from_unix(self.now as f64).later_than(self.last_tid())
+        Tid::from_unix(self.now as f64).later_than(after)
+    }
+
+    /// From now on, tids are later than `tid` (a primary that takes over after a failover
+    /// commits later than the one it replaces did).
+    pub fn raise_floor(&mut self, tid: Tid) {
+        self.floor = self.floor.max(tid);
+    }
+
+    /// The tid every new one is later than, beside the last transaction's.
+    pub fn floor(&self) -> Tid {
+        self.floor
     }
 
     /// Takes tids from `unix_time` (the virtual clock) until set again; tids still always

@@ -1,14 +1,13 @@
-//! Faults and healing: the link's stream faults, the primary's crash, restart and failover
-//! to a lagging node, outages, and the heal phase that checks the secondary catches up.
+//! Faults: the link's stream faults, the simulated disk's, the primary's crash, restart and
+//! failover to a lagging node, and outages. The heal phase that ends them is in `heal`.
 
 use crate::link::{Link, Source};
 use crate::primary_node::PrimaryNode;
 use std::time::Duration;
 use zrs::primary::ConnectionId;
 use zrs::secondary::LossReason;
-use zrs::storage::ReadStorage;
 
-use super::{Event, World, WorldError, MAX_ROUNDS};
+use super::{World, WorldError, MAX_ROUNDS};
 
 impl World {
     /// Runs a fault on the current link.
@@ -67,6 +66,7 @@ impl World {
             return Err(WorldError::NotConnected);
         }
         self.node.crash();
+        self.downstream_lost(super::Upstream::Primary);
         self.end_connection(None);
         let generation = self.current()?;
         self.observe(generation, crate::coverage::Input::Lost);
@@ -79,8 +79,9 @@ impl World {
     /// secondary sees `ConnectionLost`), and a node holding the last checkpoint's history
     /// takes over at the same address; the workload goes on from that history.
     pub fn failover(&mut self) -> Result<(), WorldError> {
-        let history = self.checkpoint.clone().ok_or(WorldError::NoCheckpoint)?;
+        let mut history = self.checkpoint.clone().ok_or(WorldError::NoCheckpoint)?;
         self.node.crash();
+        self.downstream_lost(super::Upstream::Primary);
         if self.network.connection.is_some() {
             self.end_connection(None);
             let generation = self.current()?;
@@ -102,8 +103,14 @@ impl World {
         for t in history.transactions() {
             node.commit(t).map_err(WorldError::Reopen)?;
         }
+        self.largest_transaction = self.largest_transaction.max(self.node.largest_transaction);
         self.node = node;
-        self.primary = history;
+        // Time went on across the failover: the new primary's tids are later than any the
+        // old one gave (else a secondary ahead could hold a tid the new primary reuses for
+        // another transaction, which no primary can tell apart).
+        history.raise_floor(self.primary.last_tid().max(self.primary.floor()));
+        let old = std::mem::replace(&mut self.primary, history);
+        self.abandoned.push(old);
         Ok(())
     }
 
@@ -115,7 +122,7 @@ impl World {
         }
         let deadline = self.reactor.now() + length;
         for _ in 0..MAX_ROUNDS {
-            while self.attempt_owner.is_some() {
+            while self.attempt_owner().is_some() {
                 self.reject()?;
             }
             match self.reactor.next_due() {
@@ -129,76 +136,5 @@ impl World {
         }
         self.advance_to(deadline);
         Ok(())
-    }
-
-    /// Whether the current secondary's storage holds everything the primary committed.
-    pub fn caught_up(&self) -> bool {
-        self.secondary()
-            .is_ok_and(|s| s.storage().last_transaction() == self.primary.last_tid())
-    }
-
-    /// The heal phase: faults stop; a connection whose stream was damaged is reset; the
-    /// primary accepts every attempt and serves everything; time passes until the secondary
-    /// has caught up, or `bound` (default: three reconnect delays and ten seconds) passes.
-    /// Returns what it prints.
-    pub fn heal(&mut self, bound: Option<Duration>) -> Result<String, WorldError> {
-        let g = self.current()?;
-        if let Some(disk) = self.secondaries[g].storage().disk() {
-            disk.heal();
-        }
-        if !self.running() {
-            return Ok("the secondary is not running: nothing to catch up".into());
-        }
-        let bound = bound.unwrap_or_else(|| {
-            self.secondaries[g].config().reconnect_delay * 3 + Duration::from_secs(10)
-        });
-        let start = self.reactor.now();
-        let deadline = start + bound;
-        let damaged = self.link.as_ref().is_some_and(|l| {
-            l.damaged && self.network.connection.as_ref().map(|c| c.port) == Some(l.port)
-        });
-        if damaged {
-            self.lose_connection(LossReason::Lost)?;
-        }
-        for _ in 0..MAX_ROUNDS {
-            if self.caught_up() {
-                let took = self.reactor.now() - start;
-                return Ok(format!(
-                    "caught up after {} s",
-                    crate::scenario::step::seconds(took)
-                ));
-            }
-            if self.attempt_owner.is_some() {
-                self.accept()?;
-                continue;
-            }
-            if self.connected() {
-                let port = self.network.connection.as_ref().map(|c| c.port);
-                let fresh = self.link.as_ref().map(|l| l.port) != port;
-                if self.serve(None)? > 0 || fresh {
-                    continue;
-                }
-            }
-            match self.reactor.next_due() {
-                Some(due) if due <= deadline => {
-                    if let Some(call) = self.reactor.advance_to(due) {
-                        self.fire(call);
-                    }
-                }
-                _ => break,
-            }
-        }
-        self.advance_to(deadline);
-        let secondary = self.secondary()?.storage().last_transaction();
-        let primary = self.primary.last_tid();
-        self.events.push(Event::NotCaughtUp {
-            bound,
-            primary,
-            secondary,
-        });
-        Ok(format!(
-            "not caught up after {} s: the primary is at {primary:?}, the secondary at {secondary:?}",
-            crate::scenario::step::seconds(bound)
-        ))
     }
 }

@@ -22,7 +22,9 @@
 //! - `serving`: hosting the real primary node (links, scripted clients, close);
 //! - `script`: the scripted primary (`send …`, `read`);
 //! - `delivery`: chunked delivery on the secondary's connection;
-//! - `faults`: link faults, primary crash / failover, outages, the heal phase;
+//! - `faults`: link and disk faults, primary crash / failover, outages;
+//! - `heal`: the heal phase, which checks every node catches up;
+//! - `nodes`: the topology — secondary nodes beyond the first, chains;
 //! - [`OracleView`]: what the oracles may read.
 
 use std::time::Duration;
@@ -36,7 +38,7 @@ use zrs::{Oid, Tid};
 use crate::clients::Clients;
 use crate::link::Link;
 use crate::network::{Chunking, Network};
-use crate::primary_node::PrimaryNode;
+use crate::primary_node::{Host, PrimaryNode};
 use crate::reactor::Reactor;
 use crate::storage::SimStorage;
 use crate::workload::database::DatabaseError;
@@ -46,6 +48,9 @@ mod delivery;
 pub use delivery::random_chunk;
 pub use view::{OracleView, PrimaryMemory};
 mod faults;
+mod heal;
+mod nodes;
+pub use nodes::{listen_address, Node, Upstream};
 mod script;
 mod secondaries;
 mod serving;
@@ -88,6 +93,10 @@ pub enum WorldError {
     Reopen(String),
     #[error("the storage is not on a simulated disk (open it with storage=disk)")]
     NoDisk,
+    #[error("no node s{0} (s1 is opened by open, s2 on are declared by node)")]
+    NoNode(usize),
+    #[error("{0}")]
+    Topology(String),
     #[error("the primary's blob file: {0}")]
     PrimaryBlob(String),
 }
@@ -123,6 +132,14 @@ pub enum Event {
         primary: Tid,
         secondary: Tid,
     },
+    /// The heal phase ended with node `s<node>` behind its upstream.
+    NodeNotCaughtUp {
+        bound: Duration,
+        node: usize,
+        upstream: Upstream,
+        upstream_last: Tid,
+        last: Tid,
+    },
 }
 
 /// What the primary side of the network has sent of its transactions.
@@ -134,28 +151,31 @@ pub struct Feed {
     pub current: Option<(usize, usize)>,
 }
 
-/// One run's world.
+/// One run's world. Its state is its own: steps change it through its methods, and
+/// oracles read it through [`OracleView`].
 pub struct World {
-    pub reactor: Reactor,
-    pub network: Network,
+    reactor: Reactor,
+    network: Network,
     /// Every secondary opened, by generation; the last is the current one.
-    pub secondaries: Vec<SimSecondary>,
+    secondaries: Vec<SimSecondary>,
     /// Which generation owns each pending call and attempt, by call number / port.
     owners: Vec<(u64, usize)>,
-    attempt_owner: Option<usize>,
-    pub primary: Database,
-    pub feed: Feed,
-    pub chunking: Chunking,
+    /// Which generation owns each waiting attempt, oldest first (as `network.clients`):
+    /// a closed generation's late reconnect may start one beside the current one's.
+    attempt_owners: Vec<usize>,
+    primary: Database,
+    feed: Feed,
+    chunking: Chunking,
     /// Committed transactions the secondary reported, for invalidation.
-    pub invalidations: Vec<(Tid, Vec<Oid>)>,
+    invalidations: Vec<(Tid, Vec<Oid>)>,
     /// Transactions the secondaries committed.
-    pub replicated: u64,
+    replicated: u64,
     /// Which generations crashed.
     dead: Vec<bool>,
     /// The primary node: a real storage the workload commits into, and the real primary.
-    pub node: PrimaryNode,
+    node: PrimaryNode,
     /// The link of the connection the primary node serves (faults act on it).
-    pub link: Option<Link>,
+    link: Option<Link>,
     /// The handshake the secondary sent on that connection (judges what follows).
     handshake: Option<HandshakeReader>,
     /// Scripted clients of the primary node (`client …` steps).
@@ -165,14 +185,24 @@ pub struct World {
     /// The stream `chunking random` draws sizes from.
     chunk_rng: Option<ChaCha8Rng>,
     /// Whether the primary's tids come from the virtual clock.
-    pub virtual_clock: bool,
+    virtual_clock: bool,
     /// What oracles are to judge, oldest first (they take it).
-    pub events: Vec<Event>,
+    events: Vec<Event>,
     /// How many times a storage was reopened (after a crash or close): its whole content
     /// is then checked again.
-    pub reopens: u64,
+    reopens: u64,
     /// Which phases met which inputs (see [`crate::coverage`]).
-    pub coverage: crate::coverage::Coverage,
+    coverage: crate::coverage::Coverage,
+    /// The secondary nodes beyond the first (`s2`, `s3`, …).
+    nodes: Vec<Node>,
+    /// Which node owns each pending call, by call number.
+    node_owners: Vec<(u64, usize)>,
+    /// The first secondary's host, serving downstream nodes from its storage.
+    s1_host: Host,
+    /// The histories of the primaries failed over from (oldest first).
+    abandoned: Vec<Database>,
+    /// The largest transaction any primary node committed, in bytes as sent.
+    largest_transaction: usize,
 }
 
 impl Default for World {
@@ -195,7 +225,7 @@ impl World {
             network: Network::new(),
             secondaries: Vec::new(),
             owners: Vec::new(),
-            attempt_owner: None,
+            attempt_owners: Vec::new(),
             primary,
             feed: Feed::default(),
             chunking: Chunking::Doubling,
@@ -212,7 +242,83 @@ impl World {
             events: Vec::new(),
             reopens: 0,
             coverage: Default::default(),
+            nodes: Vec::new(),
+            node_owners: Vec::new(),
+            s1_host: Host::new(nodes::listen_address(1)),
+            abandoned: Vec::new(),
+            largest_transaction: 0,
         }
+    }
+}
+
+/// What the steps and the campaign read of a world, and the settings they change.
+impl World {
+    /// The virtual time now.
+    pub fn now(&self) -> std::time::Duration {
+        self.reactor.now()
+    }
+
+    /// When the next delayed call falls due, if any is pending.
+    pub fn next_due(&self) -> Option<std::time::Duration> {
+        self.reactor.next_due()
+    }
+
+    /// The reactor's queue of delayed calls, as `later` prints it.
+    pub fn later_repr(&self) -> String {
+        crate::reactor::Queue(self.reactor.later()).to_string()
+    }
+
+    /// The waiting attempts, as `clients` prints them.
+    pub fn clients_repr(&self) -> String {
+        self.network.clients_repr()
+    }
+
+    /// The workload's model of the primary's database (its committed history).
+    pub fn workload(&self) -> &Database {
+        &self.primary
+    }
+
+    /// Transactions the secondaries committed (counting each again after a crash took it
+    /// back).
+    pub fn replicated(&self) -> u64 {
+        self.replicated
+    }
+
+    /// Which phases met which inputs (see [`crate::coverage`]).
+    pub fn coverage(&self) -> &crate::coverage::Coverage {
+        &self.coverage
+    }
+
+    /// The primary node.
+    pub fn primary_node(&self) -> &PrimaryNode {
+        &self.node
+    }
+
+    /// The primary node, to plant a fault in it (the oracles' own tests).
+    #[cfg(test)]
+    pub(crate) fn primary_node_mut(&mut self) -> &mut PrimaryNode {
+        &mut self.node
+    }
+
+    /// `primary clock virtual`: the primary's tids come from the virtual clock.
+    pub fn use_virtual_clock(&mut self) {
+        self.virtual_clock = true;
+    }
+
+    /// `trans.tid`: the last transaction whose `C` the scripted primary sent.
+    pub fn trans_tid(&self) -> Tid {
+        self.feed.sent
+    }
+
+    /// `init_md5 TID`: the connection's running md5 starts again from `tid`.
+    pub fn init_md5(&mut self, tid: Tid) -> Result<(), WorldError> {
+        let connection = self
+            .network
+            .connection
+            .as_mut()
+            .ok_or(WorldError::NotConnected)?;
+        connection.encoder = zrs::protocol::StreamEncoder::new(tid);
+        Ok(())
     }
 }
 

@@ -27,12 +27,9 @@ impl World {
             match action {
                 Action::Connect(_) => {
                     self.network.start_attempt();
-                    self.attempt_owner = Some(generation);
+                    self.attempt_owners.push(generation);
                 }
-                Action::AbortConnect => {
-                    self.network.abort_attempt();
-                    self.attempt_owner = None;
-                }
+                Action::AbortConnect => self.abort_attempt_of(generation),
                 Action::Transmit(bytes) => self.network.write(&bytes),
                 Action::Disconnect => self.end_connection(Some(LossReason::Done)),
                 Action::SetTimer { timer, delay } => {
@@ -60,7 +57,10 @@ impl World {
                 }
                 Action::Invalidate { tid, oids } => {
                     self.replicated += 1;
-                    self.invalidations.push((tid, oids))
+                    self.invalidations.push((tid, oids));
+                    if Some(generation) == self.current().ok() {
+                        self.s1_committed();
+                    }
                 }
             }
         }
@@ -79,6 +79,9 @@ impl World {
 
     /// Fires one delayed call on the secondary that scheduled it.
     pub fn fire(&mut self, call: DelayedCall) {
+        if self.fire_node(call.number, call.timer) {
+            return;
+        }
         if let Some(generation) = self.owner_of(&call) {
             self.observe(
                 generation,
@@ -115,7 +118,7 @@ impl World {
     /// The primary accepts the oldest attempt.
     pub fn accept(&mut self) -> Result<(), WorldError> {
         let attempt = self.network.take_attempt().ok_or(WorldError::NoAttempt)?;
-        let generation = self.attempt_owner.take().ok_or(WorldError::NoAttempt)?;
+        let generation = self.take_attempt_owner()?;
         let port = attempt.port;
         self.network.establish(attempt);
         self.observe(generation, Input::Accept);
@@ -127,7 +130,7 @@ impl World {
     /// The primary rejects the oldest attempt.
     pub fn reject(&mut self) -> Result<(), WorldError> {
         self.network.take_attempt().ok_or(WorldError::NoAttempt)?;
-        let generation = self.attempt_owner.take().ok_or(WorldError::NoAttempt)?;
+        let generation = self.take_attempt_owner()?;
         self.observe(generation, Input::Reject);
         self.secondaries[generation].connection_failed(&LossReason::Other("rejected".into()));
         self.dispatch(generation);
@@ -179,6 +182,7 @@ impl World {
             zrs::log::critical(zrs::secondary::LOGGER, &format!("closing the storage: {e}"));
         }
         self.dispatch(generation);
+        self.s1_closed();
         Ok(())
     }
 
@@ -201,13 +205,11 @@ impl World {
             self.reactor.cancel_number(n);
         }
         self.owners.retain(|(_, o)| *o != g);
-        if self.attempt_owner == Some(g) {
-            self.network.abort_attempt();
-            self.attempt_owner = None;
-        }
+        self.abort_attempt_of(g);
         if !self.secondaries[g].is_closed() {
             self.end_connection(Some(LossReason::Lost));
         }
+        self.s1_process_ended();
         Ok(self.secondaries[g].storage().crash(keep, tear))
     }
 
@@ -217,6 +219,7 @@ impl World {
         if !self.dead[g] && !self.secondaries[g].is_closed() {
             return Err(WorldError::Running);
         }
+        self.s1_process_ended();
         let storage = self.secondaries[g].storage().clone();
         storage.reopen().map_err(WorldError::Reopen)?;
         self.reopens += 1;
@@ -257,7 +260,33 @@ impl World {
 
     /// The generation that owns the waiting attempt, if any.
     pub fn attempt_owner(&self) -> Option<usize> {
-        self.attempt_owner
+        self.attempt_owners.first().copied()
+    }
+
+    /// Whether generation `g` has an attempt waiting.
+    pub fn owns_attempt(&self, g: usize) -> bool {
+        self.attempt_owners.contains(&g)
+    }
+
+    /// How many attempts have an owner (each generation at most one).
+    pub fn owned_attempts(&self) -> usize {
+        self.attempt_owners.len()
+    }
+
+    /// Generation `g` gives its attempt up (not another generation's).
+    fn abort_attempt_of(&mut self, g: usize) {
+        if let Some(i) = self.attempt_owners.iter().position(|o| *o == g) {
+            self.attempt_owners.remove(i);
+            self.network.abort_attempt_at(i);
+        }
+    }
+
+    /// The owner of the oldest attempt, which the primary answers.
+    fn take_attempt_owner(&mut self) -> Result<usize, WorldError> {
+        if self.attempt_owners.is_empty() {
+            return Err(WorldError::NoAttempt);
+        }
+        Ok(self.attempt_owners.remove(0))
     }
 
     pub fn secondary(&self) -> Result<&SimSecondary, WorldError> {

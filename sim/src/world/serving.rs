@@ -87,13 +87,18 @@ impl World {
     pub(super) fn primary_disconnects(&mut self) -> Result<(), WorldError> {
         let port = self.network.connection.as_ref().map(|c| c.port);
         let mut ours = false;
+        let mut others = Vec::new();
         for id in self.node.take_disconnects() {
             if self.clients.owns(id) {
                 self.clients.closed_by_primary(id);
             } else if port.map(|p| ConnectionId(u64::from(p))) == Some(id) {
                 ours = true;
+            } else {
+                // A node's connection: its own `serve` acts on it.
+                others.push(id);
             }
         }
+        self.node.host.keep_disconnects(others);
         let Some(port) = port.filter(|_| ours) else {
             return Ok(());
         };

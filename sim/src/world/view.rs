@@ -63,6 +63,16 @@ impl<'a> OracleView<'a> {
         self.world.attempt_owner()
     }
 
+    /// Whether generation `g` has an attempt waiting.
+    pub fn owns_attempt(&self, g: usize) -> bool {
+        self.world.owns_attempt(g)
+    }
+
+    /// How many waiting attempts have an owner.
+    pub fn owned_attempts(&self) -> usize {
+        self.world.owned_attempts()
+    }
+
     /// Whether the current secondary is connected.
     pub fn connected(&self) -> bool {
         self.world.connected()
@@ -86,9 +96,48 @@ impl<'a> OracleView<'a> {
     pub fn primary_memory(&self) -> PrimaryMemory {
         let node = &self.world.node;
         PrimaryMemory {
-            largest_transmit: node.largest_transmit,
+            largest_transmit: node.largest_transmit(),
             send_window: node.send_window(),
-            largest_transaction: node.largest_transaction,
+            largest_transaction: node.largest_transaction.max(self.world.largest_transaction),
         }
+    }
+
+    /// The most bytes each secondary serving downstream handed the network at once for
+    /// one connection, by node number (1: the first secondary).
+    pub fn chained_transmits(&self) -> Vec<(usize, usize)> {
+        let mut out = vec![(1, self.world.s1_host.largest_transmit)];
+        out.extend(
+            self.world
+                .nodes
+                .iter()
+                .map(|n| (n.number, n.largest_transmit())),
+        );
+        out
+    }
+
+    /// The secondary nodes beyond the first.
+    pub fn nodes(&self) -> &'a [super::Node] {
+        &self.world.nodes
+    }
+
+    /// Calls pending for `timer`, scheduled by node `s<number>` (2 on).
+    pub fn node_pending(&self, number: usize, timer: Timer) -> usize {
+        self.world.node_pending(number, timer)
+    }
+
+    /// The histories of the primaries failed over from, oldest first.
+    pub fn abandoned(&self) -> impl Iterator<Item = &'a [Transaction]> {
+        self.world.abandoned.iter().map(|d| d.transactions())
+    }
+
+    /// The primary's last transaction.
+    pub fn primary_last(&self) -> zrs::Tid {
+        self.world.primary.last_tid()
+    }
+
+    /// Whether the first secondary's last transaction is one the primary's history lacks
+    /// (after a failover to a node that lagged behind it).
+    pub fn other_history(&self, last: zrs::Tid) -> bool {
+        self.world.other_history(last)
     }
 }

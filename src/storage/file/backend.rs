@@ -178,6 +178,9 @@ const WRITE_BEHIND_LIMIT: usize = 16 << 20;
 /// writes made): small transactions then cost one system call per megabyte, not two each.
 const WRITE_BEHIND_CHUNK: usize = 1 << 20;
 
+/// A write shorter than this starts a job of its own size, not a chunk's.
+const SMALL_JOB: usize = 512;
+
 /// Writes made in order by a thread of their own, behind the caller's back but never out
 /// of its sight: every read waits for the queued writes it overlaps, and `len`,
 /// `set_len` and `sync` for all of them, so what the backend answers is exactly what it
@@ -215,6 +218,10 @@ struct Queue {
     idle: bool,
     /// Callers waiting for the writer.
     waiting: usize,
+    /// A written job's buffer, kept for the next job (merged appends fill a buffer up to
+    /// [`WRITE_BEHIND_CHUNK`]: reusing one saves growing a new one and faulting in its
+    /// pages for every megabyte written).
+    spare: Option<Vec<u8>>,
 }
 
 impl Queue {
@@ -289,7 +296,25 @@ impl WriteBehind {
             q.failed()?;
         }
         q.queued_bytes += data.len();
-        q.jobs.push_back((pos, data.to_vec()));
+        // An append is likely to be followed by more (merged above): start it in a buffer
+        // that holds a whole chunk. Small writes elsewhere (a status flip) get their size.
+        let job = match q.spare.take() {
+            Some(mut job) if data.len() >= SMALL_JOB => {
+                job.extend_from_slice(data);
+                job
+            }
+            spare => {
+                q.spare = spare;
+                if data.len() >= SMALL_JOB && data.len() < WRITE_BEHIND_CHUNK {
+                    let mut job = Vec::with_capacity(WRITE_BEHIND_CHUNK);
+                    job.extend_from_slice(data);
+                    job
+                } else {
+                    data.to_vec()
+                }
+            }
+        };
+        q.jobs.push_back((pos, job));
         self.wake(&q);
         Ok(())
     }
@@ -343,6 +368,10 @@ fn write_loop(file: &File, shared: &Shared) {
             ));
             q.queued_bytes = 0;
             q.jobs.clear();
+        } else if (WRITE_BEHIND_CHUNK..=2 * WRITE_BEHIND_CHUNK).contains(&data.capacity()) {
+            let mut data = data;
+            data.clear();
+            q.spare = Some(data);
         }
         if q.waiting > 0 {
             shared.done.notify_all();

@@ -27,6 +27,7 @@ pub mod faulty;
 pub mod format;
 pub mod index;
 pub mod lock;
+mod read_ahead;
 pub mod scan;
 
 use std::path::Path;
@@ -46,6 +47,7 @@ use format::{
     STATUS_CHECKPOINT, STATUS_COMMITTED, STATUS_OFFSET, STATUS_PACKED, TXN_HEADER_LEN,
 };
 use index::{Index, MAX_POS};
+use read_ahead::ReadAhead;
 pub use scan::Tail;
 
 /// When finished transactions are made durable.
@@ -688,6 +690,17 @@ impl Shared {
         self.next_txn(tpos, h, end)?;
         let mut buf = vec![0u8; h.tlen as usize];
         self.backend.read_exact_at(tpos, &mut buf)?;
+        self.decode_transaction(tpos, h, &buf)
+    }
+
+    /// Decode the committed transaction at `tpos`, whose header is `h`, from `buf`: its
+    /// `h.tlen` bytes (header included).
+    fn decode_transaction(
+        &self,
+        tpos: u64,
+        h: &TxnHeader,
+        buf: &[u8],
+    ) -> Result<TransactionRecord> {
         let hl = h.header_len() as usize;
         let meta_bytes = &buf[TXN_HEADER_LEN..hl];
         let (user, rest) = meta_bytes.split_at(h.ulen as usize);
@@ -814,12 +827,41 @@ impl Iterator for TxnIter {
 }
 
 /// A FileStorage's [`TransactionCursor`]: the position of the next transaction header,
-/// kept between calls (so each step reads one transaction, however long the file).
+/// kept between calls (so each step reads one transaction, however long the file), and
+/// the committed bytes after it read ahead ([`read_ahead`]).
 struct FileCursor {
     shared: Arc<Shared>,
     /// Where the next transaction starts; `None` until the start is found.
     pos: Option<u64>,
     after: Tid,
+    ahead: ReadAhead,
+}
+
+impl FileCursor {
+    fn txn_header(&mut self, pos: u64, end: u64) -> Result<TxnHeader> {
+        if end.saturating_sub(pos) < TXN_HEADER_LEN as u64 {
+            return Err(self.shared.corrupt(pos, "transaction header cut short"));
+        }
+        let ahead = self
+            .ahead
+            .get(&*self.shared.backend, pos, TXN_HEADER_LEN, end)?;
+        match ahead.and_then(|b| <&[u8; TXN_HEADER_LEN]>::try_from(b).ok()) {
+            Some(b) => Ok(TxnHeader::decode(b)),
+            None => self.shared.txn_header(pos),
+        }
+    }
+
+    fn read_transaction(&mut self, pos: u64, h: &TxnHeader, end: u64) -> Result<TransactionRecord> {
+        let shared = &*self.shared;
+        // `next_txn` checked that the transaction (and its length after it) is committed.
+        match self
+            .ahead
+            .get(&*shared.backend, pos, h.tlen as usize, end)?
+        {
+            Some(bytes) => shared.decode_transaction(pos, h, bytes),
+            None => shared.read_transaction(pos, h, end),
+        }
+    }
 }
 
 impl TransactionCursor for FileCursor {
@@ -838,13 +880,13 @@ impl TransactionCursor for FileCursor {
             (self.pos.unwrap_or_else(|| ix.walk_start(first)), ix.end())
         };
         while pos < end {
-            let h = self.shared.txn_header(pos)?;
+            let h = self.txn_header(pos, end)?;
             let next = self.shared.next_txn(pos, &h, end)?;
             if Tid(h.tid) <= self.after {
                 pos = next;
                 continue;
             }
-            let txn = self.shared.read_transaction(pos, &h, end)?;
+            let txn = self.read_transaction(pos, &h, end)?;
             self.pos = Some(next);
             self.after = txn.meta.tid;
             return Ok(Some(txn));
@@ -899,6 +941,7 @@ macro_rules! read_side {
                 shared: self.shared.clone(),
                 pos: None,
                 after,
+                ahead: ReadAhead::default(),
             })
         }
         fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
