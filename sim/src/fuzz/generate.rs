@@ -13,13 +13,13 @@
 //! primary's workload, progress (accept, serve, time passing) and faults, each addressed to
 //! the first secondary or to a node — and `heal`.
 //!
-//! A run with blobs (30 %) has a primary with a blob directory and a secondary
-//! that keeps blobs (on the simulated disk or in memory, its blob files in the run's
-//! directory), and commits blobs of every size the protocol treats apart: empty, one
-//! byte, exactly one 64 KiB block, one block and a byte, others under 100 KB, and now and
-//! then (1 in 160 blob commits) several MB, so campaigns keep their pace. The faults are the
-//! same; with big transactions on the way, many fall mid-blob (see the coverage). Every
-//! node of a run with blobs keeps blobs too (a primary with blobs refuses `zrs2.0`).
+//! A run with blobs (40 %) has a primary with a blob directory and a secondary that keeps
+//! blobs (on the simulated disk in 40 % of them, else in memory; its blob files in the
+//! run's directory), and commits blobs of every size the protocol treats apart: empty,
+//! one byte, exactly one 64 KiB block, one block and a byte, others under 100 KB, and now
+//! and then (1 in 40 blob commits) 2–4 MB. Mid-blob, faults come three steps in four, a
+//! third of them the secondary's own (close, crash, disk): see the coverage. Every node of
+//! a run with blobs keeps blobs too (a primary with blobs refuses `zrs2.0`).
 
 use std::time::Duration;
 
@@ -101,7 +101,9 @@ impl Generator {
         } else {
             Profile::standard()
         };
-        let disk = rng.gen_bool(0.2);
+        let blobs = rng.gen_bool(0.4);
+        // Blob runs are on the simulated disk more often: disk faults under blob writes.
+        let disk = rng.gen_bool(if blobs { 0.4 } else { 0.2 });
         let storage = if disk {
             StorageKind::Disk {
                 batch: rng.gen_bool(0.5).then(|| rng.gen_range(2..=8)),
@@ -115,7 +117,6 @@ impl Generator {
             Duration::from_secs([1, 5, 10, 30][rng.gen_range(0..4)])
         };
         let reconnect = Duration::from_secs([1, 5, 10, 60][rng.gen_range(0..4)]);
-        let blobs = rng.gen_bool(0.3);
         let open = Open {
             blobs,
             name: "Data.fs".into(),
@@ -261,6 +262,18 @@ impl Generator {
             let disk = self.disk;
             let checkpointed = self.checkpointed;
             let nodes = world.nodes().iter().any(Node::running);
+            // Mid-blob, a third of the faults are the secondary's own (a close, a crash, a
+            // disk fault), where the profile has them: a blob's atomicity across a crash.
+            if mid_blob && self.rng.gen_bool(1.0 / 3.0) {
+                let own = self.profile.draw(&mut self.rng, |f| match f {
+                    Fault::Close | Fault::Crash => true,
+                    Fault::DiskWrite | Fault::DiskSync | Fault::DiskRead => disk,
+                    _ => false,
+                });
+                if let Some(fault) = own {
+                    return (self.fault(fault, world), Some(fault));
+                }
+            }
             let fault = self.profile.draw(&mut self.rng, |f| match f {
                 Fault::Reject => attempt,
                 Fault::Outage | Fault::Close | Fault::Crash | Fault::SlowReader => true,
@@ -464,7 +477,7 @@ impl Generator {
             6..=11 => 1,
             12..=17 => 65_536,
             18..=23 => 65_537,
-            24 if self.rng.gen_ratio(1, 4) => self.rng.gen_range(2_000_000..=5_000_000),
+            24 => self.rng.gen_range(2_000_000..=4_000_000),
             _ => self.rng.gen_range(2..100_000),
         }
     }
