@@ -3,6 +3,14 @@
 //! `C` encoding, running md5, one window per `writable` — with no network, next to md5 alone
 //! over the same stream (the floor: every primary must hash every byte it sends).
 //!
+//! Next to it, the same with the windows left unsealed (`Sealing::ByHost`, as the real
+//! driver runs the core: the md5 then runs on each connection's sealer thread), alone and
+//! followed by the sealing, to show how the work splits between the two threads.
+//!
+//! Next to it, the same with the windows left unsealed (`Sealing::ByHost`, as the real
+//! driver runs the core: the md5 then runs on each connection's sealer thread), alone and
+//! followed by the sealing, to show how the work splits between the two threads.
+//!
 //! Run with `cargo bench --bench serving`. The data is synthetic and seeded (small and
 //! large pickles, some backpointers), held in memory. Without `--bench` (e.g. `cargo test
 //! --benches`) everything runs once, small.
@@ -13,9 +21,9 @@ use criterion::{Criterion, Throughput};
 use md5::{Digest, Md5};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use zrs::primary::{Action, Config, ConnectionId, Primary};
+use zrs::primary::{Action, Config, ConnectionId, Primary, Sealing};
 use zrs::protocol::handshake::hello;
-use zrs::protocol::ZRS_2_0;
+use zrs::protocol::{Sealer, ZRS_2_0};
 use zrs::secondary::Address;
 use zrs::storage::file::backend::MemoryBackend;
 use zrs::storage::{FileStorage, Options, ReadStorage, Storage, TransactionMeta};
@@ -94,6 +102,44 @@ fn serve(s: &FileStorage) -> Vec<u8> {
     }
 }
 
+/// As [`serve`], with the primary leaving its windows unsealed (`Sealing::ByHost`, as the
+/// real driver runs it): the reading thread's share of the work. With `seal`, each window
+/// is then sealed as the driver's sealer thread does (both shares on one thread here).
+fn serve_unsealed(s: &FileStorage, seal: bool) -> usize {
+    let config = Config {
+        sealing: Sealing::ByHost,
+        ..Config::new(Address::tcp("", 8000))
+    };
+    let mut p = Primary::new(s.reader(), config);
+    let id = ConnectionId(1);
+    p.connected(id, "peer");
+    for m in hello(ZRS_2_0, Tid::ZERO) {
+        p.data_received(id, &m);
+    }
+    let mut sealer: Option<Sealer> = None;
+    let mut sent = 0;
+    loop {
+        let mut any = false;
+        while let Some(a) = p.poll_action() {
+            if let Action::TransmitUnsealed(_, window) = a {
+                any = true;
+                if seal {
+                    if let Some(start) = window.start() {
+                        sealer = Some(Sealer::new(start));
+                    }
+                    sent += sealer.as_mut().expect("first window").seal(window).len();
+                } else {
+                    sent += window.len();
+                }
+            }
+        }
+        if !any {
+            return sent;
+        }
+        p.writable(id);
+    }
+}
+
 fn main() {
     let mut c = Criterion::default()
         .sample_size(10)
@@ -107,6 +153,13 @@ fn main() {
     g.bench_function("primary core: whole storage", |b| {
         b.iter(|| serve(&s).len())
     });
+    g.bench_function("primary core, unsealed: the reading thread's share", |b| {
+        b.iter(|| serve_unsealed(&s, false))
+    });
+    g.bench_function(
+        "primary core, unsealed, then sealed: both threads' shares",
+        |b| b.iter(|| serve_unsealed(&s, true)),
+    );
     g.bench_function("md5 over the same stream", |b| {
         b.iter(|| Md5::digest(&stream)[0])
     });

@@ -882,3 +882,98 @@ fn disk_faults_on_a_real_file_leave_a_clean_prefix() {
     assert_eq!(reopened.last_transaction(), t(3));
     assert!(reopened.recovered_tail().is_none());
 }
+
+/// What an fsync made durable stays durable: after a batch is synced (by `sync`, or by
+/// switching back to per-transaction durability), a later failed fsync cuts the file back
+/// to that batch's end, not before it.
+#[test]
+fn a_failed_fsync_cuts_back_only_to_what_the_last_sync_made_durable() {
+    use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp, FaultyBackend};
+    for switch in [false, true] {
+        let disk = Arc::new(FaultyBackend::new(MemoryBackend::new()));
+        let mut s = FileStorage::open_with_backend(
+            "t.fs",
+            Box::new(disk.clone()),
+            Options {
+                read_only: false,
+                durability: Durability::Batch(10),
+            },
+        )
+        .unwrap();
+        commit(&mut s, 1, &[(0, b"root")]);
+        commit(&mut s, 2, &[(1, b"one")]);
+        if switch {
+            s.set_durability(Durability::EveryTransaction).unwrap();
+            s.set_durability(Durability::Batch(10)).unwrap();
+        } else {
+            s.sync().unwrap();
+        }
+        commit(&mut s, 3, &[(1, b"three")]);
+        disk.arm(DiskFault {
+            op: DiskOp::Sync,
+            after: 0,
+            error: DiskError::Io,
+            partial: 0,
+            sticky: false,
+        });
+        assert!(s.sync().is_err(), "switch {switch}");
+        assert!(s.failed());
+        assert!(s.recover().unwrap());
+        assert_eq!(s.last_transaction(), t(2), "switch {switch}");
+        assert_eq!(s.load(o(1)).unwrap(), (b"one".to_vec(), t(2)));
+        assert_eq!(all(&s).len(), 2);
+    }
+}
+
+/// A data length damaged after the file was indexed (another process, a bad disk) is a
+/// `Corrupt` error naming the record, whether it overshoots the file by one byte or asks
+/// for an absurd allocation.
+#[test]
+fn a_data_length_running_past_the_file_is_corruption() {
+    let (bytes, ends) = three_txns();
+    // The third transaction: header, user "u", description "txn 30", then its one record
+    // (of oid 2), whose data length is the last 8 bytes of its 42-byte header.
+    let record = ends[2] + 23 + 1 + 6;
+    let data = record + 42;
+    for plen in [ends[3] - data + 1, u64::MAX / 2] {
+        let (s, backend) = open_bytes(bytes.clone(), Options::default());
+        let s = s.unwrap();
+        backend.write_at(record + 34, &plen.to_be_bytes()).unwrap();
+        match s.load(o(2)) {
+            Err(StorageError::Corrupt { pos, what, .. }) => {
+                assert_eq!(pos, record, "{what}");
+                assert!(what.contains("runs past the end"), "{what}");
+            }
+            other => panic!("length {plen}: expected Corrupt, got {other:?}"),
+        }
+        // The record before it is intact.
+        assert_eq!(s.load(o(1)).unwrap(), (b"one-v2".to_vec(), t(20)));
+    }
+}
+
+/// A data record damaged after the file was indexed so that it runs one byte past its
+/// transaction: the iterator reports `Corrupt` at the record (the slice it would take
+/// otherwise lies past the transaction's bytes).
+#[test]
+fn a_record_running_past_its_transaction_is_corruption_for_the_iterator() {
+    let (bytes, ends) = three_txns();
+    // The second transaction: header, user "u", description "txn 20", then its first
+    // record; its data length is the last 8 bytes of the 42-byte record header.
+    let tlen = ends[2] - 8 - ends[1];
+    let off = 23 + 1 + 6;
+    let record = ends[1] + off;
+    let plen = tlen - off - 42 + 1;
+    let (s, backend) = open_bytes(bytes, Options::default());
+    let s = s.unwrap();
+    backend.write_at(record + 34, &plen.to_be_bytes()).unwrap();
+    let read: Vec<_> = s.iterator(None, None).collect();
+    assert_eq!(read.len(), 2, "{read:?}");
+    assert_eq!(read[0].as_ref().unwrap().meta.tid, t(10));
+    match &read[1] {
+        Err(StorageError::Corrupt { pos, what, .. }) => {
+            assert_eq!(*pos, record, "{what}");
+            assert!(what.contains("exceeds its transaction"), "{what}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}

@@ -1390,6 +1390,11 @@ class Run:
         w = self.world
         word, rest = split_word(line)
         failure = twisted.python.failure.Failure
+        if word == "node" or (word.endswith(":") and word[:-1][1:].isdigit() and word.startswith("s")):
+            raise NotComparable(
+                "several secondaries ('node', 'sN: …'): zrs's chained nodes serve with zrs's"
+                " real primary; this harness runs one zc.zrs secondary"
+            )
         if word == "open":
             w.open(parse_open(rest))
             zc_factory = w.gen().secondary._factory
@@ -1451,7 +1456,11 @@ class Run:
                 w.lose(failure(twisted.internet.error.ConnectionLost()))
             elif sub == "blobs":
                 w.primary.keep_blobs()
-            elif sub in ("close", "checkpoint", "failover"):
+            elif sub == "checkpoint":
+                # Only remembers the primary's history for a later failover: nothing a
+                # secondary sees (the failover itself is not comparable).
+                pass
+            elif sub in ("close", "failover"):
                 raise NotComparable(
                     "'primary %s' acts on zrs's real primary; this harness runs zc.zrs's"
                     " secondary only" % sub

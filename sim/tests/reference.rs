@@ -49,7 +49,25 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
         "regressions/20261126-3435-blobs.scn",
         "disk fail write after=1 partial=1",
     ),
-    ("primary/failover-lagging.scn", "primary checkpoint"),
+    ("primary/failover-lagging.scn", "primary failover"),
+    // Several secondaries: zrs's chained nodes serve with zrs's own primary, and the
+    // harness runs one zc.zrs secondary.
+    (
+        "topology/chain-crash.scn",
+        "node s2 from s1 storage=memory reconnect=5",
+    ),
+    (
+        "topology/chain.scn",
+        "node s2 from s1 storage=memory reconnect=5",
+    ),
+    (
+        "topology/failover-chain.scn",
+        "node s2 from s1 storage=memory reconnect=5",
+    ),
+    (
+        "topology/two-secondaries.scn",
+        "node s2 from primary storage=memory reconnect=5",
+    ),
     ("primary/handshakes.scn", "client connect"),
     ("primary/primary-test.scn", "client connect"),
 ];

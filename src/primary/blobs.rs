@@ -11,7 +11,7 @@
 use std::fs::File;
 
 use super::Window;
-use crate::protocol::encoder::{header, read_block, record_header, Commits, BLOB_BLOCK_SIZE};
+use crate::protocol::encoder::{header, record_header, Commits, BLOB_BLOCK_SIZE};
 use crate::protocol::StreamEncoder;
 use crate::storage::blob::is_blob_record;
 use crate::storage::{DataRecord, ReadStorage, TransactionRecord};
@@ -21,8 +21,6 @@ use crate::tid::{Oid, Tid};
 pub(super) struct Outgoing {
     records: std::vec::IntoIter<DataRecord>,
     blob: Option<BlobBlocks>,
-    /// One block, reused.
-    block: Vec<u8>,
 }
 
 /// The blocks of a blob still to send.
@@ -49,7 +47,6 @@ impl Outgoing {
         Ok(Outgoing {
             records: txn.records.into_iter(),
             blob: None,
-            block: Vec::new(),
         })
     }
 
@@ -74,15 +71,18 @@ impl Outgoing {
                     self.blob = None;
                     continue;
                 }
-                self.block.resize(BLOB_BLOCK_SIZE, 0);
-                let n = read_block(&mut blob.file, &mut self.block).map_err(|e| {
-                    format!(
-                        "reading the blob of {:?} at {:?}: {e}",
-                        blob.oid, blob.serial
-                    )
-                })?;
+                // Read straight into the window (no block buffer to copy from).
+                let n = encoder
+                    .message_from(&mut blob.file, BLOB_BLOCK_SIZE, out)
+                    .map_err(|e| {
+                        format!(
+                            "reading the blob of {:?} at {:?}: {e}",
+                            blob.oid, blob.serial
+                        )
+                    })?;
                 if n == 0 {
-                    // zc.zrs: AssertionError("Too much blob data").
+                    // zc.zrs: AssertionError("Too much blob data"). (The empty message
+                    // just framed goes nowhere: the window is dropped with the stream.)
                     return Err(format!(
                         "the blob file of {:?} at {:?} ended after {} of {} blocks",
                         blob.oid,
@@ -91,7 +91,6 @@ impl Outgoing {
                         blob.blocks
                     ));
                 }
-                encoder.message(&self.block[..n], out);
                 blob.left -= 1;
                 continue;
             }

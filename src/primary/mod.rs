@@ -81,7 +81,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 
 use crate::log;
-use crate::protocol::encoder::{Commits, Deferred, FrameSink};
+use crate::protocol::encoder::{Commits, Deferred, FrameSink, BLOB_BLOCK_SIZE};
 use crate::protocol::framing::{FrameDecoder, FrameError, PRIMARY_LIMIT};
 use crate::protocol::handshake::{HandshakeReader, Received};
 use crate::protocol::{StreamEncoder, Unsealed};
@@ -444,7 +444,11 @@ impl<S: ReadStorage> Primary<S> {
         if !stream.writable {
             return;
         }
-        let capacity = window.saturating_add(window / 4).min(64 << 20);
+        // Room for the window and the transaction (or blob block) that crosses its end.
+        let capacity = window
+            .saturating_add(window / 4)
+            .saturating_add(BLOB_BLOCK_SIZE + 8)
+            .min(64 << 20);
         let Stream {
             cursor,
             encoder,

@@ -22,7 +22,7 @@ use std::io::{self, Read};
 use crate::pickle::encode::dumps_fast;
 use crate::pickle::{loads, Value};
 use crate::protocol::checksum::StreamChecksum;
-use crate::protocol::framing::write_frame;
+use crate::protocol::framing::{write_frame, PREFIX_LEN};
 use crate::protocol::message::{Message, RecordHeader, TransactionHeader};
 use crate::protocol::seal::{commit_message, Unsealed};
 use crate::storage::{DataRecord, TransactionMeta, TransactionRecord};
@@ -31,12 +31,63 @@ use crate::tid::Tid;
 /// Where encoded messages go, one payload at a time (without its length prefix).
 pub trait FrameSink {
     fn frame(&mut self, payload: &[u8]);
+
+    /// One message of what `input` yields, up to `max` bytes (fewer only where it ends):
+    /// a blob block, handed to `hash` once in place; returns its length. Sinks that hold
+    /// their bytes read it into place ([`read_frame`]); this default reads it into a buffer
+    /// first.
+    fn frame_from(
+        &mut self,
+        input: &mut dyn Read,
+        max: usize,
+        hash: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        let mut payload = vec![0; max];
+        let n = read_block(input, &mut payload)?;
+        payload.truncate(n);
+        hash(&payload);
+        self.frame(&payload);
+        Ok(payload.len())
+    }
 }
 
 /// Appends each message framed: the bytes to write on the connection.
 impl FrameSink for Vec<u8> {
     fn frame(&mut self, payload: &[u8]) {
         write_frame(self, payload);
+    }
+
+    fn frame_from(
+        &mut self,
+        input: &mut dyn Read,
+        max: usize,
+        hash: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        let payload = read_frame(self, input, max)?;
+        hash(&self[payload..]);
+        Ok(self.len() - payload)
+    }
+}
+
+/// [`FrameSink::frame_from`] straight into `out`: the length prefix, then up to `max`
+/// bytes read into the buffer's own memory (one `read` per block; the room is zeroed
+/// first, which costs far less than copying a block from a buffer). Returns where the
+/// payload starts; on an error `out` is as it was.
+pub(crate) fn read_frame(out: &mut Vec<u8>, input: &mut dyn Read, max: usize) -> io::Result<usize> {
+    let start = out.len();
+    let payload = start + PREFIX_LEN;
+    out.resize(payload + max, 0);
+    match read_block(input, &mut out[payload..]) {
+        Ok(n) => {
+            out.truncate(payload + n);
+            let length = u32::try_from(n).expect("a block is less than 4 GiB");
+            out[start..payload].copy_from_slice(&length.to_be_bytes());
+            Ok(payload)
+        }
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
     }
 }
 
@@ -121,6 +172,21 @@ impl<C> StreamEncoder<C> {
     {
         self.checksum.update(payload);
         out.frame(payload);
+    }
+
+    /// One message of up to `max` bytes read from `input` ([`FrameSink::frame_from`]),
+    /// hashed like every message; returns its length (0 where `input` had nothing more).
+    pub fn message_from<O: FrameSink>(
+        &mut self,
+        input: &mut dyn Read,
+        max: usize,
+        out: &mut O,
+    ) -> io::Result<usize>
+    where
+        C: Commits<O>,
+    {
+        let checksum = &mut self.checksum;
+        out.frame_from(input, max, &mut |payload| checksum.update(payload))
     }
 
     /// `('T', (tid, status, user, description, extension))`: a transaction begins.
@@ -247,7 +313,7 @@ impl<C> StreamEncoder<C> {
 }
 
 /// Reads until `buf` is full or the input ends, as Python's `file.read(n)` does.
-pub fn read_block(input: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+pub fn read_block(input: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut done = 0;
     while done < buf.len() {
         match input.read(&mut buf[done..]) {
@@ -455,6 +521,91 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// Yields its bytes a few at a time, interrupted now and then.
+    struct Dribble<'a>(&'a [u8], usize);
+
+    impl Read for Dribble<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            self.1 += 1;
+            if self.1 == 4 {
+                self.1 = 0;
+                return Err(io::ErrorKind::Interrupted.into());
+            }
+            let n = buf.len().min(self.0.len()).min(1000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    /// A sink that only takes whole payloads (the trait's default `frame_from`).
+    struct Plain(Vec<u8>);
+
+    impl FrameSink for Plain {
+        fn frame(&mut self, payload: &[u8]) {
+            write_frame(&mut self.0, payload);
+        }
+    }
+
+    #[test]
+    fn blocks_read_into_place_are_the_blocks_framed_and_hashed() {
+        let content: Vec<u8> = (0..150_000u32).map(|i| (i * 31 % 251) as u8).collect();
+        let mut expected = Vec::new();
+        let mut encoder = StreamEncoder::new(Tid::ZERO);
+        for block in content.chunks(BLOB_BLOCK_SIZE) {
+            encoder.message(block, &mut expected);
+        }
+        encoder.message(b"", &mut expected);
+
+        let mut in_vec = StreamEncoder::new(Tid::ZERO);
+        let mut vec = b"before".to_vec();
+        let mut plain_encoder = StreamEncoder::new(Tid::ZERO);
+        let mut plain = Plain(b"before".to_vec());
+        let mut unsealed = Unsealed::default();
+        let (mut a, mut b, mut c) = (
+            Dribble(&content, 0),
+            Dribble(&content, 0),
+            Dribble(&content, 0),
+        );
+        let mut sizes = Vec::new();
+        loop {
+            let n = in_vec
+                .message_from(&mut a, BLOB_BLOCK_SIZE, &mut vec)
+                .unwrap();
+            assert_eq!(
+                plain_encoder
+                    .message_from(&mut b, BLOB_BLOCK_SIZE, &mut plain)
+                    .unwrap(),
+                n
+            );
+            StreamEncoder::unsealed()
+                .message_from(&mut c, BLOB_BLOCK_SIZE, &mut unsealed)
+                .unwrap();
+            sizes.push(n);
+            if n == 0 {
+                break;
+            }
+        }
+        assert_eq!(sizes, [65_536, 65_536, 18_928, 0]);
+        assert_eq!(&vec[6..], &expected[..]);
+        assert_eq!(&plain.0[6..], &expected[..]);
+        assert_eq!(in_vec.digest(), encoder.digest());
+        assert_eq!(plain_encoder.digest(), encoder.digest());
+        let mut sealer = crate::protocol::Sealer::new(Tid::ZERO);
+        assert_eq!(sealer.seal(unsealed).to_vec(), expected);
+
+        // A read error leaves the sink as it was.
+        struct Broken;
+        impl Read for Broken {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::other("disk"))
+            }
+        }
+        let before = vec.clone();
+        assert!(in_vec.message_from(&mut Broken, 10, &mut vec).is_err());
+        assert_eq!(vec, before);
     }
 
     #[test]

@@ -110,7 +110,10 @@ mod tests {
         assert_eq!(p, b"\0\0\0\x06zrs2.0");
         assert_eq!(&t[..4], b"\0\0\0\x08");
         let mut r = HandshakeReader::new(false);
+        assert_eq!(r.protocol(), None);
         assert_eq!(r.receive(&p[4..]), Ok(Received::Protocol(ZRS_2_0)));
+        assert_eq!(r.protocol(), Some(ZRS_2_0));
+        assert_eq!(r.start(), None);
         assert_eq!(r.receive(&t[4..]), Ok(Received::Start(Tid::from_u64(5))));
         assert_eq!(r.receive(b""), Ok(Received::KeepAlive));
         assert_eq!(r.start(), Some(Tid::from_u64(5)));

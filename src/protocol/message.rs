@@ -440,3 +440,50 @@ impl Message {
         dumps_fast(&self.to_value(), 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fast path is an optimisation the general decoder hides (tests/message_codec.rs
+    /// checks they agree): here, that it is taken for what a Python 3 primary sends — ids
+    /// mixing ASCII and latin-1 bytes, a backpointer or none, a checksum.
+    #[test]
+    fn python3_store_and_commit_take_the_fast_path() {
+        let id = |seed: u8| {
+            let mut b = [0u8; 8];
+            for (i, x) in b.iter_mut().enumerate() {
+                *x = seed
+                    .wrapping_mul(37)
+                    .wrapping_add((i as u8).wrapping_mul(41));
+            }
+            b
+        };
+        let mut checksum = [0u8; 16];
+        for (i, x) in checksum.iter_mut().enumerate() {
+            *x = (i as u8).wrapping_mul(17);
+        }
+        let messages = [
+            Message::Store(RecordHeader {
+                oid: Oid(id(1)),
+                serial: Tid(id(2)),
+                version: Vec::new(),
+                data_txn: None,
+            }),
+            Message::Store(RecordHeader {
+                oid: Oid([0; 8]),
+                serial: Tid(*b"\x03\xe0\x7f\x80\xff\xc3AZ"),
+                version: Vec::new(),
+                data_txn: Some(Tid(id(3))),
+            }),
+            Message::Commit {
+                checksum: Some(checksum),
+            },
+        ];
+        for message in messages {
+            let payload = message.encode_fast();
+            assert_eq!(fast::decode(&payload), Some(message.clone()), "{message:?}");
+            assert_eq!(Message::decode(&payload), Ok(message));
+        }
+    }
+}

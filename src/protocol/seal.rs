@@ -19,7 +19,7 @@
 use std::io::{self, IoSlice, Write};
 
 use crate::protocol::checksum::{ChecksumScanner, StreamChecksum};
-use crate::protocol::encoder::{pickled_bytes, FrameSink};
+use crate::protocol::encoder::{pickled_bytes, read_frame, FrameSink};
 use crate::protocol::framing::{write_frame, PREFIX_LEN};
 use crate::tid::Tid;
 
@@ -103,6 +103,17 @@ impl Unsealed {
 impl FrameSink for Unsealed {
     fn frame(&mut self, payload: &[u8]) {
         write_frame(&mut self.bytes, payload);
+    }
+
+    fn frame_from(
+        &mut self,
+        input: &mut dyn io::Read,
+        max: usize,
+        hash: &mut dyn FnMut(&[u8]),
+    ) -> io::Result<usize> {
+        let payload = read_frame(&mut self.bytes, input, max)?;
+        hash(&self.bytes[payload..]);
+        Ok(self.bytes.len() - payload)
     }
 }
 

@@ -236,7 +236,30 @@ fn the_secondary_reads_as_a_read_only_storage() {
         (b"root".to_vec(), Tid::from_u64(5))
     );
     assert!(reads.has_transaction(Tid::from_u64(5)).unwrap());
+    assert!(!reads.has_transaction(Tid::from_u64(4)).unwrap());
     assert_eq!(reads.reader().iterator(None, None).count(), 1);
+    // Every read answers what the storage under it answers.
+    assert_eq!(reads.name(), "Data.fs");
+    assert_eq!(reads.len(), 1);
+    assert!(reads.size() > 0);
+    assert_eq!(reads.size(), s.storage.size());
+    assert_eq!(reads.format(), Some(Format::Fs30));
+    assert!(!reads.keeps_blobs());
+    assert_eq!(
+        reads.load_before(Oid::ZERO, Tid::from_u64(6)).unwrap(),
+        Some((b"root".to_vec(), Tid::from_u64(5), None))
+    );
+    assert_eq!(
+        reads.load_before(Oid::ZERO, Tid::from_u64(5)).unwrap(),
+        None
+    );
+    assert_eq!(
+        reads.load_serial(Oid::ZERO, Tid::from_u64(5)).unwrap(),
+        b"root"
+    );
+    assert_eq!(reads.history(Oid::ZERO, 10).unwrap().len(), 1);
+    assert_eq!(reads.iterator(Some(Tid::from_u64(6)), None).count(), 0);
+    assert_eq!(reads.iterator(None, Some(Tid::from_u64(5))).count(), 1);
 }
 
 #[test]

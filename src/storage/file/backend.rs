@@ -178,6 +178,13 @@ const WRITE_BEHIND_LIMIT: usize = 16 << 20;
 /// writes made): small transactions then cost one system call per megabyte, not two each.
 const WRITE_BEHIND_CHUNK: usize = 1 << 20;
 
+/// After a write the writer thread waits this long for more before it writes whatever is
+/// queued, however little; after that wait finds nothing, it sleeps until the next write
+/// is queued, which wakes it at once. So a burst is written in large writes, and its tail
+/// (or a lone transaction) reaches the file within this delay rather than at the next
+/// `sync` — other processes reading the file (a `zrs primary` following it) see it.
+const WRITE_BEHIND_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
+
 /// A write shorter than this starts a job of its own size, not a chunk's.
 const SMALL_JOB: usize = 512;
 
@@ -216,6 +223,8 @@ struct Queue {
     closing: bool,
     /// The writer thread waits for work.
     idle: bool,
+    /// The writer thread waits with no timeout: the next write queued wakes it.
+    asleep: bool,
     /// Callers waiting for the writer.
     waiting: usize,
     /// A written job's buffer, kept for the next job (merged appends fill a buffer up to
@@ -319,9 +328,10 @@ impl WriteBehind {
         Ok(())
     }
 
-    /// Wake the writer thread if enough is queued to be worth a write.
+    /// Wake the writer thread if enough is queued to be worth a write, or if it sleeps
+    /// (lingering after a write, it comes back on its own).
     fn wake(&self, q: &Queue) {
-        if q.queued_bytes >= WRITE_BEHIND_CHUNK {
+        if q.queued_bytes >= WRITE_BEHIND_CHUNK || q.asleep {
             self.wake_now(q);
         }
     }
@@ -345,16 +355,28 @@ impl WriteBehind {
 fn write_loop(file: &File, shared: &Shared) {
     let lock = || shared.queue.lock().unwrap_or_else(|p| p.into_inner());
     let mut q = lock();
+    let mut wrote = false;
     loop {
         let Some((pos, data)) = q.jobs.pop_front() else {
             if q.closing {
                 return;
             }
             q.idle = true;
-            q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+            if std::mem::take(&mut wrote) {
+                q = shared
+                    .work
+                    .wait_timeout(q, WRITE_BEHIND_LINGER)
+                    .unwrap_or_else(|p| p.into_inner())
+                    .0;
+            } else {
+                q.asleep = true;
+                q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+                q.asleep = false;
+            }
             q.idle = false;
             continue;
         };
+        wrote = true;
         q.in_flight = Some((pos, pos + data.len() as u64));
         drop(q);
         let r = write_all_at(file, pos, &data);
@@ -513,6 +535,108 @@ mod tests {
         exercise(&b);
         let b = FileBackend::open_write_behind(&dir.path().join("y.fs")).unwrap();
         exercise(&b);
+    }
+
+    /// A failing `pread` or `pwrite` (here EBADF: a file opened for the other direction)
+    /// is returned to the caller, not retried as an interrupted call is. Run on a thread
+    /// and waited for with a bound, so that a retry loop fails the test instead of hanging it.
+    #[test]
+    fn a_failing_read_or_write_is_returned_not_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("x.fs");
+        std::fs::write(&path, b"FS30").unwrap();
+        let write_only = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        let read_only = File::open(&path).unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4];
+            let read = FileBackend::from_file(write_only).read_at(0, &mut buf);
+            let write = FileBackend::from_file(read_only).write_at(0, b"FS21");
+            let _ = tx.send((
+                read.map_err(|e| e.raw_os_error()),
+                write.map_err(|e| e.raw_os_error()),
+            ));
+        });
+        let (read, write) = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the calls return");
+        assert_eq!(read, Err(Some(libc::EBADF)));
+        assert_eq!(write, Err(Some(libc::EBADF)));
+        assert_eq!(std::fs::read(&path).unwrap(), b"FS30");
+    }
+
+    /// The queue never holds more than `WRITE_BEHIND_LIMIT` bytes: a write that would pass
+    /// it waits until the writer has made room. Here there is no writer thread, so the
+    /// test takes the writer's part: it sees the caller wait, then empties the queue.
+    #[test]
+    fn a_write_past_the_queue_limit_waits_for_the_writer() {
+        let behind = Arc::new(WriteBehind {
+            shared: Arc::new(Shared::default()),
+            thread: None,
+        });
+        let caller = behind.clone();
+        let filler = std::thread::spawn(move || {
+            caller.queue(0, &vec![1u8; WRITE_BEHIND_LIMIT - 1]).unwrap();
+            // Not adjacent to the first: a job of its own, 1 byte over the limit.
+            caller.queue(1 << 40, &[2u8; 2]).unwrap();
+        });
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while behind.lock().waiting == 0 && !filler.is_finished() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the caller neither waits nor returns"
+            );
+            std::thread::yield_now();
+        }
+        {
+            let mut q = behind.lock();
+            assert_eq!(q.waiting, 1, "the second write waits");
+            assert_eq!(q.queued_bytes, WRITE_BEHIND_LIMIT - 1);
+            q.jobs.clear();
+            q.queued_bytes = 0;
+        }
+        behind.shared.done.notify_all();
+        filler.join().unwrap();
+        let q = behind.lock();
+        assert_eq!(q.queued_bytes, 2);
+        assert_eq!(q.jobs.len(), 1);
+    }
+
+    /// A small write, and the tail of a burst, reach the file without a read, a sync or a
+    /// megabyte more behind them: another process reading the file sees them.
+    #[test]
+    fn write_behind_writes_a_small_tail_without_being_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.fs");
+        let b = FileBackend::open_write_behind(&path).unwrap();
+        let on_disk = |len: u64| {
+            // Bounded: the writer lingers milliseconds; minutes mean it never wrote.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while std::fs::metadata(&path).unwrap().len() < len {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "{len} bytes never written"
+                );
+                std::thread::yield_now();
+            }
+        };
+        // A lone write while the writer sleeps.
+        b.write_at(0, b"FS30").unwrap();
+        on_disk(4);
+        // A burst: many small writes, then nothing more.
+        let mut pos = 4u64;
+        for i in 0..300u64 {
+            let c = vec![(i % 251) as u8; 700];
+            b.write_at(pos, &c).unwrap();
+            pos += c.len() as u64;
+        }
+        on_disk(pos);
+        // And a lone write again, after the writer went back to sleep.
+        b.write_at(pos, b"end").unwrap();
+        on_disk(pos + 3);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..4], b"FS30");
+        assert_eq!(&bytes[bytes.len() - 3..], b"end");
     }
 
     /// Writes queued behind are seen by every read that follows them, in order, from

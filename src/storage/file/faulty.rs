@@ -243,6 +243,24 @@ mod tests {
         assert_eq!(b.fired(), 3);
     }
 
+    /// A failing write of which nothing lands changes nothing, even aimed past the end
+    /// (where a write of no bytes would still stretch the memory disk).
+    #[test]
+    fn a_failing_write_with_nothing_landed_leaves_the_disk_alone() {
+        let b = FaultyBackend::new(MemoryBackend::new());
+        b.write_at(0, b"abcd").unwrap();
+        b.arm(DiskFault {
+            op: DiskOp::Write,
+            after: 0,
+            error: DiskError::Io,
+            partial: 0,
+            sticky: false,
+        });
+        assert_eq!(b.write_at(10, b"xy").unwrap_err().raw_os_error(), Some(5));
+        assert_eq!(b.inner().contents(), b"abcd");
+        assert_eq!(b.len().unwrap(), 4);
+    }
+
     #[test]
     fn faults_print_as_scenario_steps_write_them() {
         let f = DiskFault {

@@ -302,6 +302,13 @@ mod tests {
         assert_eq!(ix.walk_start(t(106)), 4 + 6400);
         assert_eq!(ix.walk_start(t(107)), 4 + 9600);
         assert_eq!(ix.walk_start(t(1000)), 4 + 9600);
+        // The same positions, with the number of transactions before each.
+        assert_eq!(ix.walk_start_counted(t(10)), (4, 0));
+        assert_eq!(ix.walk_start_counted(t(42)), (4, 0));
+        assert_eq!(ix.walk_start_counted(t(43)), (4 + 3200, 32));
+        assert_eq!(ix.walk_start_counted(t(106)), (4 + 6400, 64));
+        assert_eq!(ix.walk_start_counted(t(107)), (4 + 9600, 96));
+        assert_eq!(ix.walk_start_counted(t(1000)), (4 + 9600, 96));
     }
 
     #[test]
@@ -369,5 +376,21 @@ mod tests {
         assert!(per_object <= 10.0, "{per_object} bytes per object");
         let ratio = ten.heap_bytes() as f64 / one.heap_bytes() as f64;
         assert!(ratio <= 1.5, "10 revisions take {ratio}× the memory of 1");
+    }
+
+    /// The estimate is not an underestimate: it counts at least what the index surely
+    /// holds, each chunk's 7-byte entries and each chunk's slot in the map (here every
+    /// object has a chunk of its own).
+    #[test]
+    fn the_memory_estimate_counts_every_chunk_and_its_slot() {
+        let n = 1000u64;
+        let mut ix = Index::new(4);
+        for i in 0..n {
+            ix.add_transaction(t(i + 1), 4, &[(o(i << 40), 100 + i)], 200);
+        }
+        assert_eq!(ix.objects.chunks.len(), n as usize);
+        let slot = std::mem::size_of::<(u64, Chunk)>();
+        let least = n as usize * (7 + slot);
+        assert!(ix.heap_bytes() >= least, "{} < {least}", ix.heap_bytes());
     }
 }

@@ -186,6 +186,17 @@ mod tests {
         assert_eq!(again.path(), path);
     }
 
+    /// zc.lockfile writes a pid; anything else in the file is quoted, not called a pid.
+    #[test]
+    fn the_holder_is_named_as_the_lock_file_says() {
+        assert_eq!(holder_text(&Some("4242".into())), " by pid 4242");
+        assert_eq!(
+            holder_text(&Some("4242 x".into())),
+            " (the lock file says \"4242 x\")"
+        );
+        assert_eq!(holder_text(&None), "");
+    }
+
     #[test]
     fn old_content_is_replaced_whole() {
         let dir = tempfile::tempdir().unwrap();

@@ -1313,6 +1313,52 @@ mod tests {
         send_sync::<dyn Backend>();
     }
 
+    /// Takes any write and keeps nothing: a transaction can be voted at a position no
+    /// test file reaches.
+    #[derive(Debug)]
+    struct Sink;
+
+    impl Backend for Sink {
+        fn len(&self) -> std::io::Result<u64> {
+            Ok(0)
+        }
+        fn read_at(&self, _: u64, _: &mut [u8]) -> std::io::Result<usize> {
+            Ok(0)
+        }
+        fn write_at(&self, _: u64, _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn set_len(&self, _: u64) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn sync(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Positions are 6 bytes in the index: a transaction may end (redundant length
+    /// included) exactly at `MAX_POS`, and the vote refuses one byte more.
+    #[test]
+    fn a_transaction_may_end_at_the_largest_position_and_not_past_it() {
+        for (past, fits) in [(0, true), (1, false)] {
+            let mut s =
+                FileStorage::open_with_backend("x.fs", Box::new(Sink), Options::default()).unwrap();
+            s.tpc_begin(TransactionMeta {
+                tid: Tid::from_u64(1),
+                status: STATUS_COMMITTED,
+                user: Vec::new(),
+                description: Vec::new(),
+                extension: Vec::new(),
+            })
+            .unwrap();
+            let txn = s.txn.as_mut().unwrap();
+            // The vote appends the 8-byte redundant length.
+            txn.pos = MAX_POS - txn.buf.len() as u64 - 8 + past;
+            let vote = s.tpc_vote();
+            assert_eq!(vote.is_ok(), fits, "{past}: {vote:?}");
+        }
+    }
+
     #[test]
     fn batch_of_zero_is_refused() {
         let r = FileStorage::open_with_backend(
