@@ -794,6 +794,8 @@ class Server:
             del f[4 - min(max(n, 1), 4) :]
         else:
             del f[4 + size - min(max(n, 1), size) :]
+        # A cut `C` is no longer one `bad_checksum` can re-encode (as zrs-sim's link).
+        self.queue[i][1] = False
         self.damaged = True
         return True
 
