@@ -30,10 +30,13 @@ pub enum Bug {
     ReopenKeepsVoted,
     /// `tpc_abort` after a failed write leaves the voted transaction's bytes in the file.
     AbortKeepsFailedWrite,
+    /// A blob storage makes no copy of the blob file when an undo asks for one (as
+    /// zc.zrs's secondary: the replica then lacks the primary's undo copies).
+    NoUndoBlobCopy,
 }
 
 impl Bug {
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 10] = [
         Bug::IgnoreChecksum,
         Bug::KeepPartialTransaction,
         Bug::StartFromReceived,
@@ -43,6 +46,7 @@ impl Bug {
         Bug::KeepBegunTransaction,
         Bug::ReopenKeepsVoted,
         Bug::AbortKeepsFailedWrite,
+        Bug::NoUndoBlobCopy,
     ];
 }
 

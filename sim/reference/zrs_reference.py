@@ -13,8 +13,12 @@ diffs the two, up to the deviations README's "Where zrs differs from zc.zrs" lis
 The primary is real ZODB too: a FileStorage (`primary.fs`) written through a ZODB
 connection, its clock patched as zc.zrs's tests patch it (Unix 1174509177, one second per
 commit, or the virtual clock), its stream built as zc.zrs's primary builds it (protocol-1
-fast pickles, a running md5 from the start tid). Only the simulated world around the
-secondary is the adapter's: a clock for `advance`, chunking, the stream faults, `heal`.
+fast pickles, a running md5 from the start tid). `primary blobs on` reopens it with a blob
+directory (`FileStorage('primary.fs', blob_dir='primary_blobs')`, as `secondary-blob.test`
+makes its primary): blob records then go as zc.zrs's primary sends them, `B` + the data +
+the file in 64 KiB blocks when the primary has the file, else `S`. Only the simulated world
+around the secondary is the adapter's: a clock for `advance`, chunking, the stream faults,
+`heal`.
 
 Where the adapter must bend the reference to run the scenario at all, it does so by a named
 rule (printed in its module doc and by `zrs-sim run --reference`):
@@ -65,8 +69,10 @@ import zc.zrs.sizedmessage
 
 import persistent.mapping
 import transaction
+import ZODB.blob
 import ZODB.DB
 import ZODB.FileStorage
+import ZODB.POSException
 import ZODB.utils
 from ZODB._compat import _protocol, dumps
 
@@ -537,11 +543,32 @@ class Primary:
     def __init__(self, directory):
         self.now = START_TIME
         self.clock = None
+        self.directory = directory
         self.storage = ZODB.FileStorage.FileStorage(os.path.join(directory, "primary.fs"))
         with self.at(self.now):
             self.db = ZODB.DB(self.storage)
         self.history = []
         self.read_new()
+
+    def keep_blobs(self):
+        """The same FileStorage, reopened with a blob directory."""
+        if self.storage.blob_dir:
+            return
+        self.db.close()
+        self.storage = ZODB.FileStorage.FileStorage(
+            os.path.join(self.directory, "primary.fs"),
+            blob_dir=os.path.join(self.directory, "primary_blobs"),
+        )
+        self.db = ZODB.DB(self.storage)
+
+    def blob_file(self, oid, tid, data):
+        """The blob file zc.zrs's primary sends for this record, if it sends one."""
+        if not self.storage.blob_dir or not data or not ZODB.blob.is_blob_record(data):
+            return None
+        try:
+            return self.storage.loadBlob(oid, tid)
+        except (IOError, ZODB.POSException.POSKeyError):
+            return None
 
     class at:
         def __init__(self, when):
@@ -610,6 +637,13 @@ class Primary:
                         mapping["%s%d" % (key, i)] = persistent.mapping.PersistentMapping()
                 elif kind == "bytes":
                     mapping[key] = payload(change[3], change[4])
+                elif kind == "blob":
+                    data = change[3]
+                    if isinstance(mapping.get(key), ZODB.blob.Blob):
+                        with mapping[key].open("w") as f:
+                            f.write(data)
+                    else:
+                        mapping[key] = ZODB.blob.Blob(data)
                 else:
                     if key not in mapping:
                         raise PrimaryError("no key \"%s\" at %s" % (key, rust_list(parent)))
@@ -640,6 +674,24 @@ class Primary:
             txn.abort()
             raise PrimaryError("cannot undo %s: %s" % (tid_debug(tid), e))
         self.read_new()
+
+
+BLOB_BLOCK_SIZE = 1 << 16
+
+
+def blob_messages(dump, oid, tid, version, data, data_txn, path):
+    """`B`, the record's data and the blob file in 64 KiB blocks, as zc.zrs's primary."""
+    with open(path, "rb") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(0)
+        blocks, rest = divmod(size, BLOB_BLOCK_SIZE)
+        if rest:
+            blocks += 1
+        out = [dump(("B", (oid, tid, version, data_txn, blocks))), data]
+        for _ in range(blocks):
+            out.append(f.read(BLOB_BLOCK_SIZE))
+    return out
 
 
 class Server:
@@ -683,8 +735,13 @@ class Server:
         self.next += 1
         self.push(self.dump(("T", (t["tid"], t["status"], t["user"], t["description"], t["extension"]))))
         for oid, tid, version, data, data_txn in t["records"]:
-            self.push(self.dump(("S", (oid, tid, version, data_txn))))
-            self.push(data or b"")
+            blob = primary.blob_file(oid, tid, data)
+            if blob is None:
+                self.push(self.dump(("S", (oid, tid, version, data_txn))))
+                self.push(data or b"")
+                continue
+            for message in blob_messages(self.dump, oid, tid, version, data, data_txn, blob):
+                self.push(message)
         self.push(self.dump(("C", (self.md5.digest(),))), True)
         return True
 
@@ -737,6 +794,8 @@ class Server:
             del f[4 - min(max(n, 1), 4) :]
         else:
             del f[4 + size - min(max(n, 1), size) :]
+        # A cut `C` is no longer one `bad_checksum` can re-encode (as zrs-sim's link).
+        self.queue[i][1] = False
         self.damaged = True
         return True
 
@@ -979,6 +1038,12 @@ class World:
             raise Error("the transaction has no more records")
         oid, tid, version, data, data_txn = records[sent]
         self.current = (i, sent + 1)
+        blob = self.primary.blob_file(oid, tid, data)
+        if blob is not None:
+            # As secondary-blob.test's `send_transaction` sends a blob record.
+            for message in blob_messages(self.dump, oid, tid, version, data, data_txn, blob):
+                self.send_message(message)
+            return
         self.send_message(self.dump(("S", (oid, tid, version, data_txn))))
         self.send_message(data or b"")
 
@@ -1120,7 +1185,8 @@ class World:
         g = self.gen()
         if not g.dead and not g.closed:
             raise Error("the secondary is running: close or crash it first")
-        storage = ZODB.FileStorage.FileStorage(g.path)
+        blob_dir = g.path + ".blobs" if g.config.get("blobs") else None
+        storage = ZODB.FileStorage.FileStorage(g.path, blob_dir=blob_dir)
         storage.__name__ = g.config["name"]
         self.start(storage, g.path, g.config)
 
@@ -1254,6 +1320,11 @@ def parse_commit(rest):
                 meta["description"] = text_value(v).encode()
             elif k.startswith("ext."):
                 meta["extension"].append((k[4:], text_value(v)))
+            elif v.startswith("blob:"):
+                parent, key = key_path(k)
+                n = v[len("blob:") :]
+                data = Literal.parse(n) if n[:1] in ("'", '"') else payload(int(n), len(changes) + 1)
+                changes.append(("blob", parent, key, data))
             else:
                 parent, key = key_path(k)
                 changes.append(("bytes", parent, key, int(v), len(changes) + 1))
@@ -1360,6 +1431,11 @@ class Run:
             return root_repr(w.gen().storage, w.gen().path)
         elif word == "blob":
             return blob_repr(w.gen().storage, self.eval(rest))
+        elif word == "blobs":
+            raise NotComparable(
+                "a listing of the blob directory: zc.zrs's secondary keeps no file for an"
+                " empty blob or an undo copy, zrs keeps both (README, \"Where zrs differs\")"
+            )
         elif word == "oracles":
             w.checking = True
         elif word == "let":
@@ -1381,10 +1457,7 @@ class Run:
             elif sub == "restart":
                 w.lose(failure(twisted.internet.error.ConnectionLost()))
             elif sub == "blobs":
-                raise NotComparable(
-                    "'primary blobs on' gives zrs's real primary a blob directory; this"
-                    " harness's stand-in primary streams without blobs"
-                )
+                w.primary.keep_blobs()
             elif sub == "checkpoint":
                 # Only remembers the primary's history for a later failover: nothing a
                 # secondary sees (the failover itself is not comparable).
@@ -1532,6 +1605,9 @@ def root_repr(storage, path):
             data, _ = storage.load(oid)
         except Exception as e:
             raise Error("loading %s: %s" % (tid_debug(oid).replace("Tid", "Oid"), e))
+        if ZODB.blob.is_blob_record(data):
+            out.append("<ZODB.blob.Blob>")
+            return
         f = io.BytesIO(data)
         u = pickle.Unpickler(f)
         u.persistent_load = lambda pid: Ref(pid[0] if isinstance(pid, tuple) else pid)

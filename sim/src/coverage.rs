@@ -1,5 +1,7 @@
 //! Coverage of the state space: which secondary phases met which inputs, and which fault
-//! kinds were injected in which phase, and how often.
+//! kinds were injected in which phase, and how often; with blobs, which sizes of blob files
+//! the workload wrote (and undo copied), and which faults struck while the secondary was in
+//! the middle of receiving a blob.
 //!
 //! The world notes the phase of the secondary an input is delivered to just before it is
 //! delivered (`World::observe`), from the simulator's side: the core only exposes its phase.
@@ -116,6 +118,127 @@ impl Input {
     }
 }
 
+/// A blob file the workload wrote on the primary, by size (the block size is 64 KiB), or a
+/// copy an undo made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BlobKind {
+    Empty,
+    OneByte,
+    /// Exactly one block.
+    Block,
+    /// One block and one byte.
+    BlockAndByte,
+    /// Any other size under 1 MB.
+    Small,
+    /// 1 MB or more.
+    Large,
+    UndoCopy,
+}
+
+impl BlobKind {
+    pub const ALL: [BlobKind; 7] = [
+        BlobKind::Empty,
+        BlobKind::OneByte,
+        BlobKind::Block,
+        BlobKind::BlockAndByte,
+        BlobKind::Small,
+        BlobKind::Large,
+        BlobKind::UndoCopy,
+    ];
+
+    /// The kind of a written blob of `len` bytes.
+    pub fn of_len(len: usize) -> BlobKind {
+        match len {
+            0 => BlobKind::Empty,
+            1 => BlobKind::OneByte,
+            65_536 => BlobKind::Block,
+            65_537 => BlobKind::BlockAndByte,
+            n if n < 1_000_000 => BlobKind::Small,
+            _ => BlobKind::Large,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobKind::Empty => "empty",
+            BlobKind::OneByte => "one-byte",
+            BlobKind::Block => "64KiB",
+            BlobKind::BlockAndByte => "64KiB+1",
+            BlobKind::Small => "small",
+            BlobKind::Large => "several-MB",
+            BlobKind::UndoCopy => "undo-copy",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BlobKind> {
+        BlobKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// What a fault that strikes mid-blob does to the blob on its way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BlobFault {
+    /// The connection ends (disconnect, cut, outage, the primary's restart or failover).
+    Cut,
+    /// The stream is damaged (corrupt, truncate, duplicate, bad checksum).
+    Damage,
+    /// Nothing more arrives for a while (a stall, a slow reader).
+    Stall,
+    /// The secondary closes.
+    Close,
+    /// The secondary's process crashes.
+    Crash,
+    /// The simulated disk under the secondary's Data.fs fails.
+    Disk,
+}
+
+impl BlobFault {
+    pub const ALL: [BlobFault; 6] = [
+        BlobFault::Cut,
+        BlobFault::Damage,
+        BlobFault::Stall,
+        BlobFault::Close,
+        BlobFault::Crash,
+        BlobFault::Disk,
+    ];
+
+    /// The class of a fault kind, for the first secondary's blob on its way (`None`: a
+    /// rejection cannot strike mid-blob, a node's crash strikes another node).
+    pub fn of(fault: Fault) -> Option<BlobFault> {
+        Some(match fault {
+            Fault::Reject | Fault::NodeCrash => return None,
+            Fault::Disconnect
+            | Fault::Cut
+            | Fault::Outage
+            | Fault::PrimaryRestart
+            | Fault::Failover => BlobFault::Cut,
+            Fault::SlowReader => BlobFault::Stall,
+            Fault::Corrupt | Fault::Truncate | Fault::Duplicate | Fault::BadChecksum => {
+                BlobFault::Damage
+            }
+            Fault::Stall => BlobFault::Stall,
+            Fault::Close => BlobFault::Close,
+            Fault::Crash => BlobFault::Crash,
+            Fault::DiskWrite | Fault::DiskSync | Fault::DiskRead => BlobFault::Disk,
+        })
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            BlobFault::Cut => "cut",
+            BlobFault::Damage => "damage",
+            BlobFault::Stall => "stall",
+            BlobFault::Close => "close",
+            BlobFault::Crash => "crash",
+            BlobFault::Disk => "disk",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<BlobFault> {
+        BlobFault::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
 /// A pair a summary counts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Pair {
@@ -123,6 +246,11 @@ pub enum Pair {
     Input(State, Input),
     /// This fault was applied while the current secondary was in this state.
     Fault(Fault, State),
+    /// The workload wrote a blob file of this kind on the primary.
+    Blob(BlobKind),
+    /// A fault of this class was applied while the current secondary was receiving a
+    /// blob (after its `B`, before its last block).
+    MidBlob(BlobFault),
 }
 
 impl Pair {
@@ -134,7 +262,9 @@ impl Pair {
         let faults = Fault::ALL
             .into_iter()
             .flat_map(|f| State::ALL.into_iter().map(move |s| Pair::Fault(f, s)));
-        inputs.chain(faults).collect()
+        let blobs = BlobKind::ALL.into_iter().map(Pair::Blob);
+        let mid_blob = BlobFault::ALL.into_iter().map(Pair::MidBlob);
+        inputs.chain(faults).chain(blobs).chain(mid_blob).collect()
     }
 
     /// Why this pair cannot happen, if it cannot.
@@ -148,14 +278,18 @@ impl Pair {
                 .iter()
                 .find(|(faults, states, _)| faults.contains(&f) && states.contains(&s))
                 .map(|(_, _, why)| *why),
+            Pair::Blob(_) | Pair::MidBlob(_) => None,
         }
     }
 
-    /// Reads `input STATE INPUT` / `fault FAULT STATE` back.
+    /// Reads `input STATE INPUT` / `fault FAULT STATE` / `blob written KIND` /
+    /// `blob mid-blob FAULT` back.
     pub fn parse(kind: &str, a: &str, b: &str) -> Option<Pair> {
-        match kind {
-            "input" => Some(Pair::Input(State::from_name(a)?, Input::from_name(b)?)),
-            "fault" => Some(Pair::Fault(Fault::from_name(a)?, State::from_name(b)?)),
+        match (kind, a) {
+            ("input", _) => Some(Pair::Input(State::from_name(a)?, Input::from_name(b)?)),
+            ("fault", _) => Some(Pair::Fault(Fault::from_name(a)?, State::from_name(b)?)),
+            ("blob", "written") => Some(Pair::Blob(BlobKind::from_name(b)?)),
+            ("blob", "mid-blob") => Some(Pair::MidBlob(BlobFault::from_name(b)?)),
             _ => None,
         }
     }
@@ -166,6 +300,8 @@ impl fmt::Display for Pair {
         match self {
             Pair::Input(s, i) => write!(f, "input {} {}", s.name(), i.name()),
             Pair::Fault(k, s) => write!(f, "fault {} {}", k.name(), s.name()),
+            Pair::Blob(k) => write!(f, "blob written {}", k.name()),
+            Pair::MidBlob(k) => write!(f, "blob mid-blob {}", k.name()),
         }
     }
 }

@@ -201,6 +201,9 @@ impl Link {
         } else {
             f.bytes.truncate(4 + payload - n.clamp(1, payload));
         }
+        // A cut `C` is no longer one a later `bad_checksum` can re-encode (truncated
+        // again and again, not even its header is left: a campaign's panic).
+        f.commit = false;
         self.damaged = true;
         true
     }
@@ -234,7 +237,9 @@ impl Link {
             i += 1;
         }
         // Decode the `C` the primary sent; re-encode it with a different digest.
-        let payload = &self.queue[i].bytes[4..];
+        let Some(payload) = self.queue[i].bytes.get(4..) else {
+            return false;
+        };
         let Ok(Message::Commit {
             checksum: Some(mut digest),
         }) = Message::decode(payload)

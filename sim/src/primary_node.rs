@@ -317,6 +317,9 @@ impl PrimaryNode {
     /// writes (records as the application's storage holds them: data, or a backpointer;
     /// blob files as written or copied), and tells the primary.
     pub fn commit(&mut self, t: &Transaction) -> Result<(), String> {
+        // The node is the run's reference: a bug planted to test the oracles is the
+        // secondary's, never this storage's (both are zrs's storages).
+        let _unplanted = zrs::planted::plant(None);
         let blobs = t.records.iter().any(|r| r.blob.is_some());
         if blobs && self.blob_dir.is_none() {
             return Err("the primary keeps no blob directory (primary blobs on)".into());
@@ -333,7 +336,7 @@ impl PrimaryNode {
             s.tpc_begin(meta)?;
             for r in &t.records {
                 let data = r.data.as_deref();
-                match r.blob {
+                match &r.blob {
                     None => s.restore(r.oid, t.tid, data, b"", r.data_txn)?,
                     Some(RecordBlob::Written(content)) => {
                         s.blob_begin()?;
@@ -344,7 +347,7 @@ impl PrimaryNode {
                     }
                     Some(RecordBlob::Copied { from, .. }) => {
                         s.restore(r.oid, t.tid, data, b"", r.data_txn)?;
-                        s.copy_blob(r.oid, from, t.tid)?;
+                        s.copy_blob(r.oid, *from, t.tid)?;
                     }
                 }
             }

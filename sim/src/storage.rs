@@ -100,6 +100,8 @@ struct Slot {
     /// `None` after a crash, until reopened.
     storage: Option<Inner>,
     in_transaction: bool,
+    /// A blob file is being received (begun, not yet restored with its record).
+    in_blob: bool,
 }
 
 /// A shared handle on a simulated secondary's storage.
@@ -125,6 +127,7 @@ impl SimStorage {
                 blob_dir,
                 storage: Some(storage),
                 in_transaction: false,
+                in_blob: false,
             })),
         })
     }
@@ -137,6 +140,11 @@ impl SimStorage {
     /// Whether a transaction is begun and neither finished nor aborted.
     pub fn in_transaction(&self) -> bool {
         self.lock().in_transaction
+    }
+
+    /// Whether a blob file is being received (for coverage: faults that strike mid-blob).
+    pub fn receiving_blob(&self) -> bool {
+        self.lock().in_blob
     }
 
     /// The simulated disk, for storages on one.
@@ -152,8 +160,8 @@ impl SimStorage {
     pub fn failed(&self) -> bool {
         match &self.lock().storage {
             Some(Inner::File(s)) => s.failed(),
-            // Blob storages are never on the simulated disk, whose faults fail a FileStorage.
-            Some(Inner::Memory(_) | Inner::BlobMemory(_) | Inner::BlobFile(_)) => false,
+            Some(Inner::BlobFile(s)) => s.inner().failed(),
+            Some(Inner::Memory(_) | Inner::BlobMemory(_)) => false,
             None => true,
         }
     }
@@ -188,6 +196,7 @@ impl SimStorage {
     pub fn crash(&self, keep: usize, tear: usize) -> Option<CrashReport> {
         let mut slot = self.lock();
         slot.in_transaction = false;
+        slot.in_blob = false;
         match slot.storage.take() {
             Some(Inner::Memory(mut s)) => {
                 // Finished transactions are kept; the storage stays usable (reopened).
@@ -230,6 +239,7 @@ impl SimStorage {
     pub fn reopen(&self) -> std::result::Result<(), String> {
         let mut slot = self.lock();
         slot.in_transaction = false;
+        slot.in_blob = false;
         match slot.storage.take() {
             Some(Inner::Memory(mut s)) => {
                 // A MemoryStorage's crash is its restart: usable again, finished data kept.
@@ -424,6 +434,7 @@ impl Storage for SimStorage {
     fn tpc_abort(&mut self) {
         let mut slot = self.lock();
         slot.in_transaction = false;
+        slot.in_blob = false;
         match slot.storage.as_mut() {
             Some(Inner::Memory(s)) => s.tpc_abort(),
             Some(Inner::File(s)) => s.tpc_abort(),
@@ -438,6 +449,7 @@ impl Storage for SimStorage {
     fn close(&mut self) -> StorageResult<()> {
         let mut slot = self.lock();
         slot.in_transaction = false;
+        slot.in_blob = false;
         match slot.storage.as_mut() {
             Some(Inner::Memory(s)) => s.close(),
             Some(Inner::File(s)) => s.close(),
@@ -450,7 +462,9 @@ impl Storage for SimStorage {
         delegate!(self, s => s.recover(), Err(StorageError::Closed))
     }
     fn blob_begin(&mut self) -> StorageResult<()> {
-        delegate!(self, s => s.blob_begin(), Err(StorageError::Closed))
+        let r = delegate!(self, s => s.blob_begin(), Err(StorageError::Closed));
+        self.lock().in_blob = r.is_ok();
+        r
     }
     fn blob_write(&mut self, chunk: &[u8]) -> StorageResult<()> {
         delegate!(self, s => s.blob_write(chunk), Err(StorageError::Closed))
@@ -463,7 +477,9 @@ impl Storage for SimStorage {
         version: &[u8],
         data_txn: Option<Tid>,
     ) -> StorageResult<()> {
-        delegate!(self, s => s.restore_blob(oid, serial, data, version, data_txn), Err(StorageError::Closed))
+        let r = delegate!(self, s => s.restore_blob(oid, serial, data, version, data_txn), Err(StorageError::Closed));
+        self.lock().in_blob = false;
+        r
     }
     fn copy_blob(&mut self, oid: Oid, from: Tid, serial: Tid) -> StorageResult<()> {
         delegate!(self, s => s.copy_blob(oid, from, serial), Err(StorageError::Closed))

@@ -35,8 +35,20 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
     // Scripted clients and the primary's close act on zrs's real primary; the reference
     // harness runs zc.zrs's secondary against a stand-in primary.
     ("primary/close-catching-up.scn", "primary close"),
-    // The adapter's stand-in primary has no blob directory.
-    ("blobs/served.scn", "primary blobs on"),
+    // A listing of the blob directory: zc.zrs's has no empty blobs nor undo copies.
+    ("blobs/served.scn", "blobs"),
+    (
+        "regressions/20261126-26-blobs.scn",
+        "disk fail sync after=3 error=enospc",
+    ),
+    (
+        "regressions/20261126-375-blobs.scn",
+        "disk fail sync error=enospc",
+    ),
+    (
+        "regressions/20261126-3435-blobs.scn",
+        "disk fail write after=1 partial=1",
+    ),
     ("primary/failover-lagging.scn", "primary failover"),
     // Several secondaries: zrs's chained nodes serve with zrs's own primary, and the
     // harness runs one zc.zrs secondary.
@@ -64,11 +76,6 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
 /// "Where zrs differs"), and that step: everything before it must agree, and it must
 /// differ (if zc.zrs ever agreed, the entry would be stale).
 const DIFFERS_ON_PURPOSE: &[(&str, &str)] = &[
-    // An empty blob (B with 0 blocks): zc.zrs keeps no file, zrs an empty one.
-    (
-        "blobs/scripted.scn",
-        "blob '\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02'",
-    ),
     // A Python 2 primary's stream: zc.zrs's secondary on Python 3 cannot read its
     // messages (an input data error at once); zrs replicates it into an FS21 file.
     (

@@ -260,6 +260,12 @@ pub trait Storage: ReadStorage {
     fn recover(&mut self) -> Result<bool> {
         Ok(false)
     }
+    /// Whether a failure left the storage refusing writes until [`Storage::recover`]: what
+    /// its file holds of the transaction in progress is then unknown. The default: storages
+    /// that cannot fail.
+    fn failed(&self) -> bool {
+        false
+    }
 
     // Blobs (ZODB's `IBlobStorage`), for storages that keep them; the defaults keep none.
 
@@ -379,6 +385,9 @@ impl<T: Storage + ?Sized> Storage for Box<T> {
     }
     fn recover(&mut self) -> Result<bool> {
         (**self).recover()
+    }
+    fn failed(&self) -> bool {
+        (**self).failed()
     }
     fn blob_begin(&mut self) -> Result<()> {
         (**self).blob_begin()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use zrs::storage::ReadStorage;
 
-use crate::coverage::{Coverage, Pair, State};
+use crate::coverage::{BlobFault, Coverage, Pair, State};
 use crate::runner::{End, RunOptions, Session};
 use crate::scenario::Step;
 use crate::transcript::{Capture, Sink};
@@ -82,6 +82,15 @@ pub fn generated_run(seed: u64, index: u64, settings: Settings, options: &RunOpt
                     report.faults[f.index()] += 1;
                     let state = State::of(session.world().phase());
                     report.coverage.note(Pair::Fault(f, state));
+                    let world = session.world();
+                    if world
+                        .secondary()
+                        .is_ok_and(|s| s.storage().receiving_blob())
+                    {
+                        if let Some(class) = BlobFault::of(f) {
+                            report.coverage.note(Pair::MidBlob(class));
+                        }
+                    }
                 }
                 steps.push(step);
                 let outcome = session.execute(steps.last().expect("just pushed"));

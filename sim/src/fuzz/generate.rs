@@ -6,12 +6,20 @@
 //! [`Session`](crate::runner::Session) that runs scenario files: the failing run's step
 //! list, printed, is a scenario that replays it.
 //!
-//! A run is: a header (`oracles on`, `open` with drawn options, `chunking random`,
-//! `primary clock virtual`, and in a quarter of the runs one or two more secondary nodes,
-//! each replicating from the primary or from a secondary before it: two or three
-//! secondaries, chains up to three deep), `steps` body steps — the primary's workload,
-//! progress (accept, serve, time passing) and faults, each addressed to the first
-//! secondary or to a node — and `heal`.
+//! A run is: a header (`oracles on`, `primary blobs on` in runs with blobs, `open` with
+//! drawn options, `chunking random`, `primary clock virtual`, and in a quarter of the runs
+//! one or two more secondary nodes, each replicating from the primary or from a secondary
+//! before it: two or three secondaries, chains up to three deep), `steps` body steps — the
+//! primary's workload, progress (accept, serve, time passing) and faults, each addressed to
+//! the first secondary or to a node — and `heal`.
+//!
+//! A run with blobs (40 %) has a primary with a blob directory and a secondary that keeps
+//! blobs (on the simulated disk in 40 % of them, else in memory; its blob files in the
+//! run's directory), and commits blobs of every size the protocol treats apart: empty,
+//! one byte, exactly one 64 KiB block, one block and a byte, others under 100 KB, and now
+//! and then (1 in 40 blob commits) 2–4 MB. Mid-blob, faults come three steps in four, a
+//! third of them the secondary's own (close, crash, disk): see the coverage. Every node of
+//! a run with blobs keeps blobs too (a primary with blobs refuses `zrs2.0`).
 
 use std::time::Duration;
 
@@ -58,6 +66,8 @@ pub struct Generator {
     keep_alive: Duration,
     reconnect: Duration,
     disk: bool,
+    /// The run commits blobs.
+    blobs: bool,
     /// Restarts drawn in the heal phase.
     heal_restarts: u32,
     /// Node restarts drawn in the heal phase.
@@ -91,7 +101,9 @@ impl Generator {
         } else {
             Profile::standard()
         };
-        let disk = rng.gen_bool(0.2);
+        let blobs = rng.gen_bool(0.4);
+        // Blob runs are on the simulated disk more often: disk faults under blob writes.
+        let disk = rng.gen_bool(if blobs { 0.4 } else { 0.2 });
         let storage = if disk {
             StorageKind::Disk {
                 batch: rng.gen_bool(0.5).then(|| rng.gen_range(2..=8)),
@@ -106,7 +118,7 @@ impl Generator {
         };
         let reconnect = Duration::from_secs([1, 5, 10, 60][rng.gen_range(0..4)]);
         let open = Open {
-            blobs: false,
+            blobs,
             name: "Data.fs".into(),
             address: Some(Address::tcp("", 8000)),
             keep_alive,
@@ -115,12 +127,15 @@ impl Generator {
             storage,
             frame_limit: None,
         };
-        let mut header = vec![
-            Step::Oracles,
+        let mut header = vec![Step::Oracles];
+        if blobs {
+            header.push(Step::PrimaryBlobs);
+        }
+        header.extend([
             Step::Open(open),
             Step::Chunking(Chunking::Random(rng.gen())),
             Step::VirtualClock,
-        ];
+        ]);
         let extra = match rng.gen_range(0..8) {
             0 => 2,
             1 => 1,
@@ -136,7 +151,7 @@ impl Generator {
                 number,
                 upstream,
                 open: Open {
-                    blobs: false,
+                    blobs,
                     name: "Data.fs".into(),
                     address: Some(match upstream {
                         Upstream::Primary => Address::tcp("", 8000),
@@ -160,6 +175,7 @@ impl Generator {
             keep_alive,
             reconnect,
             disk,
+            blobs,
             heal_restarts: 0,
             node_restarts: 0,
             checkpointed: false,
@@ -230,12 +246,34 @@ impl Generator {
             }
             return (Step::Restart, None);
         }
-        if self.rng.gen_bool(self.profile.rate) {
+        // Mid-blob, faults come three steps in four: that is where a blob's atomicity is
+        // tested.
+        let mid_blob = world
+            .secondary()
+            .is_ok_and(|s| s.storage().receiving_blob());
+        let rate = if mid_blob {
+            self.profile.rate.max(0.75)
+        } else {
+            self.profile.rate
+        };
+        if self.rng.gen_bool(rate) {
             let connected = world.connected();
             let attempt = world.attempt_owner().is_some();
             let disk = self.disk;
             let checkpointed = self.checkpointed;
             let nodes = world.nodes().iter().any(Node::running);
+            // Mid-blob, a third of the faults are the secondary's own (a close, a crash, a
+            // disk fault), where the profile has them: a blob's atomicity across a crash.
+            if mid_blob && self.rng.gen_bool(1.0 / 3.0) {
+                let own = self.profile.draw(&mut self.rng, |f| match f {
+                    Fault::Close | Fault::Crash => true,
+                    Fault::DiskWrite | Fault::DiskSync | Fault::DiskRead => disk,
+                    _ => false,
+                });
+                if let Some(fault) = own {
+                    return (self.fault(fault, world), Some(fault));
+                }
+            }
             let fault = self.profile.draw(&mut self.rng, |f| match f {
                 Fault::Reject => attempt,
                 Fault::Outage | Fault::Close | Fault::Crash | Fault::SlowReader => true,
@@ -267,9 +305,11 @@ impl Generator {
                 // A slow reader: time passes, nothing is read.
                 Step::Advance(ms(self.rng.gen_range(1..=2000)))
             }
+            // With blobs, more partial deliveries: they stop mid-blob.
             Some(Phase::Connected) => match self.rng.gen_range(0..20) {
-                0..=11 => Step::Serve(None),
-                12..=16 => Step::Serve(Some(self.log_uniform(17))),
+                0..=7 if self.blobs => Step::Serve(None),
+                0..=11 if !self.blobs => Step::Serve(None),
+                0..=16 => Step::Serve(Some(self.log_uniform(17))),
                 _ => Step::Advance(ms(self.rng.gen_range(1..=2000))),
             },
             _ => {
@@ -430,6 +470,18 @@ impl Generator {
         }))
     }
 
+    /// A blob's size: the sizes the protocol treats apart, most often.
+    fn blob_size(&mut self) -> usize {
+        match self.rng.gen_range(0..40) {
+            0..=5 => 0,
+            6..=11 => 1,
+            12..=17 => 65_536,
+            18..=23 => 65_537,
+            24 => self.rng.gen_range(2_000_000..=4_000_000),
+            _ => self.rng.gen_range(2..100_000),
+        }
+    }
+
     fn new_key(&mut self) -> String {
         self.next_key += 1;
         format!("k{}", self.next_key)
@@ -472,6 +524,27 @@ impl Generator {
             (!keys.is_empty()).then(|| keys[g.rng.gen_range(0..keys.len())].clone())
         };
         let mut changes = Vec::new();
+        if self.blobs && self.rng.gen_bool(0.5) {
+            // A blob, new or a new revision, in a mapping (new or not).
+            let k = match existing(self) {
+                Some(k) => k,
+                None => {
+                    let k = self.new_key();
+                    changes.push(add(vec![], k.clone()));
+                    k
+                }
+            };
+            let key = ["f", "g", "h"][self.rng.gen_range(0..3)];
+            let len = self.blob_size();
+            changes.push(Change::SetBlob {
+                parent: vec![k],
+                key: key.into(),
+                len,
+                seed: 0,
+                literal: None,
+            });
+            return commit(changes, Meta::default());
+        }
         match roll {
             16..=35 if !all.is_empty() => changes.push(Change::Remove {
                 parent: vec![],

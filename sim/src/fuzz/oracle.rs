@@ -18,12 +18,13 @@
 //!   blobs); after it only keep-alives.
 //! - [`Oracle::Reader`], [`Oracle::Durable`]: the replica's bytes as Python ZODB would read
 //!   them, and what its disk made durable (see [`super::reader`]).
-//! - [`Oracle::Blobs`]: the replica's blob directory, read from the directory itself,
+//! - [`Oracle::Blobs`]: each replica's blob directory, read from the directory itself,
 //!   holds exactly the primary's blob files of the transactions the replica holds — same
-//!   path, same bytes, empty blobs and undo copies included; nothing of a transaction it
-//!   does not hold, nothing else under a final name, and no temporary file while no
-//!   transaction is in progress. Checked whenever the storage's state changed (its last
-//!   transaction, a reopen, the phase); each file's bytes once per opening.
+//!   path, the bytes the workload wrote, empty blobs and undo copies included; nothing of
+//!   a transaction it does not hold, nothing else under a final name, and no temporary
+//!   file while no transaction is in progress. Checked whenever the storage's state
+//!   changed (its last transaction, a reopen, the phase); each file's bytes once per
+//!   opening. (The primary node's own files are what it serves: a wrong one shows here.)
 //! - [`Oracle::Liveness`]: after `heal`, the secondary caught up within the bound.
 //! - [`Oracle::Memory`]: bounded memory per connection — the real primary never hands
 //!   the network more than its send window plus one transaction at once (it stops
@@ -38,7 +39,7 @@
 //! - [`Oracle::Determinism`]: a run executed twice leaves the same trace (checked by the
 //!   campaign with `--check-determinism`).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
 use zrs::pickle::dumps_extension;
@@ -46,7 +47,7 @@ use zrs::secondary::{Phase, Timer};
 use zrs::storage::{ReadStorage, TransactionRecord};
 use zrs::{Oid, Tid};
 
-use crate::workload::Transaction;
+use crate::workload::{BlobContent, Transaction};
 use crate::world::{Event, OracleView, World};
 
 use super::reader::ReaderCheck;
@@ -244,20 +245,139 @@ pub struct Checker {
     reader: ReaderCheck,
     /// The other nodes' storages, by node (`s2` first).
     nodes: Vec<Follower>,
-    /// The storage's state when the blob directory was last checked.
-    blobs_checked: Option<BlobState>,
-    /// Blob files whose bytes were compared since the storage was last opened.
-    blobs_verified: BTreeSet<(Oid, Tid)>,
+    /// The blob oracle's memory, by secondary (1: the first).
+    blobs: BTreeMap<usize, BlobCheck>,
 }
 
-/// What, changed, makes the blob directory worth reading again.
+/// What the blob oracle remembers of one secondary's blob directory.
+#[derive(Default)]
+struct BlobCheck {
+    /// The storage's state when its directory was last read.
+    checked: Option<BlobState>,
+    /// Blob files whose bytes were compared since the storage was last opened.
+    verified: BTreeSet<(Oid, Tid)>,
+}
+
+/// What, changed, makes a blob directory worth reading again.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct BlobState {
-    generation: usize,
-    reopens: u64,
+    /// The generation and how many times its storage was reopened.
+    opened: (usize, u64),
     last: Tid,
     in_transaction: bool,
     phase: Phase,
+}
+
+/// The blob oracle on one secondary: see the module docs. The replica follows the history
+/// (the primary's, or one a failover abandoned) that holds its last transaction.
+fn check_blob_dir(
+    secondary: &crate::world::SimSecondary,
+    dead: bool,
+    opened: (usize, u64),
+    histories: &[&[Transaction]],
+    check: &mut BlobCheck,
+) -> Result<(), Violation> {
+    let storage = secondary.storage();
+    let Some(dir) = storage.blob_dir() else {
+        return Ok(());
+    };
+    // Crashed, failed or closed: the directory is as the process left it, and the next
+    // opening recovers it (removing what a transaction not kept installed).
+    if dead || secondary.is_closed() || storage.failed() {
+        return Ok(());
+    }
+    let Some(last) = storage.with(|s| s.map(|s| s.last_transaction())) else {
+        return Ok(());
+    };
+    let state = BlobState {
+        opened,
+        last,
+        in_transaction: storage.in_transaction(),
+        phase: secondary.phase(),
+    };
+    if check.checked == Some(state) {
+        return Ok(());
+    }
+    if check.checked.is_none_or(|s| s.opened != opened) {
+        check.verified.clear();
+    }
+    check.checked = Some(state);
+    let fail = |what: String| Err(violation(Oracle::Blobs, what));
+    let listing = match crate::blobfiles::list(&dir) {
+        Ok(l) => l,
+        Err(e) => return fail(format!("the blob directory cannot be read: {e}")),
+    };
+    if let Some(stray) = listing.strays.first() {
+        return fail(format!(
+            "{} in the blob directory is no blob file",
+            stray.display()
+        ));
+    }
+    if !state.in_transaction {
+        if let Some(t) = listing.temporary.iter().find(|n| n.ends_with(".tmp")) {
+            return fail(format!(
+                "temporary blob file tmp/{t} left while no transaction is in progress"
+            ));
+        }
+    }
+    let history = histories
+        .iter()
+        .find(|h| last == Tid::ZERO || h.iter().any(|t| t.tid == last))
+        .copied()
+        .unwrap_or_default();
+    let mut expected: BTreeMap<(Oid, Tid), &BlobContent> = BTreeMap::new();
+    for t in history.iter().take_while(|t| t.tid <= last) {
+        for r in &t.records {
+            if let Some(b) = &r.blob {
+                expected.insert((r.oid, t.tid), b.content());
+            }
+        }
+    }
+    for file in &listing.files {
+        if !expected.contains_key(&(file.oid, file.tid)) {
+            return fail(format!(
+                "{} ({:?} at {:?}): {}",
+                file.path.display(),
+                file.oid,
+                file.tid,
+                if file.tid > last {
+                    "a blob file of a transaction the replica does not hold"
+                } else {
+                    "a blob file the primary does not have"
+                }
+            ));
+        }
+    }
+    for (&(oid, tid), content) in &expected {
+        let Some(file) = listing.files.iter().find(|f| (f.oid, f.tid) == (oid, tid)) else {
+            return fail(format!(
+                "the replica holds transaction {tid:?} but not its blob file of {oid:?}"
+            ));
+        };
+        if file.len != content.len as u64 {
+            return fail(format!(
+                "{}: {} bytes, the primary's {}",
+                file.path.display(),
+                file.len,
+                content.len
+            ));
+        }
+        if check.verified.contains(&(oid, tid)) {
+            continue;
+        }
+        match std::fs::read(dir.join(&file.path)) {
+            Ok(got) if got == content.bytes() => {}
+            Ok(_) => {
+                return fail(format!(
+                    "{}: the bytes differ from the primary's",
+                    file.path.display()
+                ))
+            }
+            Err(e) => return fail(format!("reading {}: {e}", file.path.display())),
+        }
+        check.verified.insert((oid, tid));
+    }
+    Ok(())
 }
 
 impl Checker {
@@ -278,130 +398,24 @@ impl Checker {
         self.check_nodes(&view)?;
         self.check_blobs(&view)
     }
+    /// The blob oracle, for every secondary that keeps blobs (the first, then each node).
     fn check_blobs(&mut self, world: &OracleView) -> Result<(), Violation> {
-        let Some(g) = world.secondaries().len().checked_sub(1) else {
-            return Ok(());
-        };
-        let secondary = &world.secondaries()[g];
-        let storage = secondary.storage();
-        let Some(dir) = storage.blob_dir() else {
-            return Ok(());
-        };
-        // Crashed, failed or closed: the directory is as the process left it, and the
-        // next opening recovers it (removing what a transaction not kept installed).
-        if world.is_dead(g) || secondary.is_closed() || storage.failed() {
-            return Ok(());
+        let histories = histories(world);
+        if let Some(g) = world.secondaries().len().checked_sub(1) {
+            let secondary = &world.secondaries()[g];
+            let state = self.blobs.entry(1).or_default();
+            let key = (g, world.reopens());
+            check_blob_dir(secondary, world.is_dead(g), key, &histories, state)?;
         }
-        let Some(last) = storage.with(|s| s.map(|s| s.last_transaction())) else {
-            return Ok(());
-        };
-        let state = BlobState {
-            generation: g,
-            reopens: world.reopens(),
-            last,
-            in_transaction: storage.in_transaction(),
-            phase: secondary.phase(),
-        };
-        if self.blobs_checked == Some(state) {
-            return Ok(());
-        }
-        if self
-            .blobs_checked
-            .is_none_or(|s| (s.generation, s.reopens) != (g, state.reopens))
-        {
-            self.blobs_verified.clear();
-        }
-        self.blobs_checked = Some(state);
-        let fail = |what: String| Err(violation(Oracle::Blobs, what));
-        let listing = match crate::blobfiles::list(&dir) {
-            Ok(l) => l,
-            Err(e) => return fail(format!("the blob directory cannot be read: {e}")),
-        };
-        if let Some(stray) = listing.strays.first() {
-            return fail(format!(
-                "{} in the blob directory is no blob file",
-                stray.display()
-            ));
-        }
-        if !state.in_transaction {
-            if let Some(t) = listing.temporary.iter().find(|n| n.ends_with(".tmp")) {
-                return fail(format!(
-                    "temporary blob file tmp/{t} left while no transaction is in progress"
-                ));
-            }
-        }
-        let expected: BTreeSet<(Oid, Tid)> = world
-            .history()
-            .iter()
-            .take_while(|t| t.tid <= last)
-            .flat_map(|t| {
-                t.records
-                    .iter()
-                    .filter(|r| r.blob.is_some())
-                    .map(move |r| (r.oid, t.tid))
-            })
-            .collect();
-        for file in &listing.files {
-            if !expected.contains(&(file.oid, file.tid)) {
-                return fail(format!(
-                    "{} ({:?} at {:?}): {}",
-                    file.path.display(),
-                    file.oid,
-                    file.tid,
-                    if file.tid > last {
-                        "a blob file of a transaction the replica does not hold"
-                    } else {
-                        "a blob file the primary does not have"
-                    }
-                ));
-            }
-        }
-        let primary = world.primary_storage();
-        for &(oid, tid) in &expected {
-            let Some(file) = listing.files.iter().find(|f| (f.oid, f.tid) == (oid, tid)) else {
-                return fail(format!(
-                    "the replica holds transaction {tid:?} but not its blob file of {oid:?}"
-                ));
-            };
-            let want = match primary.open_blob(oid, tid) {
-                Ok(Some(b)) => b,
-                Ok(None) => {
-                    return fail(format!(
-                        "the primary has no blob file of {oid:?} at {tid:?}"
-                    ))
-                }
-                Err(e) => {
-                    return fail(format!(
-                        "the primary's blob file of {oid:?} at {tid:?}: {e}"
-                    ))
-                }
-            };
-            if file.len != want.len {
-                return fail(format!(
-                    "{}: {} bytes, the primary's {}",
-                    file.path.display(),
-                    file.len,
-                    want.len
-                ));
-            }
-            if self.blobs_verified.contains(&(oid, tid)) {
-                continue;
-            }
-            let got = std::fs::read(dir.join(&file.path));
-            let want = want.read_all();
-            match (got, want) {
-                (Ok(got), Ok(want)) if got == want => {}
-                (Ok(_), Ok(_)) => {
-                    return fail(format!(
-                        "{}: the bytes differ from the primary's",
-                        file.path.display()
-                    ))
-                }
-                (Err(e), _) | (_, Err(e)) => {
-                    return fail(format!("reading {}: {e}", file.path.display()))
-                }
-            }
-            self.blobs_verified.insert((oid, tid));
+        for node in world.nodes() {
+            let state = self.blobs.entry(node.number).or_default();
+            let key = (0, node.reopens);
+            check_blob_dir(node.secondary(), node.is_dead(), key, &histories, state).map_err(
+                |v| Violation {
+                    oracle: v.oracle,
+                    message: format!("s{}: {}", node.number, v.message),
+                },
+            )?;
         }
         Ok(())
     }

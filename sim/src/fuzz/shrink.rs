@@ -181,11 +181,13 @@ fn simplifications(step: &Step) -> Vec<Step> {
                         key,
                         len,
                         seed,
+                        literal: None,
                     } if *len > 1 => Some(Change::SetBlob {
                         parent: parent.clone(),
                         key: key.clone(),
                         len: len / 2,
                         seed: *seed,
+                        literal: None,
                     }),
                     _ => None,
                 };

@@ -650,14 +650,31 @@ fn parse_primary(text: &str) -> Result<Step, String> {
                             let (parent, key) = split_path(k)?;
                             let seed = changes.len() as u64 + 1;
                             if let Some(n) = v.strip_prefix("blob:") {
-                                let len = n.parse().map_err(|_| {
-                                    format!("{k}=blob:N writes a blob of N bytes; {n:?} is not a byte count")
-                                })?;
+                                let literal = if n.starts_with(['\'', '"']) {
+                                    match literal::parse(n)? {
+                                        Value::Bytes(b) => Some(b),
+                                        other => {
+                                            return Err(format!(
+                                                "{k}=blob:'…' takes a byte string, got {}",
+                                                literal::repr(&other)
+                                            ))
+                                        }
+                                    }
+                                } else {
+                                    None
+                                };
+                                let len = match &literal {
+                                    Some(b) => b.len(),
+                                    None => n.parse().map_err(|_| {
+                                        format!("{k}=blob:N writes a blob of N bytes, {k}=blob:'…' these bytes; {n:?} is neither")
+                                    })?,
+                                };
                                 changes.push(Change::SetBlob {
                                     parent,
                                     key,
                                     len,
                                     seed,
+                                    literal,
                                 });
                                 continue;
                             }

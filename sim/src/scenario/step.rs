@@ -281,6 +281,17 @@ impl fmt::Display for Change {
                 parent, key, len, ..
             } => write!(f, "{}={len}", path_text(parent, key)),
             Change::SetBlob {
+                parent,
+                key,
+                literal: Some(bytes),
+                ..
+            } => write!(
+                f,
+                "{}=blob:{}",
+                path_text(parent, key),
+                repr(&Value::Bytes(bytes.clone()))
+            ),
+            Change::SetBlob {
                 parent, key, len, ..
             } => write!(f, "{}=blob:{len}", path_text(parent, key)),
             Change::Remove { parent, key } => write!(f, "-{}", path_text(parent, key)),

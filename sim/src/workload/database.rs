@@ -12,6 +12,7 @@
 //! commit, so tids come out as in the spec transcript.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use zrs::pickle::Value as PickleValue;
 use zrs::{Oid, Tid};
@@ -44,21 +45,25 @@ pub struct Record {
     pub blob: Option<RecordBlob>,
 }
 
-/// A blob file's bytes: [`payload`]`(len, seed)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A blob file's bytes: `literal`, or else [`payload`]`(len, seed)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlobContent {
     pub len: usize,
     pub seed: u64,
+    pub literal: Option<Arc<[u8]>>,
 }
 
 impl BlobContent {
     pub fn bytes(&self) -> Vec<u8> {
-        payload(self.len, self.seed)
+        match &self.literal {
+            Some(bytes) => bytes.to_vec(),
+            None => payload(self.len, self.seed),
+        }
     }
 }
 
 /// The blob file a record's transaction writes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum RecordBlob {
     /// The application wrote these bytes.
     Written(BlobContent),
@@ -67,9 +72,9 @@ pub enum RecordBlob {
 }
 
 impl RecordBlob {
-    pub fn content(&self) -> BlobContent {
+    pub fn content(&self) -> &BlobContent {
         match self {
-            RecordBlob::Written(c) | RecordBlob::Copied { content: c, .. } => *c,
+            RecordBlob::Written(c) | RecordBlob::Copied { content: c, .. } => c,
         }
     }
 }
@@ -96,13 +101,15 @@ pub enum Change {
     },
     /// `del parent[key]`.
     Remove { parent: Vec<String>, key: String },
-    /// Writes `len` bytes (a payload made from `seed`) into the blob `parent[key]`: a new
-    /// revision of it if it is a blob, else a new `ZODB.blob.Blob` there.
+    /// Writes `len` bytes (a payload made from `seed`, or `literal`) into the blob
+    /// `parent[key]`: a new revision of it if it is a blob, else a new `ZODB.blob.Blob`
+    /// there.
     SetBlob {
         parent: Vec<String>,
         key: String,
         len: usize,
         seed: u64,
+        literal: Option<Vec<u8>>,
     },
 }
 
@@ -289,10 +296,14 @@ impl Database {
                 Change::AddMappings { .. } => unreachable!("expanded above"),
             };
             let oid = self.resolve_in(parent, &modified, &created)?;
-            if let Change::SetBlob { len, seed, .. } = change {
+            if let Change::SetBlob {
+                len, seed, literal, ..
+            } = change
+            {
                 let content = BlobContent {
                     len: *len,
                     seed: *seed,
+                    literal: literal.as_deref().map(Arc::from),
                 };
                 let items: &[(String, Value)] = match modified.iter().find(|(o, _)| *o == oid) {
                     Some((_, items)) => items,
@@ -326,7 +337,9 @@ impl Database {
                     Some(Value::Ref(child))
                 }
                 Change::SetBytes { len, seed, .. } => Some(Value::Bytes(payload(*len, *seed))),
-                Change::SetBlob { len, seed, .. } => {
+                Change::SetBlob {
+                    len, seed, literal, ..
+                } => {
                     let child = Oid::from_u64(provisional);
                     provisional += 1;
                     created.push(child);
@@ -335,6 +348,7 @@ impl Database {
                         BlobContent {
                             len: *len,
                             seed: *seed,
+                            literal: literal.as_deref().map(Arc::from),
                         },
                     );
                     Some(Value::Blob(child))
@@ -373,7 +387,7 @@ impl Database {
                     *child = real(*child);
                 }
             }
-            let blob = blobs.get(&oid).copied();
+            let blob = blobs.get(&oid).cloned();
             let oid = real(oid);
             records.push(Record {
                 oid,
@@ -382,7 +396,7 @@ impl Database {
                     None => mapping_record(&items),
                 }),
                 data_txn: None,
-                blob: blob.map(RecordBlob::Written),
+                blob: blob.clone().map(RecordBlob::Written),
             });
             self.objects.entry(oid).or_default().push(Revision {
                 tid,
@@ -480,7 +494,7 @@ impl Database {
                         }),
                         data_txn: Some(prev.data_tid),
                         // BlobStorage.undo: the restored revision's file, copied.
-                        blob: prev.blob.map(|content| RecordBlob::Copied {
+                        blob: prev.blob.clone().map(|content| RecordBlob::Copied {
                             from: prev.tid,
                             content,
                         }),
@@ -498,7 +512,7 @@ impl Database {
                         data: None,
                         data_txn: None,
                         // BlobStorage.undo of a creation: the undone revision's file, copied.
-                        blob: undone.blob.map(|content| RecordBlob::Copied {
+                        blob: undone.blob.clone().map(|content| RecordBlob::Copied {
                             from: undone.tid,
                             content,
                         }),
@@ -558,7 +572,7 @@ impl Database {
         self.transactions.iter().flat_map(|t| {
             t.records
                 .iter()
-                .filter_map(move |r| r.blob.map(|b| (r.oid, t.tid, b.content())))
+                .filter_map(move |r| r.blob.as_ref().map(|b| (r.oid, t.tid, b.content().clone())))
         })
     }
 }
@@ -741,6 +755,7 @@ mod tests {
             key: key.into(),
             len,
             seed: 9,
+            literal: None,
         }
     }
 
@@ -761,7 +776,11 @@ mod tests {
         assert_eq!(t.records[1].data.as_deref(), Some(BLOB_RECORD));
         assert_eq!(
             t.records[2].blob,
-            Some(RecordBlob::Written(BlobContent { len: 2, seed: 9 }))
+            Some(RecordBlob::Written(BlobContent {
+                len: 2,
+                seed: 9,
+                literal: None
+            }))
         );
         assert_eq!(t.records[0].blob, None);
         // Writing into an existing blob stores the blob alone.
@@ -779,7 +798,11 @@ mod tests {
             r.blob,
             Some(RecordBlob::Copied {
                 from: t2,
-                content: BlobContent { len: 2, seed: 9 }
+                content: BlobContent {
+                    len: 2,
+                    seed: 9,
+                    literal: None
+                }
             })
         );
         // Undoing a creation: no data, the created file copied.
@@ -798,7 +821,11 @@ mod tests {
             h.blob,
             Some(RecordBlob::Copied {
                 from: t5,
-                content: BlobContent { len: 7, seed: 9 }
+                content: BlobContent {
+                    len: 7,
+                    seed: 9,
+                    literal: None
+                }
             })
         );
         // Every file the primary holds.

@@ -4,9 +4,10 @@
 
 use std::path::Path;
 
+use crate::coverage::{BlobKind, Pair};
 use crate::primary_node::PrimaryNode;
 use crate::workload::database::START_TIME;
-use crate::workload::{Change, Meta};
+use crate::workload::{Change, Meta, RecordBlob};
 use zrs::Tid;
 
 use super::{WorkloadError, World};
@@ -38,7 +39,16 @@ impl World {
     /// Writes the workload's last transaction into the primary node's storage.
     pub(super) fn store_last(&mut self) -> Result<(), WorkloadError> {
         let last = self.primary.transactions().last().expect("just committed");
-        self.node.commit(last).map_err(WorkloadError::Storage)
+        self.node.commit(last).map_err(WorkloadError::Storage)?;
+        for r in &last.records {
+            let kind = match &r.blob {
+                Some(RecordBlob::Written(c)) => BlobKind::of_len(c.len),
+                Some(RecordBlob::Copied { .. }) => BlobKind::UndoCopy,
+                None => continue,
+            };
+            self.coverage.note(Pair::Blob(kind));
+        }
+        Ok(())
     }
 
     pub(super) fn sync_clock(&mut self) {

@@ -1211,6 +1211,10 @@ impl Storage for FileStorage {
         r
     }
 
+    fn failed(&self) -> bool {
+        self.failed
+    }
+
     fn recover(&mut self) -> Result<bool> {
         if !self.failed {
             return Ok(false);
