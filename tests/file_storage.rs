@@ -977,3 +977,55 @@ fn a_record_running_past_its_transaction_is_corruption_for_the_iterator() {
         other => panic!("expected Corrupt, got {other:?}"),
     }
 }
+
+/// Damage found after the file was indexed, each a `Corrupt` error naming what and where:
+/// a backpointer to a record header the file cuts short, a backpointer record whose
+/// pointer the file cuts short, a transaction length running past the committed end.
+#[test]
+fn headers_and_lengths_cut_short_or_too_long_are_corruption() {
+    let (bytes, ends) = three_txns();
+    let len = bytes.len() as u64;
+    // Oid 1's current record, in the second transaction: made a backpointer (data length
+    // 0), whose 8 bytes of pointer take the place of its data.
+    let record = ends[1] + 23 + 1 + 6;
+    let expect = |s: &FileStorage, at: u64, says: &str| match s.load(o(1)) {
+        Err(StorageError::Corrupt { pos, what, .. }) => {
+            assert_eq!(pos, at, "{what}");
+            assert!(what.contains(says), "{what}");
+        }
+        other => panic!("expected Corrupt ({says}), got {other:?}"),
+    };
+
+    // The pointer names a header of which the file holds only 10 bytes.
+    let (s, backend) = open_bytes(bytes.clone(), Options::default());
+    let s = s.unwrap();
+    backend.write_at(record + 34, &0u64.to_be_bytes()).unwrap();
+    backend
+        .write_at(record + 42, &(len - 10).to_be_bytes())
+        .unwrap();
+    expect(&s, len - 10, "data record header cut short");
+
+    // The pointer names a backpointer record of oid 1 with 3 of its 8 pointer bytes.
+    let (s, backend) = open_bytes(bytes.clone(), Options::default());
+    let s = s.unwrap();
+    let tail = len - 45;
+    let mut header = bytes[record as usize..record as usize + 42].to_vec();
+    header[34..42].copy_from_slice(&0u64.to_be_bytes());
+    backend.write_at(tail, &header).unwrap();
+    backend.write_at(record + 34, &0u64.to_be_bytes()).unwrap();
+    backend.write_at(record + 42, &tail.to_be_bytes()).unwrap();
+    expect(&s, tail, "backpointer cut short");
+
+    // The second transaction's length runs past the end: the iterator says so.
+    let (s, backend) = open_bytes(bytes, Options::default());
+    let s = s.unwrap();
+    backend.write_at(ends[1] + 8, &len.to_be_bytes()).unwrap();
+    let read: Vec<_> = s.iterator(None, None).collect();
+    match &read[1] {
+        Err(StorageError::Corrupt { pos, what, .. }) => {
+            assert_eq!(*pos, ends[1], "{what}");
+            assert!(what.contains("runs past the end"), "{what}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}

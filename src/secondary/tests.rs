@@ -260,6 +260,15 @@ fn the_secondary_reads_as_a_read_only_storage() {
     assert_eq!(reads.history(Oid::ZERO, 10).unwrap().len(), 1);
     assert_eq!(reads.iterator(Some(Tid::from_u64(6)), None).count(), 0);
     assert_eq!(reads.iterator(None, Some(Tid::from_u64(5))).count(), 1);
+    // Over a blob storage, it keeps blobs.
+    let dir = tempfile::tempdir().unwrap();
+    let blobs = crate::storage::blob::BlobStorage::open(
+        MemoryStorage::new("Data.fs"),
+        &dir.path().join("blobs"),
+        false,
+    )
+    .unwrap();
+    assert!(Secondary::new(blobs, config()).keeps_blobs());
 }
 
 #[test]
@@ -577,4 +586,48 @@ fn input_without_checkpoints_after_the_scanner_was_taken_is_refused() {
     assert!(log.contains("no checksum checkpoint"), "{log}");
     assert_eq!(s.storage().last_transaction(), Tid::ZERO);
     assert!(drain(&mut s).contains(&Action::Disconnect));
+}
+
+/// The driver's idle sync: a storage that fails it is left failed, and the secondary says
+/// so (the error back, a CRITICAL log, its connection dropped) rather than carrying on
+/// with writes of unknown state.
+#[test]
+fn a_failed_idle_sync_is_an_error_and_drops_the_connection() {
+    use crate::storage::file::backend::MemoryBackend;
+    use crate::storage::file::faulty::{DiskError, DiskFault, DiskOp, FaultyBackend};
+    use crate::storage::{Durability, FileStorage, Options};
+    use std::sync::Arc;
+    let disk = Arc::new(FaultyBackend::new(MemoryBackend::new()));
+    let storage = FileStorage::open_with_backend(
+        "Data.fs",
+        Box::new(disk.clone()),
+        Options {
+            read_only: false,
+            durability: Durability::Batch(100),
+        },
+    )
+    .unwrap();
+    let mut s = Secondary::new(storage, config());
+    drain(&mut s);
+    s.connected("peer");
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+    disk.arm(DiskFault {
+        op: DiskOp::Sync,
+        after: 0,
+        error: DiskError::Io,
+        partial: 0,
+        sticky: false,
+    });
+    let (result, logs) = crate::test_log::capture(|| s.sync());
+    assert!(result.is_err());
+    assert!(drain(&mut s).contains(&Action::Disconnect));
+    assert!(logs.contains("Storage error"), "{logs}");
+    // Healthy again, the storage syncs.
+    s.storage.recover().unwrap();
+    assert!(s.sync().is_ok());
 }

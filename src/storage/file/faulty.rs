@@ -274,5 +274,13 @@ mod tests {
             f.to_string(),
             "write after=2 error=enospc partial=10 sticky"
         );
+        let plain = DiskFault {
+            op: DiskOp::Sync,
+            after: 0,
+            error: DiskError::Io,
+            partial: 0,
+            sticky: false,
+        };
+        assert_eq!(plain.to_string(), "sync");
     }
 }

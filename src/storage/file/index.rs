@@ -274,6 +274,7 @@ mod tests {
         ix.add_transaction(t(20), 200, &[(o(1), 250), (o(1), 300)], 400);
         ix.add_transaction(t(30), 400, &[(o(1), 450), (o(0x1234), 460)], 500);
         assert_eq!(ix.len(), 3);
+        assert!(!ix.is_empty());
         assert_eq!(ix.end(), 500);
         assert_eq!(ix.last_tid(), t(30));
         assert_eq!(ix.transaction_count(), 3);
