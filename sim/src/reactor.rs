@@ -81,6 +81,26 @@ impl Reactor {
         self.later.len() != before
     }
 
+    /// Cancels `owner`'s pending call of `timer`, where `owners` records who scheduled each
+    /// call (by number): several secondaries share one reactor, and a `CancelTimer` from
+    /// one must not cancel another's call of the same kind. The call is forgotten there too.
+    pub fn cancel_owned<O: PartialEq>(
+        &mut self,
+        owners: &mut Vec<(u64, O)>,
+        owner: &O,
+        timer: Timer,
+    ) {
+        let number = self
+            .later
+            .iter()
+            .find(|c| c.timer == timer && owners.iter().any(|(n, o)| *n == c.number && o == owner))
+            .map(|c| c.number);
+        if let Some(number) = number {
+            self.cancel_number(number);
+            owners.retain(|(n, _)| *n != number);
+        }
+    }
+
     /// The pending calls, in scheduling order.
     pub fn later(&self) -> &[DelayedCall] {
         &self.later

@@ -251,22 +251,7 @@ impl World {
                     self.node_owners.push((n, i));
                 }
                 Action::CancelTimer(timer) => {
-                    let owned: Vec<u64> = self
-                        .node_owners
-                        .iter()
-                        .filter(|(_, o)| *o == i)
-                        .map(|(n, _)| *n)
-                        .collect();
-                    if let Some(call) = self
-                        .reactor
-                        .later()
-                        .iter()
-                        .find(|c| c.timer == timer && owned.contains(&c.number))
-                        .cloned()
-                    {
-                        self.reactor.cancel_number(call.number);
-                        self.node_owners.retain(|(n, _)| *n != call.number);
-                    }
+                    self.reactor.cancel_owned(&mut self.node_owners, &i, timer);
                 }
                 Action::Invalidate { .. } => {
                     self.replicated += 1;
@@ -475,6 +460,13 @@ impl World {
             return Err(WorldError::NotRunning);
         }
         self.nodes[i].dead = true;
+        self.end_node_process(i, number);
+        Ok(self.nodes[i].secondary.storage().crash(keep, tear))
+    }
+
+    /// Node `i` (`s<number>`)'s process is gone: its calls, its connection attempt, its
+    /// connection (lost, for its upstream host), what it served downstream.
+    fn end_node_process(&mut self, i: usize, number: usize) {
         self.cancel_node_calls(i);
         self.nodes[i].attempt = None;
         if let Some(c) = self.nodes[i].connection.take() {
@@ -483,7 +475,6 @@ impl World {
         }
         self.nodes[i].host.crash();
         self.downstream_lost(Upstream::Secondary(number));
-        Ok(self.nodes[i].secondary.storage().crash(keep, tear))
     }
 
     /// `s<n>: restart`: a new process over the node's storage, configured as before.
@@ -493,14 +484,7 @@ impl World {
             return Err(WorldError::Running);
         }
         // The old process (closed, or crashed) is gone with everything it scheduled.
-        self.cancel_node_calls(i);
-        self.nodes[i].attempt = None;
-        if let Some(c) = self.nodes[i].connection.take() {
-            let up = self.nodes[i].upstream;
-            self.with_host(up, |h, _| h.connection_lost(c.id(), &LossReason::Lost));
-        }
-        self.nodes[i].host.crash();
-        self.downstream_lost(Upstream::Secondary(number));
+        self.end_node_process(i, number);
         let storage = self.nodes[i].secondary.storage().clone();
         storage.reopen().map_err(WorldError::Reopen)?;
         let config = self.nodes[i].secondary.config().clone();

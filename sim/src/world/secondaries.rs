@@ -38,22 +38,8 @@ impl World {
                 }
                 Action::CancelTimer(timer) => {
                     // Cancel this generation's call of that kind.
-                    let owned: Vec<u64> = self
-                        .owners
-                        .iter()
-                        .filter(|(_, g)| *g == generation)
-                        .map(|(n, _)| *n)
-                        .collect();
-                    if let Some(call) = self
-                        .reactor
-                        .later()
-                        .iter()
-                        .find(|c| c.timer == timer && owned.contains(&c.number))
-                        .cloned()
-                    {
-                        self.reactor.cancel_number(call.number);
-                        self.owners.retain(|(n, _)| *n != call.number);
-                    }
+                    self.reactor
+                        .cancel_owned(&mut self.owners, &generation, timer);
                 }
                 Action::Invalidate { tid, oids } => {
                     self.replicated += 1;
