@@ -51,60 +51,77 @@ fn wait_until(what: &str, cond: impl FnMut() -> bool) {
     common::wait_until(what, PATIENCE, &[], cond)
 }
 
-#[test]
-#[ignore = "needs Python: run by .ci/test"]
-fn failover_to_a_promoted_secondary() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (p1, a, b, c) = (
-        d.join("p1.fs"),
-        d.join("a.fs"),
-        d.join("b.fs"),
-        d.join("c.fs"),
-    );
+/// The files of a failover: the old primary's, and secondaries A, B and C's.
+struct Nodes {
+    _dir: tempfile::TempDir,
+    d: PathBuf,
+    p1: PathBuf,
+    a: PathBuf,
+    b: PathBuf,
+    c: PathBuf,
+}
 
-    // The old primary and three secondaries, all caught up.
-    let mut old = start_primary(&p1, Some(60), d.join("p1.log"));
-    let sa = secondary(&a, old.port, &d.join("a.log"));
-    let sb = secondary(&b, old.port, &d.join("b.log"));
-    let sc = secondary(&c, old.port, &d.join("c.log"));
-    for s in [&a, &b, &c] {
-        wait_until("catching up with the old primary", || same(&p1, s));
+/// The old primary (Python zc.zrs) and three zrs secondaries, all caught up; then A and C
+/// stop while B goes on receiving, so B is ahead of A; then everything stops and A is
+/// promoted (`zrs promote`). Returns the files, and what B held at the end.
+fn b_ahead_of_promoted_a() -> (Nodes, Vec<u8>) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_path_buf();
+    let n = Nodes {
+        p1: d.join("p1.fs"),
+        a: d.join("a.fs"),
+        b: d.join("b.fs"),
+        c: d.join("c.fs"),
+        d,
+        _dir: dir,
+    };
+    let mut old = start_primary(&n.p1, Some(60), n.d.join("p1.log"));
+    let sa = secondary(&n.a, old.port, &n.d.join("a.log"));
+    let sb = secondary(&n.b, old.port, &n.d.join("b.log"));
+    let sc = secondary(&n.c, old.port, &n.d.join("c.log"));
+    for s in [&n.a, &n.b, &n.c] {
+        wait_until("catching up with the old primary", || same(&n.p1, s));
     }
-    // A and C stop; B goes on receiving: B is now ahead of A.
     sa.terminate();
     sc.terminate();
     old.commit(10);
-    wait_until("B follows the old primary", || same(&p1, &b));
+    wait_until("B follows the old primary", || same(&n.p1, &n.b));
     sb.terminate();
     old.quit();
-    let b_before = fs::read(&b).unwrap();
+    let b_before = fs::read(&n.b).unwrap();
 
-    // Promote A.
     let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["promote", a.to_str().unwrap()])
+        .args(["promote", n.a.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8(out.stdout).unwrap();
     assert!(said.contains("ends cleanly"), "{said}");
+    (n, b_before)
+}
+
+#[test]
+#[ignore = "needs Python: run by .ci/test"]
+fn failover_to_a_promoted_secondary() {
+    let (n, b_before) = b_ahead_of_promoted_a();
+    let (d, a, b, c) = (&n.d, &n.a, &n.b, &n.c);
 
     // A is served as the new primary; C and B point at it; it commits more.
-    let mut new = start_primary(&a, None, d.join("p2.log"));
-    let sc = secondary(&c, new.port, &d.join("c.log"));
-    let sb = secondary(&b, new.port, &d.join("b.log"));
+    let mut new = start_primary(a, None, d.join("p2.log"));
+    let sc = secondary(c, new.port, &d.join("c.log"));
+    let sb = secondary(b, new.port, &d.join("b.log"));
     new.commit(5);
-    wait_until("C follows the new primary", || same(&a, &c));
+    wait_until("C follows the new primary", || same(a, c));
     wait_until("the new primary refuses B", || {
         new.log_text().contains("TidTooHigh")
     });
     sc.terminate();
     sb.terminate();
     new.quit();
-    assert!(same(&a, &c), "C is byte-identical to the new primary");
-    assert_eq!(fs::read(&b).unwrap(), b_before, "B did not diverge");
+    assert!(same(a, c), "C is byte-identical to the new primary");
+    assert_eq!(fs::read(b).unwrap(), b_before, "B did not diverge");
     // ZODB agrees C is sound.
-    let out = common::run_python("check_datafs.py", &[Path::new("same"), &a, &c]);
+    let out = common::run_python("check_datafs.py", &[Path::new("same"), a, c]);
     assert!(out.starts_with("ok: "), "{out}");
 }
 
@@ -143,43 +160,16 @@ fn last_tid(path: &Path) -> zrs::Tid {
 #[test]
 #[ignore = "needs Python: run by .ci/test"]
 fn failover_to_a_promoted_secondary_served_by_zrs_primary() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (p1, a, b, c) = (
-        d.join("p1.fs"),
-        d.join("a.fs"),
-        d.join("b.fs"),
-        d.join("c.fs"),
-    );
-
-    let mut old = start_primary(&p1, Some(60), d.join("p1.log"));
-    let sa = secondary(&a, old.port, &d.join("a.log"));
-    let sb = secondary(&b, old.port, &d.join("b.log"));
-    let sc = secondary(&c, old.port, &d.join("c.log"));
-    for s in [&a, &b, &c] {
-        wait_until("catching up with the old primary", || same(&p1, s));
-    }
-    sa.terminate();
-    sc.terminate();
-    old.commit(10);
-    wait_until("B follows the old primary", || same(&p1, &b));
-    sb.terminate();
-    old.quit();
-    let b_before = fs::read(&b).unwrap();
-    let b_last = last_tid(&b);
-
-    let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["promote", a.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (n, b_before) = b_ahead_of_promoted_a();
+    let (d, a, b, c) = (&n.d, &n.a, &n.b, &n.c);
+    let b_last = last_tid(b);
 
     // The promoted file gets a writer (the application, failed over) and a zrs primary.
     // The writer's history goes past B's last tid: the case where zc.zrs's own primary
     // would stream its later transactions into B, mixing two histories.
-    let mut writer = start_writer(&a);
+    let mut writer = start_writer(a);
     commit(&mut writer, 3);
-    assert!(last_tid(&a) > b_last, "the new history is later than B's");
+    assert!(last_tid(a) > b_last, "the new history is later than B's");
     let port = free_port();
     let primary_log = d.join("p2.log");
     let new = Process::spawn(
@@ -193,10 +183,10 @@ fn failover_to_a_promoted_secondary_served_by_zrs_primary() {
     );
     let log = || fs::read_to_string(&primary_log).unwrap_or_default();
     wait_until("the new primary listens", || log().contains("listening on"));
-    let sc = secondary(&c, port, &d.join("c.log"));
-    let sb = secondary(&b, port, &d.join("b.log"));
+    let sc = secondary(c, port, &d.join("c.log"));
+    let sb = secondary(b, port, &d.join("b.log"));
     commit(&mut writer, 5);
-    wait_until("C follows the new primary", || same(&a, &c));
+    wait_until("C follows the new primary", || same(a, c));
     common::wait_until(
         "the new primary refuses B",
         PATIENCE,
@@ -212,8 +202,8 @@ fn failover_to_a_promoted_secondary_served_by_zrs_primary() {
     sb.terminate();
     new.terminate();
     writer.quit();
-    assert!(same(&a, &c));
-    assert_eq!(fs::read(&b).unwrap(), b_before, "B did not diverge");
-    let out = common::run_python("check_datafs.py", &[Path::new("same"), &a, &c]);
+    assert!(same(a, c));
+    assert_eq!(fs::read(b).unwrap(), b_before, "B did not diverge");
+    let out = common::run_python("check_datafs.py", &[Path::new("same"), a, c]);
     assert!(out.starts_with("ok: "), "{out}");
 }
