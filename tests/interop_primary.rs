@@ -151,6 +151,35 @@ fn zrs_primary_serves_the_python_secondary() {
     assert_same(&p, &sec);
 }
 
+/// A chain of two `zrs secondary`s below the primary at `port`: `s1` (with blob directory
+/// `blobs.0`, if given) replicates from it and serves `s2` (blob directory `blobs.1`).
+/// Returns them, first and second, once the first listens.
+fn chain(
+    port: u16,
+    (s1, log1): (&Path, &Path),
+    (s2, log2): (&Path, &Path),
+    blobs: Option<(&Path, &Path)>,
+) -> (Process, Process) {
+    let middle = free_port();
+    let secondary = |storage: &Path, blob_dir: Option<&Path>, from: u16, more: &[&str], log| {
+        let mut args = vec!["secondary", "--storage", s(storage)];
+        if let Some(dir) = blob_dir {
+            args.extend(["--blob-dir", s(dir)]);
+        }
+        let from = format!("127.0.0.1:{from}");
+        args.extend(["--primary", &from, "--reconnect", "0.2"]);
+        args.extend(more);
+        zrs(&args, log)
+    };
+    let listen = format!("127.0.0.1:{middle}");
+    let first = secondary(s1, blobs.map(|b| b.0), port, &["--listen", &listen], log1);
+    wait_until("the middle secondary listens", &[log1], || {
+        log_has(log1, &format!("listening on {listen}"))
+    });
+    let second = secondary(s2, blobs.map(|b| b.1), middle, &[], log2);
+    (first, second)
+}
+
 #[test]
 #[ignore = "needs Python: run by .ci/test"]
 fn python_primary_feeds_a_chain_of_zrs_secondaries() {
@@ -160,36 +189,7 @@ fn python_primary_feeds_a_chain_of_zrs_secondaries() {
     let mut primary = script("zrs_primary.py", &[s(&p), "--create", "200"]);
     let port: u16 = primary.line("port").parse().unwrap();
     primary.line("size");
-    let middle = free_port();
-    let first = zrs(
-        &[
-            "secondary",
-            "--storage",
-            s(&s1),
-            "--primary",
-            &format!("127.0.0.1:{port}"),
-            "--listen",
-            &format!("127.0.0.1:{middle}"),
-            "--reconnect",
-            "0.2",
-        ],
-        &log1,
-    );
-    wait_until("the middle secondary listens", &[&log1], || {
-        log_has(&log1, &format!("listening on 127.0.0.1:{middle}"))
-    });
-    let second = zrs(
-        &[
-            "secondary",
-            "--storage",
-            s(&s2),
-            "--primary",
-            &format!("127.0.0.1:{middle}"),
-            "--reconnect",
-            "0.2",
-        ],
-        &log2,
-    );
+    let (first, second) = chain(port, (&s1, &log1), (&s2, &log2), None);
     wait_until("the chain catches up", &[&log1, &log2], || {
         identical(&p, &s1) && identical(&p, &s2)
     });
@@ -416,40 +416,7 @@ fn chained_zrs_secondaries_pass_blobs_on() {
     );
     let port: u16 = primary.line("port").parse().unwrap();
     primary.line("size");
-    let middle = free_port();
-    let first = zrs(
-        &[
-            "secondary",
-            "--storage",
-            s(&s1),
-            "--blob-dir",
-            s(&b1),
-            "--primary",
-            &format!("127.0.0.1:{port}"),
-            "--listen",
-            &format!("127.0.0.1:{middle}"),
-            "--reconnect",
-            "0.2",
-        ],
-        &log1,
-    );
-    wait_until("the middle secondary listens", &[&log1], || {
-        log_has(&log1, &format!("listening on 127.0.0.1:{middle}"))
-    });
-    let second = zrs(
-        &[
-            "secondary",
-            "--storage",
-            s(&s2),
-            "--blob-dir",
-            s(&b2),
-            "--primary",
-            &format!("127.0.0.1:{middle}"),
-            "--reconnect",
-            "0.2",
-        ],
-        &log2,
-    );
+    let (first, second) = chain(port, (&s1, &log1), (&s2, &log2), Some((&b1, &b2)));
     wait_until("the chain catches up", &[&log1, &log2], || {
         identical(&p, &s1) && identical(&p, &s2)
     });
