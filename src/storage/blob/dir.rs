@@ -22,6 +22,8 @@ const TMP: &str = "tmp";
 const JOURNAL: &str = "zrs-journal";
 const TEMP_PREFIX: &str = "zrs-";
 const TEMP_SUFFIX: &str = ".tmp";
+/// The `.layout` marker while it is written (a temporary file: recovery removes it).
+const LAYOUT_TEMP: &str = "zrs-layout.tmp";
 
 /// A blob directory in ZODB's layout.
 #[derive(Debug)]
@@ -126,16 +128,33 @@ impl BlobDir {
     /// [`BlobDir::create`] on the file system `fs`.
     pub fn create_on(fs: Arc<dyn BlobFs>, root: &Path, durable: bool) -> io::Result<BlobDir> {
         let layout = layout::select(&*fs, root)?;
-        let created = !is_dir(&*fs, root)?;
-        create_dir_all(&*fs, &root.join(TMP))?;
+        let created = create_dir_all(&*fs, &root.join(TMP))?;
+        if durable {
+            for dir in &created {
+                fs.sync_dir(parent_of(dir))?;
+            }
+        }
         let marker = root.join(LAYOUT_MARKER);
         if fs.kind(&marker)?.is_none() {
+            // Whole or not at all, as a blob file: a crash that kept the marker's name but
+            // not its bytes left a directory no open could read the layout of again (found
+            // by zrs-sim's simulated disk; `scenarios/blobs/crash.scn`).
+            let temp = root.join(TMP).join(LAYOUT_TEMP);
+            match fs.remove_file(&temp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = fs.create_new(&temp)?;
             // No newline, as ZODB writes it.
-            fs.create_new(&marker)?
-                .write_all(layout.name().as_bytes())?;
-        }
-        if created && durable {
-            fs.sync_dir(parent_of(root))?;
+            file.write_all(layout.name().as_bytes())?;
+            if durable {
+                file.sync()?;
+            }
+            drop(file);
+            fs.rename(&temp, &marker)?;
+            if durable {
+                fs.sync_dir(root)?;
+            }
         }
         Ok(BlobDir {
             fs,
