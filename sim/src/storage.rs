@@ -197,13 +197,14 @@ impl SimStorage {
         }
     }
 
-    /// Whether the storage is a FileStorage whose disk failed it (it refuses everything
-    /// until the secondary reopens it), or is crashed.
+    /// Whether the storage is one whose disk failed it (it refuses everything until the
+    /// secondary recovers or reopens it), or is crashed.
     pub fn failed(&self) -> bool {
         match &self.lock().storage {
             Some(Inner::File(s)) => s.failed(),
-            Some(Inner::BlobFile(s)) => s.inner().failed(),
-            Some(Inner::Memory(_) | Inner::BlobMemory(_)) => false,
+            Some(Inner::BlobFile(s)) => s.failed(),
+            Some(Inner::BlobMemory(s)) => s.failed(),
+            Some(Inner::Memory(_)) => false,
             None => true,
         }
     }

@@ -73,13 +73,19 @@ pub fn blob_dir_repr(
     for s in &listing.strays {
         lines.push(format!("{} (not a blob file)", s.display()));
     }
-    let temporary = listing
+    // Their names hold the process id: only their number and sizes are printed.
+    let temporary: Vec<String> = listing
         .temporary
         .iter()
-        .filter(|n| n.ends_with(".tmp"))
-        .count();
-    if temporary > 0 {
-        lines.push(format!("{temporary} temporary files"));
+        .filter(|(n, _)| n.ends_with(".tmp"))
+        .map(|(_, len)| len.to_string())
+        .collect();
+    if !temporary.is_empty() {
+        lines.push(format!(
+            "{} temporary files ({} bytes)",
+            temporary.len(),
+            temporary.join(", ")
+        ));
     }
     if lines.is_empty() {
         lines.push("(no blob files)".into());

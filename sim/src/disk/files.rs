@@ -18,8 +18,10 @@
 //! A crash keeps a prefix of the log and tears the next operation if it is a write (see
 //! [`super::SimDisk::crash`]); a creation, removal or rename is all or nothing. Faults: a
 //! file write, a creation, a `mkdir` and a rename fail as writes (nothing changes but the
-//! landed part of a write), a file or directory fsync as a sync (what it would have made
-//! durable never becomes so), a file read as a read. Removals do not fail (each is a
+//! landed part of a write), a file or directory fsync as a sync (a file's unsynced bytes
+//! are then forgotten, never to become durable, as the Data.fs's; a directory's changes
+//! stay unsynced, for a later fsync to make durable or a crash to undo), a file read as a
+//! read. Removals do not fail (each is a
 //! cleanup the next recovery repeats); modes are not modelled (`seal` does nothing).
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,8 +79,8 @@ pub(super) struct Tree {
 
 impl Tree {
     /// Applies `op`; one whose source is gone (a rename of a name a crash undid) does
-    /// nothing.
-    pub(super) fn apply(&mut self, op: &FileOp) {
+    /// nothing. Returns the file it left without a name, if any (its bytes are gone).
+    pub(super) fn apply(&mut self, op: &FileOp) -> Option<u64> {
         match op {
             FileOp::Write { inode, pos, data } => {
                 let bytes = self.contents.entry(*inode).or_default();
@@ -88,38 +90,38 @@ impl Tree {
                     bytes.resize(end, 0);
                 }
                 bytes[pos..end].copy_from_slice(data);
+                None
             }
             FileOp::Link { path, entry } => {
                 if let Entry::File(inode) = entry {
                     self.contents.entry(*inode).or_default();
                 }
-                self.replace(path, *entry);
+                self.replace(path, *entry)
             }
-            FileOp::Unlink { path } => {
-                if let Some(Entry::File(inode)) = self.entries.remove(path) {
-                    self.forget_if_unnamed(inode);
-                }
-            }
-            FileOp::Rename { from, to } => {
-                if let Some(entry) = self.entries.remove(from) {
-                    self.replace(to, entry);
-                }
-            }
+            FileOp::Unlink { path } => match self.entries.remove(path) {
+                Some(Entry::File(inode)) => self.forget_if_unnamed(inode),
+                _ => None,
+            },
+            FileOp::Rename { from, to } => match self.entries.remove(from) {
+                Some(entry) => self.replace(to, entry),
+                None => None,
+            },
         }
     }
 
-    fn replace(&mut self, path: &Path, entry: Entry) {
-        if let Some(Entry::File(old)) = self.entries.insert(path.to_path_buf(), entry) {
-            if entry != Entry::File(old) {
-                self.forget_if_unnamed(old);
-            }
+    fn replace(&mut self, path: &Path, entry: Entry) -> Option<u64> {
+        match self.entries.insert(path.to_path_buf(), entry) {
+            Some(Entry::File(old)) if entry != Entry::File(old) => self.forget_if_unnamed(old),
+            _ => None,
         }
     }
 
-    fn forget_if_unnamed(&mut self, inode: u64) {
-        if !self.entries.values().any(|e| *e == Entry::File(inode)) {
-            self.contents.remove(&inode);
+    fn forget_if_unnamed(&mut self, inode: u64) -> Option<u64> {
+        if self.entries.values().any(|e| *e == Entry::File(inode)) {
+            return None;
         }
+        self.contents.remove(&inode);
+        Some(inode)
     }
 
     /// After a crash: drops the entries under a directory that is not there, and the
@@ -200,9 +202,14 @@ fn parent_must_be_dir(tree: &Tree, path: &Path) -> io::Result<()> {
 }
 
 impl State {
-    /// Logs and applies a change of the tree.
+    /// Logs and applies a change of the tree. The unsynced writes of a file it leaves
+    /// without a name go (a removed file's dirty pages are never written).
     fn change(&mut self, op: FileOp) {
-        self.files.apply(&op);
+        if let Some(gone) = self.files.apply(&op) {
+            self.unsynced.retain(
+                |op| !matches!(op, Op::File(FileOp::Write { inode, .. }) if *inode == gone),
+            );
+        }
         self.unsynced.push(Op::File(op));
     }
 
@@ -431,7 +438,13 @@ impl BlobFs for SimDisk {
         if !s.files.is_dir(&dir) {
             return Err(not_found(&dir));
         }
-        let failed = SimDisk::fault(&mut s, DiskOp::Sync);
+        if let Some(f) = SimDisk::fault(&mut s, DiskOp::Sync) {
+            // The changes stay unsynced: a later fsync may make them durable, a crash
+            // before it undo them (a file's failed fsync forgets its bytes instead, as
+            // Linux drops the failed pages; a journaling file system keeps a directory's
+            // changes for its next commit).
+            return Err(f.error.to_io());
+        }
         // From the end: the directory's own changes, and every earlier change of a name
         // one already taken changes (what it depends on).
         let log = std::mem::take(&mut s.unsynced);
@@ -453,10 +466,6 @@ impl BlobFs for SimDisk {
             } else {
                 s.unsynced.push(op);
             }
-        }
-        if let Some(f) = failed {
-            // The changes stay visible but are forgotten: a crash undoes them.
-            return Err(f.error.to_io());
         }
         for op in &durable {
             if let Op::File(op) = op {
@@ -585,7 +594,7 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_directory_fsync_forgets_its_changes() {
+    fn a_failed_directory_fsync_leaves_its_changes_unsynced() {
         let d = disk_with_dir();
         d.create_new(Path::new("d/x")).unwrap();
         d.arm(DiskFault {
@@ -597,9 +606,21 @@ mod tests {
         });
         assert!(d.sync_dir(Path::new("d")).is_err());
         assert_eq!(names(&d, "d"), ["x"], "still visible");
+        assert_eq!(d.unsynced(), 1);
+        d.crash(0, 0);
+        assert!(names(&d, "d").is_empty(), "a crash undoes it");
+        d.create_new(Path::new("d/x")).unwrap();
+        d.arm(DiskFault {
+            op: DiskOp::Sync,
+            after: 0,
+            error: DiskError::Io,
+            partial: 0,
+            sticky: false,
+        });
+        assert!(d.sync_dir(Path::new("d")).is_err());
         d.sync_dir(Path::new("d")).unwrap();
         d.crash(0, 0);
-        assert!(names(&d, "d").is_empty(), "never made durable");
+        assert_eq!(names(&d, "d"), ["x"], "a later fsync made it durable");
     }
 
     #[test]

@@ -206,7 +206,9 @@ impl SimDisk {
         let mut bytes = std::mem::take(&mut s.durable);
         let mut files = std::mem::take(&mut s.durable_files);
         let mut keep_op = |op: &Op| match op {
-            Op::File(op) => files.apply(op),
+            Op::File(op) => {
+                files.apply(op);
+            }
             // Operations were valid when made; they apply again.
             op => {
                 let _ = apply(&mut bytes, op);

@@ -314,7 +314,7 @@ fn check_blob_dir(
         ));
     }
     if !state.in_transaction {
-        if let Some(t) = listing.temporary.iter().find(|n| n.ends_with(".tmp")) {
+        if let Some((t, _)) = listing.temporary.iter().find(|(n, _)| n.ends_with(".tmp")) {
             return fail(format!(
                 "temporary blob file tmp/{t} left while no transaction is in progress"
             ));
