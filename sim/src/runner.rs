@@ -471,10 +471,10 @@ impl Session {
     }
 }
 
-/// Where runs make their own directories: `/dev/shm` where there is one (a run's blob
-/// directories create and delete thousands of files and directories; on a disk file system
-/// that alone made a campaign with blobs several times slower), else the system's.
-/// Nothing a run prints depends on it.
+/// Where runs make their own directories: `/dev/shm` where there is one (the blob
+/// directory of a `storage=file` secondary creates and deletes thousands of files and
+/// directories; on a disk file system that alone made a run with blobs several times
+/// slower), else the system's. Nothing a run prints depends on it.
 fn scratch_root() -> PathBuf {
     let shm = Path::new("/dev/shm");
     if shm.is_dir() {

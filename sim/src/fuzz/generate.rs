@@ -14,8 +14,8 @@
 //! the first secondary or to a node — and `heal`.
 //!
 //! A run with blobs (40 %) has a primary with a blob directory and a secondary that keeps
-//! blobs (on the simulated disk in 40 % of them, else in memory; its blob files in the
-//! run's directory), and commits blobs of every size the protocol treats apart: empty,
+//! blobs (on the simulated disk in 40 % of them, its blob directory on that disk too, else
+//! in memory with its blob directory on a simulated disk of its own), and commits blobs of every size the protocol treats apart: empty,
 //! one byte, exactly one 64 KiB block, one block and a byte, others under 20 KB, and now
 //! and then (1 in 80 blob commits) 2–2.5 MB (blob bytes are most of such a run's cost).
 //! Mid-blob, faults come three steps in four, a third of them the secondary's own (close,
