@@ -55,6 +55,10 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
         "disk fail sync after=6",
     ),
     (
+        "regressions/20261126-6106-blobdisk.scn",
+        "disk fail sync error=enospc",
+    ),
+    (
         "regressions/20261126-26-blobs.scn",
         "disk fail sync after=16 error=enospc",
     ),

@@ -463,3 +463,27 @@ fn parse_journal_line(line: &str) -> Option<(Oid, Tid)> {
         Tid::from_u64(u64::from_str_radix(tid, 16).ok()?),
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An append that failed part way leaves a torn line; the next append's entries are
+    /// still read (recovery removes their blob files when their transaction was cut off).
+    #[test]
+    fn a_torn_journal_line_does_not_swallow_the_next_entry() {
+        let root = tempfile::tempdir().unwrap();
+        let dir = BlobDir::create(&root.path().join("blobs"), false).unwrap();
+        let journal = dir.journal_path();
+        std::fs::write(&journal, b"0000").unwrap();
+        let (oid, tid) = (Oid::from_u64(1), Tid::from_u64(0x0300));
+        dir.journal_append(&[(oid, tid)]).unwrap();
+        let mut temp = dir.create_temp().unwrap();
+        temp.write(b"blob").unwrap();
+        dir.install(temp, oid, tid).unwrap();
+        assert!(dir.blob_path(oid, tid).exists());
+        assert_eq!(dir.recover(Tid::from_u64(0x0200)).unwrap(), 1);
+        assert!(!dir.blob_path(oid, tid).exists());
+        assert!(!journal.exists());
+    }
+}
