@@ -121,9 +121,13 @@ fn status_of_a_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("Data.fs");
     std::fs::copy(fixture(), &path).unwrap();
-    let (last, objects) = {
+    let (last, objects, transactions) = {
         let s = read_only(&path);
-        (s.last_transaction(), s.len())
+        (
+            s.last_transaction(),
+            s.len(),
+            s.iterator(None, None).count(),
+        )
     };
     let out = zrs(&["status", path.to_str().unwrap()]);
     assert!(out.status.success(), "{out:?}");
@@ -134,6 +138,7 @@ fn status_of_a_file() {
         format!("last-transaction-time: {last}"),
         format!("size: {size}"),
         format!("objects: {objects}"),
+        format!("transactions: {transactions}"),
         "ends-cleanly: true".to_string(),
     ] {
         assert!(text.lines().any(|l| l == want), "no {want:?} in:\n{text}");

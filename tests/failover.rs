@@ -22,274 +22,126 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use common::{python, root};
+use common::process::{free_port, zrs_secondary, LineChild, Process, ScriptedPrimary};
+use common::{python, root, same_bytes as same};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+/// `tests/python/zrs_primary.py` serving `path` (built first with `create` transactions,
+/// if given), its log (stderr) in `log`.
+fn start_primary(path: &Path, create: Option<u32>, log: PathBuf) -> ScriptedPrimary {
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("tests/python/zrs_primary.py"))
+        .arg(path);
+    if let Some(n) = create {
+        cmd.args(["--create", &n.to_string()]);
     }
+    ScriptedPrimary::start("the Python primary", &mut cmd, log, PATIENCE)
 }
 
-impl Guard {
-    fn stop(mut self) {
-        let ok = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.0.try_wait().unwrap() {
-                assert!(status.success(), "exited with {status}");
-                return;
-            }
-            assert!(Instant::now() < deadline, "did not stop on SIGTERM");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-/// `tests/python/zrs_primary.py` with its log (stderr) in a file.
-struct Primary {
-    child: Guard,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Primary {
-    fn start(path: &Path, create: Option<u32>, log: PathBuf) -> Primary {
-        let mut cmd = Command::new(python());
-        cmd.arg(root().join("tests/python/zrs_primary.py"))
-            .arg(path);
-        if let Some(n) = create {
-            cmd.args(["--create", &n.to_string()]);
-        }
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start the Python primary");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut p = Primary {
-            child: Guard(child),
-            stdin,
-            lines,
-            port: 0,
-            log,
-        };
-        p.port = p.line("port").parse().unwrap();
-        p.line("size");
-        p
-    }
-
-    fn line(&mut self, word: &str) -> String {
-        let line = self
-            .lines
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("the primary printed no `{word}` line"));
-        line.strip_prefix(&format!("{word} "))
-            .unwrap_or_else(|| panic!("expected `{word} …`, got {line:?}"))
-            .to_string()
-    }
-
-    fn commit(&mut self, n: u32) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "commit {n}").unwrap();
-        stdin.flush().unwrap();
-        self.line("size");
-    }
-
-    fn quit(mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + PATIENCE;
-        while self.child.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the Python primary did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-fn secondary(storage: &Path, port: u16, log: &Path) -> Guard {
-    Guard(
-        Command::new(env!("CARGO_BIN_EXE_zrs"))
-            .args(["secondary", "--log-format", "plain"])
-            .args(["--storage", storage.to_str().unwrap()])
-            .args(["--primary", &format!("127.0.0.1:{port}")])
-            .args(["--reconnect", "0.3"])
-            .stderr(
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(log)
-                    .unwrap(),
-            )
-            .spawn()
-            .unwrap(),
-    )
+fn secondary(storage: &Path, port: u16, log: &Path) -> Process {
+    zrs_secondary(storage, port, "0.3", log, &[], PATIENCE)
 }
 
 fn wait_until(what: &str, cond: impl FnMut() -> bool) {
     common::wait_until(what, PATIENCE, &[], cond)
 }
 
-fn same(a: &Path, b: &Path) -> bool {
-    fs::read(a)
-        .ok()
-        .is_some_and(|x| Some(x) == fs::read(b).ok())
+/// The files of a failover: the old primary's, and secondaries A, B and C's.
+struct Nodes {
+    _dir: tempfile::TempDir,
+    d: PathBuf,
+    p1: PathBuf,
+    a: PathBuf,
+    b: PathBuf,
+    c: PathBuf,
 }
 
-#[test]
-#[ignore = "needs Python: run by .ci/test"]
-fn failover_to_a_promoted_secondary() {
+/// The old primary (Python zc.zrs) and three zrs secondaries, all caught up; then A and C
+/// stop while B goes on receiving, so B is ahead of A; then everything stops and A is
+/// promoted (`zrs promote`). Returns the files, and what B held at the end.
+fn b_ahead_of_promoted_a() -> (Nodes, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (p1, a, b, c) = (
-        d.join("p1.fs"),
-        d.join("a.fs"),
-        d.join("b.fs"),
-        d.join("c.fs"),
-    );
-
-    // The old primary and three secondaries, all caught up.
-    let mut old = Primary::start(&p1, Some(60), d.join("p1.log"));
-    let sa = secondary(&a, old.port, &d.join("a.log"));
-    let sb = secondary(&b, old.port, &d.join("b.log"));
-    let sc = secondary(&c, old.port, &d.join("c.log"));
-    for s in [&a, &b, &c] {
-        wait_until("catching up with the old primary", || same(&p1, s));
+    let d = dir.path().to_path_buf();
+    let n = Nodes {
+        p1: d.join("p1.fs"),
+        a: d.join("a.fs"),
+        b: d.join("b.fs"),
+        c: d.join("c.fs"),
+        d,
+        _dir: dir,
+    };
+    let mut old = start_primary(&n.p1, Some(60), n.d.join("p1.log"));
+    let sa = secondary(&n.a, old.port, &n.d.join("a.log"));
+    let sb = secondary(&n.b, old.port, &n.d.join("b.log"));
+    let sc = secondary(&n.c, old.port, &n.d.join("c.log"));
+    for s in [&n.a, &n.b, &n.c] {
+        wait_until("catching up with the old primary", || same(&n.p1, s));
     }
-    // A and C stop; B goes on receiving: B is now ahead of A.
-    sa.stop();
-    sc.stop();
+    sa.terminate();
+    sc.terminate();
     old.commit(10);
-    wait_until("B follows the old primary", || same(&p1, &b));
-    sb.stop();
+    wait_until("B follows the old primary", || same(&n.p1, &n.b));
+    sb.terminate();
     old.quit();
-    let b_before = fs::read(&b).unwrap();
+    let b_before = fs::read(&n.b).unwrap();
 
-    // Promote A.
     let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["promote", a.to_str().unwrap()])
+        .args(["promote", n.a.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let said = String::from_utf8(out.stdout).unwrap();
     assert!(said.contains("ends cleanly"), "{said}");
+    (n, b_before)
+}
+
+#[test]
+#[ignore = "needs Python: run by .ci/test"]
+fn failover_to_a_promoted_secondary() {
+    let (n, b_before) = b_ahead_of_promoted_a();
+    let (d, a, b, c) = (&n.d, &n.a, &n.b, &n.c);
 
     // A is served as the new primary; C and B point at it; it commits more.
-    let mut new = Primary::start(&a, None, d.join("p2.log"));
-    let sc = secondary(&c, new.port, &d.join("c.log"));
-    let sb = secondary(&b, new.port, &d.join("b.log"));
+    let mut new = start_primary(a, None, d.join("p2.log"));
+    let sc = secondary(c, new.port, &d.join("c.log"));
+    let sb = secondary(b, new.port, &d.join("b.log"));
     new.commit(5);
-    wait_until("C follows the new primary", || same(&a, &c));
+    wait_until("C follows the new primary", || same(a, c));
     wait_until("the new primary refuses B", || {
-        new.log().contains("TidTooHigh")
+        new.log_text().contains("TidTooHigh")
     });
-    sc.stop();
-    sb.stop();
+    sc.terminate();
+    sb.terminate();
     new.quit();
-    assert!(same(&a, &c), "C is byte-identical to the new primary");
-    assert_eq!(fs::read(&b).unwrap(), b_before, "B did not diverge");
+    assert!(same(a, c), "C is byte-identical to the new primary");
+    assert_eq!(fs::read(b).unwrap(), b_before, "B did not diverge");
     // ZODB agrees C is sound.
-    let out = common::run_python("check_datafs.py", &[Path::new("same"), &a, &c]);
+    let out = common::run_python("check_datafs.py", &[Path::new("same"), a, c]);
     assert!(out.starts_with("ok: "), "{out}");
 }
 
 /// `tests/python/clock_writer.py`: a ZODB application writing a Data.fs (no zc.zrs), its
-/// tids from the real clock.
-struct Writer {
-    child: Guard,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-}
-
-impl Writer {
-    fn start(path: &Path) -> Writer {
-        let mut child = Command::new(python())
+/// tids from the real clock; it says `ready`, and `committed …` after each `commit N`.
+fn start_writer(path: &Path) -> LineChild {
+    let writer = LineChild::spawn(
+        "the ZODB writer",
+        Command::new(python())
             .arg(root().join("tests/python/clock_writer.py"))
-            .arg(path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let w = Writer {
-            child: Guard(child),
-            stdin,
-            lines,
-        };
-        w.expect("ready");
-        w
-    }
-
-    fn expect(&self, prefix: &str) -> String {
-        let line = self
-            .lines
-            .recv_timeout(PATIENCE)
-            .expect("the writer went quiet");
-        assert!(
-            line.starts_with(prefix),
-            "expected {prefix:?}, got {line:?}"
-        );
-        line
-    }
-
-    fn commit(&mut self, n: u32) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "commit {n}").unwrap();
-        stdin.flush().unwrap();
-        self.expect("committed");
-    }
-
-    fn quit(mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + PATIENCE;
-        while self.child.0.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "the writer did not exit");
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
+            .arg(path),
+        PATIENCE,
+    );
+    writer.expect("ready");
+    writer
 }
 
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
+fn commit(writer: &mut LineChild, n: u32) {
+    writer.send(&format!("commit {n}"));
+    writer.expect("committed");
 }
 
 fn last_tid(path: &Path) -> zrs::Tid {
@@ -308,81 +160,50 @@ fn last_tid(path: &Path) -> zrs::Tid {
 #[test]
 #[ignore = "needs Python: run by .ci/test"]
 fn failover_to_a_promoted_secondary_served_by_zrs_primary() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = dir.path();
-    let (p1, a, b, c) = (
-        d.join("p1.fs"),
-        d.join("a.fs"),
-        d.join("b.fs"),
-        d.join("c.fs"),
-    );
-
-    let mut old = Primary::start(&p1, Some(60), d.join("p1.log"));
-    let sa = secondary(&a, old.port, &d.join("a.log"));
-    let sb = secondary(&b, old.port, &d.join("b.log"));
-    let sc = secondary(&c, old.port, &d.join("c.log"));
-    for s in [&a, &b, &c] {
-        wait_until("catching up with the old primary", || same(&p1, s));
-    }
-    sa.stop();
-    sc.stop();
-    old.commit(10);
-    wait_until("B follows the old primary", || same(&p1, &b));
-    sb.stop();
-    old.quit();
-    let b_before = fs::read(&b).unwrap();
-    let b_last = last_tid(&b);
-
-    let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["promote", a.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
+    let (n, b_before) = b_ahead_of_promoted_a();
+    let (d, a, b, c) = (&n.d, &n.a, &n.b, &n.c);
+    let b_last = last_tid(b);
 
     // The promoted file gets a writer (the application, failed over) and a zrs primary.
     // The writer's history goes past B's last tid: the case where zc.zrs's own primary
     // would stream its later transactions into B, mixing two histories.
-    let mut writer = Writer::start(&a);
-    writer.commit(3);
-    assert!(last_tid(&a) > b_last, "the new history is later than B's");
+    let mut writer = start_writer(a);
+    commit(&mut writer, 3);
+    assert!(last_tid(a) > b_last, "the new history is later than B's");
     let port = free_port();
     let primary_log = d.join("p2.log");
-    let new = Guard(
+    let new = Process::spawn(
+        "zrs primary",
         Command::new(env!("CARGO_BIN_EXE_zrs"))
             .args(["primary", "--log-format", "plain"])
             .args(["--storage", a.to_str().unwrap()])
             .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stderr(fs::File::create(&primary_log).unwrap())
-            .spawn()
-            .unwrap(),
+            .stderr(fs::File::create(&primary_log).unwrap()),
+        PATIENCE,
     );
     let log = || fs::read_to_string(&primary_log).unwrap_or_default();
     wait_until("the new primary listens", || log().contains("listening on"));
-    let sc = secondary(&c, port, &d.join("c.log"));
-    let sb = secondary(&b, port, &d.join("b.log"));
-    writer.commit(5);
-    wait_until("C follows the new primary", || same(&a, &c));
-    let deadline = Instant::now() + PATIENCE;
-    while !log().contains("Refusing start") {
-        assert!(
-            Instant::now() < deadline,
-            "the new primary never refused B:\n{}\nB's log:\n{}",
-            log(),
-            fs::read_to_string(d.join("b.log")).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let sc = secondary(c, port, &d.join("c.log"));
+    let sb = secondary(b, port, &d.join("b.log"));
+    commit(&mut writer, 5);
+    wait_until("C follows the new primary", || same(a, c));
+    common::wait_until(
+        "the new primary refuses B",
+        PATIENCE,
+        &[&primary_log, &d.join("b.log")],
+        || log().contains("Refusing start"),
+    );
     assert!(
         log().contains("so the secondary holds another history"),
         "{}",
         log()
     );
-    sc.stop();
-    sb.stop();
-    new.stop();
+    sc.terminate();
+    sb.terminate();
+    new.terminate();
     writer.quit();
-    assert!(same(&a, &c));
-    assert_eq!(fs::read(&b).unwrap(), b_before, "B did not diverge");
-    let out = common::run_python("check_datafs.py", &[Path::new("same"), &a, &c]);
+    assert!(same(a, c));
+    assert_eq!(fs::read(b).unwrap(), b_before, "B did not diverge");
+    let out = common::run_python("check_datafs.py", &[Path::new("same"), a, c]);
     assert!(out.starts_with("ok: "), "{out}");
 }

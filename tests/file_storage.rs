@@ -224,6 +224,26 @@ fn voted_but_unfinished_transaction_is_cut_off() {
 }
 
 #[test]
+fn a_whole_last_transaction_with_damaged_records_is_a_tail_not_corruption() {
+    // Framed whole (its length and the redundant length agree) but a record inside does
+    // not add up: torn writes before the fsync, the trace of a crash. The "complete
+    // transaction after the damage" that makes damage corruption must start *after* it.
+    let (bytes, ends) = three_txns();
+    let last = ends[2] as usize;
+    let mut b = bytes.clone();
+    b[last + 23 + 1 + 6 + 24] ^= 0x41; // the record's transaction position
+    let ((s, backend), log) = logged(|| open_bytes(b.clone(), Options::default()));
+    let s = s.unwrap();
+    assert_eq!(
+        s.recovered_tail().map(|t| (t.pos, t.len)),
+        Some((ends[2], ends[3] - ends[2]))
+    );
+    assert_eq!(backend.len().unwrap(), ends[2], "cut off");
+    assert_eq!(s.last_transaction(), t(20));
+    assert!(log.contains("WARN"), "{log}");
+}
+
+#[test]
 fn damage_before_the_tail_is_corruption_naming_the_position() {
     let (bytes, ends) = three_txns();
     let t2 = ends[1] as usize; // second transaction's header

@@ -17,74 +17,26 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::process::{Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::process::{append, free_port, LineChild, Process};
 use common::{python, root, run_python};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A child process killed (and reaped) when dropped.
-struct Guard {
-    child: Child,
-    what: String,
-}
-
-impl Guard {
-    fn terminate(mut self) -> String {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}", self.what);
-                return std::mem::take(&mut self.what);
-            }
-            assert!(Instant::now() < deadline, "{} did not exit", self.what);
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free port on 127.0.0.1 (bound, then released for the child to take).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn zrs(args: &[&str], log: &Path) -> Guard {
-    let log_file = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["--log-format", "plain"])
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log_file)
-        .spawn()
-        .expect("start zrs");
-    Guard {
-        child,
-        what: format!("zrs {}", args[0]),
-    }
+fn zrs(args: &[&str], log: &Path) -> Process {
+    Process::spawn(
+        &format!("zrs {}", args[0]),
+        Command::new(env!("CARGO_BIN_EXE_zrs"))
+            .args(["--log-format", "plain"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(append(log)),
+        PATIENCE,
+    )
 }
 
 fn wait_until(what: &str, logs: &[&Path], cond: impl FnMut() -> bool) {
@@ -114,77 +66,16 @@ fn assert_same(a: &Path, b: &Path) {
     assert!(out.starts_with("ok: "), "{out}");
 }
 
-/// A Python script driven by lines on its stdin, answering with lines on its stdout.
-struct Script {
-    guard: Guard,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-}
-
-impl Script {
-    fn start(script: &str, args: &[&str]) -> Script {
-        let mut child = Command::new(python())
-            .arg(root().join("tests/python").join(script))
+/// A script of `tests/python`, driven by lines on its stdin, answering on its stdout.
+fn script(name: &str, args: &[&str]) -> LineChild {
+    LineChild::spawn(
+        name,
+        Command::new(python())
+            .arg(root().join("tests/python").join(name))
             .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start python");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Script {
-            guard: Guard {
-                child,
-                what: script.to_string(),
-            },
-            stdin,
-            lines,
-        }
-    }
-
-    /// The value of the next `WORD value` line.
-    fn line(&mut self, word: &str) -> String {
-        let line = self
-            .lines
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("{}: no `{word}` line", self.guard.what));
-        line.strip_prefix(&format!("{word} "))
-            .unwrap_or_else(|| panic!("{}: expected `{word} …`, got {line:?}", self.guard.what))
-            .to_string()
-    }
-
-    fn send(&mut self, command: &str) {
-        let stdin = self.stdin.as_mut().unwrap();
-        writeln!(stdin, "{command}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// Ends its input and waits for it to exit cleanly.
-    fn quit(mut self) {
-        drop(self.stdin.take());
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.guard.child.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}", self.guard.what);
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{} did not exit",
-                self.guard.what
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+            .stderr(Stdio::inherit()),
+        PATIENCE,
+    )
 }
 
 struct Dir {
@@ -207,7 +98,7 @@ fn s(p: &Path) -> &str {
 }
 
 /// Starts `zrs primary` on `storage`; returns it and its port once it listens.
-fn start_primary(storage: &Path, log: &Path) -> (Guard, u16) {
+fn start_primary(storage: &Path, log: &Path) -> (Process, u16) {
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let guard = zrs(
@@ -240,13 +131,13 @@ fn zrs_primary_serves_the_python_secondary() {
     );
     assert!(out.starts_with("size "), "{out}");
     let (primary, port) = start_primary(&p, &plog);
-    let mut secondary = Script::start("zrs_secondary.py", &[s(&sec), &format!("127.0.0.1:{port}")]);
+    let secondary = script("zrs_secondary.py", &[s(&sec), &format!("127.0.0.1:{port}")]);
     secondary.line("start");
     wait_until("the Python secondary catches up", &[&plog], || {
         identical(&p, &sec)
     });
     // SIGTERM closes the Python secondary, then the primary.
-    secondary.guard.terminate();
+    secondary.process.terminate();
     primary.terminate();
     let log = fs::read_to_string(&plog).unwrap();
     assert!(log.contains(": Connected"), "{log}");
@@ -260,45 +151,45 @@ fn zrs_primary_serves_the_python_secondary() {
     assert_same(&p, &sec);
 }
 
+/// A chain of two `zrs secondary`s below the primary at `port`: `s1` (with blob directory
+/// `blobs.0`, if given) replicates from it and serves `s2` (blob directory `blobs.1`).
+/// Returns them, first and second, once the first listens.
+fn chain(
+    port: u16,
+    (s1, log1): (&Path, &Path),
+    (s2, log2): (&Path, &Path),
+    blobs: Option<(&Path, &Path)>,
+) -> (Process, Process) {
+    let middle = free_port();
+    let secondary = |storage: &Path, blob_dir: Option<&Path>, from: u16, more: &[&str], log| {
+        let mut args = vec!["secondary", "--storage", s(storage)];
+        if let Some(dir) = blob_dir {
+            args.extend(["--blob-dir", s(dir)]);
+        }
+        let from = format!("127.0.0.1:{from}");
+        args.extend(["--primary", &from, "--reconnect", "0.2"]);
+        args.extend(more);
+        zrs(&args, log)
+    };
+    let listen = format!("127.0.0.1:{middle}");
+    let first = secondary(s1, blobs.map(|b| b.0), port, &["--listen", &listen], log1);
+    wait_until("the middle secondary listens", &[log1], || {
+        log_has(log1, &format!("listening on {listen}"))
+    });
+    let second = secondary(s2, blobs.map(|b| b.1), middle, &[], log2);
+    (first, second)
+}
+
 #[test]
 #[ignore = "needs Python: run by .ci/test"]
 fn python_primary_feeds_a_chain_of_zrs_secondaries() {
     let d = Dir::new();
     let (p, s1, s2) = (d.path("primary.fs"), d.path("s1.fs"), d.path("s2.fs"));
     let (log1, log2) = (d.path("s1.log"), d.path("s2.log"));
-    let mut primary = Script::start("zrs_primary.py", &[s(&p), "--create", "200"]);
+    let mut primary = script("zrs_primary.py", &[s(&p), "--create", "200"]);
     let port: u16 = primary.line("port").parse().unwrap();
     primary.line("size");
-    let middle = free_port();
-    let first = zrs(
-        &[
-            "secondary",
-            "--storage",
-            s(&s1),
-            "--primary",
-            &format!("127.0.0.1:{port}"),
-            "--listen",
-            &format!("127.0.0.1:{middle}"),
-            "--reconnect",
-            "0.2",
-        ],
-        &log1,
-    );
-    wait_until("the middle secondary listens", &[&log1], || {
-        log_has(&log1, &format!("listening on 127.0.0.1:{middle}"))
-    });
-    let second = zrs(
-        &[
-            "secondary",
-            "--storage",
-            s(&s2),
-            "--primary",
-            &format!("127.0.0.1:{middle}"),
-            "--reconnect",
-            "0.2",
-        ],
-        &log2,
-    );
+    let (first, second) = chain(port, (&s1, &log1), (&s2, &log2), None);
     wait_until("the chain catches up", &[&log1, &log2], || {
         identical(&p, &s1) && identical(&p, &s2)
     });
@@ -340,7 +231,7 @@ fn zrs_primary_follows_a_zodb_application_writing_the_file() {
     let d = Dir::new();
     let (p, sec) = (d.path("primary.fs"), d.path("secondary.fs"));
     let (plog, slog) = (d.path("primary.log"), d.path("secondary.log"));
-    let mut writer = Script::start("zodb_writer.py", &[s(&p)]);
+    let mut writer = script("zodb_writer.py", &[s(&p)]);
     writer.line("size");
     writer.send("commit 50");
     writer.line("committed");
@@ -473,12 +364,12 @@ fn zrs_primary_sends_blobs_to_the_python_blob_secondary() {
     wait_until("zrs primary listens", &[&plog], || {
         log_has(&plog, &format!("listening on {listen}"))
     });
-    let mut secondary = Script::start("zrs_secondary.py", &[s(&sec), &listen, s(&sb)]);
+    let secondary = script("zrs_secondary.py", &[s(&sec), &listen, s(&sb)]);
     secondary.line("start");
     wait_until("the Python blob secondary catches up", &[&plog], || {
         identical(&p, &sec)
     });
-    secondary.guard.terminate();
+    secondary.process.terminate();
     primary.terminate();
     assert_same(&p, &sec);
 
@@ -519,46 +410,13 @@ fn chained_zrs_secondaries_pass_blobs_on() {
         d.path("s2.blobs"),
     );
     let (log1, log2) = (d.path("s1.log"), d.path("s2.log"));
-    let mut primary = Script::start(
+    let mut primary = script(
         "zrs_primary.py",
         &[s(&p), "--create", "60", "--blobs", s(&pb)],
     );
     let port: u16 = primary.line("port").parse().unwrap();
     primary.line("size");
-    let middle = free_port();
-    let first = zrs(
-        &[
-            "secondary",
-            "--storage",
-            s(&s1),
-            "--blob-dir",
-            s(&b1),
-            "--primary",
-            &format!("127.0.0.1:{port}"),
-            "--listen",
-            &format!("127.0.0.1:{middle}"),
-            "--reconnect",
-            "0.2",
-        ],
-        &log1,
-    );
-    wait_until("the middle secondary listens", &[&log1], || {
-        log_has(&log1, &format!("listening on 127.0.0.1:{middle}"))
-    });
-    let second = zrs(
-        &[
-            "secondary",
-            "--storage",
-            s(&s2),
-            "--blob-dir",
-            s(&b2),
-            "--primary",
-            &format!("127.0.0.1:{middle}"),
-            "--reconnect",
-            "0.2",
-        ],
-        &log2,
-    );
+    let (first, second) = chain(port, (&s1, &log1), (&s2, &log2), Some((&b1, &b2)));
     wait_until("the chain catches up", &[&log1, &log2], || {
         identical(&p, &s1) && identical(&p, &s2)
     });

@@ -12,12 +12,11 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::process::{zrs_secondary, Process, ScriptedPrimary};
 use common::root;
 
 /// How long any one wait may take (building 2000 transactions included).
@@ -51,136 +50,25 @@ fn stack() -> PathBuf {
     dir
 }
 
-/// A child process killed (and reaped) when dropped.
-struct Guard(Child);
-
-impl Guard {
-    fn wait(&mut self, what: &str) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "{what} did not exit in time");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.0.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} failed");
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The Python 2 primary, driven through its stdin.
-struct Primary {
-    child: Guard,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    port: u16,
-    /// The primary's stderr: zc.zrs's own log lines (why it closed a connection).
-    log: PathBuf,
-}
-
-impl Primary {
-    fn start(path: &Path, create: u32, stall_in: usize) -> Primary {
-        let log = path.with_extension("log");
-        let stderr = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("the primary's log file");
-        let mut child = Command::new(python2())
+/// The Python 2 primary serving `path`, built first with `create` transactions; its first
+/// stream stalls in transaction `stall_in`. Its log is its Data.fs path with `.log`.
+fn start_primary(path: &Path, create: u32, stall_in: usize) -> ScriptedPrimary {
+    ScriptedPrimary::start(
+        "the Python 2 primary",
+        Command::new(python2())
             .env("PYTHONPATH", stack())
             .arg(root().join("tests/python/zrs_primary2.py"))
             .arg("serve")
             .arg(path)
             .args(["--create", &create.to_string()])
-            .args(["--stall-in", &stall_in.to_string()])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start the Python 2 primary");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut primary = Primary {
-            child: Guard(child),
-            stdin,
-            lines,
-            port: 0,
-            log,
-        };
-        primary.port = primary.line("port").parse().expect("port number");
-        primary.line("size");
-        primary
-    }
-
-    fn line(&mut self, word: &str) -> String {
-        let line = self
-            .lines
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("the primary printed no `{word}` line"));
-        line.strip_prefix(&format!("{word} "))
-            .unwrap_or_else(|| panic!("expected `{word} …` from the primary, got {line:?}"))
-            .to_string()
-    }
-
-    fn commit(&mut self, n: u32) -> u64 {
-        let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "commit {n}").expect("write to the primary");
-        stdin.flush().unwrap();
-        self.line("size").parse().unwrap()
-    }
-
-    fn quit(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait("the Python 2 primary");
-        assert!(
-            status.success(),
-            "the Python 2 primary exited with {status}"
-        );
-    }
+            .args(["--stall-in", &stall_in.to_string()]),
+        path.with_extension("log"),
+        PATIENCE,
+    )
 }
 
-fn start_secondary(storage: &Path, port: u16, log: &Path) -> Guard {
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["secondary", "--log-format", "plain"])
-        .arg("--storage")
-        .arg(storage)
-        .args(["--primary", &format!("127.0.0.1:{port}")])
-        .args(["--reconnect", "0.5"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start zrs secondary");
-    Guard(child)
+fn start_secondary(storage: &Path, port: u16, log: &Path) -> Process {
+    zrs_secondary(storage, port, "0.5", log, &[], PATIENCE)
 }
 
 use common::file_size as size;
@@ -220,7 +108,7 @@ fn replica_of_a_python2_primary_is_byte_identical_and_opens_in_python2_zodb() {
     let secondary_fs = temp.path().join("secondary.fs");
     let log = temp.path().join("secondary.log");
 
-    let mut primary = Primary::start(&primary_fs, 2000, STALL_IN);
+    let mut primary = start_primary(&primary_fs, 2000, STALL_IN);
     assert_eq!(&fs::read(&primary_fs).unwrap()[..4], b"FS21");
     let full = size(&primary_fs);
     let mut secondary = start_secondary(&secondary_fs, primary.port, &log);
@@ -234,7 +122,7 @@ fn replica_of_a_python2_primary_is_byte_identical_and_opens_in_python2_zodb() {
         || size(&secondary_fs) == before,
     );
     secondary.signal("KILL");
-    secondary.wait("zrs secondary");
+    secondary.wait();
     assert!(size(&secondary_fs) < full, "killed mid-stream");
     let prefix = fs::read(&secondary_fs).unwrap();
     assert!(
@@ -250,7 +138,7 @@ fn replica_of_a_python2_primary_is_byte_identical_and_opens_in_python2_zodb() {
     wait_identical(&primary_fs, &secondary_fs, &[&log, &primary.log]);
 
     secondary.signal("TERM");
-    let status = secondary.wait("zrs secondary");
+    let status = secondary.wait();
     let text = fs::read_to_string(&log).unwrap();
     assert!(
         status.success(),
@@ -261,7 +149,7 @@ fn replica_of_a_python2_primary_is_byte_identical_and_opens_in_python2_zodb() {
         text.matches(": Connected").count(),
         2,
         "one connection before the kill, one after:\n{text}\nprimary log:\n{}",
-        fs::read_to_string(&primary.log).unwrap_or_default()
+        primary.log_text()
     );
     primary.quit();
 

@@ -10,168 +10,48 @@
 mod common;
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::process::{zrs_secondary, Process, ScriptedPrimary};
 use common::{python, root, run_python};
 
 /// How long any one wait may take.
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// A child process killed (and reaped) when dropped, so a failing test leaves none behind.
-struct Guard(Child);
-
-impl Guard {
-    fn pid(&self) -> u32 {
-        self.0.id()
+/// The Python primary (`tests/python/zrs_primary.py`) serving `path` (building it first
+/// with `create` transactions, if given); its log is its Data.fs path with `.log`.
+fn start_primary(path: &Path, create: Option<u32>, port: u16, extra: &[&str]) -> ScriptedPrimary {
+    let mut cmd = Command::new(python());
+    cmd.arg(root().join("tests/python/zrs_primary.py"))
+        .arg(path)
+        .args(["--port", &port.to_string()]);
+    if let Some(n) = create {
+        cmd.args(["--create", &n.to_string()]);
     }
-
-    fn is_running(&mut self) -> bool {
-        matches!(self.0.try_wait(), Ok(None))
-    }
-
-    /// Waits (bounded) for the child to exit.
-    fn wait(&mut self, what: &str) -> ExitStatus {
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Some(status) = self.0.try_wait().expect("try_wait") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{what} did not exit within {PATIENCE:?}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.pid().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -{signal} {} failed", self.pid());
-    }
-}
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The Python primary (`tests/python/zrs_primary.py`), driven through its stdin.
-struct Primary {
-    child: Guard,
-    stdin: Option<ChildStdin>,
-    lines: Receiver<String>,
-    port: u16,
-}
-
-impl Primary {
-    /// Serves `path` (building it first with `create` transactions, if given).
-    fn start(path: &Path, create: Option<u32>, port: u16, extra: &[&str]) -> Primary {
-        let mut cmd = Command::new(python());
-        cmd.arg(root().join("tests/python/zrs_primary.py"))
-            .arg(path)
-            .args(["--port", &port.to_string()]);
-        if let Some(n) = create {
-            cmd.args(["--create", &n.to_string()]);
-        }
-        cmd.args(extra);
-        // zc.zrs's own log lines (why it closed a connection), printed by a timed-out wait.
-        let log = path.with_extension("log");
-        let stderr = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .expect("the primary's log file");
-        let mut child = cmd
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .expect("start the Python primary");
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut primary = Primary {
-            child: Guard(child),
-            stdin,
-            lines,
-            port: 0,
-        };
-        let line = primary.line("port");
-        primary.port = line.parse().expect("port number");
-        primary.line("size");
-        primary
-    }
-
-    /// The next `WORD value` line the script prints; returns the value.
-    fn line(&mut self, word: &str) -> String {
-        let line = self
-            .lines
-            .recv_timeout(PATIENCE)
-            .unwrap_or_else(|_| panic!("the primary printed no `{word}` line"));
-        line.strip_prefix(&format!("{word} "))
-            .unwrap_or_else(|| panic!("expected `{word} …` from the primary, got {line:?}"))
-            .to_string()
-    }
-
-    /// Commits `n` more transactions through the primary; returns the file's new size.
-    fn commit(&mut self, n: u32) -> u64 {
-        let stdin = self.stdin.as_mut().expect("stdin");
-        writeln!(stdin, "commit {n}").expect("write to the primary");
-        stdin.flush().unwrap();
-        self.line("size").parse().unwrap()
-    }
-
-    /// Closes the primary cleanly.
-    fn quit(mut self) {
-        drop(self.stdin.take());
-        let status = self.child.wait("the Python primary");
-        assert!(status.success(), "the Python primary exited with {status}");
-    }
+    cmd.args(extra);
+    ScriptedPrimary::start(
+        "the Python primary",
+        &mut cmd,
+        path.with_extension("log"),
+        PATIENCE,
+    )
 }
 
 /// A `zrs secondary` process logging into `log`.
-fn start_secondary(storage: &Path, port: u16, log: &Path) -> Guard {
+fn start_secondary(storage: &Path, port: u16, log: &Path) -> Process {
     start_secondary_with(storage, port, log, &[])
 }
 
 /// As [`start_secondary`], with more arguments.
-fn start_secondary_with(storage: &Path, port: u16, log: &Path, more: &[&std::ffi::OsStr]) -> Guard {
-    let log = fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(log)
-        .expect("log file");
-    let child = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["secondary", "--log-format", "plain"])
-        .arg("--storage")
-        .arg(storage)
-        .args(["--primary", &format!("127.0.0.1:{port}")])
-        .args(["--reconnect", "0.5"])
-        .args(more)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("start zrs secondary");
-    Guard(child)
+fn start_secondary_with(
+    storage: &Path,
+    port: u16,
+    log: &Path,
+    more: &[&std::ffi::OsStr],
+) -> Process {
+    zrs_secondary(storage, port, "0.5", log, more, PATIENCE)
 }
 
 use common::file_size as size;
@@ -194,9 +74,9 @@ fn wait_identical(primary: &Path, secondary: &Path, log: &Path) {
 }
 
 /// Stops the secondary with SIGTERM; it must exit cleanly, logging the close.
-fn stop(mut secondary: Guard, log: &Path) -> String {
+fn stop(mut secondary: Process, log: &Path) -> String {
     secondary.signal("TERM");
-    let status = secondary.wait("zrs secondary");
+    let status = secondary.wait();
     let text = fs::read_to_string(log).unwrap();
     assert!(
         status.success(),
@@ -241,7 +121,7 @@ fn dir() -> Dir {
 #[ignore = "needs Python: run by .ci/test"]
 fn catches_up_and_follows_new_commits() {
     let d = dir();
-    let mut primary = Primary::start(&d.primary, Some(200), 0, &[]);
+    let mut primary = start_primary(&d.primary, Some(200), 0, &[]);
     let secondary = start_secondary(&d.secondary, primary.port, &d.log);
     wait_identical(&d.primary, &d.secondary, &d.log);
 
@@ -292,7 +172,7 @@ fn transaction_ends(path: &Path) -> Vec<u64> {
 /// commits the 119 before it, exactly, and nothing more (an event, whatever the load).
 const STALL_IN: usize = 120;
 
-fn wait_for_stall(primary: &mut Primary, d: &Dir) {
+fn wait_for_stall(primary: &mut ScriptedPrimary, d: &Dir) {
     assert_eq!(primary.line("stalled"), STALL_IN.to_string());
     let before = transaction_ends(&d.primary)[STALL_IN - 2];
     wait_until(
@@ -306,7 +186,7 @@ fn wait_for_stall(primary: &mut Primary, d: &Dir) {
 #[ignore = "needs Python: run by .ci/test"]
 fn reconnects_after_the_primary_dies_mid_stream() {
     let d = dir();
-    let mut primary = Primary::start(&d.primary, Some(200), 0, &["--stall-in", "120"]);
+    let mut primary = start_primary(&d.primary, Some(200), 0, &["--stall-in", "120"]);
     let port = primary.port;
     let full = size(&d.primary);
     let secondary = start_secondary(&d.secondary, port, &d.log);
@@ -321,7 +201,7 @@ fn reconnects_after_the_primary_dies_mid_stream() {
             l.contains(": Disconnected ") && l.matches("Stopping factory").count() >= 2
         })
     });
-    let mut primary = Primary::start(&d.primary, None, port, &[]);
+    let mut primary = start_primary(&d.primary, None, port, &[]);
     wait_identical(&d.primary, &d.secondary, &d.log);
     primary.commit(5);
     wait_identical(&d.primary, &d.secondary, &d.log);
@@ -339,13 +219,13 @@ fn reconnects_after_the_primary_dies_mid_stream() {
 #[ignore = "needs Python: run by .ci/test"]
 fn resumes_after_the_secondary_is_killed_mid_stream() {
     let d = dir();
-    let mut primary = Primary::start(&d.primary, Some(200), 0, &["--stall-in", "120"]);
+    let mut primary = start_primary(&d.primary, Some(200), 0, &["--stall-in", "120"]);
     let full = size(&d.primary);
     let mut secondary = start_secondary(&d.secondary, primary.port, &d.log);
     wait_for_stall(&mut primary, &d);
     assert!(secondary.is_running());
     secondary.signal("KILL");
-    secondary.wait("zrs secondary");
+    secondary.wait();
     assert!(size(&d.secondary) < full, "killed mid-stream");
 
     // Restarted on the file it left, it asks for what follows its last transaction (the
@@ -393,7 +273,7 @@ fn replicates_blobs_from_a_python_blob_primary() {
     // Blobs of 0, 1, 64 KiB - 1, 64 KiB, 64 KiB + 1 ... 3 MB bytes, changed, and undone
     // (the primary's undo of a creation copies the blob file to the undo's tid).
     let blobs_arg = primary_blobs.to_str().expect("a UTF-8 temporary path");
-    let mut primary = Primary::start(&d.primary, Some(80), 0, &["--blobs", blobs_arg]);
+    let mut primary = start_primary(&d.primary, Some(80), 0, &["--blobs", blobs_arg]);
     let more = [
         std::ffi::OsStr::new("--blob-dir"),
         secondary_blobs.as_os_str(),

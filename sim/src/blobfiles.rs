@@ -7,10 +7,10 @@
 //! believes it wrote. Entries are sorted: listings do not depend on the order the file
 //! system returns them in.
 
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use zrs::storage::blob::fs::{BlobFs, Kind};
 use zrs::storage::blob::layout::{self, Layout, LAYOUT_MARKER};
 use zrs::{Oid, Tid};
 
@@ -35,50 +35,51 @@ pub struct Listing {
     pub strays: Vec<PathBuf>,
 }
 
-/// Lists the blob directory at `root` (its layout as its `.layout` marker says).
-pub fn list(root: &Path) -> io::Result<Listing> {
-    let layout = layout::select(root)?;
+/// Lists the blob directory at `root` on `fs` (its layout as its `.layout` marker says).
+pub fn list(fs: &dyn BlobFs, root: &Path) -> io::Result<Listing> {
+    let layout = layout::select(fs, root)?;
     let mut listing = Listing::default();
-    walk(root, root, layout, &mut listing)?;
+    walk(fs, root, Path::new(""), layout, &mut listing)?;
     listing.files.sort_by_key(|f| (f.oid, f.tid));
     listing.temporary.sort();
     listing.strays.sort();
     Ok(listing)
 }
 
-fn walk(root: &Path, dir: &Path, layout: Layout, out: &mut Listing) -> io::Result<()> {
-    let mut entries: Vec<fs::DirEntry> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
-    entries.sort_by_key(|e| e.file_name());
-    for entry in entries {
-        let path = entry.path();
-        let relative = path.strip_prefix(root).unwrap_or(&path).to_path_buf();
-        if entry.file_type()?.is_dir() {
-            if dir == root && entry.file_name() == "tmp" {
-                for t in fs::read_dir(&path)? {
-                    out.temporary
-                        .push(t?.file_name().to_string_lossy().into_owned());
+/// Lists `relative` (a directory under `root`).
+fn walk(
+    fs: &dyn BlobFs,
+    root: &Path,
+    relative: &Path,
+    layout: Layout,
+    out: &mut Listing,
+) -> io::Result<()> {
+    let top = relative.as_os_str().is_empty();
+    for (name, kind) in fs.list(&root.join(relative))? {
+        let path = relative.join(&name);
+        match kind {
+            Kind::Dir if top && name == "tmp" => {
+                for (t, _) in fs.list(&root.join(&path))? {
+                    out.temporary.push(t);
                 }
-                continue;
             }
-            walk(root, &path, layout, out)?;
-            continue;
-        }
-        if dir == root && entry.file_name() == LAYOUT_MARKER {
-            continue;
-        }
-        let name = entry.file_name().to_string_lossy().into_owned();
-        let parsed = layout::parse_blob_file_name(&name).and_then(|tid| {
-            let oid = layout.parse_oid_path(relative.parent()?)?;
-            Some((oid, tid))
-        });
-        match parsed {
-            Some((oid, tid)) => out.files.push(BlobFile {
-                oid,
-                tid,
-                path: relative,
-                len: entry.metadata()?.len(),
-            }),
-            None => out.strays.push(relative),
+            Kind::Dir => walk(fs, root, &path, layout, out)?,
+            Kind::File { .. } if top && name == LAYOUT_MARKER => {}
+            Kind::File { len } => {
+                let parsed = layout::parse_blob_file_name(&name).and_then(|tid| {
+                    let oid = layout.parse_oid_path(path.parent()?)?;
+                    Some((oid, tid))
+                });
+                match parsed {
+                    Some((oid, tid)) => out.files.push(BlobFile {
+                        oid,
+                        tid,
+                        path,
+                        len,
+                    }),
+                    None => out.strays.push(path),
+                }
+            }
         }
     }
     Ok(())

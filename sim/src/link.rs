@@ -15,6 +15,7 @@
 //! secondary waiting for bytes a damaged header promised).
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 
 use zrs::protocol::framing::frame;
 use zrs::protocol::message::Message;
@@ -22,12 +23,43 @@ use zrs::protocol::message::Message;
 /// Where a link gets more bytes from: the next `Transmit` of its primary, if any.
 pub type Source<'a> = &'a mut dyn FnMut() -> Option<Vec<u8>>;
 
-/// One framed message (size header included).
+/// One framed message (size header included): a range of the transmit it came in, which
+/// the frames cut from one transmit share (cutting copies no byte; a fault that changes a
+/// frame's bytes gives it its own copy first).
 #[derive(Clone, Debug)]
 struct Frame {
-    bytes: Vec<u8>,
+    buf: Arc<Vec<u8>>,
+    start: usize,
+    end: usize,
     /// The message is a `C` (recognised as it enters the link, see [`Link::push`]).
     commit: bool,
+}
+
+impl Frame {
+    fn owned(bytes: Vec<u8>, commit: bool) -> Frame {
+        Frame {
+            end: bytes.len(),
+            buf: Arc::new(bytes),
+            start: 0,
+            commit,
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    /// The frame's bytes, to change: copied out of the shared transmit first.
+    fn bytes_mut(&mut self) -> &mut Vec<u8> {
+        if self.start != 0 || self.end != self.buf.len() || Arc::get_mut(&mut self.buf).is_none() {
+            *self = Frame::owned(self.bytes().to_vec(), self.commit);
+        }
+        Arc::get_mut(&mut self.buf).expect("just made the only owner")
+    }
 }
 
 /// The link of one connection; see the module docs.
@@ -87,28 +119,42 @@ impl Link {
         }
     }
 
-    /// Takes bytes the primary transmitted, cut into frames.
-    pub fn push(&mut self, bytes: &[u8]) {
-        self.partial.extend_from_slice(bytes);
+    /// Takes bytes the primary transmitted, cut into frames (without copying them, unless
+    /// an earlier transmit ended mid-frame).
+    pub fn push(&mut self, bytes: Vec<u8>) {
+        let bytes = if self.partial.is_empty() {
+            bytes
+        } else {
+            let mut joined = std::mem::take(&mut self.partial);
+            joined.extend_from_slice(&bytes);
+            joined
+        };
+        let buf = Arc::new(bytes);
         let mut at = 0;
-        while self.partial.len() - at >= 4 {
-            let len = u32::from_be_bytes(self.partial[at..at + 4].try_into().expect("4 bytes"));
+        while buf.len() - at >= 4 {
+            let len = u32::from_be_bytes(buf[at..at + 4].try_into().expect("4 bytes"));
             let end = at + 4 + len as usize;
-            if end > self.partial.len() {
+            if end > buf.len() {
                 break;
             }
-            let bytes = self.partial[at..end].to_vec();
-            let payload = &bytes[4..];
+            let payload = &buf[at + 4..end];
             let (commit, store) = if self.data_next {
                 (false, false)
             } else {
                 PREFIXES.with(|(c, s)| (payload.starts_with(c), payload.starts_with(s)))
             };
             self.data_next = store;
-            self.queue.push_back(Frame { bytes, commit });
+            self.queue.push_back(Frame {
+                buf: buf.clone(),
+                start: at,
+                end,
+                commit,
+            });
             at = end;
         }
-        self.partial.drain(..at);
+        if at < buf.len() {
+            self.partial = buf[at..].to_vec();
+        }
         self.high_water = self.high_water.max(self.queued());
     }
 
@@ -116,7 +162,7 @@ impl Link {
     fn fill(&mut self, source: Source) -> bool {
         match source() {
             Some(bytes) => {
-                self.push(&bytes);
+                self.push(bytes);
                 true
             }
             None => false,
@@ -125,7 +171,7 @@ impl Link {
 
     /// Undelivered bytes held now.
     pub fn queued(&self) -> usize {
-        self.queue.iter().map(|f| f.bytes.len()).sum::<usize>() - self.offset
+        self.queue.iter().map(Frame::len).sum::<usize>() - self.offset
     }
 
     /// Whether the link holds nothing undelivered.
@@ -137,7 +183,7 @@ impl Link {
     /// for more as the queue runs dry.
     pub fn take(&mut self, limit: Option<usize>, source: Source) -> Vec<u8> {
         let limit = limit.unwrap_or(usize::MAX);
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(limit.min(self.queued()));
         while out.len() < limit {
             if self.queue.is_empty() && !self.fill(source) {
                 break;
@@ -146,11 +192,11 @@ impl Link {
                 // A partial frame only: wait for the rest.
                 continue;
             };
-            let rest = &front.bytes[self.offset..];
+            let rest = &front.bytes()[self.offset..];
             let n = rest.len().min(limit - out.len());
             out.extend_from_slice(&rest[..n]);
             self.offset += n;
-            if self.offset == front.bytes.len() {
+            if self.offset == front.len() {
                 self.queue.pop_front();
                 self.offset = 0;
             }
@@ -178,12 +224,12 @@ impl Link {
         }
         let mut at = offset + self.offset;
         for f in self.queue.iter_mut() {
-            if at < f.bytes.len() {
-                f.bytes[at] ^= mask;
+            if at < f.len() {
+                f.bytes_mut()[at] ^= mask;
                 self.damaged = true;
                 return true;
             }
-            at -= f.bytes.len();
+            at -= f.len();
         }
         false
     }
@@ -194,12 +240,13 @@ impl Link {
             return false;
         };
         let f = &mut self.queue[i];
-        let payload = f.bytes.len() - 4;
+        let payload = f.len() - 4;
+        // Cutting the frame's range leaves the shared transmit as it is.
         if payload == 0 {
             // Nothing to cut from an empty message: its header goes instead.
-            f.bytes.truncate(4 - n.clamp(1, 4));
+            f.end = f.start + 4 - n.clamp(1, 4);
         } else {
-            f.bytes.truncate(4 + payload - n.clamp(1, payload));
+            f.end = f.start + 4 + payload - n.clamp(1, payload);
         }
         // A cut `C` is no longer one a later `bad_checksum` can re-encode (truncated
         // again and again, not even its header is left: a campaign's panic).
@@ -237,7 +284,7 @@ impl Link {
             i += 1;
         }
         // Decode the `C` the primary sent; re-encode it with a different digest.
-        let Some(payload) = self.queue[i].bytes.get(4..) else {
+        let Some(payload) = self.queue[i].bytes().get(4..) else {
             return false;
         };
         let Ok(Message::Commit {
@@ -251,7 +298,7 @@ impl Link {
             checksum: Some(digest),
         }
         .encode_fast();
-        self.queue[i].bytes = frame(&wrong);
+        self.queue[i] = Frame::owned(frame(&wrong), true);
         self.damaged = true;
         true
     }

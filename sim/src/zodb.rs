@@ -53,8 +53,8 @@ pub fn blob_bytes_repr(bytes: &[u8]) -> String {
 /// as ZODB's reprs, by oid then tid), then a line counting temporary files, if any.
 pub fn blob_dir_repr(dir: &std::path::Path) -> Result<String, String> {
     use zrs::storage::blob::layout::{blob_file_name, id_repr};
-    let listing =
-        crate::blobfiles::list(dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let listing = crate::blobfiles::list(&zrs::storage::blob::OsFs, dir)
+        .map_err(|e| format!("reading {}: {e}", dir.display()))?;
     let mut lines = Vec::new();
     for f in &listing.files {
         let bytes = std::fs::read(dir.join(&f.path))

@@ -52,7 +52,7 @@ fn a_captured_python_stream_rebuilds_the_primary_byte_for_byte() {
 }
 
 /// `scenarios/replay/python2-primary.scn`: a Python 2.7 zc.zrs primary on ZODB 4.4.5
-/// (`tests/fixtures/capture/generate-python2.sh`). The new file takes that primary's format,
+/// (`tests/fixtures/capture/generate.sh python2`). The new file takes that primary's format,
 /// `FS21`, and its extensions are pickled as Python 2's cPickle does.
 #[test]
 fn a_captured_python2_stream_rebuilds_the_fs21_primary_byte_for_byte() {

@@ -8,8 +8,6 @@
 //! when the connection's window is full, mid-transaction or mid-blob, and goes on at the
 //! next `writable`: a primary holds one window per connection whatever the blob's size.
 
-use std::fs::File;
-
 use super::Window;
 use crate::protocol::encoder::{header, record_header, Commits, BLOB_BLOCK_SIZE};
 use crate::protocol::StreamEncoder;
@@ -27,7 +25,7 @@ pub(super) struct Outgoing {
 struct BlobBlocks {
     oid: Oid,
     serial: Tid,
-    file: File,
+    file: Box<dyn std::io::Read + Send>,
     left: u64,
     blocks: u64,
 }

@@ -1,6 +1,9 @@
 //! Helpers shared by the storage integration tests: finding Python, the Data.fs dump
-//! format the Python scripts and these tests both write, a backend that counts fsyncs.
+//! format the Python scripts and these tests both write, a backend that counts fsyncs,
+//! bounded waits, and (`process`) the child processes of the tests that run real programs.
 #![allow(dead_code)]
+
+pub mod process;
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

@@ -303,7 +303,7 @@ fn check_blob_dir(
     }
     check.checked = Some(state);
     let fail = |what: String| Err(violation(Oracle::Blobs, what));
-    let listing = match crate::blobfiles::list(&dir) {
+    let listing = match crate::blobfiles::list(&zrs::storage::blob::OsFs, &dir) {
         Ok(l) => l,
         Err(e) => return fail(format!("the blob directory cannot be read: {e}")),
     };

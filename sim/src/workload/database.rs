@@ -12,7 +12,8 @@
 //! commit, so tids come out as in the spec transcript.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::fmt;
+use std::sync::{Arc, OnceLock};
 
 use zrs::pickle::Value as PickleValue;
 use zrs::{Oid, Tid};
@@ -46,21 +47,58 @@ pub struct Record {
 }
 
 /// A blob file's bytes: `literal`, or else [`payload`]`(len, seed)`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct BlobContent {
     pub len: usize,
     pub seed: u64,
     pub literal: Option<Arc<[u8]>>,
+    generated: Generated,
 }
 
 impl BlobContent {
-    pub fn bytes(&self) -> Vec<u8> {
+    pub fn new(len: usize, seed: u64, literal: Option<Arc<[u8]>>) -> BlobContent {
+        BlobContent {
+            len,
+            seed,
+            literal,
+            generated: Generated::default(),
+        }
+    }
+
+    pub fn bytes(&self) -> &[u8] {
         match &self.literal {
-            Some(bytes) => bytes.to_vec(),
-            None => payload(self.len, self.seed),
+            Some(bytes) => bytes,
+            None => self
+                .generated
+                .0
+                .get_or_init(|| payload(self.len, self.seed)),
         }
     }
 }
+
+impl fmt::Debug for BlobContent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BlobContent")
+            .field("len", &self.len)
+            .field("seed", &self.seed)
+            .field("literal", &self.literal)
+            .finish()
+    }
+}
+
+/// A blob's payload once generated: the primary node writes it and the blob oracle reads it
+/// back, and a blob of megabytes is worth generating once (the copies of a content share
+/// it). Not part of what a content is: `len` and `seed` say that.
+#[derive(Clone, Default)]
+struct Generated(Arc<OnceLock<Vec<u8>>>);
+
+impl PartialEq for Generated {
+    fn eq(&self, _: &Generated) -> bool {
+        true
+    }
+}
+
+impl Eq for Generated {}
 
 /// The blob file a record's transaction writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -300,11 +338,7 @@ impl Database {
                 len, seed, literal, ..
             } = change
             {
-                let content = BlobContent {
-                    len: *len,
-                    seed: *seed,
-                    literal: literal.as_deref().map(Arc::from),
-                };
+                let content = BlobContent::new(*len, *seed, literal.as_deref().map(Arc::from));
                 let items: &[(String, Value)] = match modified.iter().find(|(o, _)| *o == oid) {
                     Some((_, items)) => items,
                     None if created.contains(&oid) => &[],
@@ -345,11 +379,7 @@ impl Database {
                     created.push(child);
                     blobs.insert(
                         child,
-                        BlobContent {
-                            len: *len,
-                            seed: *seed,
-                            literal: literal.as_deref().map(Arc::from),
-                        },
+                        BlobContent::new(*len, *seed, literal.as_deref().map(Arc::from)),
                     );
                     Some(Value::Blob(child))
                 }
@@ -779,11 +809,7 @@ mod tests {
         assert_eq!(t.records[1].data.as_deref(), Some(BLOB_RECORD));
         assert_eq!(
             t.records[2].blob,
-            Some(RecordBlob::Written(BlobContent {
-                len: 2,
-                seed: 9,
-                literal: None
-            }))
+            Some(RecordBlob::Written(BlobContent::new(2, 9, None)))
         );
         assert_eq!(t.records[0].blob, None);
         // Writing into an existing blob stores the blob alone.
@@ -801,11 +827,7 @@ mod tests {
             r.blob,
             Some(RecordBlob::Copied {
                 from: t2,
-                content: BlobContent {
-                    len: 2,
-                    seed: 9,
-                    literal: None
-                }
+                content: BlobContent::new(2, 9, None)
             })
         );
         // Undoing a creation: no data, the created file copied.
@@ -824,11 +846,7 @@ mod tests {
             h.blob,
             Some(RecordBlob::Copied {
                 from: t5,
-                content: BlobContent {
-                    len: 7,
-                    seed: 9,
-                    literal: None
-                }
+                content: BlobContent::new(7, 9, None)
             })
         );
         // Every file the primary holds.

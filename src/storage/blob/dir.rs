@@ -9,11 +9,12 @@
 //! storage was last made durable; opening the directory removes those beyond the Data.fs's
 //! last transaction, and our temporary files (`tmp/zrs-*.tmp`) with them.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use super::fs::{BlobFs, Kind, OsFs, WriteFile};
 use super::layout::{self, Layout, LAYOUT_MARKER};
 use crate::tid::{Oid, Tid};
 
@@ -25,6 +26,7 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// A blob directory in ZODB's layout.
 #[derive(Debug)]
 pub struct BlobDir {
+    fs: Arc<dyn BlobFs>,
     root: PathBuf,
     layout: Layout,
     /// Whether to fsync (off only for throw-away directories, as the simulator's scratch
@@ -37,8 +39,9 @@ pub struct BlobDir {
 /// A blob file being received, in `tmp`; removed when dropped uninstalled.
 #[derive(Debug)]
 pub struct TempBlob {
+    fs: Arc<dyn BlobFs>,
     path: PathBuf,
-    file: Option<File>,
+    file: Option<Box<dyn WriteFile>>,
     len: u64,
 }
 
@@ -71,52 +74,91 @@ fn closed() -> io::Error {
 impl Drop for TempBlob {
     fn drop(&mut self) {
         if self.file.take().is_some() {
-            let _ = fs::remove_file(&self.path);
+            let _ = self.fs.remove_file(&self.path);
         }
     }
 }
 
-impl BlobDir {
-    /// Opens the blob directory at `root` for writing, creating it, its `tmp` folder and
-    /// its `.layout` marker as ZODB does when they are missing.
-    pub fn create(root: &Path, durable: bool) -> io::Result<BlobDir> {
-        let layout = layout::select(root)?;
-        let created = !root.exists();
-        fs::create_dir_all(root.join(TMP))?;
-        let marker = root.join(LAYOUT_MARKER);
-        if !marker.exists() {
-            // No newline, as ZODB writes it.
-            fs::write(&marker, layout.name())?;
+/// Whether `path` is a directory (the empty path is the current one).
+fn is_dir(fs: &dyn BlobFs, path: &Path) -> io::Result<bool> {
+    if path.as_os_str().is_empty() {
+        return Ok(true);
+    }
+    Ok(fs.kind(path)? == Some(Kind::Dir))
+}
+
+/// Creates `path` and its missing parents; returns those created, outermost first.
+fn create_dir_all(fs: &dyn BlobFs, path: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut missing = Vec::new();
+    let mut p = path;
+    while !is_dir(fs, p)? {
+        missing.push(p.to_path_buf());
+        match p.parent() {
+            Some(parent) => p = parent,
+            None => break,
         }
-        let dir = BlobDir {
+    }
+    missing.reverse();
+    for dir in &missing {
+        match fs.create_dir(dir) {
+            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(missing)
+}
+
+/// The directory holding `path` (`.` for a bare name).
+fn parent_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+impl BlobDir {
+    /// Opens the blob directory at `root` on the host's file system for writing, creating
+    /// it, its `tmp` folder and its `.layout` marker as ZODB does when they are missing.
+    pub fn create(root: &Path, durable: bool) -> io::Result<BlobDir> {
+        BlobDir::create_on(Arc::new(OsFs), root, durable)
+    }
+
+    /// [`BlobDir::create`] on the file system `fs`.
+    pub fn create_on(fs: Arc<dyn BlobFs>, root: &Path, durable: bool) -> io::Result<BlobDir> {
+        let layout = layout::select(&*fs, root)?;
+        let created = !is_dir(&*fs, root)?;
+        create_dir_all(&*fs, &root.join(TMP))?;
+        let marker = root.join(LAYOUT_MARKER);
+        if fs.kind(&marker)?.is_none() {
+            // No newline, as ZODB writes it.
+            fs.create_new(&marker)?
+                .write_all(layout.name().as_bytes())?;
+        }
+        if created && durable {
+            fs.sync_dir(parent_of(root))?;
+        }
+        Ok(BlobDir {
+            fs,
             root: root.to_path_buf(),
             layout,
             durable,
             next_temp: AtomicU64::new(0),
-        };
-        if created && durable {
-            if let Some(parent) = root.parent() {
-                sync_dir(if parent.as_os_str().is_empty() {
-                    Path::new(".")
-                } else {
-                    parent
-                })?;
-            }
-        }
-        Ok(dir)
+        })
     }
 
-    /// Opens an existing blob directory for reading only.
+    /// Opens an existing blob directory on the host's file system for reading only.
     pub fn open_read_only(root: &Path) -> io::Result<BlobDir> {
-        if !root.is_dir() {
+        let fs: Arc<dyn BlobFs> = Arc::new(OsFs);
+        if !is_dir(&*fs, root)? {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("{}: no blob directory", root.display()),
             ));
         }
         Ok(BlobDir {
+            layout: layout::select(&*fs, root)?,
+            fs,
             root: root.to_path_buf(),
-            layout: layout::select(root)?,
             durable: false,
             next_temp: AtomicU64::new(0),
         })
@@ -130,6 +172,11 @@ impl BlobDir {
         self.layout
     }
 
+    /// The file system the directory is on.
+    pub fn fs(&self) -> &Arc<dyn BlobFs> {
+        &self.fs
+    }
+
     /// Where the committed blob of `(oid, tid)` lives.
     pub fn blob_path(&self, oid: Oid, tid: Tid) -> PathBuf {
         self.root.join(self.layout.blob_path(oid, tid))
@@ -140,16 +187,13 @@ impl BlobDir {
         loop {
             let n = self.next_temp.fetch_add(1, Ordering::Relaxed);
             let path = self.root.join(TMP).join(format!(
-                "{TEMP_PREFIX}{}-{n}{TEMP_SUFFIX}",
+                "{TEMP_PREFIX}{n}-{}{TEMP_SUFFIX}",
                 std::process::id()
             ));
-            let mut options = OpenOptions::new();
-            options.write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-            match options.open(&path) {
+            match self.fs.create_new(&path) {
                 Ok(file) => {
                     return Ok(TempBlob {
+                        fs: self.fs.clone(),
                         path,
                         file: Some(file),
                         len: 0,
@@ -164,8 +208,8 @@ impl BlobDir {
 
     /// A temporary copy of the committed blob of `(oid, tid)`, if there is one.
     pub fn copy_to_temp(&self, oid: Oid, tid: Tid) -> io::Result<Option<TempBlob>> {
-        let mut source = match File::open(self.blob_path(oid, tid)) {
-            Ok(f) => f,
+        let mut source = match self.fs.open(&self.blob_path(oid, tid)) {
+            Ok((_, f)) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
         };
@@ -184,53 +228,44 @@ impl BlobDir {
     /// Makes `temp` the committed blob of `(oid, tid)`: durable first, then renamed into
     /// place (replacing a file of an earlier, interrupted try), then the rename durable.
     pub fn install(&self, mut temp: TempBlob, oid: Oid, tid: Tid) -> io::Result<()> {
-        let file = temp.file.take().ok_or_else(closed)?;
-        let result = self.install_file(&file, &temp.path, oid, tid);
+        let mut file = temp.file.take().ok_or_else(closed)?;
+        let result = self.install_file(&mut *file, &temp.path, oid, tid);
         drop(file);
         if result.is_err() {
-            let _ = fs::remove_file(&temp.path);
+            let _ = self.fs.remove_file(&temp.path);
         }
         result
     }
 
-    fn install_file(&self, file: &File, temp: &Path, oid: Oid, tid: Tid) -> io::Result<()> {
+    fn install_file(
+        &self,
+        file: &mut dyn WriteFile,
+        temp: &Path,
+        oid: Oid,
+        tid: Tid,
+    ) -> io::Result<()> {
         if self.durable {
-            file.sync_all()?;
+            file.sync()?;
         }
         let oid_dir = self.create_oid_dir(oid)?;
-        set_not_writable(file, &oid_dir)?;
+        file.seal(&oid_dir)?;
         let target = oid_dir.join(layout::blob_file_name(tid));
-        fs::rename(temp, &target)?;
+        self.fs.rename(temp, &target)?;
         if self.durable {
-            sync_dir(&oid_dir)?;
-            sync_dir(&self.root.join(TMP))?;
+            self.fs.sync_dir(&oid_dir)?;
+            self.fs.sync_dir(&self.root.join(TMP))?;
         }
         Ok(())
     }
 
     /// The oid's directory, created (and each new level made durable) if missing.
     fn create_oid_dir(&self, oid: Oid) -> io::Result<PathBuf> {
-        let relative = self.layout.oid_path(oid);
-        let path = self.root.join(&relative);
-        if path.is_dir() {
-            return Ok(path);
-        }
-        // The first level that is missing: its parent's entry must be synced, and so on down.
-        let mut missing = Vec::new();
-        let mut p = path.as_path();
-        while !p.exists() {
-            missing.push(p.to_path_buf());
-            match p.parent() {
-                Some(parent) if parent.starts_with(&self.root) => p = parent,
-                _ => break,
-            }
-        }
-        fs::create_dir_all(&path)?;
+        let path = self.root.join(self.layout.oid_path(oid));
+        let created = create_dir_all(&*self.fs, &path)?;
         if self.durable {
-            for dir in missing.iter().rev() {
-                if let Some(parent) = dir.parent() {
-                    sync_dir(parent)?;
-                }
+            // Each new level's entry is in its parent: synced, outermost first.
+            for dir in &created {
+                self.fs.sync_dir(parent_of(dir))?;
             }
         }
         Ok(path)
@@ -238,19 +273,16 @@ impl BlobDir {
 
     /// Removes the committed blob of `(oid, tid)`, if there is one.
     pub fn remove(&self, oid: Oid, tid: Tid) -> io::Result<()> {
-        match fs::remove_file(self.blob_path(oid, tid)) {
+        match self.fs.remove_file(&self.blob_path(oid, tid)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
 
-    /// The committed blob of `(oid, tid)`: its length and an open file.
-    pub fn open_blob(&self, oid: Oid, tid: Tid) -> io::Result<Option<(u64, File)>> {
-        match File::open(self.blob_path(oid, tid)) {
-            Ok(f) => {
-                let len = f.metadata()?.len();
-                Ok(Some((len, f)))
-            }
+    /// The committed blob of `(oid, tid)`: its length and a reader.
+    pub fn open_blob(&self, oid: Oid, tid: Tid) -> io::Result<Option<(u64, Box<dyn Read + Send>)>> {
+        match self.fs.open(&self.blob_path(oid, tid)) {
+            Ok(opened) => Ok(Some(opened)),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -266,22 +298,19 @@ impl BlobDir {
         for (oid, tid) in entries {
             text.push_str(&format!("{:016x} {:016x}\n", oid.as_u64(), tid.as_u64()));
         }
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.journal_path())?;
+        let mut file = self.fs.append(&self.journal_path())?;
         file.write_all(text.as_bytes())?;
         if self.durable {
-            file.sync_all()?;
+            file.sync()?;
             // The journal's own entry, the first time.
-            sync_dir(&self.root.join(TMP))?;
+            self.fs.sync_dir(&self.root.join(TMP))?;
         }
         Ok(())
     }
 
     /// Forgets the journal: everything it lists is now durable in the Data.fs.
     pub fn journal_clear(&self) -> io::Result<()> {
-        match fs::remove_file(self.journal_path()) {
+        match self.fs.remove_file(&self.journal_path()) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
@@ -291,14 +320,14 @@ impl BlobDir {
     /// became durable) and our temporary files; returns how many blob files went.
     pub fn recover(&self, last: Tid) -> io::Result<usize> {
         let mut removed = 0;
-        match fs::read_to_string(self.journal_path()) {
-            Ok(text) => {
-                for line in text.lines() {
+        match self.fs.read(&self.journal_path()) {
+            Ok(bytes) => {
+                for line in String::from_utf8_lossy(&bytes).lines() {
                     // A torn last line was never acted on: its blob was not installed.
                     let Some((oid, tid)) = parse_journal_line(line) else {
                         continue;
                     };
-                    if tid > last && self.blob_path(oid, tid).exists() {
+                    if tid > last && self.fs.kind(&self.blob_path(oid, tid))?.is_some() {
                         self.remove(oid, tid)?;
                         removed += 1;
                     }
@@ -308,12 +337,10 @@ impl BlobDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        for entry in fs::read_dir(self.root.join(TMP))? {
-            let entry = entry?;
-            let name = entry.file_name();
-            let name = name.to_string_lossy();
+        let tmp = self.root.join(TMP);
+        for (name, _) in self.fs.list(&tmp)? {
             if name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX) {
-                fs::remove_file(entry.path())?;
+                self.fs.remove_file(&tmp.join(name))?;
             }
         }
         Ok(removed)
@@ -329,25 +356,4 @@ fn parse_journal_line(line: &str) -> Option<(Oid, Tid)> {
         Oid::from_u64(u64::from_str_radix(oid, 16).ok()?),
         Tid::from_u64(u64::from_str_radix(tid, 16).ok()?),
     ))
-}
-
-fn sync_dir(dir: &Path) -> io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
-/// ZODB's `set_not_writable`: no write bits; the read bits of the directory added.
-#[cfg(unix)]
-fn set_not_writable(file: &File, dir: &Path) -> io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = file.metadata()?.permissions().mode() & 0o7777;
-    let dir_mode = fs::metadata(dir)?.permissions().mode();
-    let mode = (mode & !0o222) | (dir_mode & 0o444);
-    file.set_permissions(fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn set_not_writable(file: &File, _dir: &Path) -> io::Result<()> {
-    let mut permissions = file.metadata()?.permissions();
-    permissions.set_readonly(true);
-    file.set_permissions(permissions)
 }

@@ -9,10 +9,10 @@
 //! holds files, as ZODB's automatic selection decides.
 
 use std::fmt;
-use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use super::fs::BlobFs;
 use crate::tid::{Oid, Tid};
 
 /// The file that names a blob directory's layout.
@@ -124,31 +124,32 @@ fn parse_id_repr(s: &str) -> Option<[u8; 8]> {
     u64::from_str_radix(hex, 16).ok().map(u64::to_be_bytes)
 }
 
-/// The layout of the blob directory at `dir`: what its marker says, or ZODB's automatic
-/// choice when it has none.
-pub fn select(dir: &Path) -> io::Result<Layout> {
+/// The layout of the blob directory at `dir` on `fs`: what its marker says, or ZODB's
+/// automatic choice when it has none.
+pub fn select(fs: &dyn BlobFs, dir: &Path) -> io::Result<Layout> {
     let marker = dir.join(LAYOUT_MARKER);
-    match fs::read_to_string(&marker) {
-        Ok(text) => Layout::from_name(text.trim()).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: unknown blob directory layout {:?} (expected bushy or lawn)",
-                    marker.display(),
-                    text.trim()
-                ),
-            )
-        }),
+    match fs.read(&marker) {
+        Ok(bytes) => {
+            let text = String::from_utf8_lossy(&bytes);
+            Layout::from_name(text.trim()).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!(
+                        "{}: unknown blob directory layout {:?} (expected bushy or lawn)",
+                        marker.display(),
+                        text.trim()
+                    ),
+                )
+            })
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let entries = match fs::read_dir(dir) {
+            let entries = match fs.list(dir) {
                 Ok(entries) => entries,
                 Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Layout::Bushy),
                 Err(e) => return Err(e),
             };
-            for entry in entries {
-                if !entry?.file_name().to_string_lossy().starts_with('.') {
-                    return Ok(Layout::Lawn);
-                }
+            if entries.iter().any(|(name, _)| !name.starts_with('.')) {
+                return Ok(Layout::Lawn);
             }
             Ok(Layout::Bushy)
         }
@@ -193,6 +194,9 @@ mod tests {
 
     #[test]
     fn automatic_selection() {
+        use super::super::fs::OsFs;
+        use std::fs;
+        let select = |dir: &Path| select(&OsFs, dir);
         let dir = tempfile::tempdir().unwrap();
         let blobs = dir.path().join("blobs");
         assert_eq!(select(&blobs).unwrap(), Layout::Bushy);

@@ -7,20 +7,22 @@
 //! becomes visible with its transaction. Memory does not grow with a blob's size.
 //!
 //! - [`layout`]: where a blob file goes (`bushy`, `lawn`, the `.layout` marker);
-//! - [`dir`]: the files themselves — temporary files, atomic installs, the crash journal.
+//! - [`dir`]: the files themselves — temporary files, atomic installs, the crash journal;
+//! - [`fs`]: the file system they are on (the host's, or zrs-sim's simulated disk).
 //!
 //! Python ZODB opens the result as a `FileStorage(…, blob_dir=…)` and reads every blob
 //! (`tests/blob_storage.rs`).
 
 pub mod dir;
+pub mod fs;
 pub mod layout;
 
-use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 
 pub use dir::{BlobDir, TempBlob};
+pub use fs::{BlobFs, OsFs};
 pub use layout::Layout;
 
 use super::{
@@ -34,7 +36,7 @@ use crate::tid::{Oid, Tid};
 pub struct CommittedBlob {
     /// Its size in bytes.
     pub len: u64,
-    pub file: File,
+    pub file: Box<dyn Read + Send>,
 }
 
 impl std::fmt::Debug for CommittedBlob {
@@ -82,13 +84,23 @@ impl<S: Storage> BlobStorage<S> {
     /// Blob files a crash left of transactions `inner` does not hold are removed.
     /// `durable: false` skips fsyncs, for throw-away directories only.
     pub fn open(inner: S, dir: &Path, durable: bool) -> Result<BlobStorage<S>> {
+        BlobStorage::open_on(inner, Arc::new(OsFs), dir, durable)
+    }
+
+    /// [`BlobStorage::open`] with the blob directory on the file system `fs`.
+    pub fn open_on(
+        inner: S,
+        fs: Arc<dyn BlobFs>,
+        dir: &Path,
+        durable: bool,
+    ) -> Result<BlobStorage<S>> {
         let context = |e: std::io::Error| {
             StorageError::Io(std::io::Error::new(
                 e.kind(),
                 format!("blob directory {}: {e}", dir.display()),
             ))
         };
-        let blobs = BlobDir::create(dir, durable).map_err(context)?;
+        let blobs = BlobDir::create_on(fs, dir, durable).map_err(context)?;
         blobs.recover(inner.last_transaction()).map_err(context)?;
         Ok(BlobStorage {
             inner,
