@@ -29,8 +29,8 @@ pub struct BlobFile {
 pub struct Listing {
     /// Committed blob files, by oid then tid.
     pub files: Vec<BlobFile>,
-    /// Names of the files in `tmp` (temporary blob files, a journal).
-    pub temporary: Vec<String>,
+    /// The files in `tmp` (temporary blob files, a journal): names and lengths.
+    pub temporary: Vec<(String, u64)>,
     /// Paths (relative) of files that are neither committed blob files nor in `tmp`.
     pub strays: Vec<PathBuf>,
 }
@@ -59,8 +59,12 @@ fn walk(
         let path = relative.join(&name);
         match kind {
             Kind::Dir if top && name == "tmp" => {
-                for (t, _) in fs.list(&root.join(&path))? {
-                    out.temporary.push(t);
+                for (t, kind) in fs.list(&root.join(&path))? {
+                    let len = match kind {
+                        Kind::File { len } => len,
+                        Kind::Dir => 0,
+                    };
+                    out.temporary.push((t, len));
                 }
             }
             Kind::Dir => walk(fs, root, &path, layout, out)?,

@@ -4,8 +4,10 @@
 //! the middle of receiving a blob.
 //!
 //! The world notes the phase of the secondary an input is delivered to just before it is
-//! delivered (`World::observe`), from the simulator's side: the core only exposes its phase.
-//! The fuzz executor notes the current phase when a fault is applied. Counts are kept in
+//! delivered (`World::observe`, and `observe_node` for the other nodes: every secondary of
+//! a run counts in the one table), from the simulator's side: the core only exposes its
+//! phase. The fuzz executor notes the first secondary's phase when a fault is applied (the
+//! faults are drawn against it). Counts are kept in
 //! `BTreeMap`s, so the summary lists them in a fixed order, and they add up across shards.
 //!
 //! Some pairs cannot happen by construction; [`UNREACHABLE`] lists them with the reason,

@@ -240,14 +240,17 @@ impl Link {
             return false;
         };
         let f = &mut self.queue[i];
-        let payload = f.len() - 4;
-        // Cutting the frame's range leaves the shared transmit as it is.
-        if payload == 0 {
+        let len = f.len();
+        let keep = match len.checked_sub(4) {
             // Nothing to cut from an empty message: its header goes instead.
-            f.end = f.start + 4 - n.clamp(1, 4);
-        } else {
-            f.end = f.start + 4 + payload - n.clamp(1, payload);
-        }
+            Some(0) => 4 - n.clamp(1, 4),
+            Some(payload) => len - n.clamp(1, payload),
+            // What an earlier truncate left of a header: it loses `n` bytes, or none if
+            // fewer are left.
+            None => len.checked_sub(n.max(1)).unwrap_or(len),
+        };
+        // Cutting the frame's range leaves the shared transmit as it is.
+        f.end = f.start + keep.min(len);
         // A cut `C` is no longer one a later `bad_checksum` can re-encode (truncated
         // again and again, not even its header is left: a campaign's panic).
         f.commit = false;
@@ -366,6 +369,22 @@ mod tests {
         assert!(link.is_empty());
         // It asked for the second transaction only once the first was delivered.
         assert!(link.high_water <= transmits()[0].len().max(transmits()[1].len()));
+    }
+
+    /// A truncate after one that took a message's header too cuts what is left of it, or
+    /// nothing when less is left than it would cut (a swarm campaign truncates that often).
+    #[test]
+    fn truncating_what_is_left_of_a_header_cuts_what_is_there_or_nothing() {
+        let mut s = source(vec![[frame(b""), frame(b"abc")].concat()]);
+        let mut link = Link::new(1);
+        assert!(link.truncate(3, &mut s));
+        assert_eq!(link.queued(), 1 + 7);
+        assert!(link.truncate(2, &mut s));
+        assert_eq!(link.queued(), 1 + 7, "one byte left: two are not cut");
+        assert!(link.truncate(1, &mut s));
+        assert!(link.truncate(1, &mut s));
+        assert_eq!(link.take(None, &mut s), frame(b"abc"));
+        assert!(link.is_empty());
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //! it: the next connection opens a new one over the same storage.
 //!
 //! A node made [`PrimaryNode::with_blobs`] keeps a blob directory (zrs's [`BlobStorage`]
-//! over the MemoryStorage, in a real scratch directory): each blob file the workload
+//! over the MemoryStorage, its directory on a simulated disk of its own, never crashed: the
+//! node is the run's reference): each blob file the workload
 //! writes goes in through `blob_begin` / `blob_write` / `restore_blob`, each file an undo
 //! copies through `copy_blob`, so the real primary serves `B` + 64 KiB blocks to `zrs2.1`
 //! secondaries and refuses `zrs2.0` ones, as `zrs primary --blob-dir` does.
@@ -25,7 +26,6 @@
 //! it ([`PrimaryNode::take_disconnects`]).
 
 use std::collections::{BTreeMap, VecDeque};
-use std::path::{Path, PathBuf};
 
 use zrs::pickle::dumps_extension;
 use zrs::primary::{Action, Config, ConnectionId, Primary};
@@ -41,7 +41,9 @@ use zrs::secondary::{Address, LossReason};
 use zrs::storage::{BlobStorage, MemoryStorage, ReadStorage, Storage, TransactionMeta};
 use zrs::Tid;
 
+use crate::disk::SimDisk;
 use crate::workload::{RecordBlob, Transaction};
+use zrs::storage::blob::BlobFs;
 
 /// What a hosted primary serves: a read handle on its node's storage.
 pub type Served = Box<dyn ReadStorage + Send + Sync>;
@@ -227,8 +229,8 @@ impl FrameSink for Count {
 /// The primary node; see the module docs.
 pub struct PrimaryNode {
     storage: Box<dyn Storage + Send + Sync>,
-    /// The blob directory, for a node that keeps blobs.
-    blob_dir: Option<PathBuf>,
+    /// Whether the node keeps a blob directory.
+    blobs: bool,
     /// The real primary serving the storage.
     pub host: Host,
     /// The largest transaction committed, in bytes as the primary sends it, measured by
@@ -256,20 +258,25 @@ impl PrimaryNode {
     pub fn new(address: Address) -> PrimaryNode {
         PrimaryNode {
             storage: Box::new(MemoryStorage::new("Data.fs")),
-            blob_dir: None,
+            blobs: false,
             host: Host::new(address),
             largest_transaction: 0,
         }
     }
 
-    /// A node with an empty `Data.fs` and a new blob directory at `dir` (a scratch
-    /// directory: nothing is fsynced).
-    pub fn with_blobs(address: Address, dir: &Path) -> Result<PrimaryNode, String> {
-        let storage = BlobStorage::open(MemoryStorage::new("Data.fs"), dir, false)
-            .map_err(|e| format!("the primary's blob directory: {e}"))?;
+    /// A node with an empty `Data.fs` and a new blob directory (on a simulated disk).
+    pub fn with_blobs(address: Address) -> Result<PrimaryNode, String> {
+        let disk: std::sync::Arc<dyn BlobFs> = SimDisk::new();
+        let storage = BlobStorage::open_on(
+            MemoryStorage::new("Data.fs"),
+            disk,
+            "primary.blobs".as_ref(),
+            true,
+        )
+        .map_err(|e| format!("the primary's blob directory: {e}"))?;
         let mut node = PrimaryNode::new(address);
         node.storage = Box::new(storage);
-        node.blob_dir = Some(dir.to_path_buf());
+        node.blobs = true;
         Ok(node)
     }
 
@@ -278,9 +285,9 @@ impl PrimaryNode {
         &*self.storage
     }
 
-    /// The blob directory, if the node keeps blobs.
-    pub fn blob_dir(&self) -> Option<&Path> {
-        self.blob_dir.as_deref()
+    /// Whether the node keeps a blob directory.
+    pub fn keeps_blobs(&self) -> bool {
+        self.blobs
     }
 
     /// Where the primary listens.
@@ -321,7 +328,7 @@ impl PrimaryNode {
         // secondary's, never this storage's (both are zrs's storages).
         let _unplanted = zrs::planted::plant(None);
         let blobs = t.records.iter().any(|r| r.blob.is_some());
-        if blobs && self.blob_dir.is_none() {
+        if blobs && !self.blobs {
             return Err("the primary keeps no blob directory (primary blobs on)".into());
         }
         let meta = TransactionMeta {

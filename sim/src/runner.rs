@@ -25,7 +25,7 @@ use crate::disk::SimDisk;
 use crate::fuzz::oracle::{Checker, Violation};
 use crate::scenario::literal::repr;
 use crate::scenario::{Expr, Open, Outgoing, Scenario, Step, StorageKind};
-use crate::storage::{Place, SimStorage};
+use crate::storage::{BlobPlace, Place, SimStorage};
 use crate::transcript::{Capture, Sink};
 use crate::world::{SimSecondary, World, WorldError};
 use crate::zodb::root_repr;
@@ -250,11 +250,11 @@ impl Session {
             }
             Step::BlobFiles => {
                 let secondary = w.secondary().map_err(|e| e.to_string())?;
-                let dir = secondary
+                let blobs = secondary
                     .storage()
                     .blob_dir()
                     .ok_or("the secondary keeps no blobs (open … blobs=on)")?;
-                crate::zodb::blob_dir_repr(&dir).map(Some)
+                blobs.inspect(crate::zodb::blob_dir_repr).map(Some)
             }
             Step::Root => {
                 let secondary = w.secondary().map_err(|e| e.to_string())?;
@@ -268,19 +268,11 @@ impl Session {
                 w.use_virtual_clock();
                 Ok(None)
             }
-            Step::PrimaryBlobs => {
-                let dir = self.dir().0.join("primary.blobs");
-                if self.world.primary_node().blob_dir().is_none() && dir.exists() {
-                    // Left by an earlier run kept with --storage-dir: a new history's
-                    // directory starts empty.
-                    std::fs::remove_dir_all(&dir)
-                        .map_err(|e| format!("removing {}: {e}", dir.display()))?;
-                }
-                self.world
-                    .primary_blobs(&dir)
-                    .map(|()| None)
-                    .map_err(|e| e.to_string())
-            }
+            Step::PrimaryBlobs => self
+                .world
+                .primary_blobs()
+                .map(|()| None)
+                .map_err(|e| e.to_string()),
             Step::Serve(limit) => world(w.serve(*limit).map(|_| ())),
             Step::Corrupt { offset, mask } => world(w.corrupt(*offset, *mask)),
             Step::Truncate(n) => world(w.truncate(*n)),
@@ -448,12 +440,20 @@ impl Session {
                 },
             },
         };
-        let blob_dir = if open.blobs {
-            Some(self.dir().0.join(format!("{file_name}.blobs")))
-        } else {
-            None
-        };
-        let storage = SimStorage::open(&open.name, place, blob_dir)?;
+        // The blob directory is on the storage's disk: the simulated one (a disk of its own
+        // beside a MemoryStorage), or the host's beside a real file.
+        let blobs = open.blobs.then(|| {
+            let root = format!("{file_name}.blobs");
+            match &place {
+                Place::Disk { disk, .. } => BlobPlace::simulated(disk.clone(), root),
+                Place::Memory => BlobPlace::simulated(SimDisk::new(), root),
+                Place::File { .. } => BlobPlace {
+                    root: self.dir().0.join(root),
+                    disk: None,
+                },
+            }
+        });
+        let storage = SimStorage::open(&open.name, place, blobs)?;
         let mut config = Config {
             address: open.address.clone(),
             reconnect_delay: open.reconnect,

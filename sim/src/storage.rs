@@ -8,6 +8,11 @@
 //! without cleanup and its [`SimDisk`] decides what survived; [`SimStorage::reopen`] then
 //! opens it again (a FileStorage scans its file and cuts off a damaged tail).
 //!
+//! A storage that keeps blobs has its blob directory ([`BlobPlace`]) on the same simulated
+//! disk as its FileStorage (one crash, one set of faults for both), on a simulated disk
+//! of its own beside a MemoryStorage (never crashed: a process crash loses nothing a
+//! file system holds), or on the host's file system beside a FileStorage in a real file.
+//!
 //! The handle also records whether a transaction is in progress, for the oracle that no
 //! partial transaction survives a disconnect.
 
@@ -15,6 +20,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use zrs::storage::blob::fs::{BlobFs, OsFs};
 use zrs::storage::file::backend::{Backend, FileBackend};
 use zrs::storage::file::{Durability, FileStorage, Options};
 use zrs::storage::memory::MemoryStorage;
@@ -85,6 +91,42 @@ pub enum Place {
     },
 }
 
+/// Where a storage's blob directory is.
+#[derive(Clone, Debug)]
+pub struct BlobPlace {
+    /// Its path on the file system.
+    pub root: PathBuf,
+    /// The simulated disk it is on; `None`: the host's file system.
+    pub disk: Option<Arc<SimDisk>>,
+}
+
+impl BlobPlace {
+    /// On a simulated disk.
+    pub fn simulated(disk: Arc<SimDisk>, root: impl Into<PathBuf>) -> BlobPlace {
+        BlobPlace {
+            root: root.into(),
+            disk: Some(disk),
+        }
+    }
+
+    /// The file system it is on.
+    pub fn fs(&self) -> Arc<dyn BlobFs> {
+        match &self.disk {
+            Some(disk) => disk.clone(),
+            None => Arc::new(OsFs),
+        }
+    }
+
+    /// Runs `f` on the directory's file system and root with disk faults held back (the
+    /// oracles' and the `blobs` step's reads must neither consume nor meet them).
+    pub fn inspect<R>(&self, f: impl FnOnce(&dyn BlobFs, &Path) -> R) -> R {
+        match &self.disk {
+            Some(disk) => disk.without_faults(|| f(&**disk, &self.root)),
+            None => f(&OsFs, &self.root),
+        }
+    }
+}
+
 enum Inner {
     Memory(MemoryStorage),
     File(FileStorage),
@@ -96,7 +138,7 @@ enum Inner {
 struct Slot {
     place: Place,
     /// The blob directory, for storages that keep blobs.
-    blob_dir: Option<PathBuf>,
+    blobs: Option<BlobPlace>,
     /// `None` after a crash, until reopened.
     storage: Option<Inner>,
     in_transaction: bool,
@@ -112,19 +154,19 @@ pub struct SimStorage {
 }
 
 impl SimStorage {
-    /// Opens a storage at `place`, keeping blobs in `blob_dir` when given (a real
-    /// directory, fsynced only where the storage's file is durable).
+    /// Opens a storage at `place`, keeping blobs in `blobs` when given (a directory on the
+    /// host's file system is fsynced only where the storage's file is durable).
     pub fn open(
         name: &str,
         place: Place,
-        blob_dir: Option<PathBuf>,
+        blobs: Option<BlobPlace>,
     ) -> std::result::Result<SimStorage, String> {
-        let storage = open_inner(name, &place, blob_dir.as_deref())?;
+        let storage = open_inner(name, &place, blobs.as_ref())?;
         Ok(SimStorage {
             name: Arc::from(name),
             slot: Arc::new(Mutex::new(Slot {
                 place,
-                blob_dir,
+                blobs,
                 storage: Some(storage),
                 in_transaction: false,
                 in_blob: false,
@@ -155,20 +197,21 @@ impl SimStorage {
         }
     }
 
-    /// Whether the storage is a FileStorage whose disk failed it (it refuses everything
-    /// until the secondary reopens it), or is crashed.
+    /// Whether the storage is one whose disk failed it (it refuses everything until the
+    /// secondary recovers or reopens it), or is crashed.
     pub fn failed(&self) -> bool {
         match &self.lock().storage {
             Some(Inner::File(s)) => s.failed(),
-            Some(Inner::BlobFile(s)) => s.inner().failed(),
-            Some(Inner::Memory(_) | Inner::BlobMemory(_)) => false,
+            Some(Inner::BlobFile(s)) => s.failed(),
+            Some(Inner::BlobMemory(s)) => s.failed(),
+            Some(Inner::Memory(_)) => false,
             None => true,
         }
     }
 
     /// The blob directory, for storages that keep blobs.
-    pub fn blob_dir(&self) -> Option<PathBuf> {
-        self.lock().blob_dir.clone()
+    pub fn blob_dir(&self) -> Option<BlobPlace> {
+        self.lock().blobs.clone()
     }
 
     /// The path of a storage in a real file.
@@ -215,13 +258,11 @@ impl SimStorage {
                 // Blob files stay as they are; reopening recovers the directory.
                 let mut m = s.crash();
                 m.crash();
-                let dir = slot
-                    .blob_dir
+                let blobs = slot
+                    .blobs
                     .clone()
                     .expect("a blob storage has a blob directory");
-                slot.storage = BlobStorage::open(m, &dir, false)
-                    .map(Inner::BlobMemory)
-                    .ok();
+                slot.storage = open_blobs(m, &blobs, true).map(Inner::BlobMemory).ok();
                 None
             }
             Some(Inner::BlobFile(s)) => {
@@ -255,43 +296,59 @@ impl SimStorage {
             Some(Inner::BlobMemory(s)) => {
                 let mut m = s.crash();
                 m.crash();
-                let dir = slot
-                    .blob_dir
+                let blobs = slot
+                    .blobs
                     .clone()
                     .expect("a blob storage has a blob directory");
                 slot.storage = Some(Inner::BlobMemory(
-                    BlobStorage::open(m, &dir, false).map_err(|e| e.to_string())?,
+                    open_blobs(m, &blobs, true).map_err(|e| e.to_string())?,
                 ));
             }
             Some(Inner::BlobFile(mut s)) => {
                 let _ = s.close();
                 drop(s);
-                let dir = slot.blob_dir.clone();
-                slot.storage = Some(open_inner(&self.name, &slot.place, dir.as_deref())?);
+                let blobs = slot.blobs.clone();
+                slot.storage = Some(open_inner(&self.name, &slot.place, blobs.as_ref())?);
             }
             None => {
-                let dir = slot.blob_dir.clone();
-                slot.storage = Some(open_inner(&self.name, &slot.place, dir.as_deref())?);
+                let blobs = slot.blobs.clone();
+                slot.storage = Some(open_inner(&self.name, &slot.place, blobs.as_ref())?);
             }
         }
         Ok(())
     }
 }
 
+/// `inner` with the blob directory at `blobs`.
+fn open_blobs<S: Storage>(
+    inner: S,
+    blobs: &BlobPlace,
+    durable: bool,
+) -> StorageResult<BlobStorage<S>> {
+    BlobStorage::open_on(inner, blobs.fs(), &blobs.root, durable)
+}
+
 fn open_inner(
     name: &str,
     place: &Place,
-    blob_dir: Option<&Path>,
+    blobs: Option<&BlobPlace>,
 ) -> std::result::Result<Inner, String> {
     let inner = open_plain(name, place)?;
-    let Some(dir) = blob_dir else {
+    let Some(blobs) = blobs else {
         return Ok(inner);
     };
-    let durable = matches!(place, Place::File { durable: true, .. });
-    let error = |e: StorageError| format!("opening the blob directory {}: {e}", dir.display());
+    // On the host's file system, fsyncs only where the storage's file is durable: a
+    // scratch directory's would cost more than the run. A simulated disk's are its
+    // crash model.
+    let durable = match place {
+        Place::File { durable, .. } => *durable,
+        Place::Memory | Place::Disk { .. } => true,
+    };
+    let error =
+        |e: StorageError| format!("opening the blob directory {}: {e}", blobs.root.display());
     Ok(match inner {
-        Inner::Memory(m) => Inner::BlobMemory(BlobStorage::open(m, dir, durable).map_err(error)?),
-        Inner::File(f) => Inner::BlobFile(BlobStorage::open(f, dir, durable).map_err(error)?),
+        Inner::Memory(m) => Inner::BlobMemory(open_blobs(m, blobs, durable).map_err(error)?),
+        Inner::File(f) => Inner::BlobFile(open_blobs(f, blobs, durable).map_err(error)?),
         blob => blob,
     })
 }

@@ -49,15 +49,19 @@ pub fn blob_bytes_repr(bytes: &[u8]) -> String {
     format!("<{} bytes, md5 {digest}>", bytes.len())
 }
 
-/// The blob directory at `dir`, one committed file a line as `OID/TID.blob BYTES` (ids
-/// as ZODB's reprs, by oid then tid), then a line counting temporary files, if any.
-pub fn blob_dir_repr(dir: &std::path::Path) -> Result<String, String> {
+/// The blob directory at `dir` on `fs`, one committed file a line as `OID/TID.blob BYTES`
+/// (ids as ZODB's reprs, by oid then tid), then a line counting temporary files, if any.
+pub fn blob_dir_repr(
+    fs: &dyn zrs::storage::blob::BlobFs,
+    dir: &std::path::Path,
+) -> Result<String, String> {
     use zrs::storage::blob::layout::{blob_file_name, id_repr};
-    let listing = crate::blobfiles::list(&zrs::storage::blob::OsFs, dir)
-        .map_err(|e| format!("reading {}: {e}", dir.display()))?;
+    let listing =
+        crate::blobfiles::list(fs, dir).map_err(|e| format!("reading {}: {e}", dir.display()))?;
     let mut lines = Vec::new();
     for f in &listing.files {
-        let bytes = std::fs::read(dir.join(&f.path))
+        let bytes = fs
+            .read(&dir.join(&f.path))
             .map_err(|e| format!("reading {}: {e}", f.path.display()))?;
         lines.push(format!(
             "{}/{} {}",
@@ -69,13 +73,19 @@ pub fn blob_dir_repr(dir: &std::path::Path) -> Result<String, String> {
     for s in &listing.strays {
         lines.push(format!("{} (not a blob file)", s.display()));
     }
-    let temporary = listing
+    // Their names hold the process id: only their number and sizes are printed.
+    let temporary: Vec<String> = listing
         .temporary
         .iter()
-        .filter(|n| n.ends_with(".tmp"))
-        .count();
-    if temporary > 0 {
-        lines.push(format!("{temporary} temporary files"));
+        .filter(|(n, _)| n.ends_with(".tmp"))
+        .map(|(_, len)| len.to_string())
+        .collect();
+    if !temporary.is_empty() {
+        lines.push(format!(
+            "{} temporary files ({} bytes)",
+            temporary.len(),
+            temporary.join(", ")
+        ));
     }
     if lines.is_empty() {
         lines.push("(no blob files)".into());

@@ -37,17 +37,34 @@ const NOT_COMPARABLE: &[(&str, &str)] = &[
     ("primary/close-catching-up.scn", "primary close"),
     // A listing of the blob directory: zc.zrs's has no empty blobs nor undo copies.
     ("blobs/served.scn", "blobs"),
+    ("blobs/crash.scn", "blobs"),
+    (
+        "regressions/20261126-1523-blobdisk.scn",
+        "disk fail sync after=6 error=enospc",
+    ),
+    (
+        "regressions/20261126-2383-blobdisk.scn",
+        "disk fail write after=4 error=enospc partial=1",
+    ),
+    (
+        "regressions/20261126-266-blobdisk.scn",
+        "disk fail write after=6 partial=1",
+    ),
+    (
+        "regressions/20261126-345-blobdisk.scn",
+        "disk fail sync after=6",
+    ),
     (
         "regressions/20261126-26-blobs.scn",
-        "disk fail sync after=3 error=enospc",
+        "disk fail sync after=16 error=enospc",
     ),
     (
         "regressions/20261126-375-blobs.scn",
-        "disk fail sync error=enospc",
+        "disk fail sync after=13 error=enospc",
     ),
     (
         "regressions/20261126-3435-blobs.scn",
-        "disk fail write after=1 partial=1",
+        "disk fail write after=14 partial=1",
     ),
     ("primary/failover-lagging.scn", "primary failover"),
     // Several secondaries: zrs's chained nodes serve with zrs's own primary, and the

@@ -232,6 +232,26 @@ mod tests {
     }
 
     #[test]
+    fn between_messages_exactly_at_message_boundaries() {
+        let payloads = payloads();
+        let bytes = stream(&payloads);
+        let mut boundaries = vec![0];
+        for p in &payloads {
+            boundaries.push(boundaries.last().unwrap() + 4 + p.len());
+        }
+        let mut scanner = ChecksumScanner::new(Tid::ZERO);
+        assert!(scanner.between_messages());
+        for at in 1..=bytes.len() {
+            scanner.scan(&bytes[at - 1..at], usize::MAX, &mut Vec::new());
+            assert_eq!(
+                scanner.between_messages(),
+                boundaries.contains(&at),
+                "after byte {at}"
+            );
+        }
+    }
+
+    #[test]
     fn the_seed_is_the_start_tid() {
         let mut a = ChecksumScanner::new(Tid::ZERO);
         let mut b = ChecksumScanner::new(Tid::from_u64(1));

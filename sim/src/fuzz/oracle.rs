@@ -278,7 +278,7 @@ fn check_blob_dir(
     check: &mut BlobCheck,
 ) -> Result<(), Violation> {
     let storage = secondary.storage();
-    let Some(dir) = storage.blob_dir() else {
+    let Some(blobs) = storage.blob_dir() else {
         return Ok(());
     };
     // Crashed, failed or closed: the directory is as the process left it, and the next
@@ -303,7 +303,7 @@ fn check_blob_dir(
     }
     check.checked = Some(state);
     let fail = |what: String| Err(violation(Oracle::Blobs, what));
-    let listing = match crate::blobfiles::list(&zrs::storage::blob::OsFs, &dir) {
+    let listing = match blobs.inspect(crate::blobfiles::list) {
         Ok(l) => l,
         Err(e) => return fail(format!("the blob directory cannot be read: {e}")),
     };
@@ -314,7 +314,7 @@ fn check_blob_dir(
         ));
     }
     if !state.in_transaction {
-        if let Some(t) = listing.temporary.iter().find(|n| n.ends_with(".tmp")) {
+        if let Some((t, _)) = listing.temporary.iter().find(|(n, _)| n.ends_with(".tmp")) {
             return fail(format!(
                 "temporary blob file tmp/{t} left while no transaction is in progress"
             ));
@@ -365,7 +365,7 @@ fn check_blob_dir(
         if check.verified.contains(&(oid, tid)) {
             continue;
         }
-        match std::fs::read(dir.join(&file.path)) {
+        match blobs.inspect(|fs, root| fs.read(&root.join(&file.path))) {
             Ok(got) if got == content.bytes() => {}
             Ok(_) => {
                 return fail(format!(

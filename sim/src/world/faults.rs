@@ -89,16 +89,11 @@ impl World {
             self.secondaries[generation].connection_lost(&LossReason::Lost);
             self.dispatch(generation);
         }
-        let mut node = match self.node.blob_dir() {
+        let mut node = if self.node.keeps_blobs() {
             // The node taking over has a blob directory of its own.
-            Some(dir) => {
-                let mut fresh = dir.as_os_str().to_owned();
-                fresh.push("+");
-                let fresh = std::path::PathBuf::from(fresh);
-                PrimaryNode::with_blobs(self.node.address().clone(), &fresh)
-                    .map_err(WorldError::Reopen)?
-            }
-            None => PrimaryNode::default(),
+            PrimaryNode::with_blobs(self.node.address().clone()).map_err(WorldError::Reopen)?
+        } else {
+            PrimaryNode::default()
         };
         for t in history.transactions() {
             node.commit(t).map_err(WorldError::Reopen)?;

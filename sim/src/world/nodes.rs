@@ -21,6 +21,7 @@ use zrs::secondary::{Action, LossReason, Secondary, Timer};
 use zrs::storage::ReadStorage;
 use zrs::Tid;
 
+use crate::coverage::{Input, Pair, State};
 use crate::disk::CrashReport;
 use crate::link::Link;
 use crate::network::peer;
@@ -267,9 +268,24 @@ impl World {
             return false;
         };
         let (_, i) = self.node_owners.remove(at);
+        self.observe_node(
+            i,
+            match timer {
+                Timer::KeepAlive => Input::KeepAlive,
+                Timer::Connect => Input::Reconnect,
+            },
+        );
         self.nodes[i].secondary.timeout(timer);
         self.dispatch_node(i);
         true
+    }
+
+    /// Notes that node `i`, in its present phase, is about to be fed `input` (the coverage
+    /// counts every secondary's phases × inputs, the first's and the nodes' alike).
+    fn observe_node(&mut self, i: usize, input: Input) {
+        let node = &self.nodes[i];
+        let state = State::of((!node.dead).then(|| node.secondary.phase()));
+        self.coverage.note(Pair::Input(state, input));
     }
 
     /// Cancels every call node `i` scheduled.
@@ -309,6 +325,7 @@ impl World {
         for i in 0..self.nodes.len() {
             if self.nodes[i].upstream == upstream && self.nodes[i].connection.is_some() {
                 self.nodes[i].connection = None;
+                self.observe_node(i, Input::Lost);
                 self.nodes[i].secondary.connection_lost(&LossReason::Lost);
                 self.dispatch_node(i);
             }
@@ -356,6 +373,7 @@ impl World {
         let id = connection.id();
         self.nodes[i].connection = Some(connection);
         self.with_host(up, |h, open| h.connected(id, &peer(port), open));
+        self.observe_node(i, Input::Accept);
         self.nodes[i].secondary.connected(&peer(port));
         self.dispatch_node(i);
         Ok(())
@@ -365,6 +383,7 @@ impl World {
     pub fn node_reject(&mut self, number: usize) -> Result<(), WorldError> {
         let i = self.node_index(number)?;
         self.nodes[i].attempt.take().ok_or(WorldError::NoAttempt)?;
+        self.observe_node(i, Input::Reject);
         self.nodes[i]
             .secondary
             .connection_failed(&LossReason::Other("rejected".into()));
@@ -393,6 +412,7 @@ impl World {
             c.link = link;
         }
         if !bytes.is_empty() {
+            self.observe_node(i, Input::Data);
             self.nodes[i].secondary.data_received(&bytes);
             self.dispatch_node(i);
         }
@@ -409,11 +429,13 @@ impl World {
                     .unwrap_or_default();
             }
             if !rest.is_empty() {
+                self.observe_node(i, Input::Data);
                 self.nodes[i].secondary.data_received(&rest);
                 self.dispatch_node(i);
             }
             if self.nodes[i].connection.as_ref().map(|c| c.id()) == Some(id) {
                 self.nodes[i].connection = None;
+                self.observe_node(i, Input::Lost);
                 self.nodes[i].secondary.connection_lost(&LossReason::Done);
                 self.dispatch_node(i);
             }
@@ -430,6 +452,7 @@ impl World {
             .ok_or(WorldError::NotConnected)?;
         let up = self.nodes[i].upstream;
         self.with_host(up, |h, _| h.connection_lost(c.id(), &reason));
+        self.observe_node(i, Input::Lost);
         self.nodes[i].secondary.connection_lost(&reason);
         self.dispatch_node(i);
         Ok(())
@@ -438,6 +461,7 @@ impl World {
     /// `s<n>: close`: the node's secondary and its host close.
     pub fn node_close(&mut self, number: usize) -> Result<(), WorldError> {
         let i = self.node_index(number)?;
+        self.observe_node(i, Input::Close);
         if let Err(e) = self.nodes[i].secondary.close() {
             zrs::log::critical(zrs::secondary::LOGGER, &format!("closing the storage: {e}"));
         }
@@ -459,6 +483,7 @@ impl World {
         if self.nodes[i].dead {
             return Err(WorldError::NotRunning);
         }
+        self.observe_node(i, Input::Crash);
         self.nodes[i].dead = true;
         self.end_node_process(i, number);
         Ok(self.nodes[i].secondary.storage().crash(keep, tear))

@@ -2,8 +2,6 @@
 //! the primary node's real storage; a blob directory for that storage; checkpoints of that
 //! history for a failover.
 
-use std::path::Path;
-
 use crate::coverage::{BlobKind, Pair};
 use crate::primary_node::PrimaryNode;
 use crate::workload::database::START_TIME;
@@ -16,7 +14,7 @@ impl World {
     /// Commits on the primary (at the virtual clock's time, when it is on).
     pub fn commit(&mut self, changes: &[Change], meta: &Meta) -> Result<Tid, WorkloadError> {
         let blobs = changes.iter().any(|c| matches!(c, Change::SetBlob { .. }));
-        if blobs && self.node.blob_dir().is_none() {
+        if blobs && !self.node.keeps_blobs() {
             // As ZODB refuses a Blob on a storage without a blob directory.
             return Err(WorkloadError::Storage(
                 "the primary keeps no blob directory: `primary blobs on` first".into(),
@@ -58,20 +56,20 @@ impl World {
         }
     }
 
-    /// `primary blobs on`: the primary's storage keeps a blob directory at `dir` (new,
+    /// `primary blobs on`: the primary's storage keeps a blob directory (new,
     /// holding the history so far), and so serves `zrs2.1` secondaries only. Before the
     /// primary process first runs.
-    pub fn primary_blobs(&mut self, dir: &Path) -> Result<(), WorkloadError> {
+    pub fn primary_blobs(&mut self) -> Result<(), WorkloadError> {
         if self.node.running() {
             return Err(WorkloadError::Storage(
                 "`primary blobs on` must come before the primary first serves".into(),
             ));
         }
-        if self.node.blob_dir().is_some() {
+        if self.node.keeps_blobs() {
             return Ok(());
         }
-        let mut node = PrimaryNode::with_blobs(self.node.address().clone(), dir)
-            .map_err(WorkloadError::Storage)?;
+        let mut node =
+            PrimaryNode::with_blobs(self.node.address().clone()).map_err(WorkloadError::Storage)?;
         for t in self.primary.transactions() {
             node.commit(t).map_err(WorkloadError::Storage)?;
         }

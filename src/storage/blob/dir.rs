@@ -11,7 +11,7 @@
 
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use super::fs::{BlobFs, Kind, OsFs, WriteFile};
@@ -22,6 +22,8 @@ const TMP: &str = "tmp";
 const JOURNAL: &str = "zrs-journal";
 const TEMP_PREFIX: &str = "zrs-";
 const TEMP_SUFFIX: &str = ".tmp";
+/// The `.layout` marker while it is written (a temporary file: recovery removes it).
+const LAYOUT_TEMP: &str = "zrs-layout.tmp";
 
 /// A blob directory in ZODB's layout.
 #[derive(Debug)]
@@ -34,6 +36,14 @@ pub struct BlobDir {
     durable: bool,
     /// Names temporary files uniquely within this process.
     next_temp: AtomicU64,
+    /// An install failed (a directory fsync, a `mkdir`, a rename) or an installed file
+    /// was removed: names it made or removed may be visible yet not durable (a failed
+    /// fsync is data of unknown state). Each install from then on makes every level of
+    /// its oid's path durable, not only the levels it creates, and the journal goes only
+    /// once the paths of all it lists are made durable (found by zrs-sim: a retried
+    /// install found the oid's directory there, synced nothing above it, and a crash took
+    /// the committed blob with the directory).
+    unsure: AtomicBool,
 }
 
 /// A blob file being received, in `tmp`; removed when dropped uninstalled.
@@ -126,16 +136,33 @@ impl BlobDir {
     /// [`BlobDir::create`] on the file system `fs`.
     pub fn create_on(fs: Arc<dyn BlobFs>, root: &Path, durable: bool) -> io::Result<BlobDir> {
         let layout = layout::select(&*fs, root)?;
-        let created = !is_dir(&*fs, root)?;
-        create_dir_all(&*fs, &root.join(TMP))?;
+        let created = create_dir_all(&*fs, &root.join(TMP))?;
+        if durable {
+            for dir in &created {
+                fs.sync_dir(parent_of(dir))?;
+            }
+        }
         let marker = root.join(LAYOUT_MARKER);
         if fs.kind(&marker)?.is_none() {
+            // Whole or not at all, as a blob file: a crash that kept the marker's name but
+            // not its bytes left a directory no open could read the layout of again (found
+            // by zrs-sim's simulated disk; `scenarios/blobs/crash.scn`).
+            let temp = root.join(TMP).join(LAYOUT_TEMP);
+            match fs.remove_file(&temp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut file = fs.create_new(&temp)?;
             // No newline, as ZODB writes it.
-            fs.create_new(&marker)?
-                .write_all(layout.name().as_bytes())?;
-        }
-        if created && durable {
-            fs.sync_dir(parent_of(root))?;
+            file.write_all(layout.name().as_bytes())?;
+            if durable {
+                file.sync()?;
+            }
+            drop(file);
+            fs.rename(&temp, &marker)?;
+            if durable {
+                fs.sync_dir(root)?;
+            }
         }
         Ok(BlobDir {
             fs,
@@ -143,6 +170,7 @@ impl BlobDir {
             layout,
             durable,
             next_temp: AtomicU64::new(0),
+            unsure: AtomicBool::new(false),
         })
     }
 
@@ -161,6 +189,7 @@ impl BlobDir {
             root: root.to_path_buf(),
             durable: false,
             next_temp: AtomicU64::new(0),
+            unsure: AtomicBool::new(false),
         })
     }
 
@@ -232,6 +261,7 @@ impl BlobDir {
         let result = self.install_file(&mut *file, &temp.path, oid, tid);
         drop(file);
         if result.is_err() {
+            self.unsure.store(true, Ordering::Relaxed);
             let _ = self.fs.remove_file(&temp.path);
         }
         result
@@ -252,10 +282,19 @@ impl BlobDir {
         let target = oid_dir.join(layout::blob_file_name(tid));
         self.fs.rename(temp, &target)?;
         if self.durable {
-            self.fs.sync_dir(&oid_dir)?;
-            self.fs.sync_dir(&self.root.join(TMP))?;
+            self.sync_dir(&oid_dir)?;
+            self.sync_dir(&self.root.join(TMP))?;
         }
         Ok(())
+    }
+
+    /// Makes `dir`'s entries durable; a failure leaves the directory [`BlobDir::unsure`].
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        let result = self.fs.sync_dir(dir);
+        if result.is_err() {
+            self.unsure.store(true, Ordering::Relaxed);
+        }
+        result
     }
 
     /// The oid's directory, created (and each new level made durable) if missing.
@@ -263,16 +302,30 @@ impl BlobDir {
         let path = self.root.join(self.layout.oid_path(oid));
         let created = create_dir_all(&*self.fs, &path)?;
         if self.durable {
-            // Each new level's entry is in its parent: synced, outermost first.
-            for dir in &created {
-                self.fs.sync_dir(parent_of(dir))?;
+            // Each new level's entry is in its parent: synced, outermost first (every
+            // level's, after a failed directory fsync).
+            let levels: Vec<PathBuf> = if self.unsure.load(Ordering::Relaxed) {
+                let mut levels: Vec<PathBuf> = path
+                    .ancestors()
+                    .take_while(|p| p.starts_with(&self.root) && *p != self.root)
+                    .map(Path::to_path_buf)
+                    .collect();
+                levels.reverse();
+                levels
+            } else {
+                created
+            };
+            for dir in &levels {
+                self.sync_dir(parent_of(dir))?;
             }
         }
         Ok(path)
     }
 
-    /// Removes the committed blob of `(oid, tid)`, if there is one.
+    /// Removes the committed blob of `(oid, tid)`, if there is one (made durable when the
+    /// journal goes).
     pub fn remove(&self, oid: Oid, tid: Tid) -> io::Result<()> {
+        self.unsure.store(true, Ordering::Relaxed);
         match self.fs.remove_file(&self.blob_path(oid, tid)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
@@ -294,7 +347,10 @@ impl BlobDir {
 
     /// Records, durably, that the blobs `entries` are about to be installed.
     pub fn journal_append(&self, entries: &[(Oid, Tid)]) -> io::Result<()> {
-        let mut text = String::new();
+        // From a new line: an append that failed part way left a torn line, which must
+        // not swallow the first of these (found by zrs-sim: the entry it ran into could
+        // not be read, and recovery kept the blob file of a transaction cut off).
+        let mut text = String::from("\n");
         for (oid, tid) in entries {
             text.push_str(&format!("{:016x} {:016x}\n", oid.as_u64(), tid.as_u64()));
         }
@@ -303,17 +359,55 @@ impl BlobDir {
         if self.durable {
             file.sync()?;
             // The journal's own entry, the first time.
-            self.fs.sync_dir(&self.root.join(TMP))?;
+            self.sync_dir(&self.root.join(TMP))?;
         }
         Ok(())
     }
 
-    /// Forgets the journal: everything it lists is now durable in the Data.fs.
+    /// Forgets the journal: everything it lists is now durable in the Data.fs (and, after
+    /// a failed install, made durable in the directory first).
     pub fn journal_clear(&self) -> io::Result<()> {
+        if self.durable && self.unsure.load(Ordering::Relaxed) {
+            let entries = match self.fs.read(&self.journal_path()) {
+                Ok(bytes) => journal_entries(&bytes),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            self.make_paths_durable(&entries)?;
+            self.unsure.store(false, Ordering::Relaxed);
+        }
+        self.remove_journal()
+    }
+
+    fn remove_journal(&self) -> io::Result<()> {
         match self.fs.remove_file(&self.journal_path()) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
+    }
+
+    /// Makes the directories of the oids of `entries` durable, every level of each path
+    /// and the oid's directory itself (names created, renamed or removed in them).
+    fn make_paths_durable(&self, entries: &[(Oid, Tid)]) -> io::Result<()> {
+        let oids: std::collections::BTreeSet<Oid> = entries.iter().map(|(o, _)| *o).collect();
+        for oid in oids {
+            let path = self.root.join(self.layout.oid_path(oid));
+            let mut levels: Vec<&Path> = path
+                .ancestors()
+                .take_while(|p| p.starts_with(&self.root) && *p != self.root)
+                .collect();
+            levels.reverse();
+            for level in levels {
+                if !is_dir(&*self.fs, level)? {
+                    break;
+                }
+                self.sync_dir(parent_of(level))?;
+            }
+            if is_dir(&*self.fs, &path)? {
+                self.sync_dir(&path)?;
+            }
+        }
+        Ok(())
     }
 
     /// After a crash: removes the journal's blobs beyond `last` (their transaction never
@@ -322,17 +416,21 @@ impl BlobDir {
         let mut removed = 0;
         match self.fs.read(&self.journal_path()) {
             Ok(bytes) => {
-                for line in String::from_utf8_lossy(&bytes).lines() {
-                    // A torn last line was never acted on: its blob was not installed.
-                    let Some((oid, tid)) = parse_journal_line(line) else {
-                        continue;
-                    };
+                let entries = journal_entries(&bytes);
+                for &(oid, tid) in &entries {
                     if tid > last && self.fs.kind(&self.blob_path(oid, tid))?.is_some() {
                         self.remove(oid, tid)?;
                         removed += 1;
                     }
                 }
-                self.journal_clear()?;
+                // The process that wrote the journal did not see its installs through:
+                // the removals above, and whatever it left unsynced in those directories,
+                // are made durable before the journal that lists them goes.
+                if self.durable {
+                    self.make_paths_durable(&entries)?;
+                    self.unsure.store(false, Ordering::Relaxed);
+                }
+                self.remove_journal()?;
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
@@ -345,6 +443,14 @@ impl BlobDir {
         }
         Ok(removed)
     }
+}
+
+/// The entries of a journal; a torn line (its blob never installed) is skipped.
+fn journal_entries(bytes: &[u8]) -> Vec<(Oid, Tid)> {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .filter_map(parse_journal_line)
+        .collect()
 }
 
 fn parse_journal_line(line: &str) -> Option<(Oid, Tid)> {

@@ -77,6 +77,11 @@ pub struct BlobStorage<S> {
     staged: Vec<(Oid, Tid, TempBlob)>,
     /// Blob files installed by the vote, until the transaction finishes (removed on abort).
     installed: Vec<(Oid, Tid)>,
+    /// The records were recovered but the blob directory's recovery failed (a disk
+    /// fault): the storage stays failed until it is done (found by zrs-sim: a failed read
+    /// of the journal left the blob files of the transactions cut off in place, and the
+    /// storage took new transactions).
+    unrecovered: bool,
 }
 
 impl<S: Storage> BlobStorage<S> {
@@ -108,6 +113,7 @@ impl<S: Storage> BlobStorage<S> {
             receiving: None,
             staged: Vec::new(),
             installed: Vec::new(),
+            unrecovered: false,
         })
     }
 
@@ -252,6 +258,11 @@ impl<S: Storage> Storage for BlobStorage<S> {
         self.inner.set_format(format)
     }
     fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()> {
+        if self.unrecovered {
+            return Err(StorageError::Io(std::io::Error::other(
+                "the blob directory is not recovered yet",
+            )));
+        }
         self.inner.tpc_begin(meta)?;
         // Left by a transaction that ended without finish or abort, if any.
         self.discard_blobs();
@@ -328,17 +339,19 @@ impl<S: Storage> Storage for BlobStorage<S> {
     }
 
     fn failed(&self) -> bool {
-        self.inner.failed()
+        self.inner.failed() || self.unrecovered
     }
 
     fn recover(&mut self) -> Result<bool> {
-        if !self.inner.recover()? {
+        if !self.inner.recover()? && !self.unrecovered {
             return Ok(false);
         }
         // The records went back to what was durable: blob files installed for the
         // transactions cut off go too (the journal lists them), as at an open.
+        self.unrecovered = true;
         self.discard_blobs();
         self.dir.recover(self.inner.last_transaction())?;
+        self.unrecovered = false;
         Ok(true)
     }
 

@@ -14,18 +14,28 @@
 //! is the worst case Linux allows: the unsynced writes stay readable (in the page cache)
 //! but are forgotten, never to become durable — a later fsync that succeeds does not save
 //! them, so a storage that retries and carries on builds on data a crash will lose.
+//!
+//! Beside the Data.fs the disk holds a tree of files and directories — a simulated node's
+//! blob directory, through zrs's `BlobFs` ([`files`]). Its changes go into the same log,
+//! in order with the Data.fs's writes, so one crash decides for both and one armed fault
+//! fails whichever operation comes next.
+
+mod files;
 
 use std::io;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use files::{FileOp, Tree};
+
 use zrs::storage::file::backend::Backend;
 use zrs::storage::file::faulty::{DiskFault, DiskOp, FaultPlan};
 
-/// One unsynced operation.
+/// One unsynced operation: of the Data.fs, or of the file tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 enum Op {
     Write { pos: u64, data: Vec<u8> },
     SetLen(u64),
+    File(FileOp),
 }
 
 #[derive(Debug, Default)]
@@ -34,8 +44,13 @@ struct State {
     current: Vec<u8>,
     /// What survives a crash.
     durable: Vec<u8>,
-    /// Operations since the last sync, in order.
+    /// Operations not yet made durable, in order.
     unsynced: Vec<Op>,
+    /// The file tree, as reads see it and as a crash would find it.
+    files: Tree,
+    durable_files: Tree,
+    /// The last inode number given to a file.
+    next_inode: u64,
     syncs: u64,
     faults: FaultPlan,
     /// Faults do not fire (the oracles' own reads).
@@ -59,7 +74,13 @@ pub struct CrashReport {
 /// A disk in memory that can crash.
 #[derive(Debug, Default)]
 pub struct SimDisk {
-    state: Mutex<State>,
+    /// Shared with the disk's open files.
+    state: Arc<Mutex<State>>,
+}
+
+fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+    // State changes in whole operations under the lock: a poisoned lock is usable.
+    state.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The lowest position `op` changes.
@@ -67,6 +88,7 @@ fn touches(op: &Op) -> u64 {
     match op {
         Op::Write { pos, .. } => *pos,
         Op::SetLen(len) => *len,
+        Op::File(_) => u64::MAX,
     }
 }
 
@@ -83,6 +105,7 @@ fn apply(bytes: &mut Vec<u8>, op: &Op) -> io::Result<()> {
             bytes[pos..end].copy_from_slice(data);
         }
         Op::SetLen(len) => bytes.resize(to_usize(*len)?, 0),
+        Op::File(_) => {}
     }
     Ok(())
 }
@@ -98,8 +121,7 @@ impl SimDisk {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        // State changes in whole operations under the lock: a poisoned lock is usable.
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.state)
     }
 
     /// The bytes reads see now.
@@ -172,8 +194,8 @@ impl SimDisk {
 
     /// The machine crashes: the disk keeps what was synced, the first `keep` unsynced
     /// operations whole, and the first `tear` bytes of the next one if it is a write (a
-    /// truncation is all or nothing: `tear > 0` keeps it). The rest is lost; the disk then
-    /// reads as what it kept.
+    /// truncation, or a change of names in the file tree, is all or nothing: `tear > 0`
+    /// keeps it). The rest is lost; the disk then reads as what it kept.
     pub fn crash(&self, keep: usize, tear: usize) -> CrashReport {
         let mut s = self.lock();
         let unsynced = std::mem::take(&mut s.unsynced);
@@ -182,31 +204,51 @@ impl SimDisk {
             ..CrashReport::default()
         };
         let mut bytes = std::mem::take(&mut s.durable);
-        for op in unsynced.iter().take(keep) {
+        let mut files = std::mem::take(&mut s.durable_files);
+        let mut keep_op = |op: &Op| match op {
+            Op::File(op) => {
+                files.apply(op);
+            }
             // Operations were valid when made; they apply again.
-            let _ = apply(&mut bytes, op);
+            op => {
+                let _ = apply(&mut bytes, op);
+            }
+        };
+        for op in unsynced.iter().take(keep) {
+            keep_op(op);
             report.kept += 1;
         }
         if tear > 0 {
             match unsynced.get(keep) {
                 Some(Op::Write { pos, data }) => {
                     let n = tear.min(data.len());
-                    let torn = Op::Write {
+                    keep_op(&Op::Write {
                         pos: *pos,
                         data: data[..n].to_vec(),
-                    };
-                    let _ = apply(&mut bytes, &torn);
+                    });
                     report.torn = n;
                 }
-                Some(op @ Op::SetLen(_)) => {
-                    let _ = apply(&mut bytes, op);
+                Some(Op::File(FileOp::Write { inode, pos, data })) => {
+                    let n = tear.min(data.len());
+                    keep_op(&Op::File(FileOp::Write {
+                        inode: *inode,
+                        pos: *pos,
+                        data: data[..n].to_vec(),
+                    }));
+                    report.torn = n;
+                }
+                Some(op) => {
+                    keep_op(op);
                     report.kept += 1;
                 }
                 None => {}
             }
         }
+        files.prune();
         s.current = bytes.clone();
         s.durable = bytes;
+        s.files = files.clone();
+        s.durable_files = files;
         s.low_water = (0, 0);
         report
     }
@@ -267,12 +309,16 @@ impl Backend for SimDisk {
 
     fn sync(&self) -> io::Result<()> {
         let mut s = self.lock();
-        if let Some(f) = SimDisk::fault(&mut s, DiskOp::Sync) {
+        let failed = SimDisk::fault(&mut s, DiskOp::Sync);
+        // The Data.fs's writes; the file tree's stay for their own fsyncs.
+        let (ops, rest): (Vec<Op>, Vec<Op>) = std::mem::take(&mut s.unsynced)
+            .into_iter()
+            .partition(|op| !matches!(op, Op::File(_)));
+        s.unsynced = rest;
+        if let Some(f) = failed {
             // The writes stay readable but are forgotten: never durable now.
-            s.unsynced.clear();
             return Err(f.error.to_io());
         }
-        let ops = std::mem::take(&mut s.unsynced);
         for op in &ops {
             apply(&mut s.durable, op)?;
             s.low_water.1 = s.low_water.1.min(touches(op));
