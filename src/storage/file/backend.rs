@@ -659,6 +659,32 @@ mod tests {
         assert_eq!(q.jobs.len(), 1);
     }
 
+    /// `queued_bytes` (what the limit and the writer's wake-ups go by) is always the bytes
+    /// of the queued jobs plus the write in flight, also while the writer drains a queue
+    /// held at the limit.
+    #[test]
+    fn queued_bytes_counts_the_queue_and_the_write_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = FileBackend::open_write_behind(&dir.path().join("q.fs")).unwrap();
+        let behind = b.behind.as_ref().unwrap();
+        let check = |when: &str| {
+            let q = behind.lock();
+            let jobs: usize = q.jobs.iter().map(|(_, d)| d.len()).sum();
+            let in_flight = q.in_flight.map_or(0, |(s, e)| (e - s) as usize);
+            assert_eq!(q.queued_bytes, jobs + in_flight, "{when}");
+        };
+        let job = vec![7u8; 1 << 20];
+        // Not adjacent: a job each; past the limit, so the writer must drain some first.
+        let n = (WRITE_BEHIND_LIMIT >> 20) + 4;
+        for i in 0..n as u64 {
+            b.write_at(i * (2 << 20), &job).unwrap();
+            check(&format!("after write {i}"));
+        }
+        b.sync().unwrap();
+        check("after the sync");
+        assert_eq!(behind.lock().queued_bytes, 0);
+    }
+
     /// A caller that needs the queued writes made (`sync`, `len`, a read over them) makes
     /// them itself when no write is in flight: here there is no writer thread at all, so
     /// waiting for one would hang (bounded: the test fails instead). A transaction and its
