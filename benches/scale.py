@@ -6,6 +6,7 @@ reference, e.g. /work/main/.venv/bin/python):
 
     cargo build --release --bin zrs --example workload
     .venv/bin/python benches/scale.py catchup [--repeat 5]
+    .venv/bin/python benches/scale.py durability [--repeat 21]
     .venv/bin/python benches/scale.py open [--sizes 100000,300000,1000000,3000000] [--repeat 3]
     .venv/bin/python benches/scale.py memory [--objects 1000000]
     .venv/bin/python benches/scale.py plot  # SVG of the last `open` results
@@ -19,6 +20,8 @@ printed as Markdown and kept in DIR/results-*.json.
   the process start until its Data.fs holds the primary's bytes (checked byte for byte).
   In the same rounds: hashlib md5 over the same stream bytes (in memory), and, for
   `--durability every`, a plain write + fsync per transaction of the same sizes.
+- durability: only `--durability every` against that write + fsync loop, in many short
+  rounds (the order alternating), with every paired ratio.
 - open: `FileStorage::open` (index scan) as its own process (`workload open`), Python
   ZODB's `FileStorage(read_only=True)` with no .index file (so it scans), and
   `zrs copy --batch 1000`, at each size; peak RSS of each process (GNU time's %M), and
@@ -262,6 +265,45 @@ def cmd_catchup(args):
     save(args, "catchup", result)
 
 
+def cmd_durability(args):
+    """`--durability every` against the plain write + fsync loop only, in many short paired
+    rounds (the catchup command runs them too, but once per slow batch round)."""
+    work = args.dir
+    small = datafs(work, "stream-small.fs", args.stream_objects // 20, 3, "stream")
+    small_stream = small + ".bin"
+    if not os.path.exists(small_stream):
+        sh(WORKLOAD, "stream", small, small_stream)
+    with open(small_stream, "rb") as f:
+        little = Replay(f.read())
+    with open(small_stream + ".sizes") as f:
+        sizes = [int(x) for x in f.read().split()]
+    every, fsync = [], []
+    for i in range(args.repeat):
+        # Alternate which goes first, so that neither always follows the other's writes.
+        if i % 2 == 0:
+            every.append(catch_up(little, small, work, "every")[0])
+            fsync.append(fsync_each(work, sizes))
+        else:
+            fsync.append(fsync_each(work, sizes))
+            every.append(catch_up(little, small, work, "every")[0])
+        print("round %d: every %.3f s, write+fsync %.3f s, ratio %.2f" % (
+            i, every[-1], fsync[-1], every[-1] / fsync[-1]), file=sys.stderr)
+    little.close()
+    ratios = sorted(e / f for e, f in zip(every, fsync))
+    med = {"every": statistics.median(every), "fsync": statistics.median(fsync)}
+    print("| what | median | all runs (s) |")
+    print("| --- | --- | --- |")
+    print("| `zrs secondary --durability every`, %d transactions | %.3f s | %s |" % (
+        len(sizes), med["every"], ", ".join("%.3f" % x for x in every)))
+    print("| plain write + fsync per transaction, same sizes | %.3f s | %s |" % (
+        med["fsync"], ", ".join("%.3f" % x for x in fsync)))
+    print("| ratio | %.2f× by medians; paired rounds: median %.2f×, %d of %d within 1.5× | %s |" % (
+        med["every"] / med["fsync"], statistics.median(ratios),
+        sum(r <= 1.5 for r in ratios), len(ratios), ", ".join("%.2f" % r for r in ratios)))
+    save(args, "durability", {"transactions": len(sizes), "runs": {"every": every, "fsync": fsync},
+                              "median": med})
+
+
 def stream_txns(stream_path):
     with open(stream_path + ".sizes") as f:
         return len(f.read().split())
@@ -459,7 +501,7 @@ def svg(results):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("what", choices=["catchup", "open", "memory", "plot"])
+    ap.add_argument("what", choices=["catchup", "durability", "open", "memory", "plot"])
     ap.add_argument("--dir", default="/tmp/zrs-scale")
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--sizes", default="100000,300000,1000000,3000000")
@@ -472,7 +514,8 @@ def main():
     ap.add_argument("--out")
     args = ap.parse_args()
     os.makedirs(args.dir, exist_ok=True)
-    {"catchup": cmd_catchup, "open": cmd_open, "memory": cmd_memory, "plot": cmd_plot}[args.what](args)
+    {"catchup": cmd_catchup, "durability": cmd_durability, "open": cmd_open,
+     "memory": cmd_memory, "plot": cmd_plot}[args.what](args)
 
 
 if __name__ == "__main__":

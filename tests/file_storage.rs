@@ -244,6 +244,27 @@ fn a_whole_last_transaction_with_damaged_records_is_a_tail_not_corruption() {
 }
 
 #[test]
+fn a_file_cut_under_a_reader_is_corruption_not_a_half_header() {
+    // Another process truncates the file inside the last transaction's header after the
+    // reader indexed it: counting what follows a tid must not decode the header's missing
+    // bytes as zeros.
+    let (bytes, ends) = three_txns();
+    let b = Arc::new(MemoryBackend::with_bytes(bytes));
+    let s =
+        FileStorage::open_with_backend("t.fs", Box::new(b.clone()), Options::default()).unwrap();
+    let reader = s.file_reader();
+    assert_eq!(reader.after(t(20)).unwrap().transactions, 1);
+    b.set_len(ends[2] + 10).unwrap();
+    match reader.after(t(20)) {
+        Err(StorageError::Corrupt { pos, what, .. }) => {
+            assert_eq!(pos, ends[2], "{what}");
+            assert!(what.contains("cut short"), "{what}");
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
 fn damage_before_the_tail_is_corruption_naming_the_position() {
     let (bytes, ends) = three_txns();
     let t2 = ends[1] as usize; // second transaction's header

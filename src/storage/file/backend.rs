@@ -4,7 +4,8 @@
 //! one open file serves the writer and any number of readers at once. Opened with
 //! [`FileBackend::open_write_behind`] (what a writable `FileStorage::open` does), its writes
 //! go to the kernel on a thread of their own, so that during a catch-up copying into the
-//! page cache overlaps decoding and hashing the next transaction; see [`WriteBehind`]. [`MemoryBackend`]
+//! page cache overlaps decoding and hashing the next transaction — or, when a `sync` or a
+//! read needs them made first, from the caller's thread; see [`WriteBehind`]. [`MemoryBackend`]
 //! keeps the bytes in memory (tests, benchmarks). The simulator implements the same trait
 //! as a disk that loses unsynced writes or tears the last one at a crash, which is why the
 //! storage treats [`Backend::sync`] as the only durability point and the trait is
@@ -178,11 +179,13 @@ const WRITE_BEHIND_LIMIT: usize = 16 << 20;
 /// writes made): small transactions then cost one system call per megabyte, not two each.
 const WRITE_BEHIND_CHUNK: usize = 1 << 20;
 
-/// After a write the writer thread waits this long for more before it writes whatever is
-/// queued, however little; after that wait finds nothing, it sleeps until the next write
-/// is queued, which wakes it at once. So a burst is written in large writes, and its tail
-/// (or a lone transaction) reaches the file within this delay rather than at the next
-/// `sync` — other processes reading the file (a `zrs primary` following it) see it.
+/// How long the writer thread leaves a write short of a chunk queued before it makes it:
+/// it wakes every linger while writes come, and makes those that waited a whole one; after
+/// a linger in which nothing was queued it sleeps until the next write is queued. So a
+/// burst is written in large writes, and its tail (or a lone transaction) reaches the file
+/// within two lingers rather than at the next `sync` — other processes reading the file
+/// (a `zrs primary` following it) see it. A transaction fsynced at its `tpc_finish` is
+/// written sooner, by the caller of `sync` itself (see [`WriteBehind`]).
 const WRITE_BEHIND_LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 /// A write shorter than this starts a job of its own size, not a chunk's.
@@ -197,8 +200,19 @@ const SMALL_JOB: usize = 512;
 /// last queued write extends it, and a write inside it (a transaction's status flip)
 /// patches it, so that a catch-up's many small transactions reach the kernel in large
 /// writes.
+///
+/// A caller that needs queued writes made (a `sync`, an overlapping read) makes them
+/// itself, in queue order, whenever the writer thread is not in the middle of one; it
+/// waits only for a write in flight. With an fsync at every `tpc_finish` the transaction
+/// written at vote is still queued at the finish (the writer thread leaves writes short of
+/// a chunk for a linger), so its status flip patches it and the storage's own thread
+/// makes one write and the fsync: no hand-off between threads per transaction (strace
+/// counted two futex wake-ups and a thread switch each way per transaction before). One
+/// write is in flight at a time, whoever makes it, so the order and the first-error rule
+/// hold whichever thread writes.
 #[derive(Debug)]
 struct WriteBehind {
+    file: Arc<File>,
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
 }
@@ -216,8 +230,11 @@ struct Shared {
 #[derive(Debug, Default)]
 struct Queue {
     jobs: VecDeque<(u64, Vec<u8>)>,
-    /// The range being written now.
+    /// The range being written now, by the writer thread or a caller: one at a time.
     in_flight: Option<(u64, u64)>,
+    /// Counts the times a write was queued into an empty queue: the writer thread tells by
+    /// it whether what is queued now was queued before its last linger.
+    epoch: u64,
     queued_bytes: usize,
     error: Option<(io::ErrorKind, String)>,
     closing: bool,
@@ -252,10 +269,12 @@ impl WriteBehind {
     fn start(file: Arc<File>) -> io::Result<WriteBehind> {
         let shared = Arc::new(Shared::default());
         let worker = shared.clone();
+        let writer_file = file.clone();
         let thread = std::thread::Builder::new()
             .name("zrs-writer".into())
-            .spawn(move || write_loop(&file, &worker))?;
+            .spawn(move || write_loop(&writer_file, &worker))?;
         Ok(WriteBehind {
+            file,
             shared,
             thread: Some(thread),
         })
@@ -305,6 +324,9 @@ impl WriteBehind {
             q.failed()?;
         }
         q.queued_bytes += data.len();
+        if q.jobs.is_empty() {
+            q.epoch += 1;
+        }
         // An append is likely to be followed by more (merged above): start it in a buffer
         // that holds a whole chunk. Small writes elsewhere (a status flip) get their size.
         let job = match q.spare.take() {
@@ -342,62 +364,93 @@ impl WriteBehind {
         }
     }
 
+    /// Make the queued writes overlapping `range` (all of them for `None`), and the ones
+    /// queued before them: here, unless the writer thread is making one, then after it.
     fn settle(&self, range: Option<(u64, u64)>) -> io::Result<()> {
-        let q = self.lock();
-        if !q.overlaps(range) {
-            return q.failed();
+        let mut q = self.lock();
+        while q.error.is_none() && q.overlaps(range) {
+            if q.in_flight.is_some() {
+                q.waiting += 1;
+                q = self.shared.done.wait(q).unwrap_or_else(|p| p.into_inner());
+                q.waiting -= 1;
+                continue;
+            }
+            let (pos, data) = q.jobs.pop_front().expect("overlaps a queued job");
+            q = write_job(&self.file, &self.shared, q, pos, data);
         }
-        self.wake_now(&q);
-        self.wait_for(q, |q| !q.overlaps(range)).failed()
+        q.failed()
     }
 }
 
+/// Make one queued write (popped from `q` by the caller, the one write in flight), with
+/// the queue unlocked meanwhile; returns the queue locked again. A failure is kept and
+/// drops every write queued after it.
+fn write_job<'a>(
+    file: &File,
+    shared: &'a Shared,
+    mut q: std::sync::MutexGuard<'a, Queue>,
+    pos: u64,
+    data: Vec<u8>,
+) -> std::sync::MutexGuard<'a, Queue> {
+    q.in_flight = Some((pos, pos + data.len() as u64));
+    drop(q);
+    let r = write_all_at(file, pos, &data);
+    let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+    q.in_flight = None;
+    q.queued_bytes -= data.len();
+    if let Err(e) = r {
+        q.error = Some((
+            e.kind(),
+            format!("write of {} bytes at {pos}: {e}", data.len()),
+        ));
+        q.queued_bytes = 0;
+        q.jobs.clear();
+    } else if (WRITE_BEHIND_CHUNK..=2 * WRITE_BEHIND_CHUNK).contains(&data.capacity()) {
+        let mut data = data;
+        data.clear();
+        q.spare = Some(data);
+    }
+    if q.waiting > 0 {
+        shared.done.notify_all();
+    }
+    q
+}
+
 fn write_loop(file: &File, shared: &Shared) {
-    let lock = || shared.queue.lock().unwrap_or_else(|p| p.into_inner());
-    let mut q = lock();
-    let mut wrote = false;
+    let mut q = shared.queue.lock().unwrap_or_else(|p| p.into_inner());
+    // The queue's epoch when the writer last looked: what is queued under the same epoch
+    // now has waited at least that long.
+    let mut seen = q.epoch;
     loop {
-        let Some((pos, data)) = q.jobs.pop_front() else {
-            if q.closing {
-                return;
+        if q.in_flight.is_none() && !q.jobs.is_empty() {
+            // A chunk is worth a write at once; less waits a linger, in case a `sync`
+            // makes it first (and a status flip patches it meanwhile); closing, write all.
+            let due = q.queued_bytes >= WRITE_BEHIND_CHUNK || q.closing || q.epoch == seen;
+            if due {
+                let (pos, data) = q.jobs.pop_front().expect("not empty");
+                q = write_job(file, shared, q, pos, data);
+                continue;
             }
-            q.idle = true;
-            if std::mem::take(&mut wrote) {
-                q = shared
-                    .work
-                    .wait_timeout(q, WRITE_BEHIND_LINGER)
-                    .unwrap_or_else(|p| p.into_inner())
-                    .0;
-            } else {
-                q.asleep = true;
-                q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
-                q.asleep = false;
-            }
-            q.idle = false;
-            continue;
-        };
-        wrote = true;
-        q.in_flight = Some((pos, pos + data.len() as u64));
-        drop(q);
-        let r = write_all_at(file, pos, &data);
-        q = lock();
-        q.in_flight = None;
-        q.queued_bytes -= data.len();
-        if let Err(e) = r {
-            q.error = Some((
-                e.kind(),
-                format!("write of {} bytes at {pos}: {e}", data.len()),
-            ));
-            q.queued_bytes = 0;
-            q.jobs.clear();
-        } else if (WRITE_BEHIND_CHUNK..=2 * WRITE_BEHIND_CHUNK).contains(&data.capacity()) {
-            let mut data = data;
-            data.clear();
-            q.spare = Some(data);
         }
-        if q.waiting > 0 {
-            shared.done.notify_all();
+        if q.closing && q.jobs.is_empty() {
+            return;
         }
+        // Nothing queued since the last look, and nothing left: sleep until a write comes.
+        let quiet = q.jobs.is_empty() && q.epoch == seen;
+        seen = q.epoch;
+        q.idle = true;
+        if quiet {
+            q.asleep = true;
+            q = shared.work.wait(q).unwrap_or_else(|p| p.into_inner());
+            q.asleep = false;
+        } else {
+            q = shared
+                .work
+                .wait_timeout(q, WRITE_BEHIND_LINGER)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+        }
+        q.idle = false;
     }
 }
 
@@ -572,7 +625,9 @@ mod tests {
     /// test takes the writer's part: it sees the caller wait, then empties the queue.
     #[test]
     fn a_write_past_the_queue_limit_waits_for_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
         let behind = Arc::new(WriteBehind {
+            file: Arc::new(File::create(dir.path().join("x.fs")).unwrap()),
             shared: Arc::new(Shared::default()),
             thread: None,
         });
@@ -602,6 +657,92 @@ mod tests {
         let q = behind.lock();
         assert_eq!(q.queued_bytes, 1);
         assert_eq!(q.jobs.len(), 1);
+    }
+
+    /// `queued_bytes` (what the limit and the writer's wake-ups go by) is always the bytes
+    /// of the queued jobs plus the write in flight, also while the writer drains a queue
+    /// held at the limit.
+    #[test]
+    fn queued_bytes_counts_the_queue_and_the_write_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = FileBackend::open_write_behind(&dir.path().join("q.fs")).unwrap();
+        let behind = b.behind.as_ref().unwrap();
+        let check = |when: &str| {
+            let q = behind.lock();
+            let jobs: usize = q.jobs.iter().map(|(_, d)| d.len()).sum();
+            let in_flight = q.in_flight.map_or(0, |(s, e)| (e - s) as usize);
+            assert_eq!(q.queued_bytes, jobs + in_flight, "{when}");
+        };
+        let job = vec![7u8; 1 << 20];
+        // Not adjacent: a job each; past the limit, so the writer must drain some first.
+        let n = (WRITE_BEHIND_LIMIT >> 20) + 4;
+        for i in 0..n as u64 {
+            b.write_at(i * (2 << 20), &job).unwrap();
+            check(&format!("after write {i}"));
+        }
+        b.sync().unwrap();
+        check("after the sync");
+        assert_eq!(behind.lock().queued_bytes, 0);
+    }
+
+    /// A caller that needs the queued writes made (`sync`, `len`, a read over them) makes
+    /// them itself when no write is in flight: here there is no writer thread at all, so
+    /// waiting for one would hang (bounded: the test fails instead). A transaction and its
+    /// status flip reach the file as one patched write, in order with what came before.
+    #[test]
+    fn a_caller_that_needs_the_writes_makes_them_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.fs");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        let file = Arc::new(file);
+        let b = FileBackend {
+            file: file.clone(),
+            behind: Some(WriteBehind {
+                file,
+                shared: Arc::new(Shared::default()),
+                thread: None,
+            }),
+        };
+        let (tx, rx) = std::sync::mpsc::channel();
+        let caller = std::thread::spawn(move || {
+            b.write_at(0, b"FS30").unwrap();
+            // Not adjacent: a job of its own.
+            b.write_at(10, b"tx c data").unwrap();
+            let mut head = [0u8; 4];
+            b.read_exact_at(0, &mut head).unwrap();
+            let queued_after_read = b.behind.as_ref().unwrap().lock().jobs.len();
+            b.write_at(13, b" ").unwrap();
+            b.write_at(19, b"more").unwrap();
+            let queued_before_sync = b.behind.as_ref().unwrap().lock().jobs.len();
+            b.sync().unwrap();
+            let q = b.behind.as_ref().unwrap().lock();
+            let _ = tx.send((
+                head,
+                (queued_after_read, queued_before_sync),
+                q.jobs.len(),
+                q.queued_bytes,
+            ));
+        });
+        let (head, (queued_after_read, queued_before_sync), queued, bytes) = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("the caller made the writes itself");
+        caller.join().unwrap();
+        assert_eq!(&head, b"FS30");
+        // The read needed only the first write: the transaction stays queued.
+        assert_eq!(queued_after_read, 1);
+        // The flip patched the queued transaction, the append extended it: one write.
+        assert_eq!(queued_before_sync, 1);
+        assert_eq!((queued, bytes), (0, 0));
+        assert_eq!(
+            std::fs::read(&path).unwrap(),
+            b"FS30\0\0\0\0\0\0tx   datamore"
+        );
     }
 
     /// A small write, and the tail of a burst, reach the file without a read, a sync or a
