@@ -91,11 +91,6 @@ impl FrameDecoder {
         }
     }
 
-    /// The largest payload accepted.
-    pub fn limit(&self) -> u32 {
-        self.limit
-    }
-
     /// Stream offset of the next message not yet returned (bytes returned so far, with
     /// their prefixes).
     pub fn offset(&self) -> u64 {

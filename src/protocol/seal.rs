@@ -83,11 +83,6 @@ impl Unsealed {
         self.bytes.is_empty() && self.commits.is_empty()
     }
 
-    /// How many transactions end in the window.
-    pub fn commits(&self) -> usize {
-        self.commits.len()
-    }
-
     /// Marks this window as the first of a connection whose secondary started after
     /// `start`.
     pub fn set_start(&mut self, start: Tid) {

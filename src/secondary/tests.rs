@@ -103,6 +103,51 @@ fn handshake_sends_protocol_and_last_tid_then_schedules_keep_alive() {
     );
 }
 
+/// A storage without a blob directory can hold blob records (a database replicated with
+/// `zrs2.0`, its blobs elsewhere): the undo of a blob's creation then commits as any
+/// undo, with no blob file to copy.
+#[test]
+fn without_blobs_the_undo_of_a_blob_record_commits_with_no_blob_to_copy() {
+    let blob_record: &[u8] = b"cZODB.blob\nBlob\nq\x01.N.";
+    assert!(crate::storage::blob::is_blob_record(blob_record));
+    let (created, undone) = (Tid::from_u64(5), Tid::from_u64(6));
+    let oid = Oid::from_u64(1);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(created, &[(Oid::ZERO, b"root"), (oid, blob_record)]);
+    p.commit(None);
+    let header = TransactionHeader {
+        tid: undone,
+        status: b' ',
+        user: Vec::new(),
+        description: b"undo".to_vec(),
+        extension: Value::Dict(vec![]),
+    };
+    p.encoder.transaction_header(&header, &mut p.out);
+    let record = RecordHeader {
+        oid,
+        serial: undone,
+        version: Vec::new(),
+        data_txn: None,
+    };
+    p.encoder.store(&record, None, &mut p.out);
+    p.commit(None);
+
+    let mut s = connected();
+    assert!(!s.keeps_blobs());
+    drain(&mut s);
+    s.data_received(&p.out);
+    let actions = drain(&mut s);
+    assert!(
+        actions.contains(&Action::Invalidate {
+            tid: undone,
+            oids: vec![oid]
+        }),
+        "{actions:?}"
+    );
+    assert_eq!(s.storage().last_transaction(), undone);
+    assert!(s.storage().load(oid).is_err(), "the creation is undone");
+}
+
 #[test]
 fn a_whole_transaction_commits_in_any_chunking() {
     let tid = Tid::from_u64(5);
