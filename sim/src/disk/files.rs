@@ -488,19 +488,23 @@ impl BlobFs for SimDisk {
             return Err(not_found(&dir));
         }
         let mut out = Vec::new();
-        // The entries just below `dir`: after it in path order, up to the first not under it.
-        let start = std::ops::Bound::Excluded(dir.clone());
-        for (path, _) in s
-            .files
-            .entries
-            .range((start, std::ops::Bound::Unbounded))
-            .take_while(|(p, _)| p.starts_with(&dir))
-        {
-            if path.parent() == Some(dir.as_path()) {
-                if let (Some(name), Some(kind)) = (path.file_name(), s.files.kind(path)) {
-                    out.push((name.to_string_lossy().into_owned(), kind));
-                }
+        // The entries just below `dir`, child by child: paths sort component-wise, so a
+        // child's own entries come right after it, and the child's name with a NUL byte
+        // appended sorts after all of them and before its next sibling — the walk skips
+        // them, and costs what the directory holds, not its whole subtree.
+        use std::ops::Bound::{Excluded, Included, Unbounded};
+        let mut from = Excluded(dir.clone());
+        while let Some((path, _)) = s.files.entries.range((from, Unbounded)).next() {
+            if path.parent() != Some(dir.as_path()) {
+                break;
             }
+            let Some(name) = path.file_name() else { break };
+            if let Some(kind) = s.files.kind(path) {
+                out.push((name.to_string_lossy().into_owned(), kind));
+            }
+            let mut past = name.to_os_string();
+            past.push("\0");
+            from = Included(dir.join(past));
         }
         Ok(out)
     }
