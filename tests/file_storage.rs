@@ -924,6 +924,51 @@ fn disk_faults_on_a_real_file_leave_a_clean_prefix() {
     assert!(reopened.recovered_tail().is_none());
 }
 
+/// A vote whose write failed (the disk full for a moment) leaves the transaction as it was
+/// before the vote: voting again writes it whole, once.
+#[test]
+fn a_vote_that_failed_to_write_can_be_retried() {
+    use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp, FaultyBackend};
+    let disk = Arc::new(FaultyBackend::new(MemoryBackend::new()));
+    let mut s =
+        FileStorage::open_with_backend("t.fs", Box::new(disk.clone()), Options::default()).unwrap();
+    commit(&mut s, 1, &[(0, b"root")]);
+    let want_bytes = Arc::new(MemoryBackend::new());
+    let mut want =
+        FileStorage::open_with_backend("want.fs", Box::new(want_bytes.clone()), Options::default())
+            .unwrap();
+    commit(&mut want, 1, &[(0, b"root")]);
+    commit(&mut want, 2, &[(1, b"one"), (2, b"two")]);
+
+    disk.arm(DiskFault {
+        op: DiskOp::Write,
+        after: 0,
+        error: DiskError::NoSpace,
+        partial: 5,
+        sticky: false,
+    });
+    s.tpc_begin(meta(2)).unwrap();
+    s.restore(o(1), t(2), Some(b"one"), b"", None).unwrap();
+    s.restore(o(2), t(2), Some(b"two"), b"", None).unwrap();
+    assert!(s.tpc_vote().is_err());
+    s.tpc_vote().unwrap();
+    s.tpc_finish().unwrap();
+    drop((s, want));
+    assert_eq!(
+        disk.inner().contents(),
+        want_bytes.contents(),
+        "the same file"
+    );
+    let reopened = FileStorage::open_with_backend(
+        "t.fs",
+        Box::new(MemoryBackend::with_bytes(disk.inner().contents())),
+        Options::default(),
+    )
+    .unwrap();
+    assert!(reopened.recovered_tail().is_none());
+    assert_eq!(reopened.load(o(2)).unwrap(), (b"two".to_vec(), t(2)));
+}
+
 /// What an fsync made durable stays durable: after a batch is synced (by `sync`, or by
 /// switching back to per-transaction durability), a later failed fsync cuts the file back
 /// to that batch's end, not before it.

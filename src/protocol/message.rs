@@ -486,4 +486,30 @@ mod tests {
             assert_eq!(Message::decode(&payload), Ok(message));
         }
     }
+
+    /// A `T`'s status is one character, as str (Python 3) or bytes (Python 2): empty or
+    /// longer bytes are refused, not cut to their first byte (or indexed past their end).
+    #[test]
+    fn a_status_of_bytes_must_be_one_byte() {
+        let t = |status: &[u8]| {
+            Message::from_value(Value::Tuple(vec![
+                Value::Str("T".into()),
+                Value::Tuple(vec![
+                    Value::Bytes(vec![3; 8]),
+                    Value::Bytes(status.to_vec()),
+                    Value::Bytes(b"user".to_vec()),
+                    Value::Bytes(b"description".to_vec()),
+                    Value::Dict(vec![]),
+                ]),
+            ]))
+        };
+        match t(b"p") {
+            Ok(Message::Transaction(h)) => assert_eq!(h.status, b'p'),
+            other => panic!("{other:?}"),
+        }
+        for bad in [&b""[..], b"pp"] {
+            let e = t(bad).unwrap_err().to_string();
+            assert!(e.contains("status must be 1 character"), "{bad:?}: {e}");
+        }
+    }
 }

@@ -215,6 +215,28 @@ mod tests {
     use crate::storage::file::backend::MemoryBackend;
 
     #[test]
+    fn a_plan_is_armed_from_arm_until_its_faults_are_spent_or_healed() {
+        let fault = |sticky| DiskFault {
+            op: DiskOp::Sync,
+            after: 0,
+            error: DiskError::Io,
+            partial: 0,
+            sticky,
+        };
+        let mut plan = FaultPlan::default();
+        assert!(!plan.is_armed());
+        plan.arm(fault(false));
+        assert!(plan.is_armed());
+        assert!(plan.next(DiskOp::Sync).is_some());
+        assert!(!plan.is_armed(), "a one-shot fault is spent once it fires");
+        plan.arm(fault(true));
+        assert!(plan.next(DiskOp::Sync).is_some());
+        assert!(plan.is_armed(), "a sticky fault stays");
+        plan.heal();
+        assert!(!plan.is_armed());
+    }
+
+    #[test]
     fn a_fault_lets_some_through_then_fails_once_or_until_healed() {
         let b = FaultyBackend::new(MemoryBackend::new());
         b.arm(DiskFault {
