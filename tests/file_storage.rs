@@ -265,6 +265,27 @@ fn a_file_cut_under_a_reader_is_corruption_not_a_half_header() {
 }
 
 #[test]
+fn a_whole_transaction_after_the_damage_that_does_not_follow_in_tid_order_is_tail() {
+    // Damage at the end, then the bytes of a transaction the file already holds (a tid not
+    // later than the last good one): no later transaction survives the damage, so it is
+    // all the tail of a crash, cut off; not corruption in the middle.
+    let (bytes, ends) = three_txns();
+    let second = &bytes[ends[1] as usize..ends[2] as usize];
+    let mut b = bytes[..ends[2] as usize].to_vec();
+    b.extend_from_slice(b"xxxxx");
+    b.extend_from_slice(second);
+    let len = b.len() as u64;
+    let (s, backend) = open_bytes(b, Options::default());
+    let s = s.unwrap();
+    assert_eq!(
+        s.recovered_tail().map(|t| (t.pos, t.len)),
+        Some((ends[2], len - ends[2]))
+    );
+    assert_eq!(backend.len().unwrap(), ends[2]);
+    assert_eq!(s.last_transaction(), t(20));
+}
+
+#[test]
 fn damage_before_the_tail_is_corruption_naming_the_position() {
     let (bytes, ends) = three_txns();
     let t2 = ends[1] as usize; // second transaction's header
