@@ -659,6 +659,22 @@ mod tests {
         assert_eq!(q.jobs.len(), 1);
     }
 
+    /// A write over a queued one that runs past its end is not patched into it (there is
+    /// no room): the later bytes win, whole, in reads and in the file.
+    #[test]
+    fn a_write_over_a_queued_one_and_past_it_wins_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("o.fs");
+        let b = FileBackend::open_write_behind(&path).unwrap();
+        b.write_at(0, b"abcd").unwrap();
+        b.write_at(0, b"ABCDEFGH").unwrap();
+        let mut got = [0u8; 8];
+        b.read_exact_at(0, &mut got).unwrap();
+        assert_eq!(&got, b"ABCDEFGH");
+        b.sync().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"ABCDEFGH");
+    }
+
     /// `queued_bytes` (what the limit and the writer's wake-ups go by) is always the bytes
     /// of the queued jobs plus the write in flight, also while the writer drains a queue
     /// held at the limit.
