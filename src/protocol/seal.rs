@@ -295,7 +295,10 @@ mod tests {
         window.frame(b"two");
         let mut sealer = Sealer::new(Tid::from_u64(5));
         let sealed = sealer.seal(window.clone());
+        // `len` bounds the sealed size from above, and closely: a `C` is at most 16 bytes
+        // shorter than its longest (each digest byte takes one or two bytes of UTF-8).
         assert!(sealed.len() <= window.len());
+        assert!(window.len() - sealed.len() <= 3 * 16, "{}", window.len());
         let sealed = sealed.to_vec();
 
         let mut expected = Vec::new();
@@ -353,6 +356,30 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// An interrupted write is retried; any other error ends the write and is returned.
+    #[test]
+    fn a_failing_write_is_returned_not_retried() {
+        struct Broken(usize);
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+                self.0 += 1;
+                assert!(self.0 < 10, "a broken pipe retried");
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut window = Unsealed::default();
+        window.frame(b"one");
+        window.commit_here();
+        let sealed = Sealer::new(Tid::ZERO).seal(window);
+        let mut out = Broken(0);
+        let e = sealed.write_to(&mut out).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::BrokenPipe);
+        assert_eq!(out.0, 1, "tried once");
     }
 
     #[test]
