@@ -52,6 +52,11 @@ fn refresh_indexes_finished_transactions_only() {
     assert_eq!(reader.last_transaction(), Tid::from_u64(20));
     assert_eq!(cursor.next().unwrap().unwrap().meta.tid, Tid::from_u64(20));
     assert!(reader.has_transaction(Tid::from_u64(20)).unwrap());
+    // Its records are indexed: the object it wrote loads.
+    assert_eq!(
+        reader.load(Oid::from_u64(20)).unwrap(),
+        (b"data".to_vec(), Tid::from_u64(20))
+    );
 
     // A torn tail (a write under way) is left for later, without an error.
     writer.close().unwrap();

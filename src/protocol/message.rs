@@ -491,25 +491,29 @@ mod tests {
     /// longer bytes are refused, not cut to their first byte (or indexed past their end).
     #[test]
     fn a_status_of_bytes_must_be_one_byte() {
-        let t = |status: &[u8]| {
+        let t = |status: Value| {
             Message::from_value(Value::Tuple(vec![
                 Value::Str("T".into()),
                 Value::Tuple(vec![
                     Value::Bytes(vec![3; 8]),
-                    Value::Bytes(status.to_vec()),
+                    status,
                     Value::Bytes(b"user".to_vec()),
                     Value::Bytes(b"description".to_vec()),
                     Value::Dict(vec![]),
                 ]),
             ]))
         };
-        match t(b"p") {
-            Ok(Message::Transaction(h)) => assert_eq!(h.status, b'p'),
+        let status = |m: Result<Message, MessageError>| match m {
+            Ok(Message::Transaction(h)) => h.status,
             other => panic!("{other:?}"),
-        }
+        };
+        assert_eq!(status(t(Value::Bytes(b"p".to_vec()))), b'p');
         for bad in [&b""[..], b"pp"] {
-            let e = t(bad).unwrap_err().to_string();
+            let e = t(Value::Bytes(bad.to_vec())).unwrap_err().to_string();
             assert!(e.contains("status must be 1 character"), "{bad:?}: {e}");
         }
+        // As str, one latin-1 character: U+00FF is the last one.
+        assert_eq!(status(t(Value::Str("\u{ff}".into()))), 0xff);
+        assert!(t(Value::Str("\u{100}".into())).is_err());
     }
 }
