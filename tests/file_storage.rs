@@ -1016,13 +1016,7 @@ fn a_failed_fsync_cuts_back_only_to_what_the_last_sync_made_durable() {
             s.sync().unwrap();
         }
         commit(&mut s, 3, &[(1, b"three")]);
-        disk.arm(DiskFault {
-            op: DiskOp::Sync,
-            after: 0,
-            error: DiskError::Io,
-            partial: 0,
-            sticky: false,
-        });
+        disk.arm(DiskFault::once(DiskOp::Sync, DiskError::Io));
         assert!(s.sync().is_err(), "switch {switch}");
         assert!(s.failed());
         assert!(s.recover().unwrap());

@@ -661,13 +661,7 @@ fn a_failed_idle_sync_is_an_error_and_drops_the_connection() {
     p.commit(None);
     s.data_received(&p.out);
     assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
-    disk.arm(DiskFault {
-        op: DiskOp::Sync,
-        after: 0,
-        error: DiskError::Io,
-        partial: 0,
-        sticky: false,
-    });
+    disk.arm(DiskFault::once(DiskOp::Sync, DiskError::Io));
     let (result, logs) = crate::test_log::capture(|| s.sync());
     assert!(result.is_err());
     assert!(drain(&mut s).contains(&Action::Disconnect));

@@ -194,6 +194,18 @@ fn not_found(path: &Path) -> io::Error {
     )
 }
 
+/// `path` names nothing yet, in a directory that exists: where a new file or directory
+/// may be made.
+fn vacant(tree: &Tree, path: &Path) -> io::Result<()> {
+    if tree.kind(path).is_some() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{}: exists", path.display()),
+        ));
+    }
+    parent_must_be_dir(tree, path)
+}
+
 fn parent_must_be_dir(tree: &Tree, path: &Path) -> io::Result<()> {
     match path.parent() {
         Some(p) if !tree.is_dir(p) => Err(not_found(p)),
@@ -315,13 +327,7 @@ impl BlobFs for SimDisk {
     fn create_new(&self, path: &Path) -> io::Result<Box<dyn WriteFile>> {
         let path = normal(path)?;
         let mut s = self.lock();
-        if s.files.kind(&path).is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{}: exists", path.display()),
-            ));
-        }
-        parent_must_be_dir(&s.files, &path)?;
+        vacant(&s.files, &path)?;
         s.name_fault()?;
         let inode = s.new_file(&path);
         Ok(Box::new(SimFile {
@@ -417,13 +423,7 @@ impl BlobFs for SimDisk {
     fn create_dir(&self, path: &Path) -> io::Result<()> {
         let path = normal(path)?;
         let mut s = self.lock();
-        if s.files.kind(&path).is_some() {
-            return Err(io::Error::new(
-                io::ErrorKind::AlreadyExists,
-                format!("{}: exists", path.display()),
-            ));
-        }
-        parent_must_be_dir(&s.files, &path)?;
+        vacant(&s.files, &path)?;
         s.name_fault()?;
         s.change(FileOp::Link {
             path,
@@ -601,26 +601,14 @@ mod tests {
     fn a_failed_directory_fsync_leaves_its_changes_unsynced() {
         let d = disk_with_dir();
         d.create_new(Path::new("d/x")).unwrap();
-        d.arm(DiskFault {
-            op: DiskOp::Sync,
-            after: 0,
-            error: DiskError::Io,
-            partial: 0,
-            sticky: false,
-        });
+        d.arm(DiskFault::once(DiskOp::Sync, DiskError::Io));
         assert!(d.sync_dir(Path::new("d")).is_err());
         assert_eq!(names(&d, "d"), ["x"], "still visible");
         assert_eq!(d.unsynced(), 1);
         d.crash(0, 0);
         assert!(names(&d, "d").is_empty(), "a crash undoes it");
         d.create_new(Path::new("d/x")).unwrap();
-        d.arm(DiskFault {
-            op: DiskOp::Sync,
-            after: 0,
-            error: DiskError::Io,
-            partial: 0,
-            sticky: false,
-        });
+        d.arm(DiskFault::once(DiskOp::Sync, DiskError::Io));
         assert!(d.sync_dir(Path::new("d")).is_err());
         d.sync_dir(Path::new("d")).unwrap();
         d.crash(0, 0);

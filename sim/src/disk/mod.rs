@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use files::{FileOp, Tree};
 
-use zrs::storage::file::backend::Backend;
+use zrs::storage::file::backend::{write_into, Backend};
 use zrs::storage::file::faulty::{DiskFault, DiskOp, FaultPlan};
 
 /// One unsynced operation: of the Data.fs, or of the file tree.
@@ -94,16 +94,7 @@ fn touches(op: &Op) -> u64 {
 
 fn apply(bytes: &mut Vec<u8>, op: &Op) -> io::Result<()> {
     match op {
-        Op::Write { pos, data } => {
-            let pos = to_usize(*pos)?;
-            let end = pos
-                .checked_add(data.len())
-                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
-            if bytes.len() < end {
-                bytes.resize(end, 0);
-            }
-            bytes[pos..end].copy_from_slice(data);
-        }
+        Op::Write { pos, data } => write_into(bytes, *pos, data)?,
         Op::SetLen(len) => bytes.resize(to_usize(*len)?, 0),
         Op::File(_) => {}
     }
@@ -376,13 +367,7 @@ mod tests {
         d.write_at(0, b"FS21").unwrap();
         d.sync().unwrap();
         d.write_at(4, b"lost").unwrap();
-        d.arm(DiskFault {
-            op: DiskOp::Sync,
-            after: 0,
-            error: DiskError::Io,
-            partial: 0,
-            sticky: false,
-        });
+        d.arm(DiskFault::once(DiskOp::Sync, DiskError::Io));
         assert_eq!(d.sync().unwrap_err().raw_os_error(), Some(5));
         // Still readable, but a later successful fsync does not make it durable.
         assert_eq!(d.contents(), b"FS21lost");

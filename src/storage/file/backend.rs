@@ -510,6 +510,20 @@ fn lock(m: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Writes `data` at `pos` of a file held in memory, growing it (with zeros up to `pos`)
+/// as a file grows: the memory backend's write, and the simulated disk's.
+pub fn write_into(bytes: &mut Vec<u8>, pos: u64, data: &[u8]) -> io::Result<()> {
+    let pos = to_usize(pos)?;
+    let end = pos
+        .checked_add(data.len())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
+    if bytes.len() < end {
+        bytes.resize(end, 0);
+    }
+    bytes[pos..end].copy_from_slice(data);
+    Ok(())
+}
+
 fn to_usize(n: u64) -> io::Result<usize> {
     usize::try_from(n).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))
 }
@@ -531,16 +545,7 @@ impl Backend for MemoryBackend {
     }
 
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
-        let mut bytes = lock(&self.bytes);
-        let pos = to_usize(pos)?;
-        let end = pos
-            .checked_add(data.len())
-            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "offset too large"))?;
-        if bytes.len() < end {
-            bytes.resize(end, 0);
-        }
-        bytes[pos..end].copy_from_slice(data);
-        Ok(())
+        write_into(&mut lock(&self.bytes), pos, data)
     }
 
     fn set_len(&self, len: u64) -> io::Result<()> {

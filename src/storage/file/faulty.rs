@@ -74,6 +74,19 @@ pub struct DiskFault {
     pub sticky: bool,
 }
 
+impl DiskFault {
+    /// `op` fails once, with `error`, at its next call, landing nothing.
+    pub fn once(op: DiskOp, error: DiskError) -> DiskFault {
+        DiskFault {
+            op,
+            after: 0,
+            error,
+            partial: 0,
+            sticky: false,
+        }
+    }
+}
+
 impl fmt::Display for DiskFault {
     /// As the scenario step writes it: `write after=2 error=enospc partial=10 sticky`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -271,13 +284,7 @@ mod tests {
     fn a_failing_write_with_nothing_landed_leaves_the_disk_alone() {
         let b = FaultyBackend::new(MemoryBackend::new());
         b.write_at(0, b"abcd").unwrap();
-        b.arm(DiskFault {
-            op: DiskOp::Write,
-            after: 0,
-            error: DiskError::Io,
-            partial: 0,
-            sticky: false,
-        });
+        b.arm(DiskFault::once(DiskOp::Write, DiskError::Io));
         assert_eq!(b.write_at(10, b"xy").unwrap_err().raw_os_error(), Some(5));
         assert_eq!(b.inner().contents(), b"abcd");
         assert_eq!(b.len().unwrap(), 4);
@@ -296,13 +303,7 @@ mod tests {
             f.to_string(),
             "write after=2 error=enospc partial=10 sticky"
         );
-        let plain = DiskFault {
-            op: DiskOp::Sync,
-            after: 0,
-            error: DiskError::Io,
-            partial: 0,
-            sticky: false,
-        };
+        let plain = DiskFault::once(DiskOp::Sync, DiskError::Io);
         assert_eq!(plain.to_string(), "sync");
     }
 }
