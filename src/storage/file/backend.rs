@@ -664,20 +664,26 @@ mod tests {
         assert_eq!(q.jobs.len(), 1);
     }
 
-    /// A write over a queued one that runs past its end is not patched into it (there is
-    /// no room): the later bytes win, whole, in reads and in the file.
+    /// Writes that overlap a queued one without fitting in it (past its end, or from
+    /// before its start), or that do not follow it, are not patched into it nor appended
+    /// to it: each lands where it was written, the later bytes winning, in reads and in
+    /// the file.
     #[test]
-    fn a_write_over_a_queued_one_and_past_it_wins_whole() {
+    fn overlapping_and_scattered_writes_land_where_written() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("o.fs");
         let b = FileBackend::open_write_behind(&path).unwrap();
+        let want = b"ABCDEFGH..xyZw";
         b.write_at(0, b"abcd").unwrap();
-        b.write_at(0, b"ABCDEFGH").unwrap();
-        let mut got = [0u8; 8];
+        b.write_at(0, b"ABCDEFGH").unwrap(); // past the queued write's end
+        b.write_at(12, b"zw").unwrap(); // after a gap: not appended
+        b.write_at(10, b"xyZ").unwrap(); // from before the queued write into it
+        b.write_at(8, b"..").unwrap();
+        let mut got = [0u8; 14];
         b.read_exact_at(0, &mut got).unwrap();
-        assert_eq!(&got, b"ABCDEFGH");
+        assert_eq!(&got, want);
         b.sync().unwrap();
-        assert_eq!(std::fs::read(&path).unwrap(), b"ABCDEFGH");
+        assert_eq!(std::fs::read(&path).unwrap(), want);
     }
 
     /// `queued_bytes` (what the limit and the writer's wake-ups go by) is always the bytes
