@@ -286,6 +286,23 @@ fn a_whole_transaction_after_the_damage_that_does_not_follow_in_tid_order_is_tai
 }
 
 #[test]
+fn a_transaction_length_shorter_than_its_header_is_named() {
+    let (bytes, ends) = three_txns();
+    let mut b = bytes.clone();
+    b[ends[1] as usize + 8..ends[1] as usize + 16].copy_from_slice(&10u64.to_be_bytes());
+    match open_bytes(b, Options::default()).0 {
+        Err(StorageError::Corrupt { pos, what, .. }) => {
+            assert_eq!(pos, ends[1], "{what}");
+            assert!(
+                what.contains("transaction length 10 shorter than its header"),
+                "{what}"
+            );
+        }
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
 fn damage_before_the_tail_is_corruption_naming_the_position() {
     let (bytes, ends) = three_txns();
     let t2 = ends[1] as usize; // second transaction's header
