@@ -358,6 +358,21 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_sealed_window_is_empty_only_with_nothing_in_it() {
+        let mut sealer = Sealer::new(Tid::ZERO);
+        assert!(sealer.seal(Unsealed::default()).is_empty());
+        let mut window = Unsealed::default();
+        window.frame(b"");
+        assert!(
+            !sealer.seal(window).is_empty(),
+            "an empty message is 4 bytes"
+        );
+        let mut window = Unsealed::default();
+        window.commit_here();
+        assert!(!sealer.seal(window).is_empty());
+    }
+
     /// An interrupted write is retried; any other error ends the write and is returned.
     #[test]
     fn a_failing_write_is_returned_not_retried() {
