@@ -625,6 +625,26 @@ mod tests {
         assert_eq!(std::fs::read(&path).unwrap(), b"FS30");
     }
 
+    /// A queued write that fails is not lost in the queue: the sync (and every write
+    /// after it) returns its error. Here the write-behind's file is opened read-only, so
+    /// its `pwrite` fails with EBADF.
+    #[test]
+    fn a_failed_write_behind_is_the_error_of_what_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ro.fs");
+        std::fs::write(&path, b"FS30").unwrap();
+        let file = Arc::new(File::open(&path).unwrap());
+        let b = FileBackend {
+            file: file.clone(),
+            behind: Some(WriteBehind::start(file).unwrap()),
+        };
+        b.write_at(4, b"queued").unwrap(); // queued: fails later, on the writer's side
+        let e = b.sync().unwrap_err().to_string();
+        assert!(e.contains("write of 6 bytes at 4"), "{e}");
+        assert!(b.write_at(10, b"more").is_err(), "later writes fail too");
+        assert_eq!(std::fs::read(&path).unwrap(), b"FS30");
+    }
+
     /// The queue never holds more than `WRITE_BEHIND_LIMIT` bytes: a write that would pass
     /// it waits until the writer has made room. Here there is no writer thread, so the
     /// test takes the writer's part: it sees the caller wait, then empties the queue.
