@@ -494,14 +494,7 @@ impl Backend for CrashDisk {
         Ok(self.state.lock().unwrap().current.len() as u64)
     }
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let s = self.state.lock().unwrap();
-        let pos = pos as usize;
-        if pos >= s.current.len() {
-            return Ok(0);
-        }
-        let n = buf.len().min(s.current.len() - pos);
-        buf[..n].copy_from_slice(&s.current[pos..pos + n]);
-        Ok(n)
+        zrs::storage::file::backend::read_from(&self.state.lock().unwrap().current, pos, buf)
     }
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
         let mut s = self.state.lock().unwrap();

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use files::{FileOp, Tree};
 
-use zrs::storage::file::backend::{write_into, Backend};
+use zrs::storage::file::backend::{read_from, write_into, Backend};
 use zrs::storage::file::faulty::{DiskFault, DiskOp, FaultPlan};
 
 /// One unsynced operation: of the Data.fs, or of the file tree.
@@ -255,13 +255,7 @@ impl Backend for SimDisk {
         if let Some(f) = SimDisk::fault(&mut s, DiskOp::Read) {
             return Err(f.error.to_io());
         }
-        let pos = to_usize(pos)?;
-        if pos >= s.current.len() {
-            return Ok(0);
-        }
-        let n = buf.len().min(s.current.len() - pos);
-        buf[..n].copy_from_slice(&s.current[pos..pos + n]);
-        Ok(n)
+        read_from(&s.current, pos, buf)
     }
 
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {

@@ -510,6 +510,18 @@ fn lock(m: &Mutex<Vec<u8>>) -> std::sync::MutexGuard<'_, Vec<u8>> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Reads into `buf` from `pos` of a file held in memory: as much as it holds there, 0 at
+/// or past its end (the memory backend's read, and the simulated disk's).
+pub fn read_from(bytes: &[u8], pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let pos = to_usize(pos)?;
+    if pos >= bytes.len() {
+        return Ok(0);
+    }
+    let n = buf.len().min(bytes.len() - pos);
+    buf[..n].copy_from_slice(&bytes[pos..pos + n]);
+    Ok(n)
+}
+
 /// Writes `data` at `pos` of a file held in memory, growing it (with zeros up to `pos`)
 /// as a file grows: the memory backend's write, and the simulated disk's.
 pub fn write_into(bytes: &mut Vec<u8>, pos: u64, data: &[u8]) -> io::Result<()> {
@@ -534,14 +546,7 @@ impl Backend for MemoryBackend {
     }
 
     fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
-        let bytes = lock(&self.bytes);
-        let pos = to_usize(pos)?;
-        if pos >= bytes.len() {
-            return Ok(0);
-        }
-        let n = buf.len().min(bytes.len() - pos);
-        buf[..n].copy_from_slice(&bytes[pos..pos + n]);
-        Ok(n)
+        read_from(&lock(&self.bytes), pos, buf)
     }
 
     fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
