@@ -68,6 +68,18 @@ impl Primary {
     }
 }
 
+/// Connects `s` to a primary that sends one transaction (tid 5: the root) and checks
+/// that it is committed.
+fn connect_and_commit_root<S: Storage>(s: &mut Secondary<S>) {
+    s.connected("peer");
+    drain(s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(None);
+    s.data_received(&p.out);
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+}
+
 fn connected() -> Secondary<MemoryStorage> {
     let mut s = Secondary::new(MemoryStorage::new("Data.fs"), config());
     assert_eq!(drain(&mut s), vec![Action::Connect(Address::tcp("", 8000))]);
@@ -224,13 +236,7 @@ fn a_lost_connection_aborts_the_partial_transaction() {
     s.timeout(Timer::Connect);
     assert_eq!(drain(&mut s), vec![Action::Connect(Address::tcp("", 8000))]);
     // And the storage is free for it: the aborted transaction left nothing behind.
-    s.connected("peer");
-    drain(&mut s);
-    let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
-    p.commit(None);
-    s.data_received(&p.out);
-    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+    connect_and_commit_root(&mut s);
 }
 
 #[test]
@@ -654,13 +660,7 @@ fn a_failed_idle_sync_is_an_error_and_drops_the_connection() {
     .unwrap();
     let mut s = Secondary::new(storage, config());
     drain(&mut s);
-    s.connected("peer");
-    drain(&mut s);
-    let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
-    p.commit(None);
-    s.data_received(&p.out);
-    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+    connect_and_commit_root(&mut s);
     disk.arm(DiskFault::once(DiskOp::Sync, DiskError::Io));
     let (result, logs) = crate::test_log::capture(|| s.sync());
     assert!(result.is_err());
