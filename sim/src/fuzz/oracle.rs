@@ -333,6 +333,8 @@ fn check_blob_dir(
             }
         }
     }
+    let files: BTreeMap<(Oid, Tid), &crate::blobfiles::BlobFile> =
+        listing.files.iter().map(|f| ((f.oid, f.tid), f)).collect();
     for file in &listing.files {
         if !expected.contains_key(&(file.oid, file.tid)) {
             return fail(format!(
@@ -349,7 +351,7 @@ fn check_blob_dir(
         }
     }
     for (&(oid, tid), content) in &expected {
-        let Some(file) = listing.files.iter().find(|f| (f.oid, f.tid) == (oid, tid)) else {
+        let Some(file) = files.get(&(oid, tid)) else {
             return fail(format!(
                 "the replica holds transaction {tid:?} but not its blob file of {oid:?}"
             ));
