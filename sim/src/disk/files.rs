@@ -23,16 +23,109 @@
 //! stay unsynced, for a later fsync to make durable or a crash to undo), a file read as a
 //! read. Removals do not fail (each is a
 //! cleanup the next recovery repeats); modes are not modelled (`seal` does nothing).
+//!
+//! Two choices keep a campaign's blob traffic cheap (blob bytes are most of a blob run's
+//! cost): paths are keyed as byte strings ([`Key`]), so lookups and listings of the bushy
+//! layout's eight-deep directories compare bytes, not `Path` components; and a write's
+//! bytes are copied once, when made ([`Contents`]), then shared by the log and both
+//! versions of the tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::ops::Bound::{Included, Unbounded};
+use std::path::{Component, Path};
 use std::sync::{Arc, Mutex};
 
 use zrs::storage::blob::fs::{BlobFs, Kind, WriteFile};
 use zrs::storage::file::faulty::DiskOp;
 
 use super::{lock, Op, SimDisk, State};
+
+/// A path as the tree keys it: its components (without `.`) joined by NUL bytes, the top
+/// directory empty. No name holds a NUL and NUL sorts below every other byte, so keys sort
+/// component-wise, as paths do: a directory just before its entries, and those before its
+/// next sibling.
+type Key = Vec<u8>;
+
+/// The directory holding `key` (the top directory for a top-level name); `None` for the
+/// top directory itself.
+fn parent(key: &[u8]) -> Option<&[u8]> {
+    if key.is_empty() {
+        return None;
+    }
+    Some(
+        key.iter()
+            .rposition(|b| *b == 0)
+            .map_or(&[][..], |i| &key[..i]),
+    )
+}
+
+/// `key` as the path it stands for, for messages.
+fn shown(key: &[u8]) -> String {
+    let bytes: Vec<u8> = key
+        .iter()
+        .map(|b| if *b == 0 { b'/' } else { *b })
+        .collect();
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// A file's bytes, as the writes that made them: each write's bytes are copied once, when
+/// it is made, and shared by the log and both versions of the tree (applying a write to
+/// either copies nothing; a blob of megabytes used to be copied three times).
+#[derive(Clone, Debug, Default)]
+pub(super) struct Contents {
+    /// The pieces in order, each with the offset where it ends.
+    pieces: Vec<(Arc<[u8]>, usize)>,
+}
+
+impl Contents {
+    fn len(&self) -> usize {
+        self.pieces.last().map_or(0, |(_, end)| *end)
+    }
+
+    /// Writes `data` at `pos`: an append adds a piece; anything else (an overwrite, or a
+    /// write past the end, zeros between) makes the file one piece again.
+    fn write(&mut self, pos: usize, data: &Arc<[u8]>) {
+        let len = self.len();
+        if pos == len {
+            if !data.is_empty() {
+                self.pieces.push((data.clone(), len + data.len()));
+            }
+            return;
+        }
+        let mut bytes = self.to_vec();
+        let end = pos + data.len();
+        if bytes.len() < end {
+            bytes.resize(end, 0);
+        }
+        bytes[pos..end].copy_from_slice(data);
+        let end = bytes.len();
+        self.pieces = vec![(bytes.into(), end)];
+    }
+
+    /// Copies the bytes from `pos` into `buf`; returns how many.
+    fn read(&self, pos: usize, buf: &mut [u8]) -> usize {
+        let mut n = 0;
+        let mut i = self.pieces.partition_point(|(_, end)| *end <= pos);
+        while n < buf.len() && i < self.pieces.len() {
+            let (bytes, end) = &self.pieces[i];
+            let from = pos + n - (end - bytes.len());
+            let k = (bytes.len() - from).min(buf.len() - n);
+            buf[n..n + k].copy_from_slice(&bytes[from..from + k]);
+            n += k;
+            i += 1;
+        }
+        n
+    }
+
+    fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len());
+        for (bytes, _) in &self.pieces {
+            out.extend_from_slice(bytes);
+        }
+        out
+    }
+}
 
 /// What a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,15 +137,27 @@ pub(super) enum Entry {
 /// One unsynced change to the tree.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(super) enum FileOp {
-    Write { inode: u64, pos: u64, data: Vec<u8> },
-    Link { path: PathBuf, entry: Entry },
-    Unlink { path: PathBuf },
-    Rename { from: PathBuf, to: PathBuf },
+    Write {
+        inode: u64,
+        pos: u64,
+        data: Arc<[u8]>,
+    },
+    Link {
+        path: Key,
+        entry: Entry,
+    },
+    Unlink {
+        path: Key,
+    },
+    Rename {
+        from: Key,
+        to: Key,
+    },
 }
 
 impl FileOp {
     /// The names the operation changes.
-    fn names(&self) -> Vec<&Path> {
+    fn names(&self) -> Vec<&Key> {
         match self {
             FileOp::Write { .. } => Vec::new(),
             FileOp::Link { path, .. } | FileOp::Unlink { path } => vec![path],
@@ -61,11 +166,11 @@ impl FileOp {
     }
 
     /// The directory whose fsync makes the operation durable, for a change of names.
-    fn directory(&self) -> Option<&Path> {
+    fn directory(&self) -> Option<&[u8]> {
         match self {
             FileOp::Write { .. } => None,
-            FileOp::Link { path, .. } | FileOp::Unlink { path } => path.parent(),
-            FileOp::Rename { to, .. } => to.parent(),
+            FileOp::Link { path, .. } | FileOp::Unlink { path } => parent(path),
+            FileOp::Rename { to, .. } => parent(to),
         }
     }
 }
@@ -73,8 +178,8 @@ impl FileOp {
 /// One version of the tree.
 #[derive(Clone, Debug, Default)]
 pub(super) struct Tree {
-    entries: BTreeMap<PathBuf, Entry>,
-    contents: BTreeMap<u64, Vec<u8>>,
+    entries: BTreeMap<Key, Entry>,
+    contents: BTreeMap<u64, Contents>,
 }
 
 impl Tree {
@@ -83,13 +188,8 @@ impl Tree {
     pub(super) fn apply(&mut self, op: &FileOp) -> Option<u64> {
         match op {
             FileOp::Write { inode, pos, data } => {
-                let bytes = self.contents.entry(*inode).or_default();
-                let pos = *pos as usize;
-                let end = pos + data.len();
-                if bytes.len() < end {
-                    bytes.resize(end, 0);
-                }
-                bytes[pos..end].copy_from_slice(data);
+                let pos = usize::try_from(*pos).expect("a simulated file fits in memory");
+                self.contents.entry(*inode).or_default().write(pos, data);
                 None
             }
             FileOp::Link { path, entry } => {
@@ -109,8 +209,8 @@ impl Tree {
         }
     }
 
-    fn replace(&mut self, path: &Path, entry: Entry) -> Option<u64> {
-        match self.entries.insert(path.to_path_buf(), entry) {
+    fn replace(&mut self, path: &[u8], entry: Entry) -> Option<u64> {
+        match self.entries.insert(path.to_vec(), entry) {
             Some(Entry::File(old)) if entry != Entry::File(old) => self.forget_if_unnamed(old),
             _ => None,
         }
@@ -127,11 +227,11 @@ impl Tree {
     /// After a crash: drops the entries under a directory that is not there, and the
     /// bytes of files no name reaches.
     pub(super) fn prune(&mut self) {
-        // Paths sort parent first (component-wise): a kept entry's parent is decided.
-        let mut kept: BTreeMap<PathBuf, Entry> = BTreeMap::new();
+        // Keys sort parent first (component-wise): a kept entry's parent is decided.
+        let mut kept: BTreeMap<Key, Entry> = BTreeMap::new();
         for (path, entry) in std::mem::take(&mut self.entries) {
-            let reachable = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => kept.get(p) == Some(&Entry::Dir),
+            let reachable = match parent(&path) {
+                Some(p) if !p.is_empty() => kept.get(p) == Some(&Entry::Dir),
                 _ => true,
             };
             if reachable {
@@ -149,35 +249,44 @@ impl Tree {
         self.entries = kept;
     }
 
-    fn kind(&self, path: &Path) -> Option<Kind> {
-        if path.as_os_str().is_empty() {
+    fn kind(&self, path: &[u8]) -> Option<Kind> {
+        if path.is_empty() {
             return Some(Kind::Dir);
         }
-        match self.entries.get(path)? {
-            Entry::Dir => Some(Kind::Dir),
-            Entry::File(inode) => Some(Kind::File {
+        Some(self.kind_of(self.entries.get(path)?))
+    }
+
+    fn kind_of(&self, entry: &Entry) -> Kind {
+        match entry {
+            Entry::Dir => Kind::Dir,
+            Entry::File(inode) => Kind::File {
                 len: self.contents.get(inode).map_or(0, |b| b.len() as u64),
-            }),
+            },
         }
     }
 
-    fn is_dir(&self, path: &Path) -> bool {
+    fn is_dir(&self, path: &[u8]) -> bool {
         self.kind(path) == Some(Kind::Dir)
     }
 }
 
 /// `path` without `.` components, as the tree keys it.
-fn normal(path: &Path) -> io::Result<PathBuf> {
-    let mut out = PathBuf::new();
+fn normal(path: &Path) -> io::Result<Key> {
+    let mut out = Key::new();
     for c in path.components() {
         match c {
             Component::CurDir => {}
-            Component::Normal(name) => out.push(name),
+            Component::Normal(name) if !name.as_encoded_bytes().contains(&0) => {
+                if !out.is_empty() {
+                    out.push(0);
+                }
+                out.extend_from_slice(name.as_encoded_bytes());
+            }
             _ => {
                 return Err(io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!(
-                        "{}: the simulated disk takes relative paths",
+                        "{}: the simulated disk takes relative paths, of names without NUL",
                         path.display()
                     ),
                 ))
@@ -187,27 +296,27 @@ fn normal(path: &Path) -> io::Result<PathBuf> {
     Ok(out)
 }
 
-fn not_found(path: &Path) -> io::Error {
+fn not_found(path: &[u8]) -> io::Error {
     io::Error::new(
         io::ErrorKind::NotFound,
-        format!("{}: no such file or directory", path.display()),
+        format!("{}: no such file or directory", shown(path)),
     )
 }
 
 /// `path` names nothing yet, in a directory that exists: where a new file or directory
 /// may be made.
-fn vacant(tree: &Tree, path: &Path) -> io::Result<()> {
+fn vacant(tree: &Tree, path: &[u8]) -> io::Result<()> {
     if tree.kind(path).is_some() {
         return Err(io::Error::new(
             io::ErrorKind::AlreadyExists,
-            format!("{}: exists", path.display()),
+            format!("{}: exists", shown(path)),
         ));
     }
     parent_must_be_dir(tree, path)
 }
 
-fn parent_must_be_dir(tree: &Tree, path: &Path) -> io::Result<()> {
-    match path.parent() {
+fn parent_must_be_dir(tree: &Tree, path: &[u8]) -> io::Result<()> {
+    match parent(path) {
         Some(p) if !tree.is_dir(p) => Err(not_found(p)),
         _ => Ok(()),
     }
@@ -225,11 +334,11 @@ impl State {
         self.unsynced.push(Op::File(op));
     }
 
-    fn new_file(&mut self, path: &Path) -> u64 {
+    fn new_file(&mut self, path: &[u8]) -> u64 {
         self.next_inode += 1;
         let inode = self.next_inode;
         self.change(FileOp::Link {
-            path: path.to_path_buf(),
+            path: path.to_vec(),
             entry: Entry::File(inode),
         });
         inode
@@ -263,7 +372,7 @@ impl WriteFile for SimFile {
             s.change(FileOp::Write {
                 inode: self.inode,
                 pos: self.pos,
-                data: data[..landed].to_vec(),
+                data: data[..landed].into(),
             });
             self.pos += landed as u64;
         }
@@ -316,8 +425,7 @@ impl Read for SimReader {
         let Some(bytes) = s.files.contents.get(&self.inode) else {
             return Err(io::Error::other("the file was removed while open"));
         };
-        let n = buf.len().min(bytes.len().saturating_sub(self.pos));
-        buf[..n].copy_from_slice(&bytes[self.pos..self.pos + n]);
+        let n = bytes.read(self.pos, buf);
         self.pos += n;
         Ok(n)
     }
@@ -348,7 +456,7 @@ impl BlobFs for SimDisk {
             Some(Entry::Dir) => {
                 return Err(io::Error::other(format!(
                     "{}: is a directory",
-                    path.display()
+                    shown(&path)
                 )))
             }
             None => {
@@ -378,7 +486,7 @@ impl BlobFs for SimDisk {
             )),
             Some(Entry::Dir) => Err(io::Error::other(format!(
                 "{}: is a directory",
-                path.display()
+                shown(&path)
             ))),
             None => Err(not_found(&path)),
         }
@@ -393,10 +501,7 @@ impl BlobFs for SimDisk {
             None => return Err(not_found(&from)),
         }
         if s.files.entries.get(&to) == Some(&Entry::Dir) {
-            return Err(io::Error::other(format!(
-                "{}: is a directory",
-                to.display()
-            )));
+            return Err(io::Error::other(format!("{}: is a directory", shown(&to))));
         }
         parent_must_be_dir(&s.files, &to)?;
         s.name_fault()?;
@@ -414,7 +519,7 @@ impl BlobFs for SimDisk {
             }
             Some(Entry::Dir) => Err(io::Error::other(format!(
                 "{}: is a directory",
-                path.display()
+                shown(&path)
             ))),
             None => Err(not_found(&path)),
         }
@@ -449,14 +554,14 @@ impl BlobFs for SimDisk {
         // one already taken changes (what it depends on).
         let log = std::mem::take(&mut s.unsynced);
         let mut taken = vec![false; log.len()];
-        let mut names: BTreeSet<PathBuf> = BTreeSet::new();
+        let mut names: BTreeSet<Key> = BTreeSet::new();
         for (i, op) in log.iter().enumerate().rev() {
             let Op::File(op) = op else { continue };
-            let ours = op.directory() == Some(dir.as_path())
-                || op.names().iter().any(|n| names.contains(*n));
+            let ours =
+                op.directory() == Some(&dir[..]) || op.names().iter().any(|n| names.contains(*n));
             if ours {
                 taken[i] = true;
-                names.extend(op.names().into_iter().map(Path::to_path_buf));
+                names.extend(op.names().into_iter().cloned());
             }
         }
         let mut durable = Vec::new();
@@ -476,6 +581,37 @@ impl BlobFs for SimDisk {
         Ok(())
     }
 
+    /// As a program reads a whole file: a read that returns its bytes (a fault fails
+    /// it), then one that finds the end (an empty file: that one only). Straight from the
+    /// tree into the result (the trait's `read_to_end` would zero the buffer first).
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        let path = normal(path)?;
+        let mut s = self.lock();
+        let inode = match s.files.entries.get(&path) {
+            Some(Entry::File(inode)) => *inode,
+            Some(Entry::Dir) => {
+                return Err(io::Error::other(format!(
+                    "{}: is a directory",
+                    shown(&path)
+                )))
+            }
+            None => return Err(not_found(&path)),
+        };
+        let mut bytes = Vec::new();
+        loop {
+            if let Some(f) = SimDisk::fault(&mut s, DiskOp::Read) {
+                return Err(f.error.to_io());
+            }
+            let Some(contents) = s.files.contents.get(&inode) else {
+                return Err(io::Error::other("the file was removed while open"));
+            };
+            if bytes.len() == contents.len() {
+                return Ok(bytes);
+            }
+            bytes = contents.to_vec();
+        }
+    }
+
     fn kind(&self, path: &Path) -> io::Result<Option<Kind>> {
         let path = normal(path)?;
         Ok(self.lock().files.kind(&path))
@@ -488,23 +624,33 @@ impl BlobFs for SimDisk {
             return Err(not_found(&dir));
         }
         let mut out = Vec::new();
-        // The entries just below `dir`, child by child: paths sort component-wise, so a
-        // child's own entries come right after it, and the child's name with a NUL byte
-        // appended sorts after all of them and before its next sibling — the walk skips
-        // them, and costs what the directory holds, not its whole subtree.
-        use std::ops::Bound::{Excluded, Included, Unbounded};
-        let mut from = Excluded(dir.clone());
-        while let Some((path, _)) = s.files.entries.range((from, Unbounded)).next() {
-            if path.parent() != Some(dir.as_path()) {
+        // The entries just below `dir`, child by child: keys sort component-wise, so a
+        // child's own entries come right after it, and its key with a byte 1 appended
+        // sorts after all of them and before its next sibling: the walk skips them, and
+        // costs what the directory holds, not its whole subtree.
+        let mut prefix = dir;
+        if !prefix.is_empty() {
+            prefix.push(0);
+        }
+        let mut from = prefix.clone();
+        while let Some((key, entry)) = s
+            .files
+            .entries
+            .range::<[u8], _>((Included(&from[..]), Unbounded))
+            .next()
+        {
+            let Some(rest) = key.strip_prefix(&prefix[..]) else {
                 break;
+            };
+            let name = rest.split(|b| *b == 0).next().unwrap_or_default();
+            if name.len() == rest.len() {
+                out.push((
+                    String::from_utf8_lossy(name).into_owned(),
+                    s.files.kind_of(entry),
+                ));
             }
-            let Some(name) = path.file_name() else { break };
-            if let Some(kind) = s.files.kind(path) {
-                out.push((name.to_string_lossy().into_owned(), kind));
-            }
-            let mut past = name.to_os_string();
-            past.push("\0");
-            from = Included(dir.join(past));
+            from = key[..prefix.len() + name.len()].to_vec();
+            from.push(1);
         }
         Ok(out)
     }
@@ -613,6 +759,66 @@ mod tests {
         d.sync_dir(Path::new("d")).unwrap();
         d.crash(0, 0);
         assert_eq!(names(&d, "d"), ["x"], "a later fsync made it durable");
+    }
+
+    #[test]
+    fn contents_read_back_as_written_wherever_written() {
+        let piece = |b: &[u8]| -> Arc<[u8]> { b.into() };
+        let mut c = Contents::default();
+        c.write(0, &piece(b"0123"));
+        c.write(4, &piece(b"4567"));
+        c.write(8, &piece(b""));
+        assert_eq!((c.len(), c.pieces.len()), (8, 2), "appends add pieces");
+        let mut buf = [0u8; 5];
+        assert_eq!(c.read(2, &mut buf), 5);
+        assert_eq!(&buf, b"23456", "a read across pieces");
+        assert_eq!(c.read(7, &mut buf), 1);
+        assert_eq!(buf[0], b'7');
+        assert_eq!(c.read(8, &mut buf), 0);
+        c.write(3, &piece(b"xy"));
+        assert_eq!(c.to_vec(), b"012xy567", "an overwrite");
+        c.write(10, &piece(b"z"));
+        assert_eq!(c.to_vec(), b"012xy567\0\0z", "past the end: zeros between");
+        c.write(11, &piece(b"!"));
+        assert_eq!(c.to_vec(), b"012xy567\0\0z!");
+    }
+
+    #[test]
+    fn two_handles_on_one_file_write_where_each_is() {
+        let d = disk_with_dir();
+        let mut first = d.create_new(Path::new("d/f")).unwrap();
+        first.write_all(b"abcd").unwrap();
+        let mut second = d.append(Path::new("d/f")).unwrap();
+        second.write_all(b"ef").unwrap();
+        first.write_all(b"GH").unwrap();
+        assert_eq!(d.read(Path::new("d/f")).unwrap(), b"abcdGH");
+        first.sync().unwrap();
+        second.sync().unwrap();
+        d.sync_dir(Path::new("d")).unwrap();
+        d.crash(0, 0);
+        assert_eq!(d.read(Path::new("d/f")).unwrap(), b"abcdGH");
+    }
+
+    #[test]
+    fn listings_sort_as_paths_do_and_skip_subtrees() {
+        let d = disk_with_dir();
+        for dir in ["d/a", "d/a/b", "d/a-b"] {
+            d.create_dir(Path::new(dir)).unwrap();
+        }
+        for file in ["d/a/b/f", "d/a.txt", "d/a/g"] {
+            d.create_new(Path::new(file)).unwrap();
+        }
+        // Component-wise, `a` sorts before `a-b` and `a.txt`, though `/` is a greater
+        // byte than `-` and `.`.
+        assert_eq!(names(&d, "d"), ["a", "a-b", "a.txt"]);
+        assert_eq!(names(&d, "d/a"), ["b", "g"]);
+        assert_eq!(names(&d, "./d/a/b"), ["f"]);
+        assert_eq!(names(&d, ""), ["d"]);
+        assert!(d.list(Path::new("d/nothing")).is_err());
+        assert!(
+            d.list(Path::new("/d")).is_err(),
+            "absolute paths are refused"
+        );
     }
 
     #[test]

@@ -224,7 +224,7 @@ impl SimDisk {
                     keep_op(&Op::File(FileOp::Write {
                         inode: *inode,
                         pos: *pos,
-                        data: data[..n].to_vec(),
+                        data: data[..n].into(),
                     }));
                     report.torn = n;
                 }
