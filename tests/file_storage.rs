@@ -264,6 +264,30 @@ fn a_file_cut_under_a_reader_is_corruption_not_a_half_header() {
     }
 }
 
+/// What a primary's status reports of a secondary's lag: the transactions later than any
+/// tid, and their bytes; and the number of transactions.
+#[test]
+fn after_counts_the_transactions_and_bytes_later_than_a_tid() {
+    let (bytes, ends) = three_txns();
+    let s = open_bytes(bytes, Options::default()).0.unwrap();
+    let reader = s.file_reader();
+    assert_eq!(reader.transaction_count(), 3);
+    // Where transactions 10, 20 and 30 start (the first after the magic), and the end.
+    let starts = [4, ends[1], ends[2], ends[3]];
+    for tid in 0..35 {
+        let later = [10, 20, 30].iter().filter(|&&x| x > tid).count();
+        let from = starts[3 - later];
+        assert_eq!(
+            reader.after(t(tid)).unwrap(),
+            zrs::storage::file::After {
+                transactions: later as u64,
+                bytes: ends[3] - from,
+            },
+            "after {tid}"
+        );
+    }
+}
+
 #[test]
 fn a_whole_transaction_after_the_damage_that_does_not_follow_in_tid_order_is_tail() {
     // Damage at the end, then the bytes of a transaction the file already holds (a tid not
@@ -953,6 +977,110 @@ fn disk_faults_on_a_real_file_leave_a_clean_prefix() {
     let reopened = FileStorage::open(&path, Options::default()).unwrap();
     assert_eq!(reopened.last_transaction(), t(3));
     assert!(reopened.recovered_tail().is_none());
+}
+
+/// Closing a failed storage cuts the file back to what the last fsync made durable, and
+/// syncs that cut: while the disk still fails, the cut is not known durable, so the storage
+/// stays failed and closing again tries again.
+#[test]
+fn closing_a_failed_storage_while_the_disk_still_fails_leaves_it_failed() {
+    use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp, FaultyBackend};
+    let disk = Arc::new(FaultyBackend::new(MemoryBackend::new()));
+    let mut s =
+        FileStorage::open_with_backend("t.fs", Box::new(disk.clone()), Options::default()).unwrap();
+    commit(&mut s, 1, &[(0, b"root")]);
+    let durable = disk.inner().contents();
+    disk.arm(DiskFault {
+        sticky: true,
+        ..DiskFault::once(DiskOp::Sync, DiskError::Io)
+    });
+    s.tpc_begin(meta(2)).unwrap();
+    s.restore(o(1), t(2), Some(b"one"), b"", None).unwrap();
+    s.tpc_vote().unwrap();
+    assert!(s.tpc_finish().is_err());
+    assert!(s.failed());
+    let fired = disk.fired();
+    s.close().unwrap();
+    assert_eq!(disk.inner().contents(), durable, "cut back");
+    assert_eq!(
+        disk.fired(),
+        fired + 1,
+        "the cut was synced, and that failed"
+    );
+    assert!(s.failed(), "the cut is not known durable");
+    disk.heal();
+    s.close().unwrap();
+    assert!(!s.failed(), "cut and synced");
+    assert_eq!(disk.inner().contents(), durable);
+}
+
+/// Loading a revision walks the object's records from the newest back to that one and no
+/// further: damage to an older record does not reach it.
+#[test]
+fn load_serial_reads_no_record_older_than_the_one_asked_for() {
+    let (bytes, _) = three_txns();
+    let (s, backend) = open_bytes(bytes, Options::default());
+    let s = s.unwrap();
+    // Oid 1's record in the first transaction: after the magic, the header, user "u",
+    // description "txn 10" and the root's record (a 42-byte header and "root"). Its oid is
+    // damaged.
+    let older = 4 + 23 + 1 + 6 + 42 + 4;
+    backend.write_at(older, &o(9).0).unwrap();
+    match s.load_serial(o(1), t(10)) {
+        Err(StorageError::Corrupt { pos, .. }) => assert_eq!(pos, older),
+        other => panic!("expected Corrupt at {older}, got {other:?}"),
+    }
+    assert_eq!(s.load_serial(o(1), t(20)).unwrap(), b"one-v2");
+}
+
+/// A file longer than FileStorage positions can address (6 bytes: 256 TiB) is refused on
+/// open, naming the limit; one of exactly that length is not refused for its length.
+#[test]
+fn a_file_past_the_addressable_length_is_refused() {
+    use zrs::storage::file::index::MAX_POS;
+    /// The bytes of `0`, with the length `1` claimed for them.
+    #[derive(Debug)]
+    struct Claims(MemoryBackend, u64);
+    impl Backend for Claims {
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.1)
+        }
+        fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read_at(pos, buf)
+        }
+        fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+            self.0.write_at(pos, data)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+        fn sync(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let (bytes, ends) = three_txns();
+    let open = |len| {
+        FileStorage::open_with_backend(
+            "t.fs",
+            Box::new(Claims(MemoryBackend::with_bytes(bytes.clone()), len)),
+            Options {
+                read_only: true,
+                ..Options::default()
+            },
+        )
+    };
+    match open(MAX_POS + 1) {
+        Err(StorageError::Corrupt { pos, what, .. }) => {
+            assert_eq!(pos, MAX_POS, "{what}");
+            assert!(what.contains(&format!("end at {MAX_POS} bytes")), "{what}");
+        }
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("a file of {} bytes opened", MAX_POS + 1),
+    }
+    // At MAX_POS: read as far as the bytes go; what the length claims past them is a tail.
+    let s = open(MAX_POS).unwrap();
+    assert_eq!(s.last_transaction(), t(30));
+    assert_eq!(s.recovered_tail().map(|t| t.pos), Some(ends[3]));
 }
 
 /// A vote whose write failed (the disk full for a moment) leaves the transaction as it was
