@@ -628,14 +628,23 @@ fn the_driver_run_scanner_and_the_inline_one_decide_alike() {
 fn input_without_checkpoints_after_the_scanner_was_taken_is_refused() {
     let mut s = connected();
     drain(&mut s);
-    assert!(s.take_checksum_scanner().is_some());
+    let mut scanner = s.take_checksum_scanner().expect("a scanner");
     assert!(s.take_checksum_scanner().is_none());
+    // One transaction with its checkpoints: committed.
     let mut p = Primary::new(Tid::ZERO);
     p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
     p.commit(None);
+    let mut checkpoints = Vec::new();
+    assert_eq!(scanner.scan(&p.out, 100, &mut checkpoints), p.out.len());
+    s.data_received_scanned(&p.out, checkpoints);
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+    // The next without: refused, naming the message that follows those four (T, S, data, C).
+    p.out.clear();
+    p.transaction(Tid::from_u64(6), &[(Oid::ZERO, b"root 2")]);
+    p.commit(None);
     let ((), log) = crate::test_log::capture(|| s.data_received(&p.out));
-    assert!(log.contains("no checksum checkpoint"), "{log}");
-    assert_eq!(s.storage().last_transaction(), Tid::ZERO);
+    assert!(log.contains("message 5: no checksum checkpoint"), "{log}");
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
     assert!(drain(&mut s).contains(&Action::Disconnect));
 }
 
