@@ -309,6 +309,30 @@ fn a_whole_transaction_after_the_damage_that_does_not_follow_in_tid_order_is_tai
     assert_eq!(s.last_transaction(), t(20));
 }
 
+/// A transaction without records (begun, voted and finished with nothing stored: ZODB
+/// writes one, and a primary sends a `T` then a `C` for it) is its header alone, and a
+/// whole transaction: the file reopens with it, in the middle and at the end.
+#[test]
+fn a_transaction_without_records_reopens_as_a_transaction() {
+    let b = Arc::new(MemoryBackend::new());
+    let mut s =
+        FileStorage::open_with_backend("t.fs", Box::new(b.clone()), Options::default()).unwrap();
+    commit(&mut s, 10, &[(0, b"root")]);
+    commit(&mut s, 20, &[]);
+    commit(&mut s, 30, &[(1, b"one")]);
+    commit(&mut s, 40, &[]);
+    drop(s);
+    let (s, backend) = open_bytes(b.contents(), Options::default());
+    let s = s.unwrap();
+    assert!(s.recovered_tail().is_none());
+    assert_eq!(backend.contents(), b.contents(), "nothing cut");
+    let txns = all(&s);
+    let tids: Vec<Tid> = txns.iter().map(|t| t.meta.tid).collect();
+    assert_eq!(tids, [t(10), t(20), t(30), t(40)]);
+    assert!(txns[1].records.is_empty() && txns[3].records.is_empty());
+    assert_eq!(s.load(o(1)).unwrap(), (b"one".to_vec(), t(30)));
+}
+
 #[test]
 fn a_transaction_length_shorter_than_its_header_is_named() {
     let (bytes, ends) = three_txns();
