@@ -350,6 +350,35 @@ fn a_transaction_length_shorter_than_its_header_is_named() {
     }
 }
 
+/// A data record whose length runs past its transaction, found by the open-time scan: the
+/// error names that record and says so (not only that the records do not add up).
+#[test]
+fn a_record_running_past_its_transaction_is_named_by_the_scan() {
+    let (bytes, ends) = three_txns();
+    // The second transaction's first record (after its header, user "u" and description
+    // "txn 20"); its data length is the last 8 bytes of its 42-byte header.
+    let tlen = ends[2] - 8 - ends[1];
+    let off = 23 + 1 + 6;
+    let record = ends[1] + off;
+    for over in [1, 1000] {
+        let plen = tlen - off - 42 + over;
+        let mut b = bytes.clone();
+        b[record as usize + 34..record as usize + 42].copy_from_slice(&plen.to_be_bytes());
+        match open_bytes(b, Options::default()).0 {
+            Err(StorageError::Corrupt { pos, what, .. }) => {
+                assert_eq!(pos, ends[1], "{what}");
+                let named = format!(
+                    "data record at byte {record} of {} bytes exceeds the transaction",
+                    42 + plen
+                );
+                assert!(what.contains(&named), "{what}");
+            }
+            Err(e) => panic!("expected Corrupt, got {e}"),
+            Ok(_) => panic!("opened with a record {over} bytes past its transaction"),
+        }
+    }
+}
+
 #[test]
 fn damage_before_the_tail_is_corruption_naming_the_position() {
     let (bytes, ends) = three_txns();
