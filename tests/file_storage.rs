@@ -524,6 +524,42 @@ fn durability_modes_fsync_per_transaction_or_per_batch() {
     .is_err());
 }
 
+/// Dropping a storage closes it: the transaction in progress is aborted (nothing of the
+/// voted one stays in the file), the finished ones not yet synced are synced, and its
+/// readers see it closed.
+#[test]
+fn dropping_a_storage_closes_it() {
+    let b = Arc::new(CountingBackend::default());
+    let mut s = FileStorage::open_with_backend(
+        "t.fs",
+        Box::new(b.clone()),
+        Options {
+            read_only: false,
+            durability: Durability::Batch(10),
+        },
+    )
+    .unwrap();
+    commit(&mut s, 1, &[(0, b"root")]);
+    commit(&mut s, 2, &[(1, b"one")]);
+    let committed = b.inner.contents();
+    let syncs = b.syncs();
+    s.tpc_begin(meta(3)).unwrap();
+    s.restore(o(1), t(3), Some(b"three"), b"", None).unwrap();
+    s.tpc_vote().unwrap();
+    let reader = s.file_reader();
+    assert_eq!(reader.load(o(1)).unwrap(), (b"one".to_vec(), t(2)));
+    drop(s);
+    let left = b.inner.contents();
+    assert!(
+        left == committed,
+        "the voted transaction is gone: {} bytes left, {} committed",
+        left.len(),
+        committed.len()
+    );
+    assert_eq!(b.syncs(), syncs + 1, "the batch is synced");
+    assert!(matches!(reader.load(o(1)), Err(StorageError::Closed)));
+}
+
 /// A disk that remembers which writes are synced. Every operation is logged, so one run
 /// yields the disk image of a crash at any point: the synced state, plus a prefix of the
 /// unsynced operations, the last of them possibly torn.
