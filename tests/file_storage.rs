@@ -379,6 +379,38 @@ fn a_record_running_past_its_transaction_is_named_by_the_scan() {
     }
 }
 
+/// A transaction length that ends inside a record's header, or right after it (no room
+/// for its data): the scan names which, at that record.
+#[test]
+fn a_transaction_ending_inside_or_just_after_a_record_header_is_named() {
+    let (bytes, ends) = three_txns();
+    // The second transaction's first record follows its header, user "u" and description
+    // "txn 20"; the record's data is "one-v2".
+    let off = 23 + 1 + 6;
+    let record = ends[1] + off;
+    for (tlen, named) in [
+        (
+            off + 20,
+            format!("data record header at byte {record} exceeds the transaction"),
+        ),
+        (
+            off + 42,
+            format!("data record at byte {record} of 48 bytes exceeds the transaction"),
+        ),
+    ] {
+        let mut b = bytes.clone();
+        b[ends[1] as usize + 8..ends[1] as usize + 16].copy_from_slice(&tlen.to_be_bytes());
+        match open_bytes(b, Options::default()).0 {
+            Err(StorageError::Corrupt { pos, what, .. }) => {
+                assert_eq!(pos, ends[1], "{what}");
+                assert!(what.contains(&named), "length {tlen}: {what}");
+            }
+            Err(e) => panic!("expected Corrupt, got {e}"),
+            Ok(_) => panic!("opened with a transaction length of {tlen}"),
+        }
+    }
+}
+
 #[test]
 fn damage_before_the_tail_is_corruption_naming_the_position() {
     let (bytes, ends) = three_txns();
