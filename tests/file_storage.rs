@@ -556,6 +556,38 @@ fn durability_modes_fsync_per_transaction_or_per_batch() {
     .is_err());
 }
 
+/// Switching to per-transaction durability syncs, at once, what a batch left unsynced;
+/// switching to batches syncs nothing.
+#[test]
+fn switching_to_per_transaction_durability_syncs_the_batch_at_once() {
+    let b = Arc::new(CountingBackend::default());
+    let mut s = FileStorage::open_with_backend(
+        "t.fs",
+        Box::new(b.clone()),
+        Options {
+            read_only: false,
+            durability: Durability::Batch(10),
+        },
+    )
+    .unwrap();
+    s.set_format(Format::Fs30).unwrap();
+    let base = b.syncs();
+    for n in 1..=3 {
+        commit(&mut s, n, &[(n, b"x")]);
+    }
+    assert_eq!(b.syncs(), base, "a batch of 10 not yet full");
+    s.set_durability(Durability::EveryTransaction).unwrap();
+    assert_eq!(b.syncs(), base + 1, "the three synced on switching");
+    s.set_durability(Durability::EveryTransaction).unwrap();
+    assert_eq!(b.syncs(), base + 1, "nothing more to sync");
+    s.set_durability(Durability::Batch(10)).unwrap();
+    assert_eq!(b.syncs(), base + 1, "switching to batches syncs nothing");
+    commit(&mut s, 4, &[(4, b"x")]);
+    assert_eq!(b.syncs(), base + 1);
+    s.set_durability(Durability::EveryTransaction).unwrap();
+    assert_eq!(b.syncs(), base + 2);
+}
+
 /// Dropping a storage closes it: the transaction in progress is aborted (nothing of the
 /// voted one stays in the file), the finished ones not yet synced are synced, and its
 /// readers see it closed.
