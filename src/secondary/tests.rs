@@ -239,6 +239,37 @@ fn a_lost_connection_aborts_the_partial_transaction() {
     connect_and_commit_root(&mut s);
 }
 
+/// Without keep-alives (zc.zrs's default, a delay of 0) no keep-alive timer is set, so a
+/// lost connection has none to cancel: its actions are the reconnect alone.
+#[test]
+fn without_keep_alives_a_lost_connection_cancels_no_timer() {
+    let mut s = Secondary::new(
+        MemoryStorage::new("Data.fs"),
+        Config {
+            address: Some(Address::tcp("", 8000)),
+            ..Config::default()
+        },
+    );
+    assert!(s.config.keep_alive_delay.is_zero());
+    assert_eq!(drain(&mut s), vec![Action::Connect(Address::tcp("", 8000))]);
+    s.connected("peer");
+    let actions = drain(&mut s);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::SetTimer { .. } | Action::CancelTimer(_))),
+        "{actions:?}"
+    );
+    s.connection_lost(&LossReason::Done);
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::SetTimer {
+            timer: Timer::Connect,
+            delay: s.config.reconnect_delay,
+        }]
+    );
+}
+
 #[test]
 fn close_in_each_phase_never_reconnects() {
     // Connecting: the attempt is abandoned.
