@@ -687,6 +687,9 @@ mod tests {
         let q = behind.lock();
         assert_eq!(q.queued_bytes, 1);
         assert_eq!(q.jobs.len(), 1);
+        // Done waiting, the caller no longer counts as waiting (the writer would wake
+        // callers that are not there at every write).
+        assert_eq!(q.waiting, 0);
     }
 
     /// Writes that overlap a queued one without fitting in it (past its end, or from
@@ -795,6 +798,161 @@ mod tests {
             std::fs::read(&path).unwrap(),
             b"FS30\0\0\0\0\0\0tx   datamore"
         );
+    }
+
+    /// A write-behind backend on the file at `path` (created if missing) with no writer
+    /// thread: queued writes stay queued until a caller needs them, so a test sees the
+    /// queue exactly as the calls left it.
+    fn without_writer(path: &Path) -> FileBackend {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        let file = Arc::new(file);
+        FileBackend {
+            file: file.clone(),
+            behind: Some(WriteBehind {
+                file,
+                shared: Arc::new(Shared::default()),
+                thread: None,
+            }),
+        }
+    }
+
+    /// The ranges of the queued jobs, in queue order.
+    fn queued(b: &FileBackend) -> Vec<(u64, u64)> {
+        let q = b.behind.as_ref().unwrap().lock();
+        q.jobs.iter().map(|(p, d)| (*p, p + d.len() as u64)).collect()
+    }
+
+    /// A read makes (or waits for) exactly the queued writes it overlaps: not one that
+    /// ends where the read starts, nor one that starts where the read ends.
+    #[test]
+    fn a_read_makes_only_the_queued_writes_it_overlaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.fs");
+        std::fs::write(&path, [b'.'; 30]).unwrap();
+        let b = without_writer(&path);
+        b.write_at(4, b"AAAA").unwrap();
+        b.write_at(20, b"BBBB").unwrap(); // after a gap: a job of its own
+        let mut buf = [0u8; 12];
+        b.read_exact_at(0, &mut buf[..4]).unwrap(); // up to where the first starts
+        assert_eq!(&buf[..4], b"....");
+        b.read_exact_at(8, &mut buf).unwrap(); // from the first's end to the second's start
+        assert_eq!(&buf, b"............");
+        b.read_exact_at(24, &mut buf[..6]).unwrap(); // from where the second ends
+        assert_eq!(&buf[..6], b"......");
+        assert_eq!(queued(&b), [(4, 8), (20, 24)]);
+        b.read_exact_at(7, &mut buf[..1]).unwrap(); // the first's last byte
+        assert_eq!(&buf[..1], b"A");
+        assert_eq!(queued(&b), [(20, 24)]);
+        b.read_exact_at(19, &mut buf[..2]).unwrap(); // into the second's first byte
+        assert_eq!(&buf[..2], b".B");
+        assert_eq!(queued(&b), []);
+    }
+
+    /// A caller that needs queued writes while another write is in flight (the writer
+    /// thread's, played here by the test) waits for that write to end before it makes
+    /// the rest: one write at a time, in queue order. Done waiting, it no longer counts
+    /// as waiting.
+    #[test]
+    fn a_caller_waits_for_the_write_in_flight_before_making_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.fs");
+        let b = Arc::new(without_writer(&path));
+        let behind = || b.behind.as_ref().unwrap();
+        b.write_at(0, b"FS30").unwrap();
+        // The "writer" takes the first job and starts writing it.
+        let (pos, data) = {
+            let mut q = behind().lock();
+            let (pos, data) = q.jobs.pop_front().unwrap();
+            q.in_flight = Some((pos, pos + data.len() as u64));
+            (pos, data)
+        };
+        b.write_at(10, b"next").unwrap();
+        let syncer = {
+            let b = b.clone();
+            std::thread::spawn(move || b.sync())
+        };
+        // Bounded: a caller that never waits, or waits uncounted, fails the test.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while behind().lock().waiting == 0 {
+            assert!(!syncer.is_finished(), "the sync did not wait");
+            assert!(std::time::Instant::now() < deadline, "the sync never waits");
+            std::thread::yield_now();
+        }
+        assert_eq!(queued(&b), [(10, 14)], "nothing made while a write is in flight");
+        // The "writer" finishes its write.
+        write_all_at(&b.file, pos, &data).unwrap();
+        {
+            let mut q = behind().lock();
+            q.in_flight = None;
+            q.queued_bytes -= data.len();
+            behind().shared.done.notify_all();
+        }
+        syncer.join().unwrap().unwrap();
+        let q = behind().lock();
+        assert_eq!((q.jobs.len(), q.queued_bytes, q.waiting), (0, 0, 0));
+        assert_eq!(std::fs::read(&path).unwrap(), b"FS30\0\0\0\0\0\0next");
+    }
+
+    /// Job buffers: a write that appends are likely to follow (`SMALL_JOB` bytes or more,
+    /// less than a chunk) starts a job in a buffer that holds a chunk; a small write (a
+    /// status flip) gets a buffer of its own size. Appends merge into the last job until it
+    /// holds a chunk, then start a job of their own. A written job's buffer of one to two
+    /// chunks is kept and reused by the next job that is not small; a larger one is let go.
+    #[test]
+    fn job_buffers_hold_a_chunk_for_appends_and_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.fs");
+        let b = without_writer(&path);
+        let behind = b.behind.as_ref().unwrap();
+        let c = WRITE_BEHIND_CHUNK;
+        let jobs = || {
+            let q = behind.lock();
+            let j: Vec<_> = q.jobs.iter().map(|(p, d)| (*p, d.len(), d.capacity())).collect();
+            j
+        };
+        let spare = || behind.lock().spare.as_ref().map(Vec::capacity);
+        b.write_at(0, &[1; SMALL_JOB]).unwrap();
+        assert_eq!(jobs(), [(0, SMALL_JOB, c)]);
+        b.write_at(SMALL_JOB as u64, &vec![2; c - SMALL_JOB]).unwrap();
+        assert_eq!(jobs(), [(0, c, c)], "an append merges");
+        let small = SMALL_JOB - 1;
+        b.write_at(c as u64, &vec![3; small]).unwrap();
+        assert_eq!(
+            jobs(),
+            [(0, c, c), (c as u64, small, small)],
+            "an append to a whole chunk starts a job; a small one of its own size"
+        );
+        b.sync().unwrap();
+        assert_eq!(spare(), Some(c), "the chunk's buffer is kept, not the small one's");
+        b.write_at(4 * c as u64, &[4; 10]).unwrap();
+        assert_eq!(jobs(), [(4 * c as u64, 10, 10)]);
+        assert_eq!(spare(), Some(c), "a small write leaves the spare buffer alone");
+        b.write_at(5 * c as u64, &[5; SMALL_JOB]).unwrap();
+        assert_eq!(spare(), None, "a larger one takes it");
+        assert_eq!(jobs()[1], (5 * c as u64, SMALL_JOB, c));
+        // Appends grow it past a chunk; at up to two chunks it is still kept.
+        b.write_at((5 * c + SMALL_JOB) as u64, &vec![6; c]).unwrap();
+        b.sync().unwrap();
+        let kept = spare().expect("a buffer of less than two chunks is kept");
+        assert!((c + SMALL_JOB..=2 * c).contains(&kept), "{kept}");
+        // More than two chunks: let go (what the queue keeps stays bounded).
+        b.write_at(8 * c as u64, &vec![7; 2 * c + 1]).unwrap();
+        assert_eq!(spare(), None);
+        b.sync().unwrap();
+        assert_eq!(spare(), None);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 10 * c + 1);
+        assert_eq!(
+            (bytes[0], bytes[c - 1], bytes[c], bytes[4 * c], bytes[5 * c + SMALL_JOB]),
+            (1, 2, 3, 4, 6)
+        );
+        assert_eq!((bytes[3 * c], bytes[10 * c]), (0, 7));
     }
 
     /// A small write, and the tail of a burst, reach the file without a read, a sync or a
