@@ -602,6 +602,64 @@ mod tests {
         exercise(&b);
     }
 
+    /// A short write is continued where it stopped, with the rest of the bytes: here the
+    /// file-size limit cuts a write of 10 bytes at 1 after its first 6 (as a full disk cuts
+    /// one), and the rest, at 7, fails with EFBIG. What landed is the write's first bytes
+    /// in place, and the error is returned. The limit holds for the whole process, so the
+    /// write is made in a child: this test binary run again for this one test, told so by
+    /// `ZRS_SHORT_WRITE_FILE`; it is waited for with a bound.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_short_write_is_continued_where_it_stopped() {
+        const FILE: &str = "ZRS_SHORT_WRITE_FILE";
+        const LIMIT: libc::rlim_t = 7;
+        let name = "a_short_write_is_continued_where_it_stopped";
+        if let Some(path) = std::env::var_os(FILE) {
+            let limit = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            // SAFETY: plain system calls on values we own; this process is the child.
+            unsafe {
+                assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+                // A write at the limit fails with EFBIG instead of killing the process.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
+            let file = OpenOptions::new().write(true).open(path).unwrap();
+            let e = write_all_at(&file, 1, b"0123456789").unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EFBIG), "{e}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.fs");
+        std::fs::write(&path, b"").unwrap();
+        // The test's name as the harness knows it: its module path less the crate's name.
+        let module = module_path!().split_once("::").unwrap().1;
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("{module}::{name}"), "--test-threads=1"])
+            .env(FILE, &path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+        let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+            // SAFETY: kill of our own child, which has not been waited for.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("the child never finished its write");
+        };
+        let out = out.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"\x00012345");
+    }
+
     /// A failing `pread` or `pwrite` (here EBADF: a file opened for the other direction)
     /// is returned to the caller, not retried as an interrupted call is. Run on a thread
     /// and waited for with a bound, so that a retry loop fails the test instead of hanging it.
@@ -651,8 +709,9 @@ mod tests {
     }
 
     /// The queue never holds more than `WRITE_BEHIND_LIMIT` bytes: a write that would pass
-    /// it waits until the writer has made room. Here there is no writer thread, so the
-    /// test takes the writer's part: it sees the caller wait, then empties the queue.
+    /// it waits until the writer has made room, and no longer: room for it, not an empty
+    /// queue. Here there is no writer thread, so the test takes the writer's part: it sees
+    /// the caller wait, then makes the first queued write as the writer does.
     #[test]
     fn a_write_past_the_queue_limit_waits_for_the_writer() {
         let dir = tempfile::tempdir().unwrap();
@@ -662,31 +721,39 @@ mod tests {
             thread: None,
         });
         let caller = behind.clone();
+        let half = WRITE_BEHIND_LIMIT / 2;
         let filler = std::thread::spawn(move || {
-            caller.queue(0, &vec![1u8; WRITE_BEHIND_LIMIT]).unwrap();
-            // Not adjacent to the first: a job of its own, 1 byte over the limit.
-            caller.queue(1 << 40, &[2u8; 1]).unwrap();
+            // Not adjacent: a job each, the third 1 byte over the limit.
+            caller.queue(0, &vec![1u8; half]).unwrap();
+            caller.queue(1 << 30, &vec![2u8; half]).unwrap();
+            caller.queue(1 << 40, &[3u8; 1]).unwrap();
         });
+        // Bounded: a caller that waits for good fails the test rather than hanging it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while behind.lock().waiting == 0 && !filler.is_finished() {
+        let bounded = || {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the caller neither waits nor returns"
             );
             std::thread::yield_now();
+        };
+        while behind.lock().waiting == 0 && !filler.is_finished() {
+            bounded();
         }
-        {
-            let mut q = behind.lock();
-            assert_eq!(q.waiting, 1, "the second write waits");
-            assert_eq!(q.queued_bytes, WRITE_BEHIND_LIMIT);
-            q.jobs.clear();
-            q.queued_bytes = 0;
+        let q = behind.lock();
+        assert_eq!(q.waiting, 1, "the third write waits");
+        assert_eq!(q.queued_bytes, WRITE_BEHIND_LIMIT);
+        drop(q);
+        let mut q = behind.lock();
+        let (pos, data) = q.jobs.pop_front().unwrap();
+        drop(write_job(&behind.file, &behind.shared, q, pos, data));
+        while !filler.is_finished() {
+            bounded();
         }
-        behind.shared.done.notify_all();
         filler.join().unwrap();
         let q = behind.lock();
-        assert_eq!(q.queued_bytes, 1);
-        assert_eq!(q.jobs.len(), 1);
+        assert_eq!(q.queued_bytes, half + 1);
+        assert_eq!(q.jobs.len(), 2);
         // Done waiting, the caller no longer counts as waiting (the writer would wake
         // callers that are not there at every write).
         assert_eq!(q.waiting, 0);
@@ -846,12 +913,16 @@ mod tests {
         b.read_exact_at(24, &mut buf[..6]).unwrap(); // from where the second ends
         assert_eq!(&buf[..6], b"......");
         assert_eq!(queued(&b), [(4, 8), (20, 24)]);
+        let queued_bytes = || b.behind.as_ref().unwrap().lock().queued_bytes;
+        assert_eq!(queued_bytes(), 8);
         b.read_exact_at(7, &mut buf[..1]).unwrap(); // the first's last byte
         assert_eq!(&buf[..1], b"A");
         assert_eq!(queued(&b), [(20, 24)]);
+        assert_eq!(queued_bytes(), 4);
         b.read_exact_at(19, &mut buf[..2]).unwrap(); // into the second's first byte
         assert_eq!(&buf[..2], b".B");
         assert_eq!(queued(&b), []);
+        assert_eq!(queued_bytes(), 0);
     }
 
     /// A caller that needs queued writes while another write is in flight (the writer
@@ -873,9 +944,10 @@ mod tests {
             (pos, data)
         };
         b.write_at(10, b"next").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
         let syncer = {
             let b = b.clone();
-            std::thread::spawn(move || b.sync())
+            std::thread::spawn(move || tx.send(b.sync().map_err(|e| e.to_string())))
         };
         // Bounded: a caller that never waits, or waits uncounted, fails the test.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -885,14 +957,11 @@ mod tests {
             std::thread::yield_now();
         }
         assert_eq!(queued(&b), [(10, 14)], "nothing made while a write is in flight");
-        // The "writer" finishes its write.
-        write_all_at(&b.file, pos, &data).unwrap();
-        {
-            let mut q = behind().lock();
-            q.in_flight = None;
-            q.queued_bytes -= data.len();
-            behind().shared.done.notify_all();
-        }
+        // The "writer" makes its write, as the writer thread does: that wakes the caller.
+        let q = behind().lock();
+        drop(write_job(&b.file, &behind().shared, q, pos, data));
+        let synced = rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(synced, Ok(Ok(())), "the caller was woken and made the rest");
         syncer.join().unwrap().unwrap();
         let q = behind().lock();
         assert_eq!((q.jobs.len(), q.queued_bytes, q.waiting), (0, 0, 0));
