@@ -1061,6 +1061,22 @@ mod tests {
         assert_eq!(&bytes[bytes.len() - 3..], b"end");
     }
 
+    /// Dropping a write-behind backend makes what is still queued (dropping it is not a
+    /// crash) and ends its writer thread before it returns: the thread, which holds the
+    /// queue's other handle, is gone.
+    #[test]
+    fn dropping_write_behind_makes_the_queued_writes_and_ends_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.fs");
+        let b = FileBackend::open_write_behind(&path).unwrap();
+        let shared = b.behind.as_ref().unwrap().shared.clone();
+        b.write_at(0, b"FS30").unwrap();
+        b.write_at(4, b"last").unwrap();
+        drop(b);
+        assert_eq!(std::fs::read(&path).unwrap(), b"FS30last");
+        assert_eq!(Arc::strong_count(&shared), 1, "the writer thread still runs");
+    }
+
     /// Writes queued behind are seen by every read that follows them, in order, from
     /// any thread, and reach the file by the time the backend is dropped.
     #[test]
