@@ -264,6 +264,30 @@ fn a_file_cut_under_a_reader_is_corruption_not_a_half_header() {
     }
 }
 
+/// What a primary's status reports of a secondary's lag: the transactions later than any
+/// tid, and their bytes; and the number of transactions.
+#[test]
+fn after_counts_the_transactions_and_bytes_later_than_a_tid() {
+    let (bytes, ends) = three_txns();
+    let s = open_bytes(bytes, Options::default()).0.unwrap();
+    let reader = s.file_reader();
+    assert_eq!(reader.transaction_count(), 3);
+    // Where transactions 10, 20 and 30 start (the first after the magic), and the end.
+    let starts = [4, ends[1], ends[2], ends[3]];
+    for tid in 0..35 {
+        let later = [10, 20, 30].iter().filter(|&&x| x > tid).count();
+        let from = starts[3 - later];
+        assert_eq!(
+            reader.after(t(tid)).unwrap(),
+            zrs::storage::file::After {
+                transactions: later as u64,
+                bytes: ends[3] - from,
+            },
+            "after {tid}"
+        );
+    }
+}
+
 #[test]
 fn a_whole_transaction_after_the_damage_that_does_not_follow_in_tid_order_is_tail() {
     // Damage at the end, then the bytes of a transaction the file already holds (a tid not
@@ -285,6 +309,30 @@ fn a_whole_transaction_after_the_damage_that_does_not_follow_in_tid_order_is_tai
     assert_eq!(s.last_transaction(), t(20));
 }
 
+/// A transaction without records (begun, voted and finished with nothing stored: ZODB
+/// writes one, and a primary sends a `T` then a `C` for it) is its header alone, and a
+/// whole transaction: the file reopens with it, in the middle and at the end.
+#[test]
+fn a_transaction_without_records_reopens_as_a_transaction() {
+    let b = Arc::new(MemoryBackend::new());
+    let mut s =
+        FileStorage::open_with_backend("t.fs", Box::new(b.clone()), Options::default()).unwrap();
+    commit(&mut s, 10, &[(0, b"root")]);
+    commit(&mut s, 20, &[]);
+    commit(&mut s, 30, &[(1, b"one")]);
+    commit(&mut s, 40, &[]);
+    drop(s);
+    let (s, backend) = open_bytes(b.contents(), Options::default());
+    let s = s.unwrap();
+    assert!(s.recovered_tail().is_none());
+    assert_eq!(backend.contents(), b.contents(), "nothing cut");
+    let txns = all(&s);
+    let tids: Vec<Tid> = txns.iter().map(|t| t.meta.tid).collect();
+    assert_eq!(tids, [t(10), t(20), t(30), t(40)]);
+    assert!(txns[1].records.is_empty() && txns[3].records.is_empty());
+    assert_eq!(s.load(o(1)).unwrap(), (b"one".to_vec(), t(30)));
+}
+
 #[test]
 fn a_transaction_length_shorter_than_its_header_is_named() {
     let (bytes, ends) = three_txns();
@@ -299,6 +347,67 @@ fn a_transaction_length_shorter_than_its_header_is_named() {
             );
         }
         other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+/// A data record whose length runs past its transaction, found by the open-time scan: the
+/// error names that record and says so (not only that the records do not add up).
+#[test]
+fn a_record_running_past_its_transaction_is_named_by_the_scan() {
+    let (bytes, ends) = three_txns();
+    // The second transaction's first record (after its header, user "u" and description
+    // "txn 20"); its data length is the last 8 bytes of its 42-byte header.
+    let tlen = ends[2] - 8 - ends[1];
+    let off = 23 + 1 + 6;
+    let record = ends[1] + off;
+    for over in [1, 1000] {
+        let plen = tlen - off - 42 + over;
+        let mut b = bytes.clone();
+        b[record as usize + 34..record as usize + 42].copy_from_slice(&plen.to_be_bytes());
+        match open_bytes(b, Options::default()).0 {
+            Err(StorageError::Corrupt { pos, what, .. }) => {
+                assert_eq!(pos, ends[1], "{what}");
+                let named = format!(
+                    "data record at byte {record} of {} bytes exceeds the transaction",
+                    42 + plen
+                );
+                assert!(what.contains(&named), "{what}");
+            }
+            Err(e) => panic!("expected Corrupt, got {e}"),
+            Ok(_) => panic!("opened with a record {over} bytes past its transaction"),
+        }
+    }
+}
+
+/// A transaction length that ends inside a record's header, or right after it (no room
+/// for its data): the scan names which, at that record.
+#[test]
+fn a_transaction_ending_inside_or_just_after_a_record_header_is_named() {
+    let (bytes, ends) = three_txns();
+    // The second transaction's first record follows its header, user "u" and description
+    // "txn 20"; the record's data is "one-v2".
+    let off = 23 + 1 + 6;
+    let record = ends[1] + off;
+    for (tlen, named) in [
+        (
+            off + 20,
+            format!("data record header at byte {record} exceeds the transaction"),
+        ),
+        (
+            off + 42,
+            format!("data record at byte {record} of 48 bytes exceeds the transaction"),
+        ),
+    ] {
+        let mut b = bytes.clone();
+        b[ends[1] as usize + 8..ends[1] as usize + 16].copy_from_slice(&tlen.to_be_bytes());
+        match open_bytes(b, Options::default()).0 {
+            Err(StorageError::Corrupt { pos, what, .. }) => {
+                assert_eq!(pos, ends[1], "{what}");
+                assert!(what.contains(&named), "length {tlen}: {what}");
+            }
+            Err(e) => panic!("expected Corrupt, got {e}"),
+            Ok(_) => panic!("opened with a transaction length of {tlen}"),
+        }
     }
 }
 
@@ -445,6 +554,74 @@ fn durability_modes_fsync_per_transaction_or_per_batch() {
         }
     )
     .is_err());
+}
+
+/// Switching to per-transaction durability syncs, at once, what a batch left unsynced;
+/// switching to batches syncs nothing.
+#[test]
+fn switching_to_per_transaction_durability_syncs_the_batch_at_once() {
+    let b = Arc::new(CountingBackend::default());
+    let mut s = FileStorage::open_with_backend(
+        "t.fs",
+        Box::new(b.clone()),
+        Options {
+            read_only: false,
+            durability: Durability::Batch(10),
+        },
+    )
+    .unwrap();
+    s.set_format(Format::Fs30).unwrap();
+    let base = b.syncs();
+    for n in 1..=3 {
+        commit(&mut s, n, &[(n, b"x")]);
+    }
+    assert_eq!(b.syncs(), base, "a batch of 10 not yet full");
+    s.set_durability(Durability::EveryTransaction).unwrap();
+    assert_eq!(b.syncs(), base + 1, "the three synced on switching");
+    s.set_durability(Durability::EveryTransaction).unwrap();
+    assert_eq!(b.syncs(), base + 1, "nothing more to sync");
+    s.set_durability(Durability::Batch(10)).unwrap();
+    assert_eq!(b.syncs(), base + 1, "switching to batches syncs nothing");
+    commit(&mut s, 4, &[(4, b"x")]);
+    assert_eq!(b.syncs(), base + 1);
+    s.set_durability(Durability::EveryTransaction).unwrap();
+    assert_eq!(b.syncs(), base + 2);
+}
+
+/// Dropping a storage closes it: the transaction in progress is aborted (nothing of the
+/// voted one stays in the file), the finished ones not yet synced are synced, and its
+/// readers see it closed.
+#[test]
+fn dropping_a_storage_closes_it() {
+    let b = Arc::new(CountingBackend::default());
+    let mut s = FileStorage::open_with_backend(
+        "t.fs",
+        Box::new(b.clone()),
+        Options {
+            read_only: false,
+            durability: Durability::Batch(10),
+        },
+    )
+    .unwrap();
+    commit(&mut s, 1, &[(0, b"root")]);
+    commit(&mut s, 2, &[(1, b"one")]);
+    let committed = b.inner.contents();
+    let syncs = b.syncs();
+    s.tpc_begin(meta(3)).unwrap();
+    s.restore(o(1), t(3), Some(b"three"), b"", None).unwrap();
+    s.tpc_vote().unwrap();
+    let reader = s.file_reader();
+    assert_eq!(reader.load(o(1)).unwrap(), (b"one".to_vec(), t(2)));
+    drop(s);
+    let left = b.inner.contents();
+    assert!(
+        left == committed,
+        "the voted transaction is gone: {} bytes left, {} committed",
+        left.len(),
+        committed.len()
+    );
+    assert_eq!(b.syncs(), syncs + 1, "the batch is synced");
+    assert!(matches!(reader.load(o(1)), Err(StorageError::Closed)));
 }
 
 /// A disk that remembers which writes are synced. Every operation is logged, so one run
@@ -953,6 +1130,110 @@ fn disk_faults_on_a_real_file_leave_a_clean_prefix() {
     let reopened = FileStorage::open(&path, Options::default()).unwrap();
     assert_eq!(reopened.last_transaction(), t(3));
     assert!(reopened.recovered_tail().is_none());
+}
+
+/// Closing a failed storage cuts the file back to what the last fsync made durable, and
+/// syncs that cut: while the disk still fails, the cut is not known durable, so the storage
+/// stays failed and closing again tries again.
+#[test]
+fn closing_a_failed_storage_while_the_disk_still_fails_leaves_it_failed() {
+    use zrs::storage::file::faulty::{DiskError, DiskFault, DiskOp, FaultyBackend};
+    let disk = Arc::new(FaultyBackend::new(MemoryBackend::new()));
+    let mut s =
+        FileStorage::open_with_backend("t.fs", Box::new(disk.clone()), Options::default()).unwrap();
+    commit(&mut s, 1, &[(0, b"root")]);
+    let durable = disk.inner().contents();
+    disk.arm(DiskFault {
+        sticky: true,
+        ..DiskFault::once(DiskOp::Sync, DiskError::Io)
+    });
+    s.tpc_begin(meta(2)).unwrap();
+    s.restore(o(1), t(2), Some(b"one"), b"", None).unwrap();
+    s.tpc_vote().unwrap();
+    assert!(s.tpc_finish().is_err());
+    assert!(s.failed());
+    let fired = disk.fired();
+    s.close().unwrap();
+    assert_eq!(disk.inner().contents(), durable, "cut back");
+    assert_eq!(
+        disk.fired(),
+        fired + 1,
+        "the cut was synced, and that failed"
+    );
+    assert!(s.failed(), "the cut is not known durable");
+    disk.heal();
+    s.close().unwrap();
+    assert!(!s.failed(), "cut and synced");
+    assert_eq!(disk.inner().contents(), durable);
+}
+
+/// Loading a revision walks the object's records from the newest back to that one and no
+/// further: damage to an older record does not reach it.
+#[test]
+fn load_serial_reads_no_record_older_than_the_one_asked_for() {
+    let (bytes, _) = three_txns();
+    let (s, backend) = open_bytes(bytes, Options::default());
+    let s = s.unwrap();
+    // Oid 1's record in the first transaction: after the magic, the header, user "u",
+    // description "txn 10" and the root's record (a 42-byte header and "root"). Its oid is
+    // damaged.
+    let older = 4 + 23 + 1 + 6 + 42 + 4;
+    backend.write_at(older, &o(9).0).unwrap();
+    match s.load_serial(o(1), t(10)) {
+        Err(StorageError::Corrupt { pos, .. }) => assert_eq!(pos, older),
+        other => panic!("expected Corrupt at {older}, got {other:?}"),
+    }
+    assert_eq!(s.load_serial(o(1), t(20)).unwrap(), b"one-v2");
+}
+
+/// A file longer than FileStorage positions can address (6 bytes: 256 TiB) is refused on
+/// open, naming the limit; one of exactly that length is not refused for its length.
+#[test]
+fn a_file_past_the_addressable_length_is_refused() {
+    use zrs::storage::file::index::MAX_POS;
+    /// The bytes of `0`, with the length `1` claimed for them.
+    #[derive(Debug)]
+    struct Claims(MemoryBackend, u64);
+    impl Backend for Claims {
+        fn len(&self) -> io::Result<u64> {
+            Ok(self.1)
+        }
+        fn read_at(&self, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+            self.0.read_at(pos, buf)
+        }
+        fn write_at(&self, pos: u64, data: &[u8]) -> io::Result<()> {
+            self.0.write_at(pos, data)
+        }
+        fn set_len(&self, len: u64) -> io::Result<()> {
+            self.0.set_len(len)
+        }
+        fn sync(&self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+    let (bytes, ends) = three_txns();
+    let open = |len| {
+        FileStorage::open_with_backend(
+            "t.fs",
+            Box::new(Claims(MemoryBackend::with_bytes(bytes.clone()), len)),
+            Options {
+                read_only: true,
+                ..Options::default()
+            },
+        )
+    };
+    match open(MAX_POS + 1) {
+        Err(StorageError::Corrupt { pos, what, .. }) => {
+            assert_eq!(pos, MAX_POS, "{what}");
+            assert!(what.contains(&format!("end at {MAX_POS} bytes")), "{what}");
+        }
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("a file of {} bytes opened", MAX_POS + 1),
+    }
+    // At MAX_POS: read as far as the bytes go; what the length claims past them is a tail.
+    let s = open(MAX_POS).unwrap();
+    assert_eq!(s.last_transaction(), t(30));
+    assert_eq!(s.recovered_tail().map(|t| t.pos), Some(ends[3]));
 }
 
 /// A vote whose write failed (the disk full for a moment) leaves the transaction as it was

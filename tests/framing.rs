@@ -236,6 +236,33 @@ fn declared_length_allocates_nothing() {
     assert_eq!(d.allocated(), 0, "a failed decoder frees its buffer");
 }
 
+/// A long stream whose chunks never end on a message boundary (a few bytes of the next
+/// message are always held): the bytes already returned are let go, so memory follows the
+/// bytes held, not every byte ever received.
+#[test]
+fn memory_follows_the_bytes_held_not_the_bytes_received() {
+    let message = frame(b"sixsix"); // 10 bytes framed
+    let stream = message.repeat(10_000);
+    let mut d = FrameDecoder::new(DEFAULT_SECONDARY_LIMIT);
+    d.feed(&stream[..3]);
+    let mut frames = 0;
+    for chunk in stream[3..].chunks(message.len()) {
+        d.feed(chunk);
+        while let Some(f) = d.next_frame_slice().unwrap() {
+            assert_eq!(f, b"sixsix");
+            frames += 1;
+        }
+        let held = d.buffered();
+        assert!(held == 3 || held == 0, "holds {held}");
+        assert!(
+            held <= d.allocated() && d.allocated() <= 256,
+            "{} allocated to hold {held} bytes, after {frames} messages",
+            d.allocated()
+        );
+    }
+    assert_eq!(frames, 10_000);
+}
+
 #[test]
 fn big_frame_in_small_chunks_is_linear() {
     // 4 MiB in 7-byte chunks: quadratic copying would take minutes in a debug build.

@@ -540,6 +540,32 @@ mod tests {
         }
     }
 
+    /// `read_block` fills the buffer, a few bytes per read, and reads no further once it is
+    /// full: a source with nothing more to give yet (a pipe, a socket) could block or fail
+    /// on one more read. Where the input ends first, it returns what there was.
+    #[test]
+    fn read_block_reads_until_the_buffer_is_full_and_no_further() {
+        /// Yields its bytes three at a time, then fails every read.
+        struct Then<'a>(&'a [u8]);
+        impl Read for Then<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() {
+                    return Err(io::Error::other("read past the bytes asked for"));
+                }
+                let n = buf.len().min(self.0.len()).min(3);
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut buf = [0u8; 8];
+        assert_eq!(read_block(&mut Then(b"12345678"), &mut buf).unwrap(), 8);
+        assert_eq!(&buf, b"12345678");
+        let mut buf = [0u8; 8];
+        assert_eq!(read_block(&mut &b"abc"[..], &mut buf).unwrap(), 3);
+        assert_eq!(&buf[..3], b"abc");
+    }
+
     /// A sink that only takes whole payloads (the trait's default `frame_from`).
     struct Plain(Vec<u8>);
 
@@ -580,9 +606,13 @@ mod tests {
                     .unwrap(),
                 n
             );
-            StreamEncoder::unsealed()
-                .message_from(&mut c, BLOB_BLOCK_SIZE, &mut unsealed)
-                .unwrap();
+            assert_eq!(
+                StreamEncoder::unsealed()
+                    .message_from(&mut c, BLOB_BLOCK_SIZE, &mut unsealed)
+                    .unwrap(),
+                n,
+                "the length read into an unsealed window"
+            );
             sizes.push(n);
             if n == 0 {
                 break;

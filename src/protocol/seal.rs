@@ -373,6 +373,20 @@ mod tests {
         assert!(!sealer.seal(window).is_empty());
     }
 
+    /// An unsealed window is empty only with neither bytes nor a commit mark: a window of a
+    /// blob's blocks holds no `C`, one may hold only the `C` that ends the transaction the
+    /// window before filled, and each must go out (the primary sends no empty window).
+    #[test]
+    fn an_unsealed_window_is_empty_only_with_nothing_in_it() {
+        assert!(Unsealed::default().is_empty());
+        let mut window = Unsealed::default();
+        window.frame(b"a block");
+        assert!(!window.is_empty(), "bytes without a commit");
+        let mut window = Unsealed::default();
+        window.commit_here();
+        assert!(!window.is_empty(), "a commit without bytes");
+    }
+
     /// An interrupted write is retried; any other error ends the write and is returned.
     #[test]
     fn a_failing_write_is_returned_not_retried() {

@@ -239,6 +239,37 @@ fn a_lost_connection_aborts_the_partial_transaction() {
     connect_and_commit_root(&mut s);
 }
 
+/// Without keep-alives (zc.zrs's default, a delay of 0) no keep-alive timer is set, so a
+/// lost connection has none to cancel: its actions are the reconnect alone.
+#[test]
+fn without_keep_alives_a_lost_connection_cancels_no_timer() {
+    let mut s = Secondary::new(
+        MemoryStorage::new("Data.fs"),
+        Config {
+            address: Some(Address::tcp("", 8000)),
+            ..Config::default()
+        },
+    );
+    assert!(s.config.keep_alive_delay.is_zero());
+    assert_eq!(drain(&mut s), vec![Action::Connect(Address::tcp("", 8000))]);
+    s.connected("peer");
+    let actions = drain(&mut s);
+    assert!(
+        !actions
+            .iter()
+            .any(|a| matches!(a, Action::SetTimer { .. } | Action::CancelTimer(_))),
+        "{actions:?}"
+    );
+    s.connection_lost(&LossReason::Done);
+    assert_eq!(
+        drain(&mut s),
+        vec![Action::SetTimer {
+            timer: Timer::Connect,
+            delay: s.config.reconnect_delay,
+        }]
+    );
+}
+
 #[test]
 fn close_in_each_phase_never_reconnects() {
     // Connecting: the attempt is abandoned.
@@ -277,7 +308,10 @@ fn the_secondary_reads_as_a_read_only_storage() {
     let mut s = connected();
     drain(&mut s);
     let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.transaction(
+        Tid::from_u64(5),
+        &[(Oid::ZERO, b"root"), (Oid::from_u64(1), b"one")],
+    );
     p.commit(None);
     s.data_received(&p.out);
     let reads: &dyn ReadStorage = &s;
@@ -291,7 +325,7 @@ fn the_secondary_reads_as_a_read_only_storage() {
     assert_eq!(reads.reader().iterator(None, None).count(), 1);
     // Every read answers what the storage under it answers.
     assert_eq!(reads.name(), "Data.fs");
-    assert_eq!(reads.len(), 1);
+    assert_eq!(reads.len(), 2);
     assert!(reads.size() > 0);
     assert_eq!(reads.size(), s.storage.size());
     assert_eq!(reads.format(), Some(Format::Fs30));
@@ -311,7 +345,7 @@ fn the_secondary_reads_as_a_read_only_storage() {
     assert_eq!(reads.history(Oid::ZERO, 10).unwrap().len(), 1);
     assert_eq!(reads.iterator(Some(Tid::from_u64(6)), None).count(), 0);
     assert_eq!(reads.iterator(None, Some(Tid::from_u64(5))).count(), 1);
-    // Over a blob storage, it keeps blobs.
+    // Over a blob storage, it keeps blobs, and opens those it replicated.
     let dir = tempfile::tempdir().unwrap();
     let blobs = crate::storage::blob::BlobStorage::open(
         MemoryStorage::new("Data.fs"),
@@ -319,7 +353,42 @@ fn the_secondary_reads_as_a_read_only_storage() {
         false,
     )
     .unwrap();
-    assert!(Secondary::new(blobs, config()).keeps_blobs());
+    let mut s = Secondary::new(blobs, config());
+    assert!(s.keeps_blobs());
+    drain(&mut s);
+    s.connected("peer");
+    drain(&mut s);
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    let record = RecordHeader {
+        oid: Oid::from_u64(1),
+        serial: Tid::from_u64(5),
+        version: Vec::new(),
+        data_txn: None,
+    };
+    let content = b"the blob's bytes";
+    p.encoder
+        .blob(
+            &record,
+            Some(b"cZODB.blob\nBlob\nq\x01.N."),
+            content.len() as u64,
+            &mut &content[..],
+            &mut p.out,
+        )
+        .unwrap();
+    p.commit(None);
+    s.data_received(&p.out);
+    let reads: &dyn ReadStorage = &s;
+    assert_eq!(reads.last_transaction(), Tid::from_u64(5));
+    let blob = reads
+        .open_blob(Oid::from_u64(1), Tid::from_u64(5))
+        .unwrap()
+        .expect("the blob replicated");
+    assert_eq!(blob.read_all().unwrap(), content);
+    assert!(reads
+        .open_blob(Oid::from_u64(1), Tid::from_u64(4))
+        .unwrap()
+        .is_none());
 }
 
 #[test]
@@ -628,14 +697,23 @@ fn the_driver_run_scanner_and_the_inline_one_decide_alike() {
 fn input_without_checkpoints_after_the_scanner_was_taken_is_refused() {
     let mut s = connected();
     drain(&mut s);
-    assert!(s.take_checksum_scanner().is_some());
+    let mut scanner = s.take_checksum_scanner().expect("a scanner");
     assert!(s.take_checksum_scanner().is_none());
+    // One transaction with its checkpoints: committed.
     let mut p = Primary::new(Tid::ZERO);
     p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
     p.commit(None);
+    let mut checkpoints = Vec::new();
+    assert_eq!(scanner.scan(&p.out, 100, &mut checkpoints), p.out.len());
+    s.data_received_scanned(&p.out, checkpoints);
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+    // The next without: refused, naming the message that follows those four (T, S, data, C).
+    p.out.clear();
+    p.transaction(Tid::from_u64(6), &[(Oid::ZERO, b"root 2")]);
+    p.commit(None);
     let ((), log) = crate::test_log::capture(|| s.data_received(&p.out));
-    assert!(log.contains("no checksum checkpoint"), "{log}");
-    assert_eq!(s.storage().last_transaction(), Tid::ZERO);
+    assert!(log.contains("message 5: no checksum checkpoint"), "{log}");
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
     assert!(drain(&mut s).contains(&Action::Disconnect));
 }
 

@@ -272,7 +272,7 @@ impl Tree {
 
 /// `path` without `.` components, as the tree keys it.
 fn normal(path: &Path) -> io::Result<Key> {
-    let mut out = Key::new();
+    let mut out = Key::with_capacity(path.as_os_str().len());
     for c in path.components() {
         match c {
             Component::CurDir => {}
