@@ -892,7 +892,10 @@ mod tests {
     /// The ranges of the queued jobs, in queue order.
     fn queued(b: &FileBackend) -> Vec<(u64, u64)> {
         let q = b.behind.as_ref().unwrap().lock();
-        q.jobs.iter().map(|(p, d)| (*p, p + d.len() as u64)).collect()
+        q.jobs
+            .iter()
+            .map(|(p, d)| (*p, p + d.len() as u64))
+            .collect()
     }
 
     /// A read makes (or waits for) exactly the queued writes it overlaps: not one that
@@ -956,7 +959,11 @@ mod tests {
             assert!(std::time::Instant::now() < deadline, "the sync never waits");
             std::thread::yield_now();
         }
-        assert_eq!(queued(&b), [(10, 14)], "nothing made while a write is in flight");
+        assert_eq!(
+            queued(&b),
+            [(10, 14)],
+            "nothing made while a write is in flight"
+        );
         // The "writer" makes its write, as the writer thread does: that wakes the caller.
         let q = behind().lock();
         drop(write_job(&b.file, &behind().shared, q, pos, data));
@@ -982,13 +989,18 @@ mod tests {
         let c = WRITE_BEHIND_CHUNK;
         let jobs = || {
             let q = behind.lock();
-            let j: Vec<_> = q.jobs.iter().map(|(p, d)| (*p, d.len(), d.capacity())).collect();
+            let j: Vec<_> = q
+                .jobs
+                .iter()
+                .map(|(p, d)| (*p, d.len(), d.capacity()))
+                .collect();
             j
         };
         let spare = || behind.lock().spare.as_ref().map(Vec::capacity);
         b.write_at(0, &[1; SMALL_JOB]).unwrap();
         assert_eq!(jobs(), [(0, SMALL_JOB, c)]);
-        b.write_at(SMALL_JOB as u64, &vec![2; c - SMALL_JOB]).unwrap();
+        b.write_at(SMALL_JOB as u64, &vec![2; c - SMALL_JOB])
+            .unwrap();
         assert_eq!(jobs(), [(0, c, c)], "an append merges");
         let small = SMALL_JOB - 1;
         b.write_at(c as u64, &vec![3; small]).unwrap();
@@ -998,10 +1010,18 @@ mod tests {
             "an append to a whole chunk starts a job; a small one of its own size"
         );
         b.sync().unwrap();
-        assert_eq!(spare(), Some(c), "the chunk's buffer is kept, not the small one's");
+        assert_eq!(
+            spare(),
+            Some(c),
+            "the chunk's buffer is kept, not the small one's"
+        );
         b.write_at(4 * c as u64, &[4; 10]).unwrap();
         assert_eq!(jobs(), [(4 * c as u64, 10, 10)]);
-        assert_eq!(spare(), Some(c), "a small write leaves the spare buffer alone");
+        assert_eq!(
+            spare(),
+            Some(c),
+            "a small write leaves the spare buffer alone"
+        );
         b.write_at(5 * c as u64, &[5; SMALL_JOB]).unwrap();
         assert_eq!(spare(), None, "a larger one takes it");
         assert_eq!(jobs()[1], (5 * c as u64, SMALL_JOB, c));
@@ -1018,7 +1038,13 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(bytes.len(), 10 * c + 1);
         assert_eq!(
-            (bytes[0], bytes[c - 1], bytes[c], bytes[4 * c], bytes[5 * c + SMALL_JOB]),
+            (
+                bytes[0],
+                bytes[c - 1],
+                bytes[c],
+                bytes[4 * c],
+                bytes[5 * c + SMALL_JOB]
+            ),
             (1, 2, 3, 4, 6)
         );
         assert_eq!((bytes[3 * c], bytes[10 * c]), (0, 7));
@@ -1074,7 +1100,11 @@ mod tests {
         b.write_at(4, b"last").unwrap();
         drop(b);
         assert_eq!(std::fs::read(&path).unwrap(), b"FS30last");
-        assert_eq!(Arc::strong_count(&shared), 1, "the writer thread still runs");
+        assert_eq!(
+            Arc::strong_count(&shared),
+            1,
+            "the writer thread still runs"
+        );
     }
 
     /// Writes queued behind are seen by every read that follows them, in order, from
