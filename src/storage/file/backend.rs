@@ -602,6 +602,64 @@ mod tests {
         exercise(&b);
     }
 
+    /// A short write is continued where it stopped, with the rest of the bytes: here the
+    /// file-size limit cuts a write of 10 bytes at 1 after its first 6 (as a full disk cuts
+    /// one), and the rest, at 7, fails with EFBIG. What landed is the write's first bytes
+    /// in place, and the error is returned. The limit holds for the whole process, so the
+    /// write is made in a child: this test binary run again for this one test, told so by
+    /// `ZRS_SHORT_WRITE_FILE`; it is waited for with a bound.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_short_write_is_continued_where_it_stopped() {
+        const FILE: &str = "ZRS_SHORT_WRITE_FILE";
+        const LIMIT: libc::rlim_t = 7;
+        let name = "a_short_write_is_continued_where_it_stopped";
+        if let Some(path) = std::env::var_os(FILE) {
+            let limit = libc::rlimit {
+                rlim_cur: LIMIT,
+                rlim_max: LIMIT,
+            };
+            // SAFETY: plain system calls on values we own; this process is the child.
+            unsafe {
+                assert_eq!(libc::setrlimit(libc::RLIMIT_FSIZE, &limit), 0);
+                // A write at the limit fails with EFBIG instead of killing the process.
+                libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+            }
+            let file = OpenOptions::new().write(true).open(path).unwrap();
+            let e = write_all_at(&file, 1, b"0123456789").unwrap_err();
+            assert_eq!(e.raw_os_error(), Some(libc::EFBIG), "{e}");
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("short.fs");
+        std::fs::write(&path, b"").unwrap();
+        // The test's name as the harness knows it: its module path less the crate's name.
+        let module = module_path!().split_once("::").unwrap().1;
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("{module}::{name}"), "--test-threads=1"])
+            .env(FILE, &path)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+        let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+            // SAFETY: kill of our own child, which has not been waited for.
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("the child never finished its write");
+        };
+        let out = out.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&path).unwrap(), b"\x00012345");
+    }
+
     /// A failing `pread` or `pwrite` (here EBADF: a file opened for the other direction)
     /// is returned to the caller, not retried as an interrupted call is. Run on a thread
     /// and waited for with a bound, so that a retry loop fails the test instead of hanging it.
@@ -651,8 +709,9 @@ mod tests {
     }
 
     /// The queue never holds more than `WRITE_BEHIND_LIMIT` bytes: a write that would pass
-    /// it waits until the writer has made room. Here there is no writer thread, so the
-    /// test takes the writer's part: it sees the caller wait, then empties the queue.
+    /// it waits until the writer has made room, and no longer: room for it, not an empty
+    /// queue. Here there is no writer thread, so the test takes the writer's part: it sees
+    /// the caller wait, then makes the first queued write as the writer does.
     #[test]
     fn a_write_past_the_queue_limit_waits_for_the_writer() {
         let dir = tempfile::tempdir().unwrap();
@@ -662,31 +721,42 @@ mod tests {
             thread: None,
         });
         let caller = behind.clone();
+        let half = WRITE_BEHIND_LIMIT / 2;
         let filler = std::thread::spawn(move || {
-            caller.queue(0, &vec![1u8; WRITE_BEHIND_LIMIT]).unwrap();
-            // Not adjacent to the first: a job of its own, 1 byte over the limit.
-            caller.queue(1 << 40, &[2u8; 1]).unwrap();
+            // Not adjacent: a job each, the third 1 byte over the limit.
+            caller.queue(0, &vec![1u8; half]).unwrap();
+            caller.queue(1 << 30, &vec![2u8; half]).unwrap();
+            caller.queue(1 << 40, &[3u8; 1]).unwrap();
         });
+        // Bounded: a caller that waits for good fails the test rather than hanging it.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while behind.lock().waiting == 0 && !filler.is_finished() {
+        let bounded = || {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the caller neither waits nor returns"
             );
             std::thread::yield_now();
+        };
+        while behind.lock().waiting == 0 && !filler.is_finished() {
+            bounded();
         }
-        {
-            let mut q = behind.lock();
-            assert_eq!(q.waiting, 1, "the second write waits");
-            assert_eq!(q.queued_bytes, WRITE_BEHIND_LIMIT);
-            q.jobs.clear();
-            q.queued_bytes = 0;
+        let q = behind.lock();
+        assert_eq!(q.waiting, 1, "the third write waits");
+        assert_eq!(q.queued_bytes, WRITE_BEHIND_LIMIT);
+        drop(q);
+        let mut q = behind.lock();
+        let (pos, data) = q.jobs.pop_front().unwrap();
+        drop(write_job(&behind.file, &behind.shared, q, pos, data));
+        while !filler.is_finished() {
+            bounded();
         }
-        behind.shared.done.notify_all();
         filler.join().unwrap();
         let q = behind.lock();
-        assert_eq!(q.queued_bytes, 1);
-        assert_eq!(q.jobs.len(), 1);
+        assert_eq!(q.queued_bytes, half + 1);
+        assert_eq!(q.jobs.len(), 2);
+        // Done waiting, the caller no longer counts as waiting (the writer would wake
+        // callers that are not there at every write).
+        assert_eq!(q.waiting, 0);
     }
 
     /// Writes that overlap a queued one without fitting in it (past its end, or from
@@ -797,6 +867,189 @@ mod tests {
         );
     }
 
+    /// A write-behind backend on the file at `path` (created if missing) with no writer
+    /// thread: queued writes stay queued until a caller needs them, so a test sees the
+    /// queue exactly as the calls left it.
+    fn without_writer(path: &Path) -> FileBackend {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .unwrap();
+        let file = Arc::new(file);
+        FileBackend {
+            file: file.clone(),
+            behind: Some(WriteBehind {
+                file,
+                shared: Arc::new(Shared::default()),
+                thread: None,
+            }),
+        }
+    }
+
+    /// The ranges of the queued jobs, in queue order.
+    fn queued(b: &FileBackend) -> Vec<(u64, u64)> {
+        let q = b.behind.as_ref().unwrap().lock();
+        q.jobs
+            .iter()
+            .map(|(p, d)| (*p, p + d.len() as u64))
+            .collect()
+    }
+
+    /// A read makes (or waits for) exactly the queued writes it overlaps: not one that
+    /// ends where the read starts, nor one that starts where the read ends.
+    #[test]
+    fn a_read_makes_only_the_queued_writes_it_overlaps() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.fs");
+        std::fs::write(&path, [b'.'; 30]).unwrap();
+        let b = without_writer(&path);
+        b.write_at(4, b"AAAA").unwrap();
+        b.write_at(20, b"BBBB").unwrap(); // after a gap: a job of its own
+        let mut buf = [0u8; 12];
+        b.read_exact_at(0, &mut buf[..4]).unwrap(); // up to where the first starts
+        assert_eq!(&buf[..4], b"....");
+        b.read_exact_at(8, &mut buf).unwrap(); // from the first's end to the second's start
+        assert_eq!(&buf, b"............");
+        b.read_exact_at(24, &mut buf[..6]).unwrap(); // from where the second ends
+        assert_eq!(&buf[..6], b"......");
+        assert_eq!(queued(&b), [(4, 8), (20, 24)]);
+        let queued_bytes = || b.behind.as_ref().unwrap().lock().queued_bytes;
+        assert_eq!(queued_bytes(), 8);
+        b.read_exact_at(7, &mut buf[..1]).unwrap(); // the first's last byte
+        assert_eq!(&buf[..1], b"A");
+        assert_eq!(queued(&b), [(20, 24)]);
+        assert_eq!(queued_bytes(), 4);
+        b.read_exact_at(19, &mut buf[..2]).unwrap(); // into the second's first byte
+        assert_eq!(&buf[..2], b".B");
+        assert_eq!(queued(&b), []);
+        assert_eq!(queued_bytes(), 0);
+    }
+
+    /// A caller that needs queued writes while another write is in flight (the writer
+    /// thread's, played here by the test) waits for that write to end before it makes
+    /// the rest: one write at a time, in queue order. Done waiting, it no longer counts
+    /// as waiting.
+    #[test]
+    fn a_caller_waits_for_the_write_in_flight_before_making_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.fs");
+        let b = Arc::new(without_writer(&path));
+        let behind = || b.behind.as_ref().unwrap();
+        b.write_at(0, b"FS30").unwrap();
+        // The "writer" takes the first job and starts writing it.
+        let (pos, data) = {
+            let mut q = behind().lock();
+            let (pos, data) = q.jobs.pop_front().unwrap();
+            q.in_flight = Some((pos, pos + data.len() as u64));
+            (pos, data)
+        };
+        b.write_at(10, b"next").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let syncer = {
+            let b = b.clone();
+            std::thread::spawn(move || tx.send(b.sync().map_err(|e| e.to_string())))
+        };
+        // Bounded: a caller that never waits, or waits uncounted, fails the test.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while behind().lock().waiting == 0 {
+            assert!(!syncer.is_finished(), "the sync did not wait");
+            assert!(std::time::Instant::now() < deadline, "the sync never waits");
+            std::thread::yield_now();
+        }
+        assert_eq!(
+            queued(&b),
+            [(10, 14)],
+            "nothing made while a write is in flight"
+        );
+        // The "writer" makes its write, as the writer thread does: that wakes the caller.
+        let q = behind().lock();
+        drop(write_job(&b.file, &behind().shared, q, pos, data));
+        let synced = rx.recv_timeout(std::time::Duration::from_secs(30));
+        assert_eq!(synced, Ok(Ok(())), "the caller was woken and made the rest");
+        syncer.join().unwrap().unwrap();
+        let q = behind().lock();
+        assert_eq!((q.jobs.len(), q.queued_bytes, q.waiting), (0, 0, 0));
+        assert_eq!(std::fs::read(&path).unwrap(), b"FS30\0\0\0\0\0\0next");
+    }
+
+    /// Job buffers: a write that appends are likely to follow (`SMALL_JOB` bytes or more,
+    /// less than a chunk) starts a job in a buffer that holds a chunk; a small write (a
+    /// status flip) gets a buffer of its own size. Appends merge into the last job until it
+    /// holds a chunk, then start a job of their own. A written job's buffer of one to two
+    /// chunks is kept and reused by the next job that is not small; a larger one is let go.
+    #[test]
+    fn job_buffers_hold_a_chunk_for_appends_and_are_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.fs");
+        let b = without_writer(&path);
+        let behind = b.behind.as_ref().unwrap();
+        let c = WRITE_BEHIND_CHUNK;
+        let jobs = || {
+            let q = behind.lock();
+            let j: Vec<_> = q
+                .jobs
+                .iter()
+                .map(|(p, d)| (*p, d.len(), d.capacity()))
+                .collect();
+            j
+        };
+        let spare = || behind.lock().spare.as_ref().map(Vec::capacity);
+        b.write_at(0, &[1; SMALL_JOB]).unwrap();
+        assert_eq!(jobs(), [(0, SMALL_JOB, c)]);
+        b.write_at(SMALL_JOB as u64, &vec![2; c - SMALL_JOB])
+            .unwrap();
+        assert_eq!(jobs(), [(0, c, c)], "an append merges");
+        let small = SMALL_JOB - 1;
+        b.write_at(c as u64, &vec![3; small]).unwrap();
+        assert_eq!(
+            jobs(),
+            [(0, c, c), (c as u64, small, small)],
+            "an append to a whole chunk starts a job; a small one of its own size"
+        );
+        b.sync().unwrap();
+        assert_eq!(
+            spare(),
+            Some(c),
+            "the chunk's buffer is kept, not the small one's"
+        );
+        b.write_at(4 * c as u64, &[4; 10]).unwrap();
+        assert_eq!(jobs(), [(4 * c as u64, 10, 10)]);
+        assert_eq!(
+            spare(),
+            Some(c),
+            "a small write leaves the spare buffer alone"
+        );
+        b.write_at(5 * c as u64, &[5; SMALL_JOB]).unwrap();
+        assert_eq!(spare(), None, "a larger one takes it");
+        assert_eq!(jobs()[1], (5 * c as u64, SMALL_JOB, c));
+        // Appends grow it past a chunk; at up to two chunks it is still kept.
+        b.write_at((5 * c + SMALL_JOB) as u64, &vec![6; c]).unwrap();
+        b.sync().unwrap();
+        let kept = spare().expect("a buffer of less than two chunks is kept");
+        assert!((c + SMALL_JOB..=2 * c).contains(&kept), "{kept}");
+        // More than two chunks: let go (what the queue keeps stays bounded).
+        b.write_at(8 * c as u64, &vec![7; 2 * c + 1]).unwrap();
+        assert_eq!(spare(), None);
+        b.sync().unwrap();
+        assert_eq!(spare(), None);
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 10 * c + 1);
+        assert_eq!(
+            (
+                bytes[0],
+                bytes[c - 1],
+                bytes[c],
+                bytes[4 * c],
+                bytes[5 * c + SMALL_JOB]
+            ),
+            (1, 2, 3, 4, 6)
+        );
+        assert_eq!((bytes[3 * c], bytes[10 * c]), (0, 7));
+    }
+
     /// A small write, and the tail of a burst, reach the file without a read, a sync or a
     /// megabyte more behind them: another process reading the file sees them.
     #[test]
@@ -832,6 +1085,26 @@ mod tests {
         let bytes = std::fs::read(&path).unwrap();
         assert_eq!(&bytes[..4], b"FS30");
         assert_eq!(&bytes[bytes.len() - 3..], b"end");
+    }
+
+    /// Dropping a write-behind backend makes what is still queued (dropping it is not a
+    /// crash) and ends its writer thread before it returns: the thread, which holds the
+    /// queue's other handle, is gone.
+    #[test]
+    fn dropping_write_behind_makes_the_queued_writes_and_ends_the_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.fs");
+        let b = FileBackend::open_write_behind(&path).unwrap();
+        let shared = b.behind.as_ref().unwrap().shared.clone();
+        b.write_at(0, b"FS30").unwrap();
+        b.write_at(4, b"last").unwrap();
+        drop(b);
+        assert_eq!(std::fs::read(&path).unwrap(), b"FS30last");
+        assert_eq!(
+            Arc::strong_count(&shared),
+            1,
+            "the writer thread still runs"
+        );
     }
 
     /// Writes queued behind are seen by every read that follows them, in order, from

@@ -197,6 +197,58 @@ mod tests {
         assert_eq!(holder_text(&None), "");
     }
 
+    /// A lock let go while `acquire` retries (within `RELEASE_GRACE`) is taken: a holder's
+    /// forked child can keep it an instant after the holder closed it. The test holds the
+    /// lock through another open of the file, waits until `acquire` has been refused once
+    /// (its thread then sleeps between tries: Linux shows the system call a thread is
+    /// blocked in), and lets go. A round in which the machine stalls the test past the
+    /// grace proves nothing (`acquire` then gives up, as it should), so there are a few;
+    /// one lock taken is what the test wants, and a first refusal that is final never
+    /// gives one.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_lock_let_go_within_the_grace_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("Data.fs.lock");
+        let sleeping = |nr: i64| {
+            #[cfg(target_arch = "x86_64")]
+            if nr == libc::SYS_nanosleep {
+                return true;
+            }
+            nr == libc::SYS_clock_nanosleep
+        };
+        for _round in 0..20 {
+            let holder = LockFile::acquire(&path).unwrap();
+            let (tx, rx) = std::sync::mpsc::channel();
+            let p = path.clone();
+            let waiter = std::thread::spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                LockFile::acquire(&p)
+            });
+            let syscall = format!("/proc/self/task/{}/syscall", rx.recv().unwrap());
+            // Until it sleeps between tries, or returns (refused for good).
+            while !waiter.is_finished() {
+                let text = std::fs::read_to_string(&syscall).unwrap_or_default();
+                let nr = text.split_whitespace().next().and_then(|n| n.parse().ok());
+                if nr.is_some_and(sleeping) {
+                    break;
+                }
+                std::thread::yield_now();
+            }
+            drop(holder);
+            match waiter.join().unwrap() {
+                Ok(lock) => {
+                    assert_eq!(lock.path(), path);
+                    return;
+                }
+                Err(LockError::Held { .. }) => continue,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        panic!("acquire never took a lock let go while it retried");
+    }
+
     #[test]
     fn old_content_is_replaced_whole() {
         let dir = tempfile::tempdir().unwrap();

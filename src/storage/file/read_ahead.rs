@@ -84,6 +84,14 @@ mod tests {
             .get(&backend, 0, READ_AHEAD + 1, end)
             .unwrap()
             .is_none());
+        // As long as the read-ahead, or ending at the committed end: served from it.
+        let whole = READ_AHEAD as u64;
+        let got = ahead.get(&backend, 7, READ_AHEAD, end).unwrap().unwrap();
+        assert_eq!(got, &data[7..7 + READ_AHEAD]);
+        let got = ahead.get(&backend, end - 10, 10, end).unwrap().unwrap();
+        assert_eq!(got, &data[end as usize - 10..end as usize]);
+        let got = ahead.get(&backend, end - whole, READ_AHEAD, end).unwrap();
+        assert_eq!(got.unwrap(), &data[(end - whole) as usize..end as usize]);
         // Past the committed end: an error, not bytes that are not committed.
         let e = ahead.get(&backend, end - 10, 11, end).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
