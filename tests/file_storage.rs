@@ -177,6 +177,30 @@ fn every_truncation_of_the_last_transaction_is_cut_off_with_a_warning() {
     assert!(log.is_empty(), "{log}");
 }
 
+/// A last transaction cut anywhere after its header: the tail says its length runs past
+/// the end of the file, and how many bytes were left.
+#[test]
+fn a_last_transaction_cut_after_its_header_runs_past_the_end_of_the_file() {
+    let (bytes, ends) = three_txns();
+    let (prev_end, end) = (ends[2], ends[3]);
+    let tlen = end - 8 - prev_end;
+    for cut in prev_end + 23..end {
+        let s = open_bytes(bytes[..cut as usize].to_vec(), Options::default())
+            .0
+            .unwrap();
+        let tail = s.recovered_tail().expect("a tail");
+        assert_eq!(
+            tail.what,
+            format!(
+                "transaction of {} bytes runs past the end of the file ({} bytes left)",
+                tlen + 8,
+                cut - prev_end
+            ),
+            "cut at {cut}"
+        );
+    }
+}
+
 #[test]
 fn read_only_open_ignores_a_damaged_tail_without_cutting() {
     let (bytes, ends) = three_txns();
