@@ -837,6 +837,45 @@ fn legacy_undone_status_is_skipped_by_the_index_but_found_by_restore() {
     assert_eq!(s.load(o(1)).unwrap(), (b"b".to_vec(), t(40)));
 }
 
+/// A restore naming a transaction that holds two records of the object (a transaction
+/// may store an object twice) points back at the later one, as ZODB's `_data_find` does:
+/// the data it holds is the object's state as of that transaction.
+#[test]
+fn a_backpointer_into_a_transaction_with_two_records_of_the_object_takes_the_later() {
+    for others in [0u64, 1, 2, 5] {
+        let b = Arc::new(MemoryBackend::new());
+        let mut s = FileStorage::open_with_backend("t.fs", Box::new(b.clone()), Options::default())
+            .unwrap();
+        // Transaction 10: objects before and after oid 50 (so the two records of oid 50 sit
+        // anywhere in the sorted list), and oid 50 twice.
+        s.tpc_begin(meta(10)).unwrap();
+        for k in 0..others {
+            s.restore(o(k), t(10), Some(b"before"), b"", None).unwrap();
+        }
+        s.restore(o(50), t(10), Some(b"first"), b"", None).unwrap();
+        s.restore(o(50), t(10), Some(b"second"), b"", None).unwrap();
+        for k in 0..others * 2 {
+            s.restore(o(100 + k), t(10), Some(b"after"), b"", None)
+                .unwrap();
+        }
+        s.tpc_vote().unwrap();
+        s.tpc_finish().unwrap();
+        assert_eq!(s.load(o(50)).unwrap(), (b"second".to_vec(), t(10)));
+        s.tpc_begin(meta(20)).unwrap();
+        s.restore(o(50), t(20), Some(b"second"), b"", Some(t(10)))
+            .unwrap();
+        s.tpc_vote().unwrap();
+        s.tpc_finish().unwrap();
+        let last = all(&s).pop().unwrap();
+        assert_eq!(
+            last.records[0].data_txn,
+            Some(t(10)),
+            "{others}: a backpointer"
+        );
+        assert_eq!(s.load(o(50)).unwrap(), (b"second".to_vec(), t(20)));
+    }
+}
+
 /// The writer below commits `oid@n` to object `n % 10` in transaction `n` (2..=300), after
 /// `0@1` in transaction 1: the last revision of `oid` as of transaction `last`, if any.
 fn latest_revision(oid: u64, last: u64) -> Option<u64> {

@@ -211,6 +211,24 @@ fn a_bad_checksum_commits_nothing_disconnects_and_reconnects_later() {
     assert_eq!(drain(&mut s), vec![]);
 }
 
+/// A secondary is in a transaction from a `T` to its `C`: not before the first, not
+/// between two.
+#[test]
+fn in_a_transaction_only_from_its_t_to_its_c() {
+    let mut s = connected();
+    drain(&mut s);
+    assert!(!s.in_transaction(), "connected, nothing received yet");
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    s.data_received(&p.out);
+    assert!(s.in_transaction());
+    p.out.clear();
+    p.commit(None);
+    s.data_received(&p.out);
+    assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
+    assert!(!s.in_transaction(), "between transactions");
+}
+
 #[test]
 fn a_lost_connection_aborts_the_partial_transaction() {
     let mut s = connected();
