@@ -379,6 +379,22 @@ mod tests {
         assert!(ratio <= 1.5, "10 revisions take {ratio}× the memory of 1");
     }
 
+    /// An index prints as a summary (its counts, last tid and end), never its entries:
+    /// a database's index holds millions, and a storage's `Debug` includes it.
+    #[test]
+    fn an_index_prints_as_a_summary() {
+        let mut ix = Index::new(4);
+        for i in 0..1000u64 {
+            ix.add_transaction(t(i + 1), 4 + i, &[(o(i), 4 + i)], 5 + i);
+        }
+        let text = format!("{ix:?}");
+        assert!(text.starts_with("Index {"), "{text}");
+        assert!(text.contains("objects: 1000"), "{text}");
+        assert!(text.contains("transactions: 1000"), "{text}");
+        assert!(text.contains("end: 1004"), "{text}");
+        assert!(text.len() < 200, "{text}");
+    }
+
     /// The estimate is not an underestimate: it counts at least what the index surely
     /// holds, each chunk's 7-byte entries and each chunk's slot in the map (here every
     /// object has a chunk of its own).
