@@ -58,6 +58,15 @@ fn open_bytes(
     )
 }
 
+/// Opens `bytes` expecting them refused as corrupt: where, and the message.
+fn refused_as_corrupt(bytes: Vec<u8>) -> (u64, String) {
+    match open_bytes(bytes, Options::default()).0 {
+        Err(StorageError::Corrupt { pos, what, .. }) => (pos, what),
+        Err(e) => panic!("expected Corrupt, got {e}"),
+        Ok(_) => panic!("the damaged file opened"),
+    }
+}
+
 /// Three transactions; returns the file and the end position of each transaction.
 fn three_txns() -> (Vec<u8>, Vec<u64>) {
     let b = Arc::new(MemoryBackend::new());
@@ -362,16 +371,12 @@ fn a_transaction_length_shorter_than_its_header_is_named() {
     let (bytes, ends) = three_txns();
     let mut b = bytes.clone();
     b[ends[1] as usize + 8..ends[1] as usize + 16].copy_from_slice(&10u64.to_be_bytes());
-    match open_bytes(b, Options::default()).0 {
-        Err(StorageError::Corrupt { pos, what, .. }) => {
-            assert_eq!(pos, ends[1], "{what}");
-            assert!(
-                what.contains("transaction length 10 shorter than its header"),
-                "{what}"
-            );
-        }
-        other => panic!("expected Corrupt, got {other:?}"),
-    }
+    let (pos, what) = refused_as_corrupt(b);
+    assert_eq!(pos, ends[1], "{what}");
+    assert!(
+        what.contains("transaction length 10 shorter than its header"),
+        "{what}"
+    );
 }
 
 /// A data record whose length runs past its transaction, found by the open-time scan: the
@@ -388,18 +393,13 @@ fn a_record_running_past_its_transaction_is_named_by_the_scan() {
         let plen = tlen - off - 42 + over;
         let mut b = bytes.clone();
         b[record as usize + 34..record as usize + 42].copy_from_slice(&plen.to_be_bytes());
-        match open_bytes(b, Options::default()).0 {
-            Err(StorageError::Corrupt { pos, what, .. }) => {
-                assert_eq!(pos, ends[1], "{what}");
-                let named = format!(
-                    "data record at byte {record} of {} bytes exceeds the transaction",
-                    42 + plen
-                );
-                assert!(what.contains(&named), "{what}");
-            }
-            Err(e) => panic!("expected Corrupt, got {e}"),
-            Ok(_) => panic!("opened with a record {over} bytes past its transaction"),
-        }
+        let (pos, what) = refused_as_corrupt(b);
+        assert_eq!(pos, ends[1], "{over} bytes past: {what}");
+        let named = format!(
+            "data record at byte {record} of {} bytes exceeds the transaction",
+            42 + plen
+        );
+        assert!(what.contains(&named), "{what}");
     }
 }
 
@@ -424,14 +424,9 @@ fn a_transaction_ending_inside_or_just_after_a_record_header_is_named() {
     ] {
         let mut b = bytes.clone();
         b[ends[1] as usize + 8..ends[1] as usize + 16].copy_from_slice(&tlen.to_be_bytes());
-        match open_bytes(b, Options::default()).0 {
-            Err(StorageError::Corrupt { pos, what, .. }) => {
-                assert_eq!(pos, ends[1], "{what}");
-                assert!(what.contains(&named), "length {tlen}: {what}");
-            }
-            Err(e) => panic!("expected Corrupt, got {e}"),
-            Ok(_) => panic!("opened with a transaction length of {tlen}"),
-        }
+        let (pos, what) = refused_as_corrupt(b);
+        assert_eq!(pos, ends[1], "length {tlen}: {what}");
+        assert!(what.contains(&named), "length {tlen}: {what}");
     }
 }
 
@@ -580,12 +575,10 @@ fn durability_modes_fsync_per_transaction_or_per_batch() {
     .is_err());
 }
 
-/// Switching to per-transaction durability syncs, at once, what a batch left unsynced;
-/// switching to batches syncs nothing.
-#[test]
-fn switching_to_per_transaction_durability_syncs_the_batch_at_once() {
+/// A new storage syncing in batches of 10 transactions, over a backend that counts fsyncs.
+fn batched_on_counting_backend() -> (FileStorage, Arc<CountingBackend>) {
     let b = Arc::new(CountingBackend::default());
-    let mut s = FileStorage::open_with_backend(
+    let s = FileStorage::open_with_backend(
         "t.fs",
         Box::new(b.clone()),
         Options {
@@ -594,6 +587,14 @@ fn switching_to_per_transaction_durability_syncs_the_batch_at_once() {
         },
     )
     .unwrap();
+    (s, b)
+}
+
+/// Switching to per-transaction durability syncs, at once, what a batch left unsynced;
+/// switching to batches syncs nothing.
+#[test]
+fn switching_to_per_transaction_durability_syncs_the_batch_at_once() {
+    let (mut s, b) = batched_on_counting_backend();
     s.set_format(Format::Fs30).unwrap();
     let base = b.syncs();
     for n in 1..=3 {
@@ -617,16 +618,7 @@ fn switching_to_per_transaction_durability_syncs_the_batch_at_once() {
 /// readers see it closed.
 #[test]
 fn dropping_a_storage_closes_it() {
-    let b = Arc::new(CountingBackend::default());
-    let mut s = FileStorage::open_with_backend(
-        "t.fs",
-        Box::new(b.clone()),
-        Options {
-            read_only: false,
-            durability: Durability::Batch(10),
-        },
-    )
-    .unwrap();
+    let (mut s, b) = batched_on_counting_backend();
     commit(&mut s, 1, &[(0, b"root")]);
     commit(&mut s, 2, &[(1, b"one")]);
     let committed = b.inner.contents();
