@@ -265,6 +265,16 @@ impl Tree {
         }
     }
 
+    /// The inode of the file `path` names; an error naming it if it names a directory
+    /// or nothing.
+    fn file(&self, path: &[u8]) -> io::Result<u64> {
+        match self.entries.get(path) {
+            Some(Entry::File(inode)) => Ok(*inode),
+            Some(Entry::Dir) => Err(io::Error::other(format!("{}: is a directory", shown(path)))),
+            None => Err(not_found(path)),
+        }
+    }
+
     fn is_dir(&self, path: &[u8]) -> bool {
         self.kind(path) == Some(Kind::Dir)
     }
@@ -475,21 +485,15 @@ impl BlobFs for SimDisk {
     fn open(&self, path: &Path) -> io::Result<(u64, Box<dyn Read + Send>)> {
         let path = normal(path)?;
         let s = self.lock();
-        match s.files.entries.get(&path) {
-            Some(Entry::File(inode)) => Ok((
-                s.files.contents.get(inode).map_or(0, |b| b.len() as u64),
-                Box::new(SimReader {
-                    state: self.state.clone(),
-                    inode: *inode,
-                    pos: 0,
-                }),
-            )),
-            Some(Entry::Dir) => Err(io::Error::other(format!(
-                "{}: is a directory",
-                shown(&path)
-            ))),
-            None => Err(not_found(&path)),
-        }
+        let inode = s.files.file(&path)?;
+        Ok((
+            s.files.contents.get(&inode).map_or(0, |b| b.len() as u64),
+            Box::new(SimReader {
+                state: self.state.clone(),
+                inode,
+                pos: 0,
+            }),
+        ))
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -512,17 +516,9 @@ impl BlobFs for SimDisk {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let path = normal(path)?;
         let mut s = self.lock();
-        match s.files.entries.get(&path) {
-            Some(Entry::File(_)) => {
-                s.change(FileOp::Unlink { path });
-                Ok(())
-            }
-            Some(Entry::Dir) => Err(io::Error::other(format!(
-                "{}: is a directory",
-                shown(&path)
-            ))),
-            None => Err(not_found(&path)),
-        }
+        s.files.file(&path)?;
+        s.change(FileOp::Unlink { path });
+        Ok(())
     }
 
     fn create_dir(&self, path: &Path) -> io::Result<()> {
@@ -587,16 +583,7 @@ impl BlobFs for SimDisk {
     fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
         let path = normal(path)?;
         let mut s = self.lock();
-        let inode = match s.files.entries.get(&path) {
-            Some(Entry::File(inode)) => *inode,
-            Some(Entry::Dir) => {
-                return Err(io::Error::other(format!(
-                    "{}: is a directory",
-                    shown(&path)
-                )))
-            }
-            None => return Err(not_found(&path)),
-        };
+        let inode = s.files.file(&path)?;
         let mut bytes = Vec::new();
         loop {
             if let Some(f) = SimDisk::fault(&mut s, DiskOp::Read) {
