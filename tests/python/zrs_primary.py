@@ -35,55 +35,29 @@ objects, unicode user / description / extension, records over 64 KiB, undos (bac
 undone creations (backpointer 0), deletions, transactions with no metadata at all.
 """
 import argparse
-import logging
 import os
-import sys
-import threading
-import time
-import types
 
 import BTrees.OOBTree
-import transaction
 import ZODB
-import ZODB.BaseStorage
 import ZODB.blob
 import ZODB.FileStorage
 from persistent.list import PersistentList
 from persistent.mapping import PersistentMapping
 
-START = 1704067200.0  # 2024-01-01 00:00:00 UTC
+import primary_harness
+from primary_harness import recreate, say
+
+primary_harness.use_fake_clock()
 
 
-class FakeClock:
-    """Stands in for the `time` module ZODB's BaseStorage assigns tids from."""
-
-    def __init__(self):
-        self.now = START
-
-    gmtime = staticmethod(time.gmtime)
-
-    def time(self):
-        self.now += 1.0
-        return self.now
-
-
-ZODB.BaseStorage.time = FakeClock()
-
-
-class Workload:
-    """Commits transactions of varied shapes, one per `step`."""
+class Workload(primary_harness.Workload):
+    """The shared workload with Python 3 text metadata, and, for `mixed`, OOBTrees and
+    persistent lists; with blobs, blob steps at fixed points."""
 
     def __init__(self, db, shapes, seed, blobs=False):
-        import random
-
-        self.db = db
+        super().__init__(db, seed)
         self.blobs = blobs
         self.mixed = shapes == "mixed"
-        self.rng = random.Random(seed)
-        self.tm = transaction.TransactionManager()
-        self.conn = db.open(transaction_manager=self.tm)
-        self.root = self.conn.root()
-        self.count = len(db.undoLog(0, sys.maxsize))
 
     def metadata(self, kind):
         t = self.tm.get()
@@ -103,62 +77,35 @@ class Workload:
                 t.setExtendedInfo("nested", {"list": [1, 2, i], "bytes": b"\x00\xff"})
         # style 3: no metadata at all
 
-    def commit(self, kind):
-        self.metadata(kind)
-        self.tm.commit()
-        self.count += 1
+    def random_bytes(self, n):
+        return self.rng.randbytes(n)
 
-    def folders(self):
-        return self.root["folders"]
+    def put_bytes(self, folders, names):
+        # The bytes are drawn before the folder is (zrs_primary2.py draws the other way):
+        # the files, and the committed captures, depend on the order of the draws.
+        data = self.random_bytes(self.rng.randrange(1, 2000))
+        folders[self.rng.choice(names)]["blob"] = data
 
-    def step(self):
-        i = self.count
-        if "folders" not in self.root:
-            self.root["folders"] = PersistentMapping()
-            if self.mixed:
-                self.root["tree"] = BTrees.OOBTree.OOBTree()
-                self.root["log"] = PersistentList()
-            return self.commit("setup")
-        folders = self.folders()
-        names = sorted(folders)
-        # Fixed points so that even a short run has each shape.
+    def more_roots(self):
+        if self.mixed:
+            self.root["tree"] = BTrees.OOBTree.OOBTree()
+            self.root["log"] = PersistentList()
+
+    def own_fixed_step(self, i):
         if self.blobs and i % 10 in (3, 7):
-            return self.blob(i)
-        if i % 50 == 5:
-            return self.big(names)
-        if i % 10 == 8:
-            return self.undo_last()
-        r = self.rng.random()
-        if r < 0.3 or not names:
-            name = "f%d" % i
-            folders[name] = PersistentMapping({"n": i, "name": "földer %d" % i})
-            return self.commit("create")
-        if r < 0.6:
-            f = folders[self.rng.choice(names)]
-            f["v"] = self.rng.randrange(10**6)
-            f["note"] = "ünïcode %d" % self.rng.randrange(100)
-            return self.commit("change")
-        if r < 0.7 and self.mixed:
-            tree = self.root["tree"]
-            for _ in range(self.rng.randrange(1, 20)):
-                tree["k%05d" % self.rng.randrange(3000)] = self.rng.randbytes(self.rng.randrange(1, 64))
-            self.root["log"].append(i)
-            return self.commit("tree")
-        if r < 0.8:
-            folders[self.rng.choice(names)]["blob"] = self.rng.randbytes(self.rng.randrange(1, 2000))
-            return self.commit("bytes")
-        if r < 0.9:
-            del folders[self.rng.choice(names)]
-            return self.commit("delete")
-        return self.undo_last()
+            self.blob(i)
+            return True
+        return False
 
-    def big(self, names):
-        if not names:
-            self.folders()["big"] = PersistentMapping()
-            names = ["big"]
-        payload = self.rng.randbytes(70_000 + self.rng.randrange(10_000))
-        self.folders()[self.rng.choice(names)]["big"] = PersistentMapping({"payload": payload})
-        self.commit("big")
+    def own_random_step(self, i):
+        if not self.mixed:
+            return False
+        tree = self.root["tree"]
+        for _ in range(self.rng.randrange(1, 20)):
+            tree["k%05d" % self.rng.randrange(3000)] = self.rng.randbytes(self.rng.randrange(1, 64))
+        self.root["log"].append(i)
+        self.commit("tree")
+        return True
 
     BLOB_SIZES = [0, 1, 65536, 65537, 100, 300_000, 5000, 3_000_000, 65535, 131072]
 
@@ -182,25 +129,6 @@ class Workload:
             f.write(data)
         return self.commit("changed blob")
 
-    def undo_last(self):
-        # The last transaction is always undoable. Undoing a creation writes backpointer 0
-        # for the new object; anything else, backpointers to the earlier data.
-        entry = self.db.undoLog(0, 1)[0]
-        self.db.undo(entry["id"], self.tm.get())
-        self.commit("undo")
-
-    def run(self, n):
-        for _ in range(n):
-            self.step()
-
-    def close(self):
-        self.conn.close()
-
-
-def say(line):
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
-
 
 def main():
     p = argparse.ArgumentParser()
@@ -222,9 +150,7 @@ def main():
         return fs
 
     if args.create is not None:
-        for suffix in ("", ".index", ".lock", ".tmp"):
-            if os.path.exists(args.path + suffix):
-                os.remove(args.path + suffix)
+        recreate(args.path)
         if args.blobs and os.path.exists(args.blobs):
             import shutil
 
@@ -238,62 +164,10 @@ def main():
         say("size %d" % os.path.getsize(args.path))
         return
 
-    # zc.zrs logs why it closes a connection (a bad handshake, `Too many messages`, an
-    # iterator error) only through logging: without a handler those lines are lost, and a
-    # test that sees an unexpected reconnect cannot say why.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format='%(asctime)s %(name)s %(levelname)s %(message)s')
-    import zc.zrs.primary
-
-    if args.throttle > 0 or args.stall_in is not None:
-        write = zc.zrs.primary.PrimaryProducer.write
-        next_transaction = zc.zrs.primary.FileStorageIterator.__next__
-        # Each connection's producer thread iterates and writes: count per thread.
-        here = threading.local()
-        armed = [args.stall_in is not None]
-
-        def counting_next(self):
-            trans = next_transaction(self)
-            here.transactions = getattr(here, "transactions", 0) + 1
-            here.writes = 0
-            return trans
-
-        def paced_write(self, data):
-            if args.throttle > 0:
-                time.sleep(args.throttle)
-            here.writes = getattr(here, "writes", 0) + 1
-            if armed[0] and getattr(here, "transactions", 0) == args.stall_in and here.writes == 3:
-                armed[0] = False
-                say("stalled %d" % args.stall_in)
-                while not (self.stopped or self.closed):
-                    time.sleep(0.01)
-            write(self, data)
-
-        zc.zrs.primary.FileStorageIterator.__next__ = counting_next
-        zc.zrs.primary.PrimaryProducer.write = paced_write
-
-    primary = zc.zrs.primary.Primary(open_storage(), ("127.0.0.1", args.port))
-    deadline = time.time() + 30
-    while primary._listener is None:
-        if time.time() > deadline:
-            sys.exit("zrs_primary: the primary did not start listening within 30 s")
-        time.sleep(0.01)
-    say("port %d" % primary._listener.getHost().port)
-    say("size %d" % os.path.getsize(args.path))
-
-    db = ZODB.DB(primary)
-    w = Workload(db, args.shapes, args.seed + 1, bool(args.blobs))
-    for line in sys.stdin:
-        words = line.split()
-        if words[:1] == ["commit"] and len(words) == 2:
-            w.run(int(words[1]))
-            say("size %d" % os.path.getsize(args.path))
-        elif words == ["quit"]:
-            break
-        else:
-            say("error: unknown command %r" % line)
-    w.close()
-    db.close()
+    primary_harness.serve(
+        "zrs_primary", args.path, open_storage, args.port,
+        lambda db: Workload(db, args.shapes, args.seed + 1, bool(args.blobs)),
+        throttle=args.throttle, stall_in=args.stall_in)
 
 
 if __name__ == "__main__":

@@ -33,38 +33,18 @@ bytes ZODB 4 writes predictable from the values alone (README, "Python 2 primari
 from __future__ import print_function
 
 import argparse
-import logging
-import os
-import random
 import sys
-import threading
-import time
 
-import transaction
 import ZODB
-import ZODB.BaseStorage
 import ZODB.FileStorage
-from persistent.mapping import PersistentMapping
+
+import datafs_compare
+import primary_harness
+from primary_harness import recreate
 
 assert sys.version_info[:2] == (2, 7), "run with Python 2.7"
 
-START = 1704067200.0  # 2024-01-01 00:00:00 UTC
-
-
-class FakeClock(object):
-    """Stands in for the `time` module ZODB's BaseStorage assigns tids from."""
-
-    def __init__(self):
-        self.now = START
-
-    gmtime = staticmethod(time.gmtime)
-
-    def time(self):
-        self.now += 1.0
-        return self.now
-
-
-ZODB.BaseStorage.time = FakeClock()
+primary_harness.use_fake_clock()
 
 VALUES = [
     'byte string', '\x00\xff\x80 raw bytes', 'x' * 300, '', 'a', '\xc3\xa9t\xc3\xa9',
@@ -98,16 +78,9 @@ for _v in VALUES:
 del _v
 
 
-class Workload(object):
-    """Commits transactions of varied shapes, one per `step`."""
-
-    def __init__(self, db, seed):
-        self.db = db
-        self.rng = random.Random(seed)
-        self.tm = transaction.TransactionManager()
-        self.conn = db.open(transaction_manager=self.tm)
-        self.root = self.conn.root()
-        self.count = len(db.undoLog(0, sys.maxint))
+class Workload(primary_harness.Workload):
+    """The shared workload with Python 2 metadata: byte strings with non-ASCII bytes, and
+    extensions from VALUES."""
 
     def metadata(self, kind):
         t = self.tm.get()
@@ -132,67 +105,15 @@ class Workload(object):
             t.setExtendedInfo('tags', VALUES[(i // 5 + 19) % len(VALUES)])
         # style 4: no metadata at all
 
-    def commit(self, kind):
-        self.metadata(kind)
-        self.tm.commit()
-        self.count += 1
+    def random_bytes(self, n):
+        return ''.join(chr(self.rng.randrange(256)) for _ in range(n))
 
-    def folders(self):
-        return self.root['folders']
-
-    def step(self):
-        i = self.count
-        if 'folders' not in self.root:
-            self.root['folders'] = PersistentMapping()
-            return self.commit('setup')
-        folders = self.folders()
-        names = sorted(folders)
-        if i % 50 == 5:
-            return self.big(names)
-        if i % 10 == 8:
-            return self.undo_last()
-        r = self.rng.random()
-        if r < 0.3 or not names:
-            name = 'f%d' % i
-            folders[name] = PersistentMapping({'n': i, 'name': u'f\xf6lder %d' % i})
-            return self.commit('create')
-        if r < 0.6:
-            f = folders[self.rng.choice(names)]
-            f['v'] = self.rng.randrange(10 ** 6)
-            f['note'] = u'\xfcn\xefcode %d' % self.rng.randrange(100)
-            return self.commit('change')
-        if r < 0.8:
-            n = self.rng.randrange(1, 2000)
-            f = folders[self.rng.choice(names)]
-            f['blob'] = ''.join(chr(self.rng.randrange(256)) for _ in range(n))
-            return self.commit('bytes')
-        if r < 0.9:
-            del folders[self.rng.choice(names)]
-            return self.commit('delete')
-        return self.undo_last()
-
-    def big(self, names):
-        if not names:
-            self.folders()['big'] = PersistentMapping()
-            names = ['big']
-        n = 70000 + self.rng.randrange(10000)
-        payload = ''.join(chr(self.rng.randrange(256)) for _ in range(n))
-        self.folders()[self.rng.choice(names)]['big'] = PersistentMapping({'payload': payload})
-        self.commit('big')
-
-    def undo_last(self):
-        # The last transaction is always undoable. Undoing a creation writes backpointer 0
-        # for the new object; anything else, backpointers to the earlier data.
-        entry = self.db.undoLog(0, 1)[0]
-        self.db.undo(entry['id'], self.tm.get())
-        self.commit('undo')
-
-    def run(self, n):
-        for _ in range(n):
-            self.step()
-
-    def close(self):
-        self.conn.close()
+    def put_bytes(self, folders, names):
+        # The folder is drawn before the bytes are (zrs_primary.py draws the other way):
+        # the files, and the committed captures, depend on the order of the draws.
+        n = self.rng.randrange(1, 2000)
+        f = folders[self.rng.choice(names)]
+        f['blob'] = self.random_bytes(n)
 
 
 KINDS = dict((k, k) for k in ['setup', 'create', 'change', 'bytes', 'delete', 'big', 'undo'])
@@ -200,84 +121,21 @@ for _k in KINDS:
     hold(_k)
 
 
-def say(line):
-    sys.stdout.write(line + '\n')
-    sys.stdout.flush()
-
-
 def serve(args):
     if args.create is not None:
-        for suffix in ('', '.index', '.lock', '.tmp'):
-            if os.path.exists(args.path + suffix):
-                os.remove(args.path + suffix)
+        recreate(args.path)
         db = ZODB.DB(ZODB.FileStorage.FileStorage(args.path, create=True))
         w = Workload(db, args.seed)
         w.run(args.create)
         w.close()
         db.close()
-
-    # zc.zrs logs why it closes a connection (a bad handshake, `Too many messages`, an
-    # iterator error) only through logging: without a handler those lines are lost, and a
-    # test that sees an unexpected reconnect cannot say why.
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format='%(asctime)s %(name)s %(levelname)s %(message)s')
-    import zc.zrs.primary
-
-    if args.stall_in is not None:
-        write = zc.zrs.primary.PrimaryProducer.write
-        next_transaction = zc.zrs.primary.FileStorageIterator.next
-        here = threading.local()
-        armed = [True]
-
-        def counting_next(self):
-            trans = next_transaction(self)
-            here.transactions = getattr(here, 'transactions', 0) + 1
-            here.writes = 0
-            return trans
-
-        def stalling_write(self, data):
-            here.writes = getattr(here, 'writes', 0) + 1
-            if armed[0] and getattr(here, 'transactions', 0) == args.stall_in \
-                    and here.writes == 3:
-                armed[0] = False
-                say('stalled %d' % args.stall_in)
-                while not (self.stopped or self.closed):
-                    time.sleep(0.01)
-            write(self, data)
-
-        zc.zrs.primary.FileStorageIterator.next = counting_next
-        zc.zrs.primary.FileStorageIterator.__next__ = counting_next
-        zc.zrs.primary.PrimaryProducer.write = stalling_write
-
-    fs = ZODB.FileStorage.FileStorage(args.path)
-    primary = zc.zrs.primary.Primary(fs, ('127.0.0.1', args.port))
-    deadline = time.time() + 30
-    while primary._listener is None:
-        if time.time() > deadline:
-            sys.exit('zrs_primary2: the primary did not start listening within 30 s')
-        time.sleep(0.01)
-    say('port %d' % primary._listener.getHost().port)
-    say('size %d' % os.path.getsize(args.path))
-
-    db = ZODB.DB(primary)
-    w = Workload(db, args.seed + 1)
-    for line in iter(sys.stdin.readline, ''):
-        words = line.split()
-        if words[:1] == ['commit'] and len(words) == 2:
-            w.run(int(words[1]))
-            say('size %d' % os.path.getsize(args.path))
-        elif words == ['quit']:
-            break
-        else:
-            say('error: unknown command %r' % line)
-    w.close()
-    db.close()
+    primary_harness.serve(
+        'zrs_primary2', args.path, lambda: ZODB.FileStorage.FileStorage(args.path), args.port,
+        lambda db: Workload(db, args.seed + 1), stall_in=args.stall_in)
 
 
 def check(src, dst):
-    from ZODB.FileStorage import FileIterator, FileStorage
-    from ZODB.POSException import POSKeyError
-    from ZODB.scripts import fstest
+    from ZODB.FileStorage import FileStorage
 
     def fail(msg):
         sys.exit('zrs_primary2 check: ' + msg)
@@ -285,39 +143,11 @@ def check(src, dst):
     with open(dst, 'rb') as f:
         if f.read(4) != 'FS21':
             fail('%s is not an FS21 file' % dst)
-    fstest.check(dst)  # raises FormatError on any damage
-
-    def transactions(path):
-        it = FileIterator(path)
-        out = []
-        for txn in it:
-            recs = [(r.oid, r.tid, r.data, r.data_txn) for r in txn]
-            out.append((txn.tid, txn.status, txn.user, txn.description, txn.extension, recs))
-        it.close()
-        return out
-
-    a, b = transactions(src), transactions(dst)
-    if len(a) != len(b):
-        fail('%d transactions in SRC, %d in DST' % (len(a), len(b)))
-    for i, (x, y) in enumerate(zip(a, b)):
-        if x != y:
-            fail('transaction %d (%r) differs' % (i, x[0]))
+    b = datafs_compare.check_transactions(src, dst, 'extension', fail)
     with_ext = sum(1 for t in b if t[4])
     fs_src = FileStorage(src, read_only=True)
     fs_dst = FileStorage(dst, read_only=True)
-    loaded = 0
-    for oid in sorted({r[0] for t in b for r in t[5]}):
-        try:
-            got = fs_dst.load(oid, '')
-        except POSKeyError:
-            got = None
-        try:
-            want = fs_src.load(oid, '')
-        except POSKeyError:
-            want = None
-        if got != want:
-            fail('load(%r) differs' % oid)
-        loaded += got is not None
+    loaded = datafs_compare.check_loads(b, fs_dst.load, fs_src.load, fail)
     fs_src.close()
     # As an application opens it: the root and every folder unpickle.
     db = ZODB.DB(fs_dst)
