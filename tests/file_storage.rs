@@ -1066,7 +1066,7 @@ fn random_damage_never_panics() {
                 .iter()
                 .flat_map(|t| &t.records)
                 .filter(|r| r.oid == o(oid))
-                .map(|r| (r.serial, r.data.clone()))
+                .map(|r| (r.serial, r.data.as_deref().map(<[u8]>::to_vec)))
                 .collect();
             let newest = revisions.last().cloned();
             let before_25 = revisions.iter().rev().find(|r| r.0 < t(25)).cloned();

@@ -132,7 +132,14 @@ fn commit_load_and_iterate() {
         let recs: Vec<_> = txns[0]
             .records
             .iter()
-            .map(|r| (r.oid, r.serial, r.data.clone(), r.data_txn))
+            .map(|r| {
+                (
+                    r.oid,
+                    r.serial,
+                    r.data.as_deref().map(<[u8]>::to_vec),
+                    r.data_txn,
+                )
+            })
             .collect();
         assert_eq!(
             recs,

@@ -199,7 +199,7 @@ mod tests {
     fn reads_back_what_the_primary_writes() {
         let record = mapping_record(&[
             ("a".into(), Item::Ref(Oid::from_u64(1))),
-            ("v".into(), Item::Bytes(b"xy".to_vec())),
+            ("v".into(), Item::Bytes(b"xy".as_slice().into())),
         ]);
         let items = mapping_items(&record).unwrap();
         assert_eq!(items.len(), 2);

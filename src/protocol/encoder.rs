@@ -452,7 +452,7 @@ mod tests {
                 DataRecord {
                     oid: Oid::ZERO,
                     serial: Tid::from_u64(9),
-                    data: Some(b"root".to_vec()),
+                    data: Some(b"root".as_slice().into()),
                     data_txn: None,
                 },
                 DataRecord {

@@ -232,12 +232,9 @@ impl State {
             .iter()
             .map(|r| {
                 let (data, data_txn) = match &r.body {
-                    Body::Data(d) => (Some(d.to_vec()), None),
+                    Body::Data(d) => (Some(d.clone()), None),
                     Body::Back(None) => (None, None),
-                    Body::Back(Some(loc)) => (
-                        self.resolve(*loc).map(|d| d.to_vec()),
-                        Some(self.record(*loc).serial),
-                    ),
+                    Body::Back(Some(loc)) => (self.resolve(*loc), Some(self.record(*loc).serial)),
                 };
                 DataRecord {
                     oid: r.oid,

@@ -27,6 +27,8 @@ pub use extension::{encode_extension, replicated_extension};
 pub use file::{Durability, FileStorage, FileStorageReader, Options};
 pub use memory::MemoryStorage;
 
+use std::sync::Arc;
+
 use crate::tid::{Oid, Tid};
 
 /// Which ZODB a storage's bytes are for: the Data.fs magic, and how transaction extensions
@@ -94,8 +96,9 @@ pub struct DataRecord {
     /// The tid of the transaction the record belongs to.
     pub serial: Tid,
     /// The object's state (backpointers followed); `None` where the record undoes the
-    /// object's creation (backpointer 0).
-    pub data: Option<Vec<u8>>,
+    /// object's creation (backpointer 0). Shared, so that a storage holding it in memory
+    /// hands it out without a copy.
+    pub data: Option<Arc<[u8]>>,
     /// Where the record is a backpointer: the tid of the transaction holding the data.
     pub data_txn: Option<Tid>,
 }

@@ -831,7 +831,7 @@ fn compare(got: &TransactionRecord, want: &Transaction) -> Result<(), String> {
         if r.oid != w.oid || r.serial != want.tid {
             return Err(format!("record {j}: oid {:?} serial {:?}", r.oid, r.serial));
         }
-        if r.data != w.data {
+        if r.data.as_deref() != w.data.as_deref() {
             return Err(format!(
                 "record {j} ({:?}): data differs ({} bytes stored, {} committed)",
                 r.oid,

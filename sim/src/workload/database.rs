@@ -370,7 +370,9 @@ impl Database {
                     created.push(child);
                     Some(Value::Ref(child))
                 }
-                Change::SetBytes { len, seed, .. } => Some(Value::Bytes(payload(*len, *seed))),
+                Change::SetBytes { len, seed, .. } => {
+                    Some(Value::Bytes(payload(*len, *seed).into()))
+                }
                 Change::SetBlob {
                     len, seed, literal, ..
                 } => {

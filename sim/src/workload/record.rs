@@ -8,6 +8,8 @@
 //! Only this shape is written, so it is written directly rather than through a general
 //! pickler; `tests` pins it to bytes made by Python ZODB.
 
+use std::sync::Arc;
+
 use zrs::Oid;
 
 /// A value held in a mapping.
@@ -15,8 +17,9 @@ use zrs::Oid;
 pub enum Value {
     /// Another persistent mapping.
     Ref(Oid),
-    /// Plain bytes (a payload of any size).
-    Bytes(Vec<u8>),
+    /// Plain bytes (a payload of any size), shared: a commit copies the items of every
+    /// mapping it changes, and payloads run to hundreds of KiB.
+    Bytes(Arc<[u8]>),
     /// A `ZODB.blob.Blob`.
     Blob(Oid),
 }
@@ -156,8 +159,8 @@ mod tests {
     #[test]
     fn bytes_values_match_zodb() {
         let r = mapping_record(&[
-            ("v".into(), Value::Bytes(b"xy".to_vec())),
-            ("w".into(), Value::Bytes(vec![b'z'; 300])),
+            ("v".into(), Value::Bytes(b"xy".as_slice().into())),
+            ("w".into(), Value::Bytes(vec![b'z'; 300].into())),
         ]);
         let mut expected = b"\x80\x03cpersistent.mapping\nPersistentMapping\nq\x00.\x80\x03}q\x01X\x04\x00\x00\x00dataq\x02}q\x03(X\x01\x00\x00\x00vq\x04C\x02xyq\x05X\x01\x00\x00\x00wq\x06B,\x01\x00\x00".to_vec();
         expected.extend(vec![b'z'; 300]);

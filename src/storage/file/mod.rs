@@ -727,7 +727,7 @@ impl Shared {
             let body = &buf[off + DATA_HEADER_LEN..off + rlen as usize];
             let oid = Oid(d.oid);
             let (data, data_txn) = if d.plen != 0 {
-                (Some(body.to_vec()), None)
+                (Some(Arc::from(body)), None)
             } else {
                 let back = u64::from_be_bytes(body.try_into().expect("8 bytes"));
                 if back == 0 {
@@ -736,7 +736,7 @@ impl Shared {
                     // As ZODB's iterator: the data at the end of the chain, and the tid
                     // of the record the backpointer names (one link).
                     let (bh, _) = self.data_header(back, Some(oid))?;
-                    let data = self.load_back(oid, back)?.map(|(d, _)| d);
+                    let data = self.load_back(oid, back)?.map(|(d, _)| Arc::from(d));
                     (data, Some(Tid(bh.tid)))
                 }
             };
