@@ -15,20 +15,16 @@ blobs before its Data.fs commits, so by then every blob file is in place; checke
 afterwards). Peak memory is the process's VmHWM read from /proc just before it is stopped.
 """
 import argparse
-import hashlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZRS = os.path.join(ROOT, "target", "release", "zrs")
-PY = sys.executable
-PY_PRIMARY = os.path.join(ROOT, "tests", "python", "zrs_primary.py")
-PY_SECONDARY = os.path.join(ROOT, "tests", "python", "zrs_secondary.py")
+from bench_harness import (PY, PY_SECONDARY, ROOT, ZRS, same_file, start_python_primary,
+                           start_zrs_primary, stop_python_primary, stop_zrs_primary, vm_kib)
+
 PATIENCE = 600
 
 
@@ -86,69 +82,18 @@ def same_tree(a, b):
     return True
 
 
-def same_file(a, b):
-    try:
-        if os.path.getsize(a) != os.path.getsize(b):
-            return False
-    except OSError:
-        return False
-    with open(a, "rb") as f, open(b, "rb") as g:
-        return f.read() == g.read()
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def hwm(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024.0  # MiB
-    return float("nan")
-
-
-def wait_listening(port, proc):
-    deadline = time.time() + PATIENCE
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit("the primary exited")
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.1).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    sys.exit("the primary did not listen")
+    return vm_kib(pid, "VmHWM") / 1024.0  # MiB
 
 
 def start_primary(kind, path, blob_dir):
     if kind == "zrs":
-        port = free_port()
-        p = subprocess.Popen(
-            [ZRS, "--log-format", "plain", "primary", "--storage", path,
-             "--listen", "127.0.0.1:%d" % port, "--blob-dir", blob_dir],
-            stderr=subprocess.DEVNULL,
-        )
-        wait_listening(port, p)
-        return p, port
-    p = subprocess.Popen([PY, PY_PRIMARY, path, "--blobs", blob_dir],
-                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline().split()[1])
-    p.stdout.readline()  # size
-    return p, port
+        return start_zrs_primary(path, "--blob-dir", blob_dir)
+    return start_python_primary(path, "--blobs", blob_dir)
 
 
-def stop(p):
-    if p.stdin:
-        p.stdin.write("quit\n")
-        p.stdin.flush()
-    else:
-        p.send_signal(signal.SIGTERM)
-    p.wait(PATIENCE)
+def stop(kind, p):
+    (stop_zrs_primary if kind == "zrs" else stop_python_primary)(p, PATIENCE)
 
 
 def replicate(primary_kind, secondary_kind, path, blob_dir, work):
@@ -176,7 +121,7 @@ def replicate(primary_kind, secondary_kind, path, blob_dir, work):
     memory = hwm(s.pid), (hwm(primary.pid) if primary_kind == "zrs" else float("nan"))
     s.send_signal(signal.SIGTERM)
     s.wait(PATIENCE)
-    stop(primary)
+    stop(primary_kind, primary)
     complete = same_tree(blob_dir, sblobs)
     return elapsed, memory, complete
 

@@ -26,60 +26,14 @@ Prints a Markdown table of medians.
 import argparse
 import hashlib
 import os
-import shutil
-import socket
 import statistics
 import subprocess
-import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZRS = os.path.join(ROOT, "target", "release", "zrs")
-PY = sys.executable
-PY_PRIMARY = os.path.join(ROOT, "tests", "python", "zrs_primary.py")
+from bench_harness import (PY, PY_PRIMARY, ZRS, remove_storage, start_python_primary,
+                           start_zrs_primary, stop_python_primary, stop_zrs_primary, vm_kib)
+
 PATIENCE = 300
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def start_python_primary(path):
-    p = subprocess.Popen([PY, PY_PRIMARY, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline().split()[1])
-    p.stdout.readline()  # size
-    return p, port
-
-
-def stop_python_primary(p):
-    p.stdin.write("quit\n")
-    p.stdin.flush()
-    p.wait(PATIENCE)
-
-
-def start_zrs_primary(path):
-    port = free_port()
-    p = subprocess.Popen(
-        [ZRS, "--log-format", "plain", "primary", "--storage", path, "--listen", "127.0.0.1:%d" % port],
-        stderr=subprocess.PIPE, text=True)
-    for line in p.stderr:
-        if "listening on" in line:
-            break
-    else:
-        raise SystemExit("zrs primary did not start")
-    # Drain its log so it never blocks on a full pipe.
-    import threading
-    threading.Thread(target=lambda: [None for _ in p.stderr], daemon=True).start()
-    return p, port
-
-
-def stop_zrs_primary(p):
-    p.terminate()
-    p.wait(PATIENCE)
 
 
 def capture(port, out, max_bytes=None):
@@ -90,14 +44,6 @@ def capture(port, out, max_bytes=None):
     subprocess.run(args, check=True, stderr=subprocess.DEVNULL, timeout=PATIENCE)
     elapsed = time.time() - t0
     return elapsed if max_bytes else elapsed - 1.0
-
-
-def vm_kib(pid, field):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def main():
@@ -121,7 +67,7 @@ def main():
         p, port = (start_python_primary if kind == "python" else start_zrs_primary)(primary_fs)
         out = os.path.join(args.dir, "stream-%s.bin" % kind)
         capture(port, out)
-        (stop_python_primary if kind == "python" else stop_zrs_primary)(p)
+        (stop_python_primary if kind == "python" else stop_zrs_primary)(p, PATIENCE)
         with open(out, "rb") as f:
             streams[kind] = f.read()
     assert streams["python"] == streams["zrs"], "the two primaries sent different streams"
@@ -150,12 +96,10 @@ def main():
         for kind in ("python", "zrs"):
             p, port = (start_python_primary if kind == "python" else start_zrs_primary)(primary_fs)
             times[kind].append(capture(port, out, n))
-            (stop_python_primary if kind == "python" else stop_zrs_primary)(p)
+            (stop_python_primary if kind == "python" else stop_zrs_primary)(p, PATIENCE)
         p, port = start_zrs_primary(primary_fs)
         sfs = os.path.join(args.dir, "secondary.fs")
-        for suffix in ("", ".lock"):
-            if os.path.exists(sfs + suffix):
-                os.remove(sfs + suffix)
+        remove_storage(sfs, ("", ".lock"))
         t0 = time.time()
         s = subprocess.Popen([ZRS, "secondary", "--storage", sfs, "--primary", "127.0.0.1:%d" % port],
                              stderr=subprocess.DEVNULL)
@@ -166,7 +110,7 @@ def main():
         times["secondary"].append(time.time() - t0)
         s.terminate()
         s.wait(PATIENCE)
-        stop_zrs_primary(p)
+        stop_zrs_primary(p, PATIENCE)
         with open(sfs, "rb") as f, open(primary_fs, "rb") as g:
             assert f.read() == g.read(), "the secondary is not byte-identical"
 
@@ -192,7 +136,7 @@ def main():
         agg.append(time.time() - t0)
         peak = vm_kib(p.pid, "VmHWM")
         per_conn.append((peak - base) / args.clients)
-        stop_zrs_primary(p)
+        stop_zrs_primary(p, PATIENCE)
     row("`zrs primary` → %d × `zrs capture` at once (aggregate)" % args.clients, agg, n * args.clients,
         "%.0f KiB per connection (peak RSS − RSS before, / %d; median)" % (statistics.median(per_conn), args.clients))
 

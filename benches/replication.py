@@ -19,105 +19,25 @@ interpreter's start-up and imports).
 """
 import argparse
 import os
-import shutil
 import signal
 import statistics
-import socket
 import subprocess
 import sys
-import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZRS = os.path.join(ROOT, "target", "release", "zrs")
-PY = sys.executable
-PRIMARY = os.path.join(ROOT, "tests", "python", "zrs_primary.py")
-PY_SECONDARY = os.path.join(ROOT, "tests", "python", "zrs_secondary.py")
+from bench_harness import (PY, PY_PRIMARY, PY_SECONDARY, ROOT, ZRS, Replay, remove_storage,
+                           same_file, start_python_primary, stop_python_primary,
+                           wait_secondary)
+
 PATIENCE = 300
-
-
-def start_primary(path):
-    p = subprocess.Popen([PY, PRIMARY, path], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    port = int(p.stdout.readline().split()[1])
-    p.stdout.readline()  # size
-    return p, port
-
-
-def stop_primary(p):
-    p.stdin.write("quit\n")
-    p.stdin.flush()
-    p.wait(PATIENCE)
-
-
-def same(a, b):
-    with open(a, "rb") as f, open(b, "rb") as g:
-        return f.read() == g.read()
-
-
-def wait_size(path, size, proc):
-    deadline = time.time() + PATIENCE
-    while True:
-        try:
-            if os.path.getsize(path) >= size:
-                return time.time()
-        except FileNotFoundError:
-            pass
-        if proc.poll() is not None:
-            sys.exit("the secondary exited early (%s)" % proc.returncode)
-        if time.time() > deadline:
-            sys.exit("no catch-up within %d s" % PATIENCE)
-        time.sleep(0.002)
-
-
-class Replay:
-    """A stand-in primary that sends a recorded stream at once to each secondary that
-    connects (after reading its 22-byte handshake: a zrs2.0 id and a start tid of zero)."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self.send, args=(conn,), daemon=True).start()
-
-    def send(self, conn):
-        got = b""
-        while len(got) < 22:
-            chunk = conn.recv(22 - len(got))
-            if not chunk:
-                return
-            got += chunk
-        assert got[4:10] == b"zrs2.0" and got[14:] == bytes(8), got
-        try:
-            conn.sendall(self.stream)
-        except OSError:
-            pass
-
-    def terminate(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
 
 
 def run_secondary(kind, primary_fs, work, replay=None):
     out = os.path.join(work, "secondary.fs")
-    for suffix in ("", ".index", ".lock", ".tmp"):
-        if os.path.exists(out + suffix):
-            os.remove(out + suffix)
+    remove_storage(out)
     size = os.path.getsize(primary_fs)
     if replay is None:
-        primary, port = start_primary(primary_fs)
+        primary, port = start_python_primary(primary_fs)
     else:
         primary, port = None, replay.port
     try:
@@ -131,10 +51,10 @@ def run_secondary(kind, primary_fs, work, replay=None):
                 [ZRS, "secondary", "--storage", out, "--primary", addr, "--durability", kind],
                 stderr=subprocess.DEVNULL,
             )
-        t1 = wait_size(out, size, proc)
+        t1 = wait_secondary(proc, lambda: os.path.getsize(out) >= size, PATIENCE, 0.002)
         # The size is reached when the last transaction is written; wait for its status.
         deadline = time.time() + 30
-        while not same(primary_fs, out):
+        while not same_file(primary_fs, out):
             if time.time() > deadline:
                 sys.exit("%s: the secondary's file differs from the primary's" % kind)
             time.sleep(0.002)
@@ -145,12 +65,12 @@ def run_secondary(kind, primary_fs, work, replay=None):
             sys.exit("%s: the secondary exited with %d" % (kind, proc.returncode))
     finally:
         if primary is not None:
-            stop_primary(primary)
+            stop_python_primary(primary, PATIENCE)
     return t1 - t0, usage.ru_utime + usage.ru_stime
 
 
 def run_capture(primary_fs, work, idle=0.2):
-    primary, port = start_primary(primary_fs)
+    primary, port = start_python_primary(primary_fs)
     try:
         out = os.path.join(work, "capture.bin")
         t0 = time.time()
@@ -158,7 +78,7 @@ def run_capture(primary_fs, work, idle=0.2):
                        check=True, stderr=subprocess.DEVNULL)
         return time.time() - t0 - idle, os.path.getsize(out)
     finally:
-        stop_primary(primary)
+        stop_python_primary(primary, PATIENCE)
 
 
 def main():
@@ -171,7 +91,7 @@ def main():
         sys.exit("build it first: cargo build --release --bin zrs")
     os.makedirs(args.dir, exist_ok=True)
     primary_fs = os.path.join(args.dir, "primary.fs")
-    subprocess.run([PY, PRIMARY, primary_fs, "--create", str(args.transactions), "--no-serve"],
+    subprocess.run([PY, PY_PRIMARY, primary_fs, "--create", str(args.transactions), "--no-serve"],
                    check=True, stdout=subprocess.DEVNULL)
     size = os.path.getsize(primary_fs)
     # The database's own root transaction comes on top of the workload's.
@@ -197,7 +117,7 @@ def main():
             t, c = run_secondary(k, primary_fs, args.dir, replay)
             rtimes[k].append(t)
             rcpu[k].append(c)
-    replay.terminate()
+    replay.close()
     print()
     print("| secondary | time (median of %d) | transactions/s | MB/s | secondary CPU (median) | all runs (s) |"
           % args.repeat)

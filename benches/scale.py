@@ -38,17 +38,15 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import threading
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ZRS = os.path.join(ROOT, "target", "release", "zrs")
+from bench_harness import (PY, ROOT, ZRS, Replay, remove_storage, same_file, vm_kib,
+                           wait_secondary)
+
 WORKLOAD = os.path.join(ROOT, "target", "release", "examples", "workload")
-PY = sys.executable
 PATIENCE = 600
 
 PY_OPEN = r"""
@@ -91,93 +89,33 @@ def datafs(dir, name, objects, revisions=1, shape="database"):
     return path
 
 
-class Replay:
-    """A stand-in primary sending a recorded stream at once to each secondary that
-    connects, after its 22-byte handshake (zrs2.0, start tid zero)."""
-
-    def __init__(self, stream):
-        self.stream = stream
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(4)
-        self.port = self.sock.getsockname()[1]
-        self.conns = []
-        threading.Thread(target=self.serve, daemon=True).start()
-
-    def serve(self):
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.conns.append(conn)
-            threading.Thread(target=self.send, args=(conn,), daemon=True).start()
-
-    def send(self, conn):
-        got = b""
-        while len(got) < 22:
-            chunk = conn.recv(22 - len(got))
-            if not chunk:
-                return
-            got += chunk
-        assert got[4:10] == b"zrs2.0" and got[14:] == bytes(8), got
-        try:
-            conn.sendall(self.stream)
-        except OSError:
-            pass
-
-    def close(self):
-        self.sock.close()
-        for c in self.conns:
-            c.close()
-
-
-def same(a, b):
-    with open(a, "rb") as fa, open(b, "rb") as fb:
-        while True:
-            x, y = fa.read(1 << 20), fb.read(1 << 20)
-            if x != y:
-                return False
-            if not x:
-                return True
+def committed(path, size):
+    """Whether the Data.fs at path holds `size` bytes whose last transaction is committed:
+    it is written at vote, and its status flips to committed after."""
+    if os.path.getsize(path) < size:
+        return False
+    with open(path, "rb") as f:
+        f.seek(size - 8)
+        tlen = int.from_bytes(f.read(8), "big")
+        f.seek(size - 8 - tlen + 16)
+        return f.read(1) == b" "
 
 
 def catch_up(replay, primary_fs, work, durability):
     out = os.path.join(work, "secondary.fs")
-    for suffix in ("", ".lock"):
-        if os.path.exists(out + suffix):
-            os.remove(out + suffix)
+    remove_storage(out, ("", ".lock"))
     size = os.path.getsize(primary_fs)
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [ZRS, "secondary", "--storage", out, "--primary", "127.0.0.1:%d" % replay.port,
          "--durability", durability], stderr=subprocess.DEVNULL)
-    deadline = time.time() + PATIENCE
-    while True:
-        try:
-            if os.path.getsize(out) >= size:
-                # The last transaction is written at vote; wait for its status flip.
-                with open(out, "rb") as f:
-                    f.seek(size - 8)
-                    tlen = int.from_bytes(f.read(8), "big")
-                    f.seek(size - 8 - tlen + 16)
-                    if f.read(1) == b" ":
-                        break
-        except FileNotFoundError:
-            pass
-        if proc.poll() is not None:
-            sys.exit("the secondary exited early (%s)" % proc.returncode)
-        if time.time() > deadline:
-            sys.exit("no catch-up within %d s" % PATIENCE)
-        time.sleep(0.001)
+    wait_secondary(proc, lambda: committed(out, size), PATIENCE, 0.001)
     t = time.perf_counter() - t0
-    # Peak RSS from the kernel's own high-water mark while it still runs (wait4's would
-    # include this interpreter's pages, shared between fork and exec).
-    with open("/proc/%d/status" % proc.pid) as f:
-        hwm = next(int(l.split()[1]) for l in f if l.startswith("VmHWM:"))
+    # Peak RSS while it still runs (see vm_kib).
+    hwm = vm_kib(proc.pid, "VmHWM")
     proc.send_signal(signal.SIGTERM)
     _, status, usage = os.wait4(proc.pid, 0)
-    if not same(primary_fs, out):
+    if not same_file(primary_fs, out):
         sys.exit("%s: the secondary's file differs from the primary's" % durability)
     return t, hwm, usage.ru_utime + usage.ru_stime
 
@@ -315,9 +253,7 @@ def save(args, name, result):
 
 
 def py_open(path, reference_python):
-    for suffix in (".index", ".lock"):
-        if os.path.exists(path + suffix):
-            os.remove(path + suffix)
+    remove_storage(path, (".index", ".lock"))
     t, rss, out = run_rss([reference_python, "-c", PY_OPEN, path])
     secs, n, base = out.split()
     return float(secs), rss, rss - int(base), int(n)
@@ -330,11 +266,9 @@ def zrs_open(path):
 
 def zrs_copy(path, work):
     dst = os.path.join(work, "copy.fs")
-    for suffix in ("", ".lock"):
-        if os.path.exists(dst + suffix):
-            os.remove(dst + suffix)
+    remove_storage(dst, ("", ".lock"))
     t, rss, _ = run_rss([ZRS, "copy", "--batch", "1000", path, dst])
-    if not same(path, dst):
+    if not same_file(path, dst):
         sys.exit("zrs copy of %s is not byte-identical" % path)
     os.remove(dst)
     return t, rss
