@@ -16,6 +16,15 @@
 //! these: crashes and restarts of either side, outages, and the heal phase that checks
 //! the secondary catches up.
 //!
+//! Why `s1` is dispatched apart from the other nodes (`secondaries` vs `nodes`): `s1` is the
+//! reference harness's secondary, and the spec transcript depends on its harness's shape — a
+//! scripted network whose attempts the steps `accept` / `reject` answer in order, shared by
+//! every generation (an old generation's attempt or timer still fires on it), with the
+//! primary's side played by hand or by the primary node. The other nodes have one process
+//! each and dial their upstream's host directly. Both drive the same [`Secondary`] core; only
+//! where its actions go differs, and one dispatcher for both would carry the harness's
+//! generations into every node.
+//!
 //! One concept per module, each an `impl World` block over the state kept here:
 //! - `secondaries`: the secondary nodes, their actions, connection events, crashes;
 //! - `workload`: commits on the primary's history, written into the node's storage;
