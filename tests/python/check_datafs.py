@@ -9,6 +9,7 @@ every object as one opened on SRC does (as of DST's last transaction). Transacti
 compared field by field: tid, status, user, description, raw extension bytes, and each
 record's oid, serial, data and data_txn (which records are backpointers). Prints a one-line
 summary; exits non-zero with a message on the first difference.
+The comparisons themselves are datafs_compare.py's (shared with `zrs_primary2.py check`).
 """
 import sys
 

@@ -33,6 +33,9 @@ tids from time.time(); here each transaction gets the next second from 2024-01-0
 same arguments give the same file. Shapes, spread over the transactions: new and changed
 objects, unicode user / description / extension, records over 64 KiB, undos (backpointers),
 undone creations (backpointer 0), deletions, transactions with no metadata at all.
+
+What this script shares with zrs_primary2.py (the clock, the workload's skeleton, serving and
+the stdin protocol) is in primary_harness.py; the Python 3 workload's own parts are here.
 """
 import argparse
 import os

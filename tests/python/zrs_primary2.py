@@ -29,6 +29,10 @@ Extension values are taken from VALUES, whose every object the module keeps a re
 (HOLD): an application that builds its extensions from literals and names it keeps. Python 2
 memoizes a string in a pickle only when it is referenced twice, so this is what makes the
 bytes ZODB 4 writes predictable from the values alone (README, "Python 2 primaries").
+
+What this script shares with zrs_primary.py (the clock, the workload's skeleton, serving and
+the stdin protocol) is in primary_harness.py, and with check_datafs.py (comparing the two
+files) in datafs_compare.py; the Python 2 workload's own parts are here.
 """
 from __future__ import print_function
 
