@@ -177,19 +177,10 @@ fn local_fields(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
     utc_fields(secs)
 }
 
-/// Civil date and time (UTC) of Unix time `secs` (Howard Hinnant's days-from-civil inverse).
+/// Civil date and time (UTC) of Unix time `secs`: the date as a tid's timestamp reckons it.
 pub fn utc_fields(secs: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = secs.div_euclid(86_400);
+    let (y, m, d) = zrs::tid::civil_from_days(secs.div_euclid(86_400));
     let rem = secs.rem_euclid(86_400) as u32;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
     (y, m, d, rem / 3600, rem / 60 % 60, rem % 60)
 }
 
