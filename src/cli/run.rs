@@ -40,13 +40,12 @@ use std::time::Duration;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 use zrs::net::status::{NodeStatus, Role};
-use zrs::net::{parse_address, Driver, DriverOptions, Listener, StopHandle};
-use zrs::primary::Primary;
+use zrs::net::{parse_address, Driver, DriverOptions, StopHandle};
 use zrs::secondary::{Address, Config, Secondary};
-use zrs::storage::{BlobStorage, Durability, FileStorage, Options, ReadStorage, Storage};
+use zrs::storage::{BlobStorage, Durability, FileStorage, Options, Storage};
 
 use super::observe::{address_text, Watched};
-use super::secondary::{parse_durability, parse_seconds};
+use super::secondary::{downstream, parse_durability, parse_seconds};
 use super::zconfig::{parse_file, ConfigError, Location, Section};
 
 /// Run the `<zrs>` sections of a zc.zrs configuration file (a zeo.conf): each as a primary
@@ -377,21 +376,7 @@ fn secondary_runner<S: Storage + Send + 'static>(
     status: Arc<NodeStatus>,
 ) -> Result<Runner, String> {
     let served = match &node.replicate_to {
-        Some(to) => {
-            let listener = Listener::bind(to).map_err(|e| format!("listening on {to}: {e}"))?;
-            // The storage's own read handle: with blobs, it reads the blob files too.
-            let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
-            Some((
-                Primary::new(
-                    reader,
-                    zrs::primary::Config {
-                        sealing: zrs::primary::Sealing::ByHost,
-                        ..zrs::primary::Config::new(to.clone())
-                    },
-                ),
-                listener,
-            ))
-        }
+        Some(to) => Some(downstream(&storage, to)?),
         None => None,
     };
     let config = Config {

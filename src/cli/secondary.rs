@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
-use zrs::net::{parse_address, Driver, DriverOptions, Listener};
+use zrs::net::{parse_address, Driver, DriverOptions, Listener, ServedPrimary};
 use zrs::pickle::Identity;
 use zrs::primary::Primary;
 use zrs::secondary::{Address, Config, Secondary};
@@ -139,6 +139,25 @@ pub fn run(args: Args) -> Result<(), String> {
     }
 }
 
+/// A chained node's primary: `address` bound, and the real primary over the node's own
+/// storage (its read handle, which with blobs reads the blob files too), its windows sealed
+/// by the driver's writer threads.
+pub(super) fn downstream<S: Storage>(
+    storage: &S,
+    address: &Address,
+) -> Result<(ServedPrimary, Listener), String> {
+    let listener = Listener::bind(address).map_err(|e| format!("listening on {address}: {e}"))?;
+    let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
+    let primary = Primary::new(
+        reader,
+        zrs::primary::Config {
+            sealing: zrs::primary::Sealing::ByHost,
+            ..zrs::primary::Config::new(address.clone())
+        },
+    );
+    Ok((primary, listener))
+}
+
 fn replicate<S: Storage + Send + 'static>(
     storage: S,
     args: Args,
@@ -156,22 +175,7 @@ fn replicate<S: Storage + Send + 'static>(
     let mut signals =
         Signals::new([SIGINT, SIGTERM]).map_err(|e| format!("installing signal handlers: {e}"))?;
     let served = match &args.listen {
-        Some(address) => {
-            let listener =
-                Listener::bind(address).map_err(|e| format!("listening on {address}: {e}"))?;
-            // The storage's own read handle: with blobs, it reads the blob files too.
-            let reader: Box<dyn ReadStorage + Send + Sync> = storage.reader();
-            Some((
-                Primary::new(
-                    reader,
-                    zrs::primary::Config {
-                        sealing: zrs::primary::Sealing::ByHost,
-                        ..zrs::primary::Config::new(address.clone())
-                    },
-                ),
-                listener,
-            ))
-        }
+        Some(address) => Some(downstream(&storage, address)?),
         None => None,
     };
     let mut driver =
