@@ -225,28 +225,19 @@ pub struct Driver<S: Storage> {
 impl<S: Storage> Driver<S> {
     /// Takes a freshly made secondary (its opening actions still queued).
     pub fn new(secondary: Secondary<S>, options: DriverOptions) -> Driver<S> {
-        let (sender, events) = mpsc::sync_channel(options.queue_depth.max(1));
-        Driver {
-            secondary: Some(secondary),
-            serving: None,
-            options,
-            sender,
-            events,
-            timers: Timers::default(),
-            next_id: 0,
-            attempt: None,
-            link: None,
-            sync_at: None,
-            status: None,
-        }
+        Driver::with(Some(secondary), options)
     }
 
     /// A driver of a primary alone (`zrs primary`): it serves `primary` on `listener` and
     /// runs no secondary (its storage type is unused). Run it with [`Driver::run_primary`].
     pub fn serving(primary: ServedPrimary, listener: Listener, options: DriverOptions) -> Self {
+        Driver::with(None, options).serve(primary, listener)
+    }
+
+    fn with(secondary: Option<Secondary<S>>, options: DriverOptions) -> Driver<S> {
         let (sender, events) = mpsc::sync_channel(options.queue_depth.max(1));
         Driver {
-            secondary: None,
+            secondary,
             serving: None,
             options,
             sender,
@@ -258,7 +249,6 @@ impl<S: Storage> Driver<S> {
             sync_at: None,
             status: None,
         }
-        .serve(primary, listener)
     }
 
     /// Also serves `primary` on `listener`. Over a secondary's storage (chaining), every
