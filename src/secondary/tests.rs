@@ -68,15 +68,28 @@ impl Primary {
     }
 }
 
+/// What a primary sends from start zero with one transaction (tid 5: the root): its `C`
+/// with the running md5, or with `checksum` (a wrong one) in its place.
+fn root_stream(checksum: Option<[u8; 16]>) -> Vec<u8> {
+    let mut p = Primary::new(Tid::ZERO);
+    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
+    p.commit(checksum);
+    p.out
+}
+
+/// After a lost connection: fires the connect timer and connects `s` again.
+fn reconnect_when_the_timer_fires<S: Storage>(s: &mut Secondary<S>) {
+    s.timeout(Timer::Connect);
+    drain(s);
+    s.connected("peer");
+}
+
 /// Connects `s` to a primary that sends one transaction (tid 5: the root) and checks
 /// that it is committed.
 fn connect_and_commit_root<S: Storage>(s: &mut Secondary<S>) {
     s.connected("peer");
     drain(s);
-    let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
-    p.commit(None);
-    s.data_received(&p.out);
+    s.data_received(&root_stream(None));
     assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
 }
 
@@ -188,10 +201,7 @@ fn a_whole_transaction_commits_in_any_chunking() {
 fn a_bad_checksum_commits_nothing_disconnects_and_reconnects_later() {
     let mut s = connected();
     drain(&mut s);
-    let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
-    p.commit(Some([0; 16]));
-    s.data_received(&p.out);
+    s.data_received(&root_stream(Some([0; 16])));
     assert_eq!(
         drain(&mut s),
         vec![
@@ -425,14 +435,9 @@ fn a_primary_that_closes_before_sending_anything_is_explained() {
     // From a non-empty storage: the start is not zero.
     let mut s = connected();
     drain(&mut s);
-    let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
-    p.commit(None);
-    s.data_received(&p.out);
+    s.data_received(&root_stream(None));
     s.connection_lost(&LossReason::Done);
-    s.timeout(Timer::Connect);
-    drain(&mut s);
-    s.connected("peer");
+    reconnect_when_the_timer_fires(&mut s);
     let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Done));
     assert!(
         text.contains("peer: The primary closed the connection without sending anything after start b'\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x05'"),
@@ -508,10 +513,7 @@ fn a_python2_primary_makes_a_new_storage_fs21_with_python2_extensions() {
     // A Python 3 primary's stream leaves a new storage FS30.
     let mut s = connected();
     drain(&mut s);
-    let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
-    p.commit(None);
-    s.data_received(&p.out);
+    s.data_received(&root_stream(None));
     assert_eq!(s.storage().format(), Some(Format::Fs30));
 }
 
@@ -565,10 +567,7 @@ fn with_checksums_off_a_wrong_checksum_is_not_checked() {
     let mut s = Secondary::new(MemoryStorage::new("Data.fs"), config);
     s.connected("peer");
     drain(&mut s);
-    let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
-    p.commit(Some([0; 16]));
-    s.data_received(&p.out);
+    s.data_received(&root_stream(Some([0; 16])));
     assert_eq!(s.storage().last_transaction(), Tid::from_u64(5));
     assert!(!drain(&mut s).contains(&Action::Disconnect));
 }
@@ -579,14 +578,9 @@ fn a_close_is_explained_only_when_the_primary_closed_cleanly_having_sent_nothing
     // closed is not explained, nor one lost (not closed) before anything came.
     let mut s = connected();
     drain(&mut s);
-    let mut p = Primary::new(Tid::ZERO);
-    p.transaction(Tid::from_u64(5), &[(Oid::ZERO, b"root")]);
-    p.commit(None);
-    s.data_received(&p.out);
+    s.data_received(&root_stream(None));
     s.connection_lost(&LossReason::Done);
-    s.timeout(Timer::Connect);
-    drain(&mut s);
-    s.connected("peer");
+    reconnect_when_the_timer_fires(&mut s);
     let mut p = Primary::new(Tid::from_u64(5));
     p.transaction(Tid::from_u64(6), &[(Oid::ZERO, b"root 2")]);
     p.commit(None);
@@ -594,9 +588,7 @@ fn a_close_is_explained_only_when_the_primary_closed_cleanly_having_sent_nothing
     assert_eq!(s.storage().last_transaction(), Tid::from_u64(6));
     let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Done));
     assert!(!text.contains("without sending anything"), "{text}");
-    s.timeout(Timer::Connect);
-    drain(&mut s);
-    s.connected("peer");
+    reconnect_when_the_timer_fires(&mut s);
     let ((), text) = crate::test_log::capture(|| s.connection_lost(&LossReason::Lost));
     assert!(!text.contains("without sending anything"), "{text}");
 }
