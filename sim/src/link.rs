@@ -179,6 +179,16 @@ impl Link {
         self.queue.is_empty()
     }
 
+    /// Whether a frame is there to take, asking the source as needed.
+    pub fn ready(&mut self, source: Source) -> bool {
+        while self.queue.is_empty() {
+            if !self.fill(source) {
+                return false;
+            }
+        }
+        true
+    }
+
     /// Takes up to `limit` bytes (all there is, if `None`) for delivery, asking the source
     /// for more as the queue runs dry.
     pub fn take(&mut self, limit: Option<usize>, source: Source) -> Vec<u8> {

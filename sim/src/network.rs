@@ -36,17 +36,23 @@ pub enum Chunking {
 }
 
 impl Chunking {
+    /// The size of a delivery's `i`-th chunk; `None` where it takes all that is left (a
+    /// random chunking's sizes come from the world's stream, not from here).
+    pub fn size(&self, i: usize) -> Option<usize> {
+        match self {
+            Chunking::Doubling => Some(1usize.checked_shl(i as u32).unwrap_or(usize::MAX)),
+            Chunking::Sizes(sizes) if !sizes.is_empty() => Some(sizes[i % sizes.len()].max(1)),
+            Chunking::Sizes(_) | Chunking::Whole | Chunking::Random(_) => None,
+        }
+    }
+
     /// Splits `bytes` into the chunks to deliver, in order.
     pub fn split<'a>(&self, bytes: &'a [u8]) -> Vec<&'a [u8]> {
         let mut chunks = Vec::new();
         let mut rest = bytes;
         let mut i = 0usize;
         while !rest.is_empty() {
-            let n = match self {
-                Chunking::Doubling => 1usize.checked_shl(i as u32).unwrap_or(usize::MAX),
-                Chunking::Sizes(sizes) if !sizes.is_empty() => sizes[i % sizes.len()].max(1),
-                Chunking::Sizes(_) | Chunking::Whole | Chunking::Random(_) => rest.len(),
-            };
+            let n = self.size(i).unwrap_or(rest.len());
             let (chunk, tail) = rest.split_at(n.min(rest.len()));
             chunks.push(chunk);
             rest = tail;

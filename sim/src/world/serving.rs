@@ -82,6 +82,16 @@ impl World {
         link.take(limit, &mut || node.pull(id))
     }
 
+    /// Whether the current link has bytes to deliver, its primary transmitting if needed.
+    pub(super) fn link_ready(&mut self) -> bool {
+        let Some(link) = self.link.as_mut() else {
+            return false;
+        };
+        let id = ConnectionId(u64::from(link.port));
+        let node = &mut self.node;
+        link.ready(&mut || node.pull(id))
+    }
+
     /// Closes the connections the primary closed: what it transmitted before is delivered
     /// first, then the secondary sees the connection end cleanly.
     pub(super) fn primary_disconnects(&mut self) -> Result<(), WorldError> {
@@ -102,10 +112,7 @@ impl World {
         let Some(port) = port.filter(|_| ours) else {
             return Ok(());
         };
-        let rest = self.take(None);
-        if !rest.is_empty() {
-            self.deliver(&rest)?;
-        }
+        self.deliver_from_link(None)?;
         if self.network.connection.as_ref().map(|c| c.port) == Some(port) {
             // The primary counts it gone already: only the secondary hears of it.
             self.network.connection = None;
@@ -124,12 +131,9 @@ impl World {
     pub fn serve(&mut self, limit: Option<usize>) -> Result<usize, WorldError> {
         self.attach()?;
         self.primary_disconnects()?;
-        let bytes = self.take(limit);
-        if !bytes.is_empty() {
-            self.deliver(&bytes)?;
-        }
+        let delivered = self.deliver_from_link(limit)?;
         self.primary_disconnects()?;
-        Ok(bytes.len())
+        Ok(delivered)
     }
 
     /// A scripted client's step against the primary node; returns what it prints.
