@@ -7,7 +7,9 @@ mod common;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use zrs::storage::ReadStorage;
@@ -109,6 +111,52 @@ fn wait_exit(child: &mut std::process::Child) -> std::process::ExitStatus {
     }
 }
 
+/// Starts `zrs run --log-format plain --config conf` with `more` arguments; its log lines
+/// come through a channel, so that every wait on the log is bounded.
+fn spawn_run(conf: &Path, more: &[&str]) -> (Child, Receiver<String>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args([
+            "run",
+            "--log-format",
+            "plain",
+            "--config",
+            conf.to_str().unwrap(),
+        ])
+        .args(more)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    (child, rx)
+}
+
+/// What `zrs status --json` says of the node whose status address is `status`.
+fn status_json(status: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
+        .args(["status", "--json", "--node", status])
+        .output()
+        .unwrap();
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Sends SIGTERM to `child` and waits (bounded) for it to exit.
+fn terminate(child: &mut Child) -> ExitStatus {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    wait_exit(child)
+}
+
 fn read_message(s: &mut impl Read) -> Vec<u8> {
     let mut len = [0u8; 4];
     s.read_exact(&mut len).unwrap();
@@ -146,28 +194,7 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args([
-            "run",
-            "--log-format",
-            "plain",
-            "--config",
-            conf.to_str().unwrap(),
-        ])
-        .args(["--status", "127.0.0.1:0", "--progress", "0.2"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Every wait on the log is bounded: lines come through a channel.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut child, rx) = spawn_run(&conf, &["--status", "127.0.0.1:0", "--progress", "0.2"]);
     let next = || {
         rx.recv_timeout(Duration::from_secs(60))
             .expect("zrs run logged nothing more within 60 s")
@@ -186,11 +213,7 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["status", "--json", "--node", &status])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = status_json(&status);
     assert_eq!(v["1"]["role"], "secondary");
     assert_eq!(v["1"]["connection"], "connected");
     assert_eq!(v["1"]["replicate-from"], format!("127.0.0.1:{port}"));
@@ -215,12 +238,7 @@ fn a_configured_secondary_replicates_answers_status_and_stops() {
         }
     };
     assert!(progress.contains("behind by commit time"), "{progress}");
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let exit = wait_exit(&mut child);
+    let exit = terminate(&mut child);
     // Up to the end of its output (the reader's channel closes at end of file).
     let rest: Vec<String> =
         std::iter::from_fn(|| rx.recv_timeout(Duration::from_secs(60)).ok()).collect();
@@ -263,27 +281,7 @@ fn a_configured_primary_chain_and_secondary_replicate_and_report() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args([
-            "run",
-            "--log-format",
-            "plain",
-            "--config",
-            conf.to_str().unwrap(),
-        ])
-        .args(["--status", "127.0.0.1:0"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                return;
-            }
-        }
-    });
+    let (mut child, rx) = spawn_run(&conf, &["--status", "127.0.0.1:0"]);
     let mut seen = Vec::new();
     let status = loop {
         let line = rx
@@ -306,11 +304,7 @@ fn a_configured_primary_chain_and_secondary_replicate_and_report() {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_zrs"))
-        .args(["status", "--json", "--node", &status])
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = status_json(&status);
     assert_eq!(v["primary"]["role"], "primary");
     assert_eq!(v["primary"]["replicate-to"], format!("127.0.0.1:{p_port}"));
     assert_eq!(v["chain"]["role"], "chain");
@@ -329,11 +323,6 @@ fn a_configured_primary_chain_and_secondary_replicate_and_report() {
         1,
         "{v}"
     );
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
-    let exit = wait_exit(&mut child);
+    let exit = terminate(&mut child);
     assert!(exit.success(), "{exit}");
 }
