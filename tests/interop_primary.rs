@@ -180,27 +180,40 @@ fn chain(
     (first, second)
 }
 
+/// Runs a `chain` below the Python `primary` (writing `p`) until both secondaries hold
+/// `p`'s bytes, then again after `commits` more transactions, and stops all three.
+fn replicate_down_a_chain(
+    mut primary: LineChild,
+    p: &Path,
+    (s1, log1): (&Path, &Path),
+    (s2, log2): (&Path, &Path),
+    blobs: Option<(&Path, &Path)>,
+    commits: u32,
+) {
+    let port: u16 = primary.line("port").parse().unwrap();
+    primary.line("size");
+    let (first, second) = chain(port, (s1, log1), (s2, log2), blobs);
+    wait_until("the chain catches up", &[log1, log2], || {
+        identical(p, s1) && identical(p, s2)
+    });
+    primary.send(&format!("commit {commits}"));
+    primary.line("size");
+    wait_until("new commits go down the chain", &[log1, log2], || {
+        identical(p, s1) && identical(p, s2)
+    });
+    second.terminate();
+    first.terminate();
+    primary.quit();
+}
+
 #[test]
 #[ignore = "needs Python: run by .ci/test"]
 fn python_primary_feeds_a_chain_of_zrs_secondaries() {
     let d = Dir::new();
     let (p, s1, s2) = (d.path("primary.fs"), d.path("s1.fs"), d.path("s2.fs"));
     let (log1, log2) = (d.path("s1.log"), d.path("s2.log"));
-    let mut primary = script("zrs_primary.py", &[s(&p), "--create", "200"]);
-    let port: u16 = primary.line("port").parse().unwrap();
-    primary.line("size");
-    let (first, second) = chain(port, (&s1, &log1), (&s2, &log2), None);
-    wait_until("the chain catches up", &[&log1, &log2], || {
-        identical(&p, &s1) && identical(&p, &s2)
-    });
-    primary.send("commit 40");
-    primary.line("size");
-    wait_until("new commits go down the chain", &[&log1, &log2], || {
-        identical(&p, &s1) && identical(&p, &s2)
-    });
-    second.terminate();
-    first.terminate();
-    primary.quit();
+    let primary = script("zrs_primary.py", &[s(&p), "--create", "200"]);
+    replicate_down_a_chain(primary, &p, (&s1, &log1), (&s2, &log2), None, 40);
     let middle_log = fs::read_to_string(&log1).unwrap();
     assert!(
         middle_log.contains("INFO zc.zrs.primary: Opening "),
@@ -410,24 +423,18 @@ fn chained_zrs_secondaries_pass_blobs_on() {
         d.path("s2.blobs"),
     );
     let (log1, log2) = (d.path("s1.log"), d.path("s2.log"));
-    let mut primary = script(
+    let primary = script(
         "zrs_primary.py",
         &[s(&p), "--create", "60", "--blobs", s(&pb)],
     );
-    let port: u16 = primary.line("port").parse().unwrap();
-    primary.line("size");
-    let (first, second) = chain(port, (&s1, &log1), (&s2, &log2), Some((&b1, &b2)));
-    wait_until("the chain catches up", &[&log1, &log2], || {
-        identical(&p, &s1) && identical(&p, &s2)
-    });
-    primary.send("commit 25");
-    primary.line("size");
-    wait_until("new commits go down the chain", &[&log1, &log2], || {
-        identical(&p, &s1) && identical(&p, &s2)
-    });
-    second.terminate();
-    first.terminate();
-    primary.quit();
+    replicate_down_a_chain(
+        primary,
+        &p,
+        (&s1, &log1),
+        (&s2, &log2),
+        Some((&b1, &b2)),
+        25,
+    );
     assert_same(&p, &s1);
     assert_same(&p, &s2);
     let want = blob_files(&pb);
