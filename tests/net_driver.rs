@@ -282,38 +282,61 @@ fn keep_alives_are_empty_messages() {
     running.stop();
 }
 
-#[test]
-fn bad_input_aborts_disconnects_and_reconnects() {
+/// A secondary (on a MemoryStorage) started against a fresh listener, its first
+/// connection accepted and the handshake (from zero) read: the listener, the secondary
+/// and that connection.
+fn connected_from_zero() -> (TcpListener, Running<MemoryStorage>, TcpStream) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let (address, _) = tcp_address(&listener);
     let running = Running::start(address, |_| {});
     let mut conn = accept(&listener);
     handshake(&mut conn);
+    (listener, running, conn)
+}
+
+/// After bad input on `conn`: the secondary closes it, connects again asking for the
+/// transactions after `last` (`why`: what that says), has committed up to `last`, and
+/// has logged `logged`.
+fn assert_closed_and_reconnects_from(
+    mut conn: TcpStream,
+    listener: &TcpListener,
+    running: Running<MemoryStorage>,
+    (last, why): (Tid, &str),
+    logged: &str,
+) {
+    expect_closed(&mut conn);
+
+    let mut conn = accept(listener);
+    assert_eq!(handshake(&mut conn), last, "{why}");
+    assert_eq!(running.last(), last);
+    let logs = running.logs.clone();
+    running.stop();
+    assert!(logs.text().contains(logged), "{}", logs.text());
+}
+
+#[test]
+fn bad_input_aborts_disconnects_and_reconnects() {
+    let (listener, running, mut conn) = connected_from_zero();
     // A transaction begun, then garbage where a message is due.
     let mut encoder = StreamEncoder::new(Tid::ZERO);
     let whole = transaction(&mut encoder, tid(1), 1, b"state");
     let t_len = 4 + u32::from_be_bytes(whole[..4].try_into().unwrap()) as usize;
     conn.write_all(&whole[..t_len]).unwrap();
     conn.write_all(&frame(b"not a pickle")).unwrap();
-    expect_closed(&mut conn);
-
-    let mut conn = accept(&listener);
-    assert_eq!(handshake(&mut conn), Tid::ZERO, "nothing was committed");
-    assert_eq!(running.last(), Tid::ZERO);
-    let logs = running.logs.clone();
-    running.stop();
-    assert!(logs.text().contains("Input data error"), "{}", logs.text());
+    assert_closed_and_reconnects_from(
+        conn,
+        &listener,
+        running,
+        (Tid::ZERO, "nothing was committed"),
+        "Input data error",
+    );
 }
 
 #[test]
 fn a_bad_checksum_commits_nothing_of_its_transaction_and_reconnects() {
     // The driver hashes on its reader thread: the check at `C` must still stop the
     // transaction it ends, and only that one.
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (address, _) = tcp_address(&listener);
-    let running = Running::start(address, |_| {});
-    let mut conn = accept(&listener);
-    handshake(&mut conn);
+    let (listener, running, mut conn) = connected_from_zero();
     let mut encoder = StreamEncoder::new(Tid::ZERO);
     let mut bytes = transaction(&mut encoder, tid(1), 1, b"state");
     // The second transaction up to its `C`, then a `C` whose digest has one bit flipped.
@@ -341,18 +364,13 @@ fn a_bad_checksum_commits_nothing_of_its_transaction_and_reconnects() {
     encoder.message(&commit.encode_fast(), &mut second);
     bytes.extend_from_slice(&second);
     conn.write_all(&bytes).unwrap();
-    expect_closed(&mut conn);
-
-    let mut conn = accept(&listener);
-    assert_eq!(
-        handshake(&mut conn),
-        tid(1),
-        "the first transaction is committed"
+    assert_closed_and_reconnects_from(
+        conn,
+        &listener,
+        running,
+        (tid(1), "the first transaction is committed"),
+        "bad checksum",
     );
-    assert_eq!(running.last(), tid(1));
-    let logs = running.logs.clone();
-    running.stop();
-    assert!(logs.text().contains("bad checksum"), "{}", logs.text());
 }
 
 #[test]
