@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
+use std::path::Path;
 use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
@@ -12,6 +13,17 @@ fn zrs(args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("run zrs")
+}
+
+/// Runs `zrs capture` from the primary at `port` into `out`, with `more` arguments, and
+/// checks that it succeeded.
+fn capture(port: u16, out: &Path, more: &[&str]) -> Output {
+    let address = format!("127.0.0.1:{port}");
+    let mut args = vec!["capture", &address, out.to_str().unwrap()];
+    args.extend(more);
+    let result = zrs(&args);
+    assert!(result.status.success(), "{result:?}");
+    result
 }
 
 fn read_message(s: &mut impl Read) -> Vec<u8> {
@@ -66,18 +78,18 @@ fn capture_records_every_byte_after_the_handshake() {
     let (port, primary) = scripted_primary(reply.clone(), true);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("capture.bin");
-    let result = zrs(&[
-        "capture",
-        &format!("127.0.0.1:{port}"),
-        out.to_str().unwrap(),
-        "--start",
-        "03c4f2a1b2c3d4e5",
-        "--protocol",
-        "zrs2.1",
-        "--idle",
-        "60",
-    ]);
-    assert!(result.status.success(), "{result:?}");
+    let result = capture(
+        port,
+        &out,
+        &[
+            "--start",
+            "03c4f2a1b2c3d4e5",
+            "--protocol",
+            "zrs2.1",
+            "--idle",
+            "60",
+        ],
+    );
     let (protocol, start) = primary.join().unwrap();
     assert_eq!(protocol, b"zrs2.1");
     assert_eq!(start, [0x03, 0xc4, 0xf2, 0xa1, 0xb2, 0xc3, 0xd4, 0xe5]);
@@ -102,14 +114,7 @@ fn capture_stops_once_the_stream_is_quiet() {
     let mut idle = 0.25;
     loop {
         let (port, primary) = scripted_primary(reply.clone(), false);
-        let result = zrs(&[
-            "capture",
-            &format!("127.0.0.1:{port}"),
-            out.to_str().unwrap(),
-            "--idle",
-            &idle.to_string(),
-        ]);
-        assert!(result.status.success(), "{result:?}");
+        let result = capture(port, &out, &["--idle", &idle.to_string()]);
         primary.join().unwrap();
         let stderr = String::from_utf8_lossy(&result.stderr);
         assert!(
@@ -136,14 +141,7 @@ fn capture_stops_at_max_bytes_and_when_the_primary_closes() {
     let (port, primary) = scripted_primary(reply.clone(), true);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("capture.bin");
-    let result = zrs(&[
-        "capture",
-        &format!("127.0.0.1:{port}"),
-        out.to_str().unwrap(),
-        "--max-bytes",
-        "9",
-    ]);
-    assert!(result.status.success(), "{result:?}");
+    let result = capture(port, &out, &["--max-bytes", "9"]);
     let (protocol, start) = primary.join().unwrap();
     assert_eq!(protocol, b"zrs2.0", "the default protocol");
     assert_eq!(start, [0; 8], "the default start: zero");
