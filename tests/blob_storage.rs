@@ -15,8 +15,8 @@ use zrs::protocol::{Message, RecordHeader, TransactionHeader, ZRS_2_1};
 use zrs::secondary::{Action, Address, Config, LossReason, Secondary};
 use zrs::storage::blob::Layout;
 use zrs::storage::{
-    BlobStorage, FileStorage, MemoryStorage, Options, ReadStorage, Storage, StorageError,
-    TransactionMeta,
+    BlobStorage, CommittedBlob, FileStorage, HistoryEntry, LoadBefore, MemoryStorage, Options,
+    ReadStorage, Result, Storage, StorageError, TransactionMeta, TransactionRecord,
 };
 use zrs::{Oid, Tid};
 
@@ -448,91 +448,51 @@ struct FullDisk<S> {
     room: usize,
 }
 
+/// One method of a wrapper that passes the call to `self.inner` unchanged.
+macro_rules! forward {
+    (fn $name:ident(&self $(, $arg:ident: $ty:ty)*) -> $ret:ty) => {
+        fn $name(&self $(, $arg: $ty)*) -> $ret {
+            self.inner.$name($($arg),*)
+        }
+    };
+    (fn $name:ident<$a:lifetime>(&$b:lifetime self $(, $arg:ident: $ty:ty)*) -> $ret:ty) => {
+        fn $name<$a>(&$b self $(, $arg: $ty)*) -> $ret {
+            self.inner.$name($($arg),*)
+        }
+    };
+    (fn $name:ident(&mut self $(, $arg:ident: $ty:ty)*) $(-> $ret:ty)?) => {
+        fn $name(&mut self $(, $arg: $ty)*) $(-> $ret)? {
+            self.inner.$name($($arg),*)
+        }
+    };
+}
+
 impl<S: Storage> ReadStorage for FullDisk<S> {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn last_transaction(&self) -> Tid {
-        self.inner.last_transaction()
-    }
-    fn len(&self) -> usize {
-        self.inner.len()
-    }
-    fn size(&self) -> u64 {
-        self.inner.size()
-    }
+    forward!(fn name(&self) -> &str);
+    forward!(fn last_transaction(&self) -> Tid);
+    forward!(fn len(&self) -> usize);
+    forward!(fn size(&self) -> u64);
     fn keeps_blobs(&self) -> bool {
         true
     }
-    fn load(&self, oid: Oid) -> zrs::storage::Result<(Vec<u8>, Tid)> {
-        self.inner.load(oid)
-    }
-    fn load_before(
-        &self,
-        oid: Oid,
-        t: Tid,
-    ) -> zrs::storage::Result<Option<zrs::storage::LoadBefore>> {
-        self.inner.load_before(oid, t)
-    }
-    fn load_serial(&self, oid: Oid, serial: Tid) -> zrs::storage::Result<Vec<u8>> {
-        self.inner.load_serial(oid, serial)
-    }
-    fn history(
-        &self,
-        oid: Oid,
-        size: usize,
-    ) -> zrs::storage::Result<Vec<zrs::storage::HistoryEntry>> {
-        self.inner.history(oid, size)
-    }
-    fn iterator<'a>(
-        &'a self,
-        start: Option<Tid>,
-        stop: Option<Tid>,
-    ) -> Box<dyn Iterator<Item = zrs::storage::Result<zrs::storage::TransactionRecord>> + 'a> {
-        self.inner.iterator(start, stop)
-    }
-    fn reader(&self) -> Box<dyn ReadStorage + Send + Sync> {
-        self.inner.reader()
-    }
-    fn open_blob(
-        &self,
-        oid: Oid,
-        serial: Tid,
-    ) -> zrs::storage::Result<Option<zrs::storage::CommittedBlob>> {
-        self.inner.open_blob(oid, serial)
-    }
+    forward!(fn load(&self, oid: Oid) -> Result<(Vec<u8>, Tid)>);
+    forward!(fn load_before(&self, oid: Oid, t: Tid) -> Result<Option<LoadBefore>>);
+    forward!(fn load_serial(&self, oid: Oid, serial: Tid) -> Result<Vec<u8>>);
+    forward!(fn history(&self, oid: Oid, size: usize) -> Result<Vec<HistoryEntry>>);
+    forward!(fn iterator<'a>(&'a self, start: Option<Tid>, stop: Option<Tid>) -> Box<dyn Iterator<Item = Result<TransactionRecord>> + 'a>);
+    forward!(fn reader(&self) -> Box<dyn ReadStorage + Send + Sync>);
+    forward!(fn open_blob(&self, oid: Oid, serial: Tid) -> Result<Option<CommittedBlob>>);
 }
 
 impl<S: Storage> Storage for FullDisk<S> {
-    fn tpc_begin(&mut self, meta: TransactionMeta) -> zrs::storage::Result<()> {
-        self.inner.tpc_begin(meta)
-    }
-    fn restore(
-        &mut self,
-        oid: Oid,
-        serial: Tid,
-        data: Option<&[u8]>,
-        version: &[u8],
-        data_txn: Option<Tid>,
-    ) -> zrs::storage::Result<()> {
-        self.inner.restore(oid, serial, data, version, data_txn)
-    }
-    fn tpc_vote(&mut self) -> zrs::storage::Result<()> {
-        self.inner.tpc_vote()
-    }
-    fn tpc_finish(&mut self) -> zrs::storage::Result<Tid> {
-        self.inner.tpc_finish()
-    }
-    fn tpc_abort(&mut self) {
-        self.inner.tpc_abort()
-    }
-    fn close(&mut self) -> zrs::storage::Result<()> {
-        self.inner.close()
-    }
-    fn blob_begin(&mut self) -> zrs::storage::Result<()> {
-        self.inner.blob_begin()
-    }
-    fn blob_write(&mut self, chunk: &[u8]) -> zrs::storage::Result<()> {
+    forward!(fn tpc_begin(&mut self, meta: TransactionMeta) -> Result<()>);
+    forward!(fn restore(&mut self, oid: Oid, serial: Tid, data: Option<&[u8]>, version: &[u8], data_txn: Option<Tid>) -> Result<()>);
+    forward!(fn tpc_vote(&mut self) -> Result<()>);
+    forward!(fn tpc_finish(&mut self) -> Result<Tid>);
+    forward!(fn tpc_abort(&mut self));
+    forward!(fn close(&mut self) -> Result<()>);
+    forward!(fn blob_begin(&mut self) -> Result<()>);
+    fn blob_write(&mut self, chunk: &[u8]) -> Result<()> {
         if chunk.len() > self.room {
             return Err(StorageError::Io(std::io::Error::other(
                 "No space left on device",
@@ -541,17 +501,7 @@ impl<S: Storage> Storage for FullDisk<S> {
         self.room -= chunk.len();
         self.inner.blob_write(chunk)
     }
-    fn restore_blob(
-        &mut self,
-        oid: Oid,
-        serial: Tid,
-        data: Option<&[u8]>,
-        version: &[u8],
-        data_txn: Option<Tid>,
-    ) -> zrs::storage::Result<()> {
-        self.inner
-            .restore_blob(oid, serial, data, version, data_txn)
-    }
+    forward!(fn restore_blob(&mut self, oid: Oid, serial: Tid, data: Option<&[u8]>, version: &[u8], data_txn: Option<Tid>) -> Result<()>);
 }
 
 #[test]
