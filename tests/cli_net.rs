@@ -1,12 +1,16 @@
 //! The `zrs capture` and `zrs secondary` command lines: what capture sends and records
 //! (against a scripted primary on 127.0.0.1), and bad arguments refused by name.
 
+mod common;
+
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::thread;
 use std::time::Duration;
+
+use common::read_message;
 
 fn zrs(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zrs"))
@@ -24,14 +28,6 @@ fn capture(port: u16, out: &Path, more: &[&str]) -> Output {
     let result = zrs(&args);
     assert!(result.status.success(), "{result:?}");
     result
-}
-
-fn read_message(s: &mut impl Read) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut payload).unwrap();
-    payload
 }
 
 /// The protocol id and start tid a secondary sent.

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use zrs::storage::ReadStorage;
 
-use common::root;
+use common::{read_message, root};
 
 fn zrs_in_root(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_zrs"))
@@ -155,14 +155,6 @@ fn terminate(child: &mut Child) -> ExitStatus {
         .unwrap();
     assert!(ok.success());
     wait_exit(child)
-}
-
-fn read_message(s: &mut impl Read) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len).unwrap();
-    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut payload).unwrap();
-    payload
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! `interop_secondary.rs`.) Every wait is bounded.
 
 mod common;
-use common::CountingBackend;
+use common::{read_message, CountingBackend};
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -151,15 +151,6 @@ fn accept(listener: &TcpListener) -> TcpStream {
             Err(e) => panic!("accept: {e}"),
         }
     }
-}
-
-fn read_message(s: &mut impl Read) -> Vec<u8> {
-    let mut len = [0u8; 4];
-    s.read_exact(&mut len)
-        .expect("a message from the secondary");
-    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
-    s.read_exact(&mut payload).unwrap();
-    payload
 }
 
 /// Reads the handshake as a primary does; returns the start tid.

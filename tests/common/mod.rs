@@ -1,6 +1,7 @@
 //! Helpers shared by the storage integration tests: finding Python, the Data.fs dump
 //! format the Python scripts and these tests both write, a backend that counts fsyncs,
-//! bounded waits, and (`process`) the child processes of the tests that run real programs.
+//! bounded waits, reading one sized message as a primary does, and (`process`) the child
+//! processes of the tests that run real programs.
 #![allow(dead_code)]
 
 pub mod process;
@@ -11,6 +12,17 @@ use std::process::Command;
 
 use zrs::storage::ReadStorage;
 use zrs::{Oid, Tid};
+
+/// One sized message (4-byte big-endian length, then the payload) as a primary reads
+/// what a secondary sends.
+pub fn read_message(s: &mut impl std::io::Read) -> Vec<u8> {
+    let mut len = [0u8; 4];
+    s.read_exact(&mut len)
+        .expect("a message from the secondary");
+    let mut payload = vec![0; u32::from_be_bytes(len) as usize];
+    s.read_exact(&mut payload).unwrap();
+    payload
+}
 
 /// The workspace root (the root package's manifest directory).
 pub fn root() -> PathBuf {
