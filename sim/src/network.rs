@@ -45,21 +45,6 @@ impl Chunking {
             Chunking::Sizes(_) | Chunking::Whole | Chunking::Random(_) => None,
         }
     }
-
-    /// Splits `bytes` into the chunks to deliver, in order.
-    pub fn split<'a>(&self, bytes: &'a [u8]) -> Vec<&'a [u8]> {
-        let mut chunks = Vec::new();
-        let mut rest = bytes;
-        let mut i = 0usize;
-        while !rest.is_empty() {
-            let n = self.size(i).unwrap_or(rest.len());
-            let (chunk, tail) = rest.split_at(n.min(rest.len()));
-            chunks.push(chunk);
-            rest = tail;
-            i += 1;
-        }
-        chunks
-    }
 }
 
 /// The established connection, seen from the primary's end.
@@ -176,22 +161,23 @@ mod tests {
 
     #[test]
     fn doubling_chunks_like_the_reference_harness() {
-        let bytes: Vec<u8> = (0..20).collect();
-        let sizes: Vec<usize> = Chunking::Doubling
-            .split(&bytes)
-            .iter()
-            .map(|c| c.len())
-            .collect();
-        assert_eq!(sizes, vec![1, 2, 4, 8, 5]);
+        let sizes: Vec<Option<usize>> = (0..5).map(|i| Chunking::Doubling.size(i)).collect();
+        assert_eq!(sizes, [1, 2, 4, 8, 16].map(Some));
+        assert_eq!(Chunking::Doubling.size(64), Some(usize::MAX), "no overflow");
     }
 
     #[test]
-    fn sized_chunks_cycle_and_cover_everything() {
-        let bytes: Vec<u8> = (0..10).collect();
-        let chunks = Chunking::Sizes(vec![3, 0]).split(&bytes);
-        let sizes: Vec<usize> = chunks.iter().map(|c| c.len()).collect();
-        assert_eq!(sizes, vec![3, 1, 3, 1, 2]);
-        assert_eq!(chunks.concat(), bytes);
+    fn sized_chunks_cycle_and_a_zero_is_one() {
+        let chunking = Chunking::Sizes(vec![3, 0]);
+        let sizes: Vec<Option<usize>> = (0..5).map(|i| chunking.size(i)).collect();
+        assert_eq!(sizes, [3, 1, 3, 1, 3].map(Some));
+    }
+
+    #[test]
+    fn whole_and_random_chunks_are_not_sized_here() {
+        assert_eq!(Chunking::Whole.size(0), None);
+        assert_eq!(Chunking::Sizes(vec![]).size(2), None);
+        assert_eq!(Chunking::Random(7).size(0), None);
     }
 
     #[test]
