@@ -77,6 +77,17 @@ pub struct FileBackend {
     behind: Option<WriteBehind>,
 }
 
+/// Opens `path` for reading and writing, creating it if missing and never truncating it:
+/// how a storage opens its Data.fs and its lock file.
+pub(crate) fn open_read_write(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
 impl FileBackend {
     /// Open `path` for reading and, unless `read_only`, writing; a writable open creates the
     /// file if it is missing. Writes are made before `write_at` returns.
@@ -84,12 +95,7 @@ impl FileBackend {
         let file = if read_only {
             File::open(path)?
         } else {
-            OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .open(path)?
+            open_read_write(path)?
         };
         Ok(FileBackend::from_file(file))
     }
@@ -815,22 +821,7 @@ mod tests {
     fn a_caller_that_needs_the_writes_makes_them_itself() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("c.fs");
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .unwrap();
-        let file = Arc::new(file);
-        let b = FileBackend {
-            file: file.clone(),
-            behind: Some(WriteBehind {
-                file,
-                shared: Arc::new(Shared::default()),
-                thread: None,
-            }),
-        };
+        let b = without_writer(&path);
         let (tx, rx) = std::sync::mpsc::channel();
         let caller = std::thread::spawn(move || {
             b.write_at(0, b"FS30").unwrap();
@@ -871,14 +862,7 @@ mod tests {
     /// thread: queued writes stay queued until a caller needs them, so a test sees the
     /// queue exactly as the calls left it.
     fn without_writer(path: &Path) -> FileBackend {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .unwrap();
-        let file = Arc::new(file);
+        let file = Arc::new(open_read_write(path).unwrap());
         FileBackend {
             file: file.clone(),
             behind: Some(WriteBehind {

@@ -16,10 +16,12 @@
 //! Hand-written over `libc::flock`: std's `File::try_lock` needs Rust 1.89 (the crate
 //! supports 1.80), and the whole protocol is a dozen lines.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+use super::backend::open_read_write;
 
 /// How long a held lock is retried before giving up. A lock is released only when every
 /// descriptor of it is closed, and a child the holder forks keeps a copy until its `exec`
@@ -71,13 +73,7 @@ impl LockFile {
             path: path.to_path_buf(),
             source,
         };
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err)?;
+        let file = open_read_write(path).map_err(io_err)?;
         let deadline = Instant::now() + RELEASE_GRACE;
         loop {
             match try_lock_exclusive(&file) {
