@@ -83,6 +83,16 @@ fn three_txns() -> (Vec<u8>, Vec<u64>) {
     (b.contents(), ends)
 }
 
+/// The second transaction of [`three_txns`] (tid 20): its length, and its first data
+/// record's offset in it and position in the file. The record follows the 23-byte
+/// transaction header, user "u" and description "txn 20"; its data length is the last 8
+/// bytes of its 42-byte header.
+fn second_txn(ends: &[u64]) -> (u64, u64, u64) {
+    let tlen = ends[2] - 8 - ends[1];
+    let off = 23 + 1 + 6;
+    (tlen, off, ends[1] + off)
+}
+
 /// Capture what the storage logs while `f` runs.
 fn logged<R>(f: impl FnOnce() -> R) -> (R, String) {
     #[derive(Clone)]
@@ -384,11 +394,7 @@ fn a_transaction_length_shorter_than_its_header_is_named() {
 #[test]
 fn a_record_running_past_its_transaction_is_named_by_the_scan() {
     let (bytes, ends) = three_txns();
-    // The second transaction's first record (after its header, user "u" and description
-    // "txn 20"); its data length is the last 8 bytes of its 42-byte header.
-    let tlen = ends[2] - 8 - ends[1];
-    let off = 23 + 1 + 6;
-    let record = ends[1] + off;
+    let (tlen, off, record) = second_txn(&ends);
     for over in [1, 1000] {
         let plen = tlen - off - 42 + over;
         let mut b = bytes.clone();
@@ -408,10 +414,8 @@ fn a_record_running_past_its_transaction_is_named_by_the_scan() {
 #[test]
 fn a_transaction_ending_inside_or_just_after_a_record_header_is_named() {
     let (bytes, ends) = three_txns();
-    // The second transaction's first record follows its header, user "u" and description
-    // "txn 20"; the record's data is "one-v2".
-    let off = 23 + 1 + 6;
-    let record = ends[1] + off;
+    // The second transaction's first record's data is "one-v2".
+    let (_, off, record) = second_txn(&ends);
     for (tlen, named) in [
         (
             off + 20,
@@ -1404,11 +1408,7 @@ fn a_data_length_running_past_the_file_is_corruption() {
 #[test]
 fn a_record_running_past_its_transaction_is_corruption_for_the_iterator() {
     let (bytes, ends) = three_txns();
-    // The second transaction: header, user "u", description "txn 20", then its first
-    // record; its data length is the last 8 bytes of the 42-byte record header.
-    let tlen = ends[2] - 8 - ends[1];
-    let off = 23 + 1 + 6;
-    let record = ends[1] + off;
+    let (tlen, off, record) = second_txn(&ends);
     let plen = tlen - off - 42 + 1;
     let (s, backend) = open_bytes(bytes, Options::default());
     let s = s.unwrap();
